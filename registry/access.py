@@ -1,0 +1,101 @@
+"""Who may read and write what: the one place that answers it.
+
+Every view, API endpoint, export and analysis query gets its querysets from here.
+
+Roles (registry.Membership.role):
+- nurse        reads and writes the patients of the centres they belong to;
+- coordinator  reads and writes every centre, imports and exports the pooled dataset;
+- pi           reads aggregate results of every centre and the records of their own centres,
+               and writes nothing.
+Superusers count as coordinators. Inactive or anonymous users may do nothing.
+"""
+from django.core.exceptions import PermissionDenied
+
+from registry.models import Centre, Patient
+
+ALL = "__all__"
+
+
+def _roles(user):
+    """{centre code: role} for an active user, cached on the user object for the request."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return {}
+    if not hasattr(user, "_registry_roles"):
+        user._registry_roles = dict(user.memberships.values_list("centre_id", "role"))
+    return user._registry_roles
+
+
+def is_coordinator(user):
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return user.is_superuser or "coordinator" in _roles(user).values()
+
+
+def is_pi(user):
+    return "pi" in _roles(user).values()
+
+
+def readable_centre_codes(user):
+    """Centres whose patient records the user may read: ALL or a set of codes."""
+    return ALL if is_coordinator(user) else set(_roles(user))
+
+
+def writable_centre_codes(user):
+    if is_coordinator(user):
+        return ALL
+    return {code for code, role in _roles(user).items() if role == "nurse"}
+
+
+def analysis_centre_codes(user):
+    """Centres that may enter the aggregate (survival) results the user sees."""
+    if is_coordinator(user) or is_pi(user):
+        return ALL
+    return set(_roles(user))
+
+
+def _filter(queryset, codes, lookup):
+    return queryset if codes == ALL else queryset.filter(**{f"{lookup}__in": sorted(codes)})
+
+
+def centres_readable(user):
+    return _filter(Centre.objects.all(), readable_centre_codes(user), "code")
+
+
+def centres_writable(user):
+    return _filter(Centre.objects.all(), writable_centre_codes(user), "code")
+
+
+def patients_readable(user):
+    return _filter(Patient.objects.all(), readable_centre_codes(user), "centre")
+
+
+def patients_writable(user):
+    return _filter(Patient.objects.all(), writable_centre_codes(user), "centre")
+
+
+def patients_for_analysis(user):
+    return _filter(Patient.objects.all(), analysis_centre_codes(user), "centre")
+
+
+def records_readable(user, model):
+    """Rows of a per-patient model (PrimaryTumour, Metastasectomy, ...) the user may read."""
+    return _filter(model.objects.all(), readable_centre_codes(user), "patient__centre")
+
+
+def can_write_centre(user, centre_code):
+    codes = writable_centre_codes(user)
+    return codes == ALL or centre_code in codes
+
+
+def require_writable(user, centre_code):
+    """Raise PermissionDenied unless the user may write patients of this centre."""
+    if not can_write_centre(user, centre_code):
+        raise PermissionDenied(f"You may not change patients of centre {centre_code}.")
+
+
+def can_import(user):
+    return bool(writable_centre_codes(user))
+
+
+def can_export_pooled(user):
+    return is_coordinator(user)

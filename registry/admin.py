@@ -1,0 +1,103 @@
+"""The Django admin: administrators manage centres, users and memberships; clinical records are
+visible with list filters and their history, and every save goes through the services."""
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from simple_history.admin import SimpleHistoryAdmin
+
+from registry import access, services
+from registry.forms import RuleCheckedModelForm
+from registry.models import Centre, FollowUp, Membership, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.pseudonyms import unique_pseudonym
+
+
+@admin.register(Centre)
+class CentreAdmin(admin.ModelAdmin):
+    list_display = ("code", "name")
+    search_fields = ("code", "name")
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class RegistryUserAdmin(UserAdmin):
+    inlines = [MembershipInline]
+    list_filter = UserAdmin.list_filter + ("memberships__role", "memberships__centre")
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "centre", "role")
+    list_filter = ("role", "centre")
+
+
+class ClinicalAdmin(SimpleHistoryAdmin):
+    """Reads through the access module; writes through the services (rules, versions, audit)."""
+
+    form = RuleCheckedModelForm
+    readonly_fields = ("version", "created_at", "updated_at")
+
+    def get_queryset(self, request):
+        model = self.model
+        if model is Patient:
+            return access.patients_readable(request.user)
+        return access.records_readable(request.user, model)
+
+    def save_model(self, request, obj, form, change):
+        if isinstance(obj, Patient) and not obj.patient_id:
+            obj.patient_id = unique_pseudonym(obj.centre_id, lambda pid: Patient.objects.filter(pk=pid).exists())
+        services.record_save(user=request.user, record=obj)
+
+    def delete_model(self, request, obj):
+        services.record_delete(user=request.user, record=obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            services.record_delete(user=request.user, record=obj)
+
+
+@admin.register(Patient)
+class PatientAdmin(ClinicalAdmin):
+    list_display = ("patient_id", "centre", "sex", "birth_year", "histology", "lung_mets_diagnosis_date")
+    list_filter = ("centre", "histology", "sex", "extrapulmonary_disease_at_pm")
+    search_fields = ("patient_id",)
+    readonly_fields = ("patient_id",) + ClinicalAdmin.readonly_fields
+
+
+@admin.register(PrimaryTumour)
+class PrimaryTumourAdmin(ClinicalAdmin):
+    list_display = ("patient", "diagnosis_date", "site", "grade", "margin")
+    list_filter = ("patient__centre", "site", "grade", "margin", "radiotherapy")
+    search_fields = ("patient__patient_id",)
+    raw_id_fields = ("patient",)
+
+
+@admin.register(Metastasectomy)
+class MetastasectomyAdmin(ClinicalAdmin):
+    list_display = ("patient", "surgery_date", "side", "lesions_resected", "max_lesion_diameter_mm", "margin")
+    list_filter = ("patient__centre", "side", "approach", "resection_type", "margin", "clavien_dindo")
+    search_fields = ("patient__patient_id",)
+    raw_id_fields = ("patient",)
+
+
+@admin.register(SystemicTherapy)
+class SystemicTherapyAdmin(ClinicalAdmin):
+    list_display = ("patient", "start_date", "end_date", "regimen", "intent")
+    list_filter = ("patient__centre", "regimen", "intent", "best_response")
+    search_fields = ("patient__patient_id",)
+    raw_id_fields = ("patient",)
+
+
+@admin.register(FollowUp)
+class FollowUpAdmin(ClinicalAdmin):
+    list_display = ("patient", "event_date", "event", "recurrence_site", "cause_of_death")
+    list_filter = ("patient__centre", "event", "recurrence_site", "cause_of_death")
+    search_fields = ("patient__patient_id",)
+    raw_id_fields = ("patient",)

@@ -1,0 +1,349 @@
+"""The registry's tables, one model per table of ../shared/spec/data-dictionary.md.
+
+Field names are the dictionary's column names. Rules about one record live here (field
+validators, clean(), database constraints); rules across records live in registry/rules.py.
+"""
+import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from registry import codes
+from registry.codes import values
+
+PATIENT_ID_PATTERN = r"^[A-Z]{2,8}-[A-Z0-9]{2,12}$"
+CENTRE_CODE_PATTERN = r"^[A-Z]{2,8}$"
+
+
+def in_codes(field, choices, *, nullable=False):
+    """A CheckConstraint condition: the column holds one of the dictionary's codes."""
+    condition = Q(**{f"{field}__in": values(choices)})
+    return condition | Q(**{f"{field}__isnull": True}) if nullable else condition
+
+
+def in_range(field, low, high):
+    return Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__gte": low, f"{field}__lte": high})
+
+
+class Centre(models.Model):
+    code = models.CharField(
+        _("code"), max_length=8, primary_key=True,
+        validators=[RegexValidator(CENTRE_CODE_PATTERN, _("Use 2 to 8 capital letters, e.g. MUC."))],
+    )
+    name = models.CharField(_("name"), max_length=200, unique=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("centre")
+        verbose_name_plural = _("centres")
+        constraints = [models.CheckConstraint(condition=Q(code__regex=CENTRE_CODE_PATTERN), name="centre_code_format")]
+
+    def __str__(self):
+        return f"{self.code} – {self.name}"
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    centre = models.ForeignKey(Centre, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(_("role"), max_length=12, choices=codes.ROLE)
+
+    class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "centre"], name="one_membership_per_user_and_centre"),
+            models.CheckConstraint(condition=in_codes("role", codes.ROLE), name="membership_role_code"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} – {self.centre_id} ({self.role})"
+
+
+class ClinicalRecord(models.Model):
+    """Common bookkeeping: a version for optimistic concurrency and timestamps for the API."""
+
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+
+def not_in_future(value):
+    if value and value > datetime.date.today():
+        raise ValidationError(_("The date %(date)s is in the future."), params={"date": value.isoformat()})
+
+
+def current_year_or_earlier(value):
+    if value is not None and value > datetime.date.today().year:
+        raise ValidationError(_("The year %(year)s is in the future."), params={"year": value})
+
+
+def past_date(label, help_text="", *, blank=False):
+    return models.DateField(label, help_text=help_text, null=blank, blank=blank, validators=[not_in_future])
+
+
+def code_field(label, choices, help_text="", *, blank=False):
+    length = max(len(code) for code in values(choices))
+    return models.CharField(label, max_length=length, choices=choices, help_text=help_text, null=blank, blank=blank)
+
+
+def bounded_int(label, low, high, help_text="", *, blank=False):
+    return models.PositiveSmallIntegerField(
+        label, help_text=help_text, null=blank, blank=blank,
+        validators=[MinValueValidator(low), MaxValueValidator(high)],
+    )
+
+
+def bounded_number(label, low, high, help_text="", *, blank=False):
+    return models.DecimalField(
+        label, max_digits=5, decimal_places=1, help_text=help_text, null=blank, blank=blank,
+        validators=[MinValueValidator(low), MaxValueValidator(high)],
+    )
+
+
+class Patient(ClinicalRecord):
+    patient_id = models.CharField(
+        _("patient ID"), max_length=21, primary_key=True, editable=False,
+        validators=[RegexValidator(PATIENT_ID_PATTERN, _("A patient ID looks like MUC-7K3QZ9."))],
+        help_text=_("Registry pseudonym; issued by the registry, never changed."),
+    )
+    centre = models.ForeignKey(Centre, on_delete=models.PROTECT, related_name="patients", db_column="centre",
+                               verbose_name=_("centre"))
+    sex = code_field(_("sex"), codes.SEX)
+    birth_year = models.PositiveSmallIntegerField(
+        _("year of birth"), validators=[MinValueValidator(1900), current_year_or_earlier],
+        help_text=_("Year only; the full date of birth is never stored."),
+    )
+    histology = code_field(_("histology"), codes.HISTOLOGY)
+    lung_mets_diagnosis_date = past_date(
+        _("diagnosis of lung metastases"), _("First radiological diagnosis of lung metastases."))
+    extrapulmonary_disease_at_pm = models.BooleanField(
+        _("extrapulmonary disease at first PM"),
+        help_text=_("Metastases outside the lung at the time of the first metastasectomy."))
+    ecog = bounded_int(_("ECOG"), 0, 4, _("ECOG performance status (0–4) at the first metastasectomy."), blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["patient_id"]
+        verbose_name = _("patient")
+        verbose_name_plural = _("patients")
+        constraints = [
+            models.CheckConstraint(condition=Q(patient_id__regex=PATIENT_ID_PATTERN), name="patient_id_format"),
+            models.CheckConstraint(condition=in_codes("sex", codes.SEX), name="patient_sex_code"),
+            models.CheckConstraint(condition=in_codes("histology", codes.HISTOLOGY), name="patient_histology_code"),
+            models.CheckConstraint(condition=Q(birth_year__gte=1900), name="patient_birth_year_from_1900"),
+            models.CheckConstraint(condition=in_range("ecog", 0, 4), name="patient_ecog_range"),
+        ]
+
+    def __str__(self):
+        return self.patient_id
+
+    def clean(self):
+        if self.patient_id and self.centre_id and not self.patient_id.startswith(f"{self.centre_id}-"):
+            raise ValidationError({"centre": _("The patient ID %(id)s does not belong to centre %(centre)s.")
+                                   % {"id": self.patient_id, "centre": self.centre_id}})
+
+
+class PrimaryTumour(ClinicalRecord):
+    patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="primary_tumour",
+                                   db_column="patient_id", verbose_name=_("patient"))
+    diagnosis_date = past_date(_("diagnosis date"), _("Histological diagnosis of the primary tumour."))
+    site = code_field(_("site"), codes.PRIMARY_SITE)
+    size_mm = bounded_number(_("size (mm)"), 1, 500, _("Largest diameter of the primary, 1–500 mm."), blank=True)
+    depth = code_field(_("depth"), codes.DEPTH, blank=True)
+    grade = code_field(_("grade"), codes.GRADE, _("FNCLCC grade."), blank=True)
+    surgery_date = past_date(_("surgery date"), _("Resection of the primary; not before the diagnosis."), blank=True)
+    margin = code_field(_("margin"), codes.PRIMARY_MARGIN, blank=True)
+    radiotherapy = code_field(_("radiotherapy"), codes.RADIOTHERAPY, blank=True)
+    radiotherapy_end_date = past_date(
+        _("end of radiotherapy"), _("Required when radiotherapy was given; not before the diagnosis."), blank=True)
+    local_recurrence_before_pm = models.BooleanField(_("local recurrence before PM"), null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("primary tumour")
+        verbose_name_plural = _("primary tumours")
+        constraints = [
+            models.CheckConstraint(condition=in_codes("site", codes.PRIMARY_SITE), name="primary_site_code"),
+            models.CheckConstraint(condition=in_range("size_mm", 1, 500), name="primary_size_range"),
+            models.CheckConstraint(condition=in_codes("depth", codes.DEPTH, nullable=True), name="primary_depth_code"),
+            models.CheckConstraint(condition=in_codes("grade", codes.GRADE, nullable=True), name="primary_grade_code"),
+            models.CheckConstraint(condition=in_codes("margin", codes.PRIMARY_MARGIN, nullable=True),
+                                   name="primary_margin_code"),
+            models.CheckConstraint(condition=in_codes("radiotherapy", codes.RADIOTHERAPY, nullable=True),
+                                   name="primary_radiotherapy_code"),
+            models.CheckConstraint(condition=Q(surgery_date__isnull=True) | Q(surgery_date__gte=models.F("diagnosis_date")),
+                                   name="primary_surgery_not_before_diagnosis"),
+            models.CheckConstraint(
+                condition=Q(radiotherapy_end_date__isnull=True) | Q(radiotherapy_end_date__gte=models.F("diagnosis_date")),
+                name="primary_radiotherapy_not_before_diagnosis"),
+            models.CheckConstraint(
+                condition=Q(radiotherapy_end_date__isnull=False) | Q(radiotherapy__isnull=True) | Q(radiotherapy="none"),
+                name="primary_radiotherapy_end_date_required"),
+        ]
+
+    def __str__(self):
+        return _("primary tumour of %(patient)s") % {"patient": self.patient_id}
+
+    def clean(self):
+        errors = {}
+        if self.surgery_date and self.diagnosis_date and self.surgery_date < self.diagnosis_date:
+            errors["surgery_date"] = _("The surgery date is before the diagnosis date (%(date)s).") % {
+                "date": self.diagnosis_date.isoformat()}
+        if self.radiotherapy in ("neoadjuvant", "adjuvant") and not self.radiotherapy_end_date:
+            errors["radiotherapy_end_date"] = _("Enter the end date of the radiotherapy.")
+        if self.radiotherapy_end_date and self.diagnosis_date and self.radiotherapy_end_date < self.diagnosis_date:
+            errors["radiotherapy_end_date"] = _("The end of radiotherapy is before the diagnosis date (%(date)s).") % {
+                "date": self.diagnosis_date.isoformat()}
+        if errors:
+            raise ValidationError(errors)
+
+
+class Metastasectomy(ClinicalRecord):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="metastasectomies",
+                                db_column="patient_id", verbose_name=_("patient"))
+    surgery_date = past_date(_("surgery date"), _("Date of the pulmonary metastasectomy."))
+    side = code_field(_("side"), codes.SIDE)
+    approach = code_field(_("approach"), codes.APPROACH)
+    resection_type = code_field(_("resection type"), codes.RESECTION_TYPE)
+    lesions_resected = bounded_int(_("lesions resected"), 1, 100, _("Metastases confirmed by pathology, 1–100."))
+    max_lesion_diameter_mm = bounded_number(
+        _("largest lesion (mm)"), 1, 200, _("Diameter of the largest resected metastasis, 1–200 mm."))
+    diameter_source = code_field(_("diameter source"), codes.DIAMETER_SOURCE, blank=True)
+    margin = code_field(_("margin"), codes.PM_MARGIN)
+    lymph_node_sampling = models.BooleanField(_("lymph node sampling"), null=True, blank=True)
+    clavien_dindo = code_field(_("Clavien-Dindo"), codes.CLAVIEN_DINDO,
+                               _("Highest postoperative complication (Clavien-Dindo)."))
+    hospital_stay_days = bounded_int(_("hospital stay (days)"), 0, 365, _("0–365 days."), blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["patient_id", "surgery_date"]
+        verbose_name = _("metastasectomy")
+        verbose_name_plural = _("metastasectomies")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "surgery_date"], name="one_metastasectomy_per_patient_and_date",
+                violation_error_message=_("Another metastasectomy of this patient has the same surgery date.")),
+            models.CheckConstraint(condition=in_codes("side", codes.SIDE), name="pm_side_code"),
+            models.CheckConstraint(condition=in_codes("approach", codes.APPROACH), name="pm_approach_code"),
+            models.CheckConstraint(condition=in_codes("resection_type", codes.RESECTION_TYPE), name="pm_resection_code"),
+            models.CheckConstraint(condition=Q(lesions_resected__gte=1, lesions_resected__lte=100),
+                                   name="pm_lesions_range"),
+            models.CheckConstraint(condition=Q(max_lesion_diameter_mm__gte=1, max_lesion_diameter_mm__lte=200),
+                                   name="pm_diameter_range"),
+            models.CheckConstraint(condition=in_codes("diameter_source", codes.DIAMETER_SOURCE, nullable=True),
+                                   name="pm_diameter_source_code"),
+            models.CheckConstraint(condition=in_codes("margin", codes.PM_MARGIN), name="pm_margin_code"),
+            models.CheckConstraint(condition=in_codes("clavien_dindo", codes.CLAVIEN_DINDO), name="pm_clavien_dindo_code"),
+            models.CheckConstraint(condition=in_range("hospital_stay_days", 0, 365), name="pm_hospital_stay_range"),
+        ]
+
+    def __str__(self):
+        return _("metastasectomy of %(patient)s on %(date)s") % {
+            "patient": self.patient_id, "date": self.surgery_date}
+
+
+class SystemicTherapy(ClinicalRecord):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="systemic_therapies",
+                                db_column="patient_id", verbose_name=_("patient"))
+    start_date = past_date(_("start date"))
+    end_date = past_date(_("end date"), _("Leave blank while the therapy is ongoing."), blank=True)
+    regimen = code_field(_("regimen"), codes.REGIMEN)
+    regimen_other = models.CharField(_("other regimen"), max_length=100, blank=True, null=True,
+                                     help_text=_("Required when the regimen is 'other'; at most 100 characters."))
+    intent = code_field(_("intent"), codes.INTENT)
+    cycles = bounded_int(_("cycles"), 1, 50, _("1–50."), blank=True)
+    best_response = code_field(_("best response"), codes.RESPONSE, _("RECIST."), blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["patient_id", "start_date"]
+        verbose_name = _("systemic therapy")
+        verbose_name_plural = _("systemic therapies")
+        constraints = [
+            models.CheckConstraint(condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
+                                   name="therapy_end_not_before_start"),
+            models.CheckConstraint(condition=in_codes("regimen", codes.REGIMEN), name="therapy_regimen_code"),
+            models.CheckConstraint(condition=~Q(regimen="other") | (Q(regimen_other__isnull=False) & ~Q(regimen_other="")),
+                                   name="therapy_other_regimen_named"),
+            models.CheckConstraint(condition=in_codes("intent", codes.INTENT), name="therapy_intent_code"),
+            models.CheckConstraint(condition=in_range("cycles", 1, 50), name="therapy_cycles_range"),
+            models.CheckConstraint(condition=in_codes("best_response", codes.RESPONSE, nullable=True),
+                                   name="therapy_response_code"),
+        ]
+
+    def __str__(self):
+        return _("%(regimen)s of %(patient)s from %(date)s") % {
+            "regimen": self.regimen, "patient": self.patient_id, "date": self.start_date}
+
+    def clean(self):
+        errors = {}
+        if self.end_date and self.start_date and self.end_date < self.start_date:
+            errors["end_date"] = _("The end date is before the start date (%(date)s).") % {
+                "date": self.start_date.isoformat()}
+        if self.regimen == "other" and not (self.regimen_other or "").strip():
+            errors["regimen_other"] = _("Name the regimen when you choose 'other'.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class FollowUp(ClinicalRecord):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="follow_ups",
+                                db_column="patient_id", verbose_name=_("patient"))
+    event_date = past_date(_("event date"), _("Not before the first metastasectomy; nothing after a death."))
+    event = code_field(_("event"), codes.EVENT)
+    recurrence_site = code_field(_("recurrence site"), codes.RECURRENCE_SITE, _("Required for a recurrence."),
+                                 blank=True)
+    cause_of_death = code_field(_("cause of death"), codes.CAUSE_OF_DEATH, _("Only for a death."), blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["patient_id", "event_date"]
+        verbose_name = _("follow-up event")
+        verbose_name_plural = _("follow-up events")
+        constraints = [
+            models.UniqueConstraint(fields=["patient"], condition=Q(event="death"), name="one_death_per_patient",
+                                    violation_error_message=_("The patient already has a death recorded.")),
+            models.CheckConstraint(condition=in_codes("event", codes.EVENT), name="follow_up_event_code"),
+            models.CheckConstraint(
+                # NULL IN (...) is unknown, which a CHECK lets through: say "not null" explicitly.
+                condition=(Q(event="recurrence", recurrence_site__isnull=False)
+                           & Q(recurrence_site__in=values(codes.RECURRENCE_SITE)))
+                | (~Q(event="recurrence") & Q(recurrence_site__isnull=True)),
+                name="follow_up_recurrence_site_for_recurrence"),
+            models.CheckConstraint(
+                condition=Q(cause_of_death__isnull=True)
+                | (Q(event="death") & Q(cause_of_death__in=values(codes.CAUSE_OF_DEATH))),
+                name="follow_up_cause_only_for_death"),
+        ]
+
+    def __str__(self):
+        return _("%(event)s of %(patient)s on %(date)s") % {
+            "event": self.event, "patient": self.patient_id, "date": self.event_date}
+
+    def clean(self):
+        errors = {}
+        if self.event == "recurrence" and not self.recurrence_site:
+            errors["recurrence_site"] = _("Choose the site of the recurrence.")
+        if self.event != "recurrence" and self.recurrence_site:
+            errors["recurrence_site"] = _("A recurrence site belongs only to a recurrence.")
+        if self.event != "death" and self.cause_of_death:
+            errors["cause_of_death"] = _("A cause of death belongs only to a death.")
+        if errors:
+            raise ValidationError(errors)
+
+
+CLINICAL_MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp)

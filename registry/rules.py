@@ -1,0 +1,210 @@
+"""Cross-record rules of the data dictionary, one small function per rule.
+
+Every write path (forms, admin, import, API, the cohort generator) builds the *merged* state of
+one patient's case — what is in the database with the pending change applied — and calls
+`check_case`. The functions only read attributes, so they work on saved or unsaved model
+instances alike and never touch the database themselves.
+
+A violation names every record and column involved; the first is where a form shows it.
+"""
+import datetime
+from dataclasses import dataclass, field
+
+from django.utils.translation import gettext as _
+
+
+@dataclass
+class Case:
+    """One patient's records: the unit every cross-record rule is checked on."""
+
+    patient: object
+    primary_tumour: object = None
+    metastasectomies: list = field(default_factory=list)
+    systemic_therapies: list = field(default_factory=list)
+    follow_ups: list = field(default_factory=list)
+
+    def records(self):
+        yield self.patient
+        if self.primary_tumour is not None:
+            yield self.primary_tumour
+        yield from self.metastasectomies
+        yield from self.systemic_therapies
+        yield from self.follow_ups
+
+
+@dataclass
+class Violation:
+    refs: list  # [(record, column), ...], the first is where the problem is shown
+    message: str
+
+    @property
+    def record(self):
+        return self.refs[0][0]
+
+    @property
+    def column(self):
+        return self.refs[0][1]
+
+    def involves(self, record):
+        return any(ref is record for ref, _column in self.refs)
+
+    def __str__(self):
+        return f"{describe(self.record)}, {self.column}: {self.message}"
+
+
+def describe(record):
+    """A record in words a study nurse recognises, e.g. 'follow-up event (death, 2020-03-01)'."""
+    name = type(record)._meta.verbose_name if hasattr(type(record), "_meta") else type(record).__name__
+    detail = {
+        "Patient": lambda r: r.patient_id or _("new patient"),
+        "PrimaryTumour": lambda r: r.patient_id,
+        "Metastasectomy": lambda r: iso(r.surgery_date),
+        "SystemicTherapy": lambda r: f"{r.regimen}, {iso(r.start_date)}",
+        "FollowUp": lambda r: f"{r.event}, {iso(r.event_date)}",
+    }.get(type(record).__name__)
+    return f"{name} ({detail(record)})" if detail else str(name)
+
+
+def iso(value):
+    return value.isoformat() if value else "?"
+
+
+DATE_COLUMNS = {
+    "Patient": ("lung_mets_diagnosis_date",),
+    "PrimaryTumour": ("diagnosis_date", "surgery_date", "radiotherapy_end_date"),
+    "Metastasectomy": ("surgery_date",),
+    "SystemicTherapy": ("start_date", "end_date"),
+    "FollowUp": ("event_date",),
+}
+
+
+def dated_values(case):
+    """Every (record, column, date) of the case that holds a date."""
+    for record in case.records():
+        for column in DATE_COLUMNS.get(type(record).__name__, ()):
+            value = getattr(record, column, None)
+            if value is not None:
+                yield record, column, value
+
+
+def first_metastasectomy(case):
+    dated = [pm for pm in case.metastasectomies if pm.surgery_date is not None]
+    return min(dated, key=lambda pm: pm.surgery_date) if dated else None
+
+
+def deaths(case):
+    return [fu for fu in case.follow_ups if fu.event == "death"]
+
+
+# --- the rules -------------------------------------------------------------------------------
+
+def no_future_dates(case, today=None):
+    today = today or datetime.date.today()
+    return [
+        Violation([(record, column)], _("The date %(date)s is in the future.") % {"date": value.isoformat()})
+        for record, column, value in dated_values(case) if value > today
+    ]
+
+
+def birth_year_not_after_primary_diagnosis(case):
+    tumour, patient = case.primary_tumour, case.patient
+    if tumour is None or tumour.diagnosis_date is None or patient.birth_year is None:
+        return []
+    if patient.birth_year <= tumour.diagnosis_date.year:
+        return []
+    return [Violation(
+        [(tumour, "diagnosis_date"), (patient, "birth_year")],
+        _("The diagnosis date %(date)s is before the year of birth %(year)s.")
+        % {"date": tumour.diagnosis_date.isoformat(), "year": patient.birth_year},
+    )]
+
+
+def primary_surgery_not_before_diagnosis(case):
+    tumour = case.primary_tumour
+    if tumour is None or not tumour.surgery_date or not tumour.diagnosis_date:
+        return []
+    if tumour.surgery_date >= tumour.diagnosis_date:
+        return []
+    return [Violation([(tumour, "surgery_date")],
+                      _("The surgery date %(surgery)s is before the diagnosis date %(diagnosis)s.")
+                      % {"surgery": tumour.surgery_date.isoformat(), "diagnosis": tumour.diagnosis_date.isoformat()})]
+
+
+def lung_metastases_not_after_first_metastasectomy(case):
+    first, patient = first_metastasectomy(case), case.patient
+    if first is None or patient.lung_mets_diagnosis_date is None:
+        return []
+    if patient.lung_mets_diagnosis_date <= first.surgery_date:
+        return []
+    return [Violation(
+        [(first, "surgery_date"), (patient, "lung_mets_diagnosis_date")],
+        _("The first metastasectomy (%(surgery)s) is before the diagnosis of lung metastases (%(diagnosis)s).")
+        % {"surgery": first.surgery_date.isoformat(), "diagnosis": patient.lung_mets_diagnosis_date.isoformat()},
+    )]
+
+
+def follow_up_not_before_first_metastasectomy(case):
+    first = first_metastasectomy(case)
+    violations = []
+    for event in case.follow_ups:
+        if event.event_date is None:
+            continue
+        if first is None:
+            violations.append(Violation(
+                [(event, "event_date")],
+                _("Follow-up starts at the first metastasectomy: enter the metastasectomy first.")))
+        elif event.event_date < first.surgery_date:
+            violations.append(Violation(
+                [(event, "event_date"), (first, "surgery_date")],
+                _("The event date %(date)s is before the first metastasectomy (%(surgery)s).")
+                % {"date": event.event_date.isoformat(), "surgery": first.surgery_date.isoformat()}))
+    return violations
+
+
+def at_most_one_death(case):
+    recorded = sorted(deaths(case), key=lambda fu: (fu.event_date or datetime.date.max))
+    return [Violation([(extra, "event"), (recorded[0], "event")],
+                      _("The patient already has a death recorded on %(date)s.") % {"date": iso(recorded[0].event_date)})
+            for extra in recorded[1:]]
+
+
+def nothing_after_death(case):
+    recorded = [fu for fu in deaths(case) if fu.event_date is not None]
+    if not recorded:
+        return []
+    death = min(recorded, key=lambda fu: fu.event_date)
+    return [
+        Violation([(record, column), (death, "event_date")],
+                  _("The date %(date)s is after the patient's death (%(death)s).")
+                  % {"date": value.isoformat(), "death": death.event_date.isoformat()})
+        for record, column, value in dated_values(case) if value > death.event_date
+    ]
+
+
+def metastasectomy_dates_unique(case):
+    seen, violations = {}, []
+    for pm in case.metastasectomies:
+        if pm.surgery_date in seen:
+            violations.append(Violation(
+                [(pm, "surgery_date"), (seen[pm.surgery_date], "surgery_date")],
+                _("Another metastasectomy of this patient is already dated %(date)s.") % {"date": iso(pm.surgery_date)}))
+        elif pm.surgery_date is not None:
+            seen[pm.surgery_date] = pm
+    return violations
+
+
+RULES = (
+    no_future_dates,
+    birth_year_not_after_primary_diagnosis,
+    primary_surgery_not_before_diagnosis,
+    lung_metastases_not_after_first_metastasectomy,
+    follow_up_not_before_first_metastasectomy,
+    at_most_one_death,
+    nothing_after_death,
+    metastasectomy_dates_unique,
+)
+
+
+def check_case(case):
+    """All violations of the cross-record rules in one patient's case (empty list: valid)."""
+    return [violation for rule in RULES for violation in rule(case)]
