@@ -5,6 +5,7 @@ rules on the merged case (registry.rules), the record's version (no lost updates
 who made the change in the audit trail.
 """
 import hashlib
+from collections import Counter
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
@@ -13,7 +14,7 @@ from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history
 
 from registry import access, rules
-from registry.models import CLINICAL_MODELS, FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.models import CLINICAL_MODELS, Centre, FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from registry.pseudonyms import unique_pseudonym
 
 CHILD_COLLECTIONS = {
@@ -172,11 +173,22 @@ def cases_create(*, user, cases, batch_size=2000):
     nothing is written and ValidationError lists every problem.
     """
     problems = []
+    centres = set(Centre.objects.values_list("code", flat=True))
+    ids = Counter(case.patient.patient_id for case in cases)
+    taken = existing_patient_ids(list(ids))
     for case in cases:
-        access.require_writable(user, case.patient.centre_id)
+        patient = case.patient
+        if patient.centre_id not in centres:
+            problems.append(f"{rules.describe(patient)}, centre: " + _("There is no centre %(code)s.")
+                            % {"code": patient.centre_id})
+            continue
+        access.require_writable(user, patient.centre_id)
+        if patient.patient_id in taken or ids[patient.patient_id] > 1:
+            problems.append(f"{rules.describe(patient)}, patient_id: " + _("This patient ID is already in use."))
         for record in case.records():
             try:
-                record.full_clean(validate_unique=False, validate_constraints=False)
+                # Foreign keys and uniqueness are checked above, once for all rows, not per row.
+                record.full_clean(exclude=["patient", "centre"], validate_unique=False, validate_constraints=False)
             except ValidationError as error:
                 problems.extend(f"{rules.describe(record)}, {column}: {' '.join(messages)}"
                                 for column, messages in error.message_dict.items())
@@ -190,6 +202,14 @@ def cases_create(*, user, cases, batch_size=2000):
                         (FollowUp, lambda c: c.follow_ups)):
         records = [record for case in cases for record in pick(case)]
         bulk_create_with_history(records, model, batch_size=batch_size, default_user=user)
+
+
+def existing_patient_ids(patient_ids, chunk=5000):
+    """Which of these pseudonyms are already in use (chunked: SQLite caps query parameters)."""
+    taken = set()
+    for start in range(0, len(patient_ids), chunk):
+        taken.update(Patient.objects.filter(pk__in=patient_ids[start:start + chunk]).values_list("pk", flat=True))
+    return taken
 
 
 def data_version():
