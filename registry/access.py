@@ -16,6 +16,25 @@ from registry.models import Centre, Patient
 ALL = "__all__"
 
 
+class _System:
+    """The actor for management commands that write without a person (generator, demo):
+    may write every centre, recorded as no user in the audit trail."""
+
+    is_authenticated = True
+    is_active = True
+    is_superuser = True
+    pk = None
+    _registry_roles = {}
+
+
+SYSTEM = _System()
+
+
+def audit_user(user):
+    """The user to record in the audit trail (None for SYSTEM)."""
+    return None if user is SYSTEM else user
+
+
 def _roles(user):
     """{centre code: role} for an active user, cached on the user object for the request."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:

@@ -127,7 +127,7 @@ def record_save(*, user, record, expected_version=None):
     record_check(record=record)
     if not is_new:
         record.version = stored.version + 1
-    record._history_user = user
+    record._history_user = access.audit_user(user)
     try:
         record.save(force_insert=is_new)
     except IntegrityError as error:  # a concurrent writer won the race for a unique value
@@ -159,9 +159,9 @@ def record_delete(*, user, record, expected_version=None):
         case = case_load(stored)
         for child in [case.primary_tumour, *case.metastasectomies, *case.systemic_therapies, *case.follow_ups]:
             if child is not None:
-                child._history_user = user
+                child._history_user = access.audit_user(user)
                 child.delete()
-    stored._history_user = user
+    stored._history_user = access.audit_user(user)
     stored.delete()
 
 
@@ -195,13 +195,14 @@ def cases_create(*, user, cases, batch_size=2000):
         problems.extend(str(v) for v in rules.check_case(case))
     if problems:
         raise ValidationError(problems)
-    bulk_create_with_history([c.patient for c in cases], Patient, batch_size=batch_size, default_user=user)
+    bulk_create_with_history([c.patient for c in cases], Patient, batch_size=batch_size,
+                             default_user=access.audit_user(user))
     for model, pick in ((PrimaryTumour, lambda c: [c.primary_tumour] if c.primary_tumour else []),
                         (Metastasectomy, lambda c: c.metastasectomies),
                         (SystemicTherapy, lambda c: c.systemic_therapies),
                         (FollowUp, lambda c: c.follow_ups)):
         records = [record for case in cases for record in pick(case)]
-        bulk_create_with_history(records, model, batch_size=batch_size, default_user=user)
+        bulk_create_with_history(records, model, batch_size=batch_size, default_user=access.audit_user(user))
 
 
 def existing_patient_ids(patient_ids, chunk=5000):
