@@ -1,0 +1,76 @@
+"""The Django admin: list filters and history for every model, and saves that obey the rules."""
+import datetime
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from registry import services
+from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+D = datetime.date
+MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp)
+
+
+@pytest.fixture
+def admin_client(client):
+    client.force_login(f.user("root", is_superuser=True))
+    return client
+
+
+@pytest.fixture
+def case():
+    admin = f.user("writer", is_superuser=True)
+    patient = f.patient("MUC")
+    records = [f.primary_tumour(patient), f.metastasectomy(patient), f.systemic_therapy(patient), f.follow_up(patient)]
+    for record in records:
+        services.record_save(user=admin, record=record)
+    return patient, records
+
+
+def admin_url(model, action, *args):
+    return reverse(f"admin:registry_{model._meta.model_name}_{action}", args=args)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_changelist_with_filters_and_history_page_render_for_every_clinical_model(admin_client, case, model):
+    obj = model.objects.first()
+    assert admin_client.get(admin_url(model, "changelist")).status_code == 200
+    filtered = admin_client.get(admin_url(model, "changelist"), {"patient__centre__code__exact": "MUC"}
+                                if model is not Patient else {"centre__code__exact": "MUC"})
+    assert filtered.status_code == 200
+    history = admin_client.get(admin_url(model, "history", obj.pk))
+    assert history.status_code == 200
+
+
+def test_admin_refuses_a_follow_up_before_the_first_pm_and_saves_nothing(admin_client, case):
+    patient, _records = case
+    response = admin_client.post(admin_url(FollowUp, "add"), {
+        "patient": patient.pk, "event_date": "2015-01-01", "event": "contact"})
+    assert response.status_code == 200  # the form comes back with the error
+    assert "before the first metastasectomy" in response.content.decode()
+    assert FollowUp.objects.count() == 1
+
+
+def test_admin_add_patient_issues_a_pseudonym_and_audits_the_admin(admin_client):
+    f.centre("HD")
+    response = admin_client.post(admin_url(Patient, "add"), {
+        "centre": "HD", "sex": "male", "birth_year": 1970, "histology": "UPS",
+        "lung_mets_diagnosis_date": "2019-01-01", "extrapulmonary_disease_at_pm": ""})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    patient = Patient.objects.get()
+    assert patient.patient_id.startswith("HD-")
+    assert patient.history.get().history_user.username == "root"
+
+
+def test_staff_nurse_sees_only_own_centre_in_the_admin(client, case):
+    nurse = f.user(memberships=[("HD", "nurse")])
+    nurse.is_staff = True
+    nurse.save()
+    nurse.user_permissions.add(Permission.objects.get(codename="view_patient"))
+    client.force_login(nurse)
+    response = client.get(admin_url(Patient, "changelist"))
+    assert response.status_code == 200
+    assert "MUC-" not in response.content.decode()
