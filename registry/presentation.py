@@ -1,0 +1,106 @@
+"""How records read on the pages: labels, code labels, the columns each page shows, and the
+audit trail as a list of changes. Pure reading; no access checks (callers pass readable rows)."""
+import datetime
+from decimal import Decimal
+
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+
+from registry import rules
+from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+
+AUDIT_IGNORED = ("version", "created_at", "updated_at")
+
+# What the patient page shows of each record type, in this order.
+COLUMNS = {
+    Patient: ("centre", "sex", "birth_year", "histology", "lung_mets_diagnosis_date",
+              "extrapulmonary_disease_at_pm", "ecog"),
+    PrimaryTumour: ("diagnosis_date", "site", "size_mm", "depth", "grade", "surgery_date", "margin",
+                    "radiotherapy", "radiotherapy_end_date", "local_recurrence_before_pm"),
+    Metastasectomy: ("surgery_date", "side", "approach", "resection_type", "lesions_resected",
+                     "max_lesion_diameter_mm", "diameter_source", "margin", "lymph_node_sampling",
+                     "clavien_dindo", "hospital_stay_days"),
+    SystemicTherapy: ("start_date", "end_date", "regimen", "intent", "cycles", "best_response"),
+    FollowUp: ("event_date", "event", "recurrence_site", "cause_of_death"),
+}
+
+
+def label(model, column):
+    return capfirst(model._meta.get_field(column).verbose_name)
+
+
+def shown(model, column, value):
+    """A stored value as a person reads it: code labels, yes/no, ISO dates, '—' for unknown."""
+    field = model._meta.get_field(column)
+    if value is None or value == "":
+        return "—"
+    if field.choices:
+        return str(dict(field.flatchoices).get(value, value))
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
+# The metastasectomy table leaves out two minor columns so it fits a laptop screen.
+TABLE_COLUMNS = {
+    Metastasectomy: tuple(c for c in COLUMNS[Metastasectomy] if c not in ("diameter_source", "lymph_node_sampling")),
+}
+
+
+def cells(record, columns=None):
+    model = type(record)
+    return [shown(model, column, getattr(record, model._meta.get_field(column).attname))
+            for column in columns or COLUMNS[model]]
+
+
+def headers(model, columns=None):
+    return [label(model, column) for column in columns or COLUMNS[model]]
+
+
+def details(record):
+    """(label, value) pairs of one record, for definition lists."""
+    return list(zip(headers(type(record)), cells(record)))
+
+
+def months_between(start, end):
+    return round((end - start).days / (365.25 / 12), 1)
+
+
+def history_entries(patient_id):
+    """Every audited change to the patient and its records, newest first (one query per table)."""
+    entries = []
+    for model in COLUMNS:
+        rows = (model.history.filter(patient_id=patient_id).select_related("history_user")
+                .order_by("history_date", "history_id"))
+        previous = {}
+        for row in rows:
+            key = row.patient_id if model is Patient else row.id
+            entries.append(history_entry(model, row, previous.get(key)))
+            previous[key] = row
+    entries.sort(key=lambda entry: entry["date"], reverse=True)
+    return entries
+
+
+def history_entry(model, row, before):
+    if row.history_type == "~" and before is not None:
+        delta = row.diff_against(before, excluded_fields=AUDIT_IGNORED)
+        changes = [(label(model, c.field), shown(model, c.field, c.old), shown(model, c.field, c.new))
+                   for c in delta.changes]
+    elif row.history_type == "+":
+        values = [(label(model, column), shown(model, column, getattr(row, model._meta.get_field(column).attname)))
+                  for column in COLUMNS[model]]
+        changes = [(name, "", value) for name, value in values if value != "—"]
+    else:
+        changes = []
+    return {
+        "date": row.history_date,
+        "user": row.history_user.get_username() if row.history_user else _("system"),
+        "action": {"+": _("created"), "~": _("changed"), "-": _("deleted")}[row.history_type],
+        "type": row.history_type,
+        "record": rules.describe(row.instance),
+        "changes": changes,
+    }
