@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test demo migrate messages bench clean
+.PHONY: run test demo migrate messages bench backup restore clean
 
 # The virtual environment is rebuilt only when requirements.txt changes.
 $(STAMP): requirements.txt
@@ -32,6 +32,21 @@ messages: $(STAMP)
 
 bench: $(STAMP)
 	for script in bench/*.py; do $(PY) $$script || exit 1; done
+
+# PostgreSQL only: DATABASE_URL names the database.
+BACKUP_FILE ?= backups/registry-$(shell date +%Y%m%d-%H%M%S).dump
+backup:
+	@test -n "$(DATABASE_URL)" || { echo "Set DATABASE_URL to the PostgreSQL database to back up."; exit 1; }
+	mkdir -p $(dir $(BACKUP_FILE))
+	pg_dump --format=custom --no-owner --file="$(BACKUP_FILE)" "$(DATABASE_URL)"
+	@echo "Backup written to $(BACKUP_FILE)"
+
+# Restores into DATABASE_URL, replacing what is there: make restore FILE=backups/x.dump
+restore:
+	@test -n "$(DATABASE_URL)" || { echo "Set DATABASE_URL to the PostgreSQL database to restore into."; exit 1; }
+	@test -f "$(FILE)" || { echo "Name the dump: make restore FILE=backups/registry-....dump"; exit 1; }
+	pg_restore --clean --if-exists --no-owner --exit-on-error --dbname="$(DATABASE_URL)" "$(FILE)"
+	@echo "Restored $(FILE)"
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts
