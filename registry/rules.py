@@ -106,17 +106,18 @@ def no_future_dates(case, today=None):
     ]
 
 
-def birth_year_not_after_primary_diagnosis(case):
-    tumour, patient = case.primary_tumour, case.patient
-    if tumour is None or tumour.diagnosis_date is None or patient.birth_year is None:
+def no_dates_before_birth(case):
+    """No date of the case lies before the patient's year of birth: the dictionary's
+    "birth_year ≤ year of diagnosis_date", applied to every date (it also catches typos like 0777)."""
+    birth_year = case.patient.birth_year
+    if birth_year is None:
         return []
-    if patient.birth_year <= tumour.diagnosis_date.year:
-        return []
-    return [Violation(
-        [(tumour, "diagnosis_date"), (patient, "birth_year")],
-        _("The diagnosis date %(date)s is before the year of birth %(year)s.")
-        % {"date": tumour.diagnosis_date.isoformat(), "year": patient.birth_year},
-    )]
+    return [
+        Violation([(record, column), (case.patient, "birth_year")],
+                  _("The date %(date)s is before the year of birth %(year)s.")
+                  % {"date": value.isoformat(), "year": birth_year})
+        for record, column, value in dated_values(case) if value.year < birth_year
+    ]
 
 
 def primary_surgery_not_before_diagnosis(case):
@@ -195,7 +196,7 @@ def metastasectomy_dates_unique(case):
 
 RULES = (
     no_future_dates,
-    birth_year_not_after_primary_diagnosis,
+    no_dates_before_birth,
     primary_surgery_not_before_diagnosis,
     lung_metastases_not_after_first_metastasectomy,
     follow_up_not_before_first_metastasectomy,

@@ -91,6 +91,12 @@ def test_birth_year_after_primary_diagnosis_is_refused(nurse, case):
     assert "before the year of birth 2013" in refused(nurse, patient, "birth_year")
 
 
+def test_a_date_before_the_year_of_birth_is_refused(nurse):
+    patient = Patient.objects.get(pk=f.patient("MUC").pk)
+    patient.lung_mets_diagnosis_date = D(777, 2, 20)
+    assert "before the year of birth 1960" in refused(nurse, patient, "lung_mets_diagnosis_date")
+
+
 def test_primary_diagnosis_in_birth_year_is_accepted(nurse):
     patient = f.patient("MUC", birth_year=2012)
     services.record_save(user=nurse, record=f.primary_tumour(patient))
