@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.exceptions import ConvergenceWarning
-from lifelines.statistics import multivariate_logrank_test
-from lifelines.utils import median_survival_times
+from lifelines.utils import concordance_index, median_survival_times
 from scipy import stats
 
 # Tight Newton-Raphson stopping: lifelines' default stops 1e-6..1e-4 short of R's estimates.
@@ -123,18 +122,12 @@ def kaplan_meier(durations, events, *, times=None, alpha=0.05, ci_transform="log
         m = median_survival_times(kmf.confidence_interval_).iloc[0]
         median_ci = [_num(m.iloc[0]), _num(m.iloc[1])]
 
-    rows = [
-        {
-            "time": _num(time),
-            "at_risk": int(row.at_risk),
-            "events": int(row.observed),
-            "censored": int(row.censored),
-            "survival": _num(row.survival),
-            "std_err": _num(se),
-            "ci_lower": _num(lo),
-            "ci_upper": _num(hi),
-        }
-        for (time, row), se, lo, hi in zip(table.iterrows(), std_err, lower, upper)
+    columns = zip(grid.tolist(), table["at_risk"].tolist(), table["observed"].tolist(),
+                  table["censored"].tolist(), table["survival"].tolist(), list(std_err), list(lower), list(upper))
+    rows = [  # plain lists, not iterrows: the table has a row per distinct time (thousands)
+        {"time": _num(time), "at_risk": int(at_risk), "events": int(observed), "censored": int(censored),
+         "survival": _num(surv), "std_err": _num(se), "ci_lower": _num(lo), "ci_upper": _num(hi)}
+        for time, at_risk, observed, censored, surv, se, lo, hi in columns
     ]
     result = {
         "estimable": True,
@@ -179,7 +172,7 @@ def reverse_km_median(durations, events, *, alpha=0.05, ci_transform="log-log"):
 
 
 def logrank(durations, events, groups):
-    """Log-rank test of equal survival across two or more groups (lifelines, = R survdiff).
+    """Log-rank test of equal survival across two or more groups (= R survdiff).
 
     Observed and expected events per group: expected sums d_t * n_gt / n_t over event times.
     Rows with a missing group are dropped; empty groups are ignored.
@@ -196,50 +189,116 @@ def logrank(durations, events, groups):
     if frame["e"].sum() == 0:
         return _not_estimable("no events")
 
-    result = multivariate_logrank_test(frame["t"], frame["g"], frame["e"])
-    rows = []
-    event_times = np.unique(frame.loc[frame["e"] == 1, "t"])
-    at_risk_all = np.array([(frame["t"] >= s).sum() for s in event_times])
-    deaths_all = np.array([((frame["t"] == s) & (frame["e"] == 1)).sum() for s in event_times])
-    for label in labels:
-        sub = frame[frame["g"] == label]
-        at_risk = np.array([(sub["t"] >= s).sum() for s in event_times])
-        rows.append({"group": _native(label), "n": int(len(sub)), "observed": int(sub["e"].sum()),
-                     "expected": _num((deaths_all * at_risk / at_risk_all).sum())})
-    return {"estimable": True, "reason": None, "chi2": _num(result.test_statistic),
-            "df": int(result.degrees_of_freedom), "p": _num(result.p_value), "groups": rows}
+    # Vectorised over event times: at-risk counts per group by binary search on sorted times.
+    t_all, e_all = frame["t"].to_numpy(float), frame["e"].to_numpy(float)
+    event_times, deaths = np.unique(t_all[e_all == 1], return_counts=True)
+    members = [(frame["g"] == label).to_numpy() for label in labels]
+    at_risk = np.array([np.sort(t_all[m]).size - np.searchsorted(np.sort(t_all[m]), event_times, side="left")
+                        for m in members], dtype=float)                          # groups x event times
+    total = at_risk.sum(axis=0)
+    share = at_risk / total
+    observed = np.array([e_all[m].sum() for m in members])
+    expected = (deaths * share).sum(axis=1)
+    # Hypergeometric covariance of the observed counts (R survdiff), summed over event times.
+    spread = deaths * (total - deaths) / np.where(total > 1, total - 1, 1)
+    covariance = (np.diag((spread * share).sum(axis=1)) - (spread * share) @ share.T)
+    difference = (observed - expected)[:-1]  # one group is redundant: drop the last
+    chi2 = float(difference @ np.linalg.solve(covariance[:-1, :-1], difference))
+    df = len(labels) - 1
+    rows = [{"group": _native(label), "n": int(m.sum()), "observed": int(o), "expected": _num(x)}
+            for label, m, o, x in zip(labels, members, observed, expected)]
+    return {"estimable": True, "reason": None, "chi2": _num(chi2), "df": df,
+            "p": _num(stats.chi2.sf(chi2, df)), "groups": rows}
+
+
+def _efron_terms(t, e, x, beta):
+    """Efron partial log-likelihood, score vector and information matrix at ``beta``.
+
+    Vectorised over event times (the only loop is numpy's): rows are sorted by time, risk-set
+    sums of w = exp(x'beta), w*x and w*x*x' are suffix sums, and each of the d tied deaths at a
+    time gets its Efron fraction k/d (one row per death).
+    """
+    if np.any(t[1:] < t[:-1]):  # callers in a loop sort once (see _efron_fit)
+        order = np.argsort(t, kind="stable")
+        t, e, x = t[order], e[order], x[order]
+    eta = x @ beta
+    w = np.exp(eta - eta.max())  # scaled for stability; the scale cancels in every ratio
+    times = np.unique(t[e == 1])
+    start = np.searchsorted(t, times, side="left")  # first row at risk at each event time
+    wx = w[:, None] * x
+    wxx = wx[:, :, None] * x[:, None, :]
+    r0 = np.cumsum(w[::-1])[::-1][start]
+    r1 = np.cumsum(wx[::-1], axis=0)[::-1][start]
+    r2 = np.cumsum(wxx[::-1], axis=0)[::-1][start]
+    dead = e == 1
+    slot = np.searchsorted(times, t[dead])  # which event time each death belongs to
+    d = np.bincount(slot, minlength=times.size)
+    d0 = np.bincount(slot, weights=w[dead], minlength=times.size)
+    d1 = np.zeros((times.size, x.shape[1]))
+    np.add.at(d1, slot, wx[dead])
+    d2 = np.zeros((times.size, x.shape[1], x.shape[1]))
+    np.add.at(d2, slot, wxx[dead])
+    k = np.arange(dead.sum()) - np.repeat(np.cumsum(d) - d, d)
+    idx = np.repeat(np.arange(times.size), d)
+    frac = k / d[idx]
+    s0 = r0[idx] - frac * d0[idx]
+    s1 = r1[idx] - frac[:, None] * d1[idx]
+    s2 = r2[idx] - frac[:, None, None] * d2[idx]
+    mean = s1 / s0[:, None]
+    loglik = eta[dead].sum() - (np.log(s0) + (eta.max())).sum()
+    score = x[dead].sum(0) - mean.sum(0)
+    info = (s2 / s0[:, None, None]).sum(0) - mean.T @ mean
+    return loglik, score, info
 
 
 def _efron_score_information(t, e, x):
     """Efron partial-likelihood score vector and information matrix at beta = 0."""
     x = x - x.mean(axis=0)  # invariant for the score test; keeps sums well-conditioned
-    p = x.shape[1]
-    score, info = np.zeros(p), np.zeros((p, p))
-    for s in np.unique(t[e == 1]):
-        risk, dead = t >= s, (t == s) & (e == 1)
-        d = int(dead.sum())
-        r0, r1, r2 = risk.sum(), x[risk].sum(0), x[risk].T @ x[risk]
-        d1, d2 = x[dead].sum(0), x[dead].T @ x[dead]
-        score += d1
-        for k in range(d):
-            f = k / d
-            s0, s1, s2 = r0 - f * d, r1 - f * d1, r2 - f * d2
-            score -= s1 / s0
-            info += s2 / s0 - np.outer(s1, s1) / s0**2
+    _loglik, score, info = _efron_terms(t, e, x, np.zeros(x.shape[1]))
     return score, info
+
+
+def _efron_fit(t, e, x, max_iterations=50):
+    """Newton-Raphson with step halving on the Efron partial likelihood (as R coxph).
+
+    Returns (beta, covariance, loglik at 0, loglik at beta, converged). Covariates are centred
+    for stability (the estimates do not change).
+    """
+    order = np.argsort(t, kind="stable")
+    t, e, x = t[order], e[order], x[order] - x.mean(axis=0)
+    beta = np.zeros(x.shape[1])
+    loglik0, score, info = _efron_terms(t, e, x, beta)
+    loglik = loglik0
+    for _iteration in range(max_iterations):
+        step = np.linalg.solve(info, score)
+        new = beta + step
+        new_loglik, new_score, new_info = _efron_terms(t, e, x, new)
+        halvings = 0
+        while not new_loglik >= loglik - 1e-12 * abs(loglik) and halvings < 30:
+            step /= 2
+            new = beta + step
+            new_loglik, new_score, new_info = _efron_terms(t, e, x, new)
+            halvings += 1
+        # Newton converges quadratically: a step below 1e-10 leaves every printed digit fixed.
+        done = np.abs(step).max() < 1e-10 or abs(new_loglik - loglik) <= 1e-14 * max(1.0, abs(loglik))
+        beta, loglik, score, info = new, new_loglik, new_score, new_info
+        if done:
+            return beta, np.linalg.inv(info), loglik0, loglik, True
+    return beta, np.linalg.inv(info), loglik0, loglik, False
 
 
 def _chi2_test(statistic, df):
     return {"statistic": _num(statistic), "df": int(df), "p": _num(stats.chi2.sf(statistic, df))}
 
 
-def cox(frame, duration_col, event_col, covariates, *, alpha=0.05):
+def cox(frame, duration_col, event_col, covariates, *, alpha=0.05, concordance=True):
     """Cox proportional hazards model (Efron ties, lifelines, tight convergence = R coxph).
 
     Complete cases only (rows missing any used column are dropped; ``n`` is the number used).
     Covariates must be numeric (dummy-code categories first). Returns per-term coef, HR, CI at
     level 1 - alpha, se, Wald z and p; the global likelihood-ratio, Wald (b' V^-1 b) and score
-    (U' I^-1 U at beta = 0) tests; Harrell's concordance. Not estimable when n < 2, no events,
+    (U' I^-1 U at beta = 0) tests; Harrell's concordance (skip it with concordance=False: it is
+    the slowest part on large cohorts, and the report does not use it). Not estimable when n < 2, no events,
     a covariate is constant, or the likelihood is monotone (perfect separation).
     """
     covariates = list(covariates)
@@ -267,38 +326,35 @@ def cox(frame, duration_col, event_col, covariates, *, alpha=0.05):
     if constant:
         return _not_estimable(f"covariate without variation: {', '.join(constant)}", **counts)
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            cph = CoxPHFitter(alpha=alpha).fit(data, duration_col, event_col,
-                                               fit_options=COX_FIT_OPTIONS)
-        except Exception as exc:  # lifelines' boundary: any failure to fit is "not estimable"
-            return _not_estimable(f"model did not converge (collinearity or separation?): {exc}",
-                                  **counts)
-    converge_warnings = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
-    summary = cph.summary
-    sd = data[covariates].std()
-    extreme = ((summary["coef"] * sd).abs() > SEPARATION_LIMIT) | (
-        (summary["se(coef)"] * sd) > SEPARATION_LIMIT)
-    if converge_warnings or extreme.any() or not np.isfinite(summary[["coef", "se(coef)"]]).all().all():
+    t_arr, e_arr, x_arr = (data[duration_col].to_numpy(), data[event_col].to_numpy(),
+                           data[covariates].to_numpy())
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            b, variance, loglik0, loglik, converged = _efron_fit(t_arr, e_arr, x_arr)
+    except np.linalg.LinAlgError:
+        converged = False
+    se = np.sqrt(np.diag(variance)) if converged else np.full(len(covariates), np.nan)
+    sd = data[covariates].std().to_numpy()
+    extreme = (np.abs(b * sd) > SEPARATION_LIMIT) | (se * sd > SEPARATION_LIMIT) if converged else True
+    if not converged or np.any(extreme) or not np.isfinite(np.r_[b, se]).all():
         return _not_estimable(
             "monotone likelihood: possible perfect separation (an outcome group is fully "
             "determined by a covariate) or collinearity; the hazard ratio would be infinite",
             **counts)
 
-    b = cph.params_.to_numpy()
-    wald = float(b @ np.linalg.solve(cph.variance_matrix_.to_numpy(), b))
-    u, info = _efron_score_information(data[duration_col].to_numpy(), data[event_col].to_numpy(),
-                                       data[covariates].to_numpy())
+    wald = float(b @ np.linalg.solve(variance, b))
+    u, info = _efron_score_information(t_arr, e_arr, x_arr)
     score = float(u @ np.linalg.solve(info, u))
-    lr = cph.log_likelihood_ratio_test()
-    lower, upper = f"exp(coef) lower {100 * (1 - alpha):g}%", f"exp(coef) upper {100 * (1 - alpha):g}%"
-    terms = [{"term": str(term), "coef": _num(row["coef"]), "hr": _num(row["exp(coef)"]),
-              "ci95": [_num(row[lower]), _num(row[upper])], "se": _num(row["se(coef)"]),
-              "z": _num(row["z"]), "p": _num(row["p"])}
-             for term, row in summary.iterrows()]
+    z_crit = _z(alpha)
+    z = b / se
+    terms = [{"term": str(name), "coef": _num(coef), "hr": _num(np.exp(coef)),
+              "ci95": [_num(np.exp(coef - z_crit * s)), _num(np.exp(coef + z_crit * s))],
+              "se": _num(s), "z": _num(zz), "p": _num(2 * stats.norm.sf(abs(zz)))}
+             for name, coef, s, zz in zip(covariates, b, se, z)]
+    lr_statistic = 2 * (loglik - loglik0)
+    c_index = concordance_index(t_arr, -(x_arr @ b), e_arr) if concordance else None
     return {"estimable": True, "reason": None, **counts, "alpha": alpha, "terms": terms,
-            "lr_test": _chi2_test(lr.test_statistic, lr.degrees_freedom),
+            "lr_test": _chi2_test(lr_statistic, len(b)),
             "wald_test": _chi2_test(wald, len(b)),
             "score_test": _chi2_test(score, len(b)),
-            "concordance": _num(cph.concordance_index_)}
+            "concordance": _num(c_index)}

@@ -1,0 +1,259 @@
+"""The analysis frame: the registry as one row per patient, with the endpoints and derived
+variables of ../shared/spec/endpoints.md computed under an analysis plan.
+
+Reads a fixed number of queries whatever the number of patients: one ``values_list`` per table,
+each restricted to the patient scope by a subquery (plus at most one query for the user's
+memberships); everything else is vectorised pandas.
+
+Conventions beyond endpoints.md (stated here because results depend on them):
+- A patient without any metastasectomy has no index date: no endpoint can be derived, so
+  ``eligible`` is False with ``exclusion_reason`` "no metastasectomy", checked before the
+  study-cohort criteria of the plan.
+- TFI: only treatments that ended on or before lung_mets_diagnosis_date count (primary surgery,
+  radiotherapy end and systemic therapy end alike): it is the interval from the *last treatment
+  before the lung metastases*, and a primary resected after them (synchronous) leaves TFI 0.
+  A patient without a primary-tumour record (required by the dictionary, so incomplete data)
+  has TFI unknown (NaN), not 0: nothing says the primary was untreated.
+- Peri-PM window: a pm_neoadjuvant line starting 0..window months before the index date, or a
+  pm_adjuvant line starting 0..window months after it; both ends included, months = days /
+  (365.25/12), so the default 6 months is 182.625 days (182 days in, 183 days out).
+- Events dated before the index date (impossible under the registry's rules, possible in
+  imported legacy data) are ignored for recurrence; such a death is kept (time < 0 is then the
+  statistics' problem to refuse, not silently a censoring).
+"""
+import numpy as np
+import pandas as pd
+from django.db.models import FloatField
+from django.db.models.functions import Cast
+
+from analysis.plan import AnalysisPlan
+from registry import access, codes
+from registry.models import FollowUp, Metastasectomy, PrimaryTumour, SystemicTherapy
+
+DAYS_PER_MONTH = 365.25 / 12
+
+COLUMNS = [
+    "patient_id", "centre", "histology", "sex", "age_at_pm", "index_date",
+    "os_months", "os_event", "dfs_months", "dfs_event",
+    "max_lesion_diameter_mm", "size_gt_2cm", "lesions_resected", "multiple_lesions",
+    "tfi_months", "tfi_gt_12m", "dfi_months", "synchronous",
+    "grade", "primary_site", "bilateral", "approach", "resection_type",
+    "peri_pm_systemic", "major_complication", "eligible", "exclusion_reason",
+]
+
+NO_METASTASECTOMY = "no metastasectomy"
+
+# (frame name, ORM field or expression name) per table; dates are parsed after loading.
+_PATIENT_FIELDS = [("patient_id", "patient_id"), ("centre", "centre_id"), ("sex", "sex"),
+                   ("birth_year", "birth_year"), ("histology", "histology"),
+                   ("lung_mets_date", "lung_mets_diagnosis_date"),
+                   ("extrapulmonary", "extrapulmonary_disease_at_pm")]
+_PRIMARY_FIELDS = [("patient_id", "patient_id"), ("primary_diagnosis_date", "diagnosis_date"),
+                   ("primary_site", "site"), ("grade", "grade"),
+                   ("primary_surgery_date", "surgery_date"), ("radiotherapy_end_date", "radiotherapy_end_date")]
+_PM_FIELDS = [("patient_id", "patient_id"), ("surgery_date", "surgery_date"), ("side", "side"),
+              ("approach", "approach"), ("resection_type", "resection_type"),
+              ("lesions_resected", "lesions_resected"), ("max_lesion_diameter_mm", "diameter_float"),
+              ("margin", "margin"), ("clavien_dindo", "clavien_dindo")]
+_THERAPY_FIELDS = [("patient_id", "patient_id"), ("start_date", "start_date"), ("end_date", "end_date"),
+                   ("intent", "intent")]
+_FOLLOW_UP_FIELDS = [("patient_id", "patient_id"), ("event_date", "event_date"), ("event", "event")]
+
+
+def analysis_frame(plan=None, *, user=None, centres=None):
+    """One row per patient the user may analyse, with exactly the columns ``COLUMNS``.
+
+    ``user=None`` means no user restriction (management commands, benchmarks): every patient.
+    ``centres`` narrows the scope to those centre codes. Rows are sorted by patient_id.
+    Durations are months (days / (365.25/12)); unknown values are NaN/None/<NA>, never 0.
+    """
+    plan = plan or AnalysisPlan()
+    tables = load_tables(patient_scope(user=user, centres=centres))
+    return derive_frame(tables, plan)
+
+
+def patient_scope(*, user=None, centres=None):
+    """The Patient queryset the analysis may read (access.py decides; None = the system)."""
+    scope = access.patients_for_analysis(access.SYSTEM if user is None else user)
+    if centres is not None:
+        scope = scope.filter(centre__in=sorted(centres))
+    return scope
+
+
+def _rows(queryset, fields, dates=()):
+    """A DataFrame from one values_list query (order cleared: pandas sorts what it needs)."""
+    names, lookups = zip(*fields)
+    frame = pd.DataFrame.from_records(list(queryset.order_by().values_list(*lookups)), columns=list(names))
+    for column in dates:
+        frame[column] = pd.to_datetime(frame[column])
+    return frame
+
+
+def load_tables(scope):
+    """The five tables of the patients in ``scope``: five queries, whatever their number."""
+    in_scope = {"patient_id__in": scope.values("pk")}
+    # The diameter is a Decimal in the model; cast in SQL so 100,000 rows skip Decimal objects.
+    pms = Metastasectomy.objects.filter(**in_scope).annotate(
+        diameter_float=Cast("max_lesion_diameter_mm", FloatField()))
+    return {
+        "patients": _rows(scope, _PATIENT_FIELDS, ["lung_mets_date"]),
+        "primary_tumours": _rows(PrimaryTumour.objects.filter(**in_scope), _PRIMARY_FIELDS,
+                                 ["primary_diagnosis_date", "primary_surgery_date", "radiotherapy_end_date"]),
+        "metastasectomies": _rows(pms, _PM_FIELDS, ["surgery_date"]),
+        "systemic_therapies": _rows(SystemicTherapy.objects.filter(**in_scope), _THERAPY_FIELDS,
+                                    ["start_date", "end_date"]),
+        "follow_up": _rows(FollowUp.objects.filter(**in_scope), _FOLLOW_UP_FIELDS, ["event_date"]),
+    }
+
+
+def _months(later, earlier):
+    """(later - earlier) in months as floats; NaN where either date is missing."""
+    return (later - earlier) / pd.Timedelta(days=1) / DAYS_PER_MONTH
+
+
+def _latest(parts):
+    """Latest date per patient row over several (row, date) array pairs."""
+    long = pd.DataFrame({"row": np.concatenate([np.asarray(rows) for rows, _dates in parts]),
+                         "date": np.concatenate([np.asarray(dates, dtype="datetime64[ns]") for _rows, dates in parts])})
+    return long.dropna(subset=["date"]).groupby("row")["date"].max()
+
+
+def _flag(values, known):
+    """A nullable boolean array: the condition where ``known``, <NA> elsewhere."""
+    flags = pd.array(np.asarray(pd.Series(values).fillna(False), dtype=bool), dtype="boolean")
+    flags[~np.asarray(known, dtype=bool)] = pd.NA
+    return flags
+
+
+def _event(happened, known):
+    """A nullable 1/0 event array: <NA> where the patient has no index date."""
+    events = pd.array(np.asarray(happened, dtype=int), dtype="Int64")
+    events[~np.asarray(known, dtype=bool)] = pd.NA
+    return events
+
+
+def _by_row(table, patient_ids):
+    """The table keyed by the patient's row number instead of the pseudonym.
+
+    Grouping and sorting on integers instead of strings is what keeps 100,000 patients fast.
+    """
+    rows = patient_ids.get_indexer(table["patient_id"])
+    return table.drop(columns="patient_id").assign(row=rows)[rows >= 0]
+
+
+def derive_frame(tables, plan):
+    """The analysis frame from the five loaded tables (pure pandas; see the module docstring)."""
+    frame = tables["patients"].sort_values("patient_id", ignore_index=True)  # index = patient row
+    patient_ids = pd.Index(frame["patient_id"])
+    primaries, pms, therapies, follow_up = (
+        _by_row(tables[name], patient_ids)
+        for name in ("primary_tumours", "metastasectomies", "systemic_therapies", "follow_up"))
+    frame = frame.join(primaries.drop_duplicates("row").set_index("row"))
+    frame = frame.join(_index_operation(pms))
+    has_pm = frame["index_date"].notna().to_numpy()
+
+    _add_endpoints(frame, pms, therapies, follow_up)
+    _add_intervals(frame, therapies, plan)
+    frame["age_at_pm"] = (frame["index_date"].dt.year - frame["birth_year"]).astype("Int64")
+    frame["max_lesion_diameter_mm"] = frame["max_lesion_diameter_mm"].astype(float)
+    frame["lesions_resected"] = frame["lesions_resected"].astype("Int64")
+    frame["size_gt_2cm"] = _flag(frame["max_lesion_diameter_mm"] > plan.size_cutoff_mm, has_pm)
+    frame["multiple_lesions"] = _flag(frame["lesions_resected"].fillna(0) > plan.lesions_cutoff, has_pm)
+    frame["bilateral"] = _flag(frame["side"] == "bilateral", has_pm)
+    frame["major_complication"] = _flag(frame["clavien_dindo"].isin(codes.MAJOR_COMPLICATION), has_pm)
+    frame["peri_pm_systemic"] = _flag(_peri_pm_systemic(frame, therapies, plan), has_pm)
+    frame["exclusion_reason"] = _exclusion_reasons(frame, plan)
+    frame["eligible"] = frame["exclusion_reason"].isna()
+    # Object columns hold None (not NaN) for unknown values: JSON and CSV stay clean.
+    for column in ("grade", "primary_site", "approach", "resection_type", "exclusion_reason"):
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    frame = frame[COLUMNS]
+    frame.attrs.update(plan=plan.name, plan_hash=plan.hash)  # the frame names its plan too
+    return frame
+
+
+def _index_operation(pms):
+    """The earliest metastasectomy of each patient, indexed by patient row."""
+    first = pms.sort_values(["row", "surgery_date"]).drop_duplicates("row")
+    return first.rename(columns={"surgery_date": "index_date", "margin": "index_margin"}).set_index("row")
+
+
+def _at_rows(series, rows):
+    """``series`` (indexed by patient row 0..n-1) looked up for each row number in ``rows``."""
+    return series.to_numpy()[np.asarray(rows, dtype=int)]
+
+
+def _add_endpoints(frame, pms, therapies, follow_up):
+    """os_/dfs_ months and events (endpoints.md: last known date = latest date anywhere)."""
+    last = _latest([(pms["row"], pms["surgery_date"]),
+                    (therapies["row"], therapies["start_date"]),
+                    (therapies["row"], therapies["end_date"]),
+                    (follow_up["row"], follow_up["event_date"])]).reindex(frame.index)
+    index = frame["index_date"]
+    death = follow_up[follow_up["event"] == "death"].groupby("row")["event_date"].min().reindex(frame.index)
+    recurrences = follow_up[follow_up["event"] == "recurrence"]
+    # A recurrence before the index belongs to the history before the first PM: not an event.
+    after_index = recurrences["event_date"].to_numpy() >= _at_rows(index, recurrences["row"])
+    recurrence = recurrences[after_index].groupby("row")["event_date"].min().reindex(frame.index)
+    dfs_date = pd.concat([recurrence, death], axis=1).min(axis=1)  # same day: one DFS event
+
+    known = index.notna()
+    frame["os_event"] = _event(death.notna(), known)
+    frame["os_months"] = _months(death.where(death.notna(), last), index)
+    frame["dfs_event"] = _event(dfs_date.notna(), known)
+    frame["dfs_months"] = _months(dfs_date.where(dfs_date.notna(), last), index)
+
+
+def _add_intervals(frame, therapies, plan):
+    """tfi_months / tfi_gt_12m, dfi_months / synchronous (endpoints.md, TFI as in the docstring)."""
+    lung = frame["lung_mets_date"]
+    therapy_lung = _at_rows(lung, therapies["row"])
+    ends = _latest([(frame.index, frame["primary_surgery_date"].where(frame["primary_surgery_date"] <= lung)),
+                    (frame.index, frame["radiotherapy_end_date"].where(frame["radiotherapy_end_date"] <= lung)),
+                    (therapies["row"], therapies["end_date"].where(therapies["end_date"].to_numpy() <= therapy_lung))])
+    # No treatment ended before the metastases: 0. No primary record at all: unknown, not 0.
+    has_primary = frame["primary_diagnosis_date"].notna()
+    frame["tfi_months"] = _months(lung, ends.reindex(frame.index)).fillna(0.0).where(has_primary)
+    frame["tfi_gt_12m"] = _flag(frame["tfi_months"] > plan.tfi_cutoff_months, has_primary)
+    frame["dfi_months"] = _months(lung, frame["primary_diagnosis_date"])
+    known = frame["dfi_months"].notna().to_numpy()
+    frame["synchronous"] = _flag(frame["dfi_months"] <= plan.synchronous_cutoff_months, known)
+
+
+def _peri_pm_systemic(frame, therapies, plan):
+    """True where a pm_neoadjuvant / pm_adjuvant line starts within the window of the index."""
+    offset = _months(therapies["start_date"], pd.Series(_at_rows(frame["index_date"], therapies["row"]),
+                                                        index=therapies.index))
+    window = plan.systemic_window_months
+    before = (therapies["intent"] == "pm_neoadjuvant") & offset.between(-window, 0)
+    after = (therapies["intent"] == "pm_adjuvant") & offset.between(0, window)
+    hits = np.zeros(len(frame), dtype=bool)
+    hits[therapies.loc[before | after, "row"].to_numpy(dtype=int)] = True
+    return hits
+
+
+def cohort_criteria(plan):
+    """The study-cohort filter in order: [(exclusion_reason, test frame -> passes), ...].
+
+    "no metastasectomy" always comes first (no index date, no endpoint); the plan's criteria
+    follow in the order of endpoints.md.
+    """
+    criteria = [(NO_METASTASECTOMY, lambda f: f["index_date"].notna())]
+    criteria.append((f"histology not {'/'.join(plan.histologies)}",
+                     lambda f: f["histology"].isin(plan.histologies)))
+    if plan.require_r0:
+        criteria.append(("index margin not R0", lambda f: f["index_margin"] == "R0"))
+    if plan.exclude_extrapulmonary:
+        criteria.append(("extrapulmonary disease at PM", lambda f: ~f["extrapulmonary"].astype(bool)))
+    criteria.append((f"index date outside {plan.period_start.isoformat()}..{plan.period_end.isoformat()}",
+                     lambda f: f["index_date"].between(pd.Timestamp(plan.period_start), pd.Timestamp(plan.period_end))))
+    return criteria
+
+
+def _exclusion_reasons(frame, plan):
+    """The first failing criterion per patient (None where every criterion passes)."""
+    reasons = pd.Series(None, index=frame.index, dtype=object)
+    for reason, passes in cohort_criteria(plan):
+        failing = reasons.isna() & ~passes(frame).fillna(False).astype(bool)
+        reasons[failing] = reason
+    return reasons

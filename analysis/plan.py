@@ -1,0 +1,164 @@
+"""The analysis plan: every parameter of ../shared/spec/endpoints.md in one immutable value.
+
+A PI may change cut-offs, windows and cohort filters; every result names the plan it was
+computed with (`plan.name`) and its `hash`, so two results can be told apart or matched.
+
+    plan = AnalysisPlan()                                  # the defaults of endpoints.md
+    plan = plan.replace(size_cutoff_mm=30, name="30 mm")   # a variant
+    AnalysisPlan.from_json(plan.to_json()) == plan         # round trip
+"""
+import dataclasses
+import datetime
+import hashlib
+import json
+from dataclasses import dataclass
+
+# Factors a Cox model can use, named as in the report. "histology" stands for its dummies
+# (one per histology of the plan other than the reference, LMS).
+FACTORS = (
+    "size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "histology", "sex_male", "age_per_10y",
+    "grade_G3", "bilateral", "peri_pm_systemic", "synchronous",
+)
+ENDPOINTS = ("dfs", "os")
+HISTOLOGIES = ("LMS", "SyS", "UPS", "other")
+
+
+class PlanError(ValueError):
+    """An analysis plan that cannot be used; the message says which parameter and why."""
+
+
+@dataclass(frozen=True)
+class AnalysisPlan:
+    """Parameters of the endpoints, derived variables, study cohort and models (endpoints.md).
+
+    Cut-offs compare with ">" (size_gt_2cm is diameter > size_cutoff_mm); the synchronous
+    cut-off with "<=" (dfi_months <= synchronous_cutoff_months). Months are days / (365.25/12).
+    """
+
+    name: str = "endpoints.md v1"
+    size_cutoff_mm: float = 20.0
+    lesions_cutoff: int = 1
+    tfi_cutoff_months: float = 12.0
+    synchronous_cutoff_months: float = 3.0
+    systemic_window_months: float = 6.0
+    # study cohort, applied in this order after "no metastasectomy"
+    histologies: tuple = ("LMS", "SyS", "UPS")
+    require_r0: bool = True
+    exclude_extrapulmonary: bool = True
+    period_start: datetime.date = datetime.date(2009, 1, 1)
+    period_end: datetime.date = datetime.date(2021, 12, 31)
+    # models and reported rates
+    multivariable_covariates: tuple = ("size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "histology")
+    multivariable_endpoints: tuple = ("dfs",)
+    rate_times_months: tuple = (12.0, 36.0, 60.0)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):  # lists given to the constructor become tuples (hashable)
+            if isinstance(getattr(self, f.name), list):
+                object.__setattr__(self, f.name, tuple(getattr(self, f.name)))
+        _validate(self)
+
+    # --- serialisation ---------------------------------------------------------------------
+
+    def to_dict(self):
+        """Plain JSON-ready data: dates as ISO strings, tuples as lists."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, datetime.date):
+                value = value.isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    def to_json(self, **kwargs):
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data):
+        """A plan from a dict; missing keys take the defaults, unknown keys and bad types raise PlanError."""
+        if not isinstance(data, dict):
+            raise PlanError(f"an analysis plan is a JSON object, not {type(data).__name__}")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise PlanError(f"unknown plan parameter(s): {', '.join(unknown)}; "
+                            f"known: {', '.join(known)}")
+        return cls(**{name: _coerce(name, known[name].default, value) for name, value in data.items()})
+
+    @classmethod
+    def from_json(cls, text):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise PlanError(f"the analysis plan is not valid JSON: {error}") from error
+        return cls.from_dict(data)
+
+    @property
+    def hash(self):
+        """First 12 hex digits of the sha256 of the canonical JSON (sorted keys, no spaces)."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def replace(self, **changes):
+        """A copy with some parameters changed (validated like from_dict)."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+
+def _coerce(name, default, value):
+    """The JSON value as the type of the default; PlanError naming the parameter otherwise."""
+    def bad(expected):
+        return PlanError(f"plan parameter {name!r} must be {expected}, got {value!r}")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise bad("a whole number")
+        return int(value)
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if isinstance(default, datetime.date):
+        if isinstance(value, datetime.date):
+            return value
+        try:
+            return datetime.date.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise bad("an ISO date (YYYY-MM-DD)") from None
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise bad("a list")
+        item_default = default[0] if default else ""
+        return tuple(_coerce(f"{name}[]", item_default, item) for item in value)
+    raise bad(type(default).__name__)  # pragma: no cover - every field has a typed default
+
+
+def _validate(plan):
+    """Raise PlanError for values no analysis can use."""
+    def check(condition, message):
+        if not condition:
+            raise PlanError(message)
+
+    for name in ("size_cutoff_mm", "tfi_cutoff_months", "systemic_window_months"):
+        check(getattr(plan, name) >= 0, f"plan parameter {name!r} must be >= 0")
+    check(plan.lesions_cutoff >= 1, "plan parameter 'lesions_cutoff' must be >= 1")
+    check(bool(plan.name.strip()), "plan parameter 'name' must not be blank")
+    check(plan.histologies and set(plan.histologies) <= set(HISTOLOGIES)
+          and len(set(plan.histologies)) == len(plan.histologies),
+          f"plan parameter 'histologies' must list distinct codes of {', '.join(HISTOLOGIES)}")
+    check(plan.period_start <= plan.period_end, "plan period_start is after period_end")
+    check(set(plan.multivariable_covariates) <= set(FACTORS),
+          f"plan parameter 'multivariable_covariates' must name factors of {', '.join(FACTORS)}")
+    check(plan.multivariable_covariates != (), "plan parameter 'multivariable_covariates' is empty")
+    check(set(plan.multivariable_endpoints) <= set(ENDPOINTS),
+          f"plan parameter 'multivariable_endpoints' must name endpoints of {', '.join(ENDPOINTS)}")
+    check(all(t > 0 for t in plan.rate_times_months), "plan 'rate_times_months' must be > 0")

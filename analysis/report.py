@@ -1,0 +1,238 @@
+"""The survival report: the study's results (endpoints.md, "Results the study reports")
+recomputed from the pooled registry, as plain JSON-serialisable data.
+
+    report = survival_report(AnalysisPlan(), user=request.user)
+    json.dumps(report, allow_nan=False)
+
+Statistics come from analysis.survival (checked against R); this module only chooses the data,
+the factors and the shape of the result. Every result names its plan (and hash) and the data
+version it was computed from; values that cannot be estimated are null with a reason.
+"""
+import numpy as np
+import pandas as pd
+from django.utils import timezone
+
+from analysis import survival
+from analysis.frame import analysis_frame, cohort_criteria
+from analysis.plan import ENDPOINTS, FACTORS, AnalysisPlan
+from analysis.table1 import table1
+from registry import services
+
+BINARY_FACTORS = ("size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "sex_male", "grade_G3", "bilateral",
+                  "peri_pm_systemic", "synchronous")
+REFERENCE_HISTOLOGY = "LMS"
+
+METHODS = {
+    "time_scale": "months = days / (365.25 / 12) from the index date (first metastasectomy)",
+    "kaplan_meier": "Kaplan-Meier (lifelines); pointwise 95% CI on the log(-log) scale (Greenwood), "
+                    "as R survfit conf.type='log-log'",
+    "median": "first time with S(t) <= 0.5 (lifelines; R takes the midpoint where S(t) = 0.5 exactly "
+              "over an interval); null when not reached",
+    "median_ci": "Brookmeyer-Crowley: where the log(-log) band crosses 0.5; null bound when not reached",
+    "rates": "S(t) at the plan's rate_times_months with its log(-log) pointwise 95% CI; "
+             "null beyond the last observed time",
+    "follow_up": "median follow-up by reverse Kaplan-Meier of OS (death censors, censoring is the event)",
+    "cox": "Cox proportional hazards (lifelines, Efron ties, converged to R coxph precision); "
+           "HR with Wald 95% CI and Wald p; complete cases per model ('n' used)",
+    "logrank": "log-rank test (= R survdiff) for binary factors, same patients as the Cox model",
+    "factors": "histology: dummies against LMS; sex_male: male vs female (diverse -> missing); "
+               "age_per_10y: age_at_pm / 10; grade_G3: G3 vs G1/G2 (GX or blank -> missing)",
+    "cohort": "patients without a metastasectomy have no index date and are excluded first; "
+              "then the plan's criteria in order, each patient counted at the first that fails",
+}
+
+
+def survival_report(plan=None, *, user=None, centres=None):
+    """The full report as a dict (keys below); ``user=None`` = no user restriction (the system)."""
+    plan = plan or AnalysisPlan()
+    frame, version = frame_with_version(plan, user=user, centres=centres)
+    return report_from_frame(frame, version, plan, user=user, centres=centres)
+
+
+def report_from_frame(frame, version, plan, *, user=None, centres=None):
+    """The report from an analysis frame already read at data version ``version``.
+
+    For callers that need the frame for something else too (the dashboard's strata), so the
+    registry is read once. ``user`` and ``centres`` only fill in ``scope``.
+    """
+    analysed = frame[frame["eligible"]]
+    data = model_data(analysed, plan)
+    km = {endpoint: kaplan_meier(data, endpoint, plan) for endpoint in ENDPOINTS}
+    return {
+        "plan": plan.to_dict(),
+        "plan_hash": plan.hash,
+        "data_version": version,
+        "generated_at": timezone.now().isoformat(),
+        "scope": scope(frame, user=user, centres=centres),
+        "cohort": cohort_flow(frame, plan),
+        "endpoints": {endpoint: endpoint_summary(km[endpoint], plan) for endpoint in ENDPOINTS},
+        "follow_up": follow_up(data),
+        "univariable": univariable(data, plan),
+        "multivariable": [multivariable(data, endpoint, plan) for endpoint in plan.multivariable_endpoints],
+        "subgroups": subgroups(data, plan),
+        "complications": complications(analysed),
+        "table1": table1(analysed, plan.histologies),
+        "curves": {endpoint: curve(km[endpoint]) for endpoint in ENDPOINTS},
+        "methods": METHODS,
+    }
+
+
+def frame_with_version(plan, *, user=None, centres=None, attempts=3):
+    """The analysis frame and the data version it was read at.
+
+    The version is read before and after the frame; if a write landed in between the frame is
+    read again, so the version a report names is the one its numbers come from.
+    """
+    for _attempt in range(attempts):
+        before = services.data_version()
+        frame = analysis_frame(plan, user=user, centres=centres)
+        if services.data_version() == before:
+            return frame, before
+    raise RuntimeError("The registry kept changing while the analysis read it; try again.")
+
+
+def scope(frame, *, user=None, centres=None):
+    return {
+        "user": getattr(user, "username", None),
+        "centres_requested": sorted(centres) if centres is not None else None,
+        "centres_included": sorted(frame["centre"].unique().tolist()),
+    }
+
+
+def cohort_flow(frame, plan):
+    """registered -> excluded at each criterion (in order) -> analysed."""
+    reasons = frame["exclusion_reason"].value_counts()
+    excluded = [{"criterion": reason, "n": int(reasons.get(reason, 0))} for reason, _test in cohort_criteria(plan)]
+    return {"registered": int(len(frame)), "excluded": excluded, "analysed": int(frame["eligible"].sum())}
+
+
+# --- model data -------------------------------------------------------------------------------
+
+def histology_reference(plan):
+    return REFERENCE_HISTOLOGY if REFERENCE_HISTOLOGY in plan.histologies else plan.histologies[0]
+
+
+def factor_columns(factor, plan):
+    """The numeric columns a factor stands for ("histology" -> one dummy per other histology)."""
+    if factor == "histology":
+        reference = histology_reference(plan)
+        return [f"histology_{h}" for h in plan.histologies if h != reference]
+    return [factor]
+
+
+def _as_float(series):
+    """A nullable column as float 1.0 / 0.0 / NaN (what the Cox model reads)."""
+    return pd.to_numeric(series.astype(object).where(series.notna(), np.nan), errors="coerce").astype(float)
+
+
+def model_data(analysed, plan):
+    """Float columns for the models: durations, events and every factor (NaN = missing)."""
+    data = pd.DataFrame(index=analysed.index)
+    for column in ("dfs_months", "dfs_event", "os_months", "os_event", "size_gt_2cm", "multiple_lesions",
+                   "tfi_gt_12m", "bilateral", "peri_pm_systemic", "synchronous"):
+        data[column] = _as_float(analysed[column])
+    for histology in plan.histologies:
+        data[f"histology_{histology}"] = (analysed["histology"] == histology).astype(float)
+    data["sex_male"] = analysed["sex"].map({"male": 1.0, "female": 0.0}).astype(float)
+    data["age_per_10y"] = _as_float(analysed["age_at_pm"]) / 10
+    data["grade_G3"] = analysed["grade"].map({"G3": 1.0, "G1": 0.0, "G2": 0.0}).astype(float)
+    return data.reset_index(drop=True)
+
+
+# --- endpoints --------------------------------------------------------------------------------
+
+def _ci(low, high):
+    return [low, high]
+
+
+def kaplan_meier(data, endpoint, plan):
+    """The Kaplan-Meier estimate of one endpoint (log(-log) CI), with S at the plan's times."""
+    return survival.kaplan_meier(data[f"{endpoint}_months"], data[f"{endpoint}_event"],
+                                 times=list(plan.rate_times_months))
+
+
+def endpoint_summary(km, plan):
+    """n, events, median with CI, and survival rates at the plan's times."""
+    if not km["estimable"]:
+        return {"n": km.get("n", 0), "events": km.get("events", 0), "median_months": None,
+                "median_ci95": [None, None],
+                "rates": [{"months": t, "survival": None, "ci95": [None, None], "at_risk": 0}
+                          for t in plan.rate_times_months],
+                "estimable": False, "reason": km["reason"]}
+    return {"n": km["n"], "events": km["events"], "median_months": km["median"], "median_ci95": km["median_ci95"],
+            "rates": [{"months": at["time"], "survival": at["survival"], "ci95": _ci(at["ci_lower"], at["ci_upper"]),
+                       "at_risk": at["at_risk"]} for at in km["at"]],
+            "estimable": True, "reason": None}
+
+
+def follow_up(data):
+    """Median follow-up after the index (reverse Kaplan-Meier of OS)."""
+    result = survival.reverse_km_median(data["os_months"], data["os_event"])
+    return {"method": "reverse Kaplan-Meier", "n": result.get("n", 0), "median_months": result.get("median"),
+            "median_ci95": result.get("median_ci95", [None, None]),
+            "estimable": result["estimable"], "reason": result["reason"]}
+
+
+def curve(km):
+    """The KM table as columns (compact for a dashboard): time, at_risk, events, censored,
+    survival and its log(-log) band."""
+    keys = ("time", "at_risk", "events", "censored", "survival", "ci_lower", "ci_upper")
+    table = km.get("table", [])
+    return {key: [row[key] for row in table] for key in keys}
+
+
+# --- Cox models -------------------------------------------------------------------------------
+
+def _cox_rows(data, endpoint, columns, *, logrank=False):
+    """One Cox model of ``endpoint`` on ``columns``: a row per column (null where not estimable)."""
+    fit = survival.cox(data, f"{endpoint}_months", f"{endpoint}_event", columns, concordance=False)
+    terms = {term["term"]: term for term in fit.get("terms", [])}
+    logrank_p = None
+    if logrank and len(columns) == 1:
+        complete = data[[f"{endpoint}_months", f"{endpoint}_event", columns[0]]].dropna()
+        test = survival.logrank(complete.iloc[:, 0], complete.iloc[:, 1], complete.iloc[:, 2])
+        logrank_p = test.get("p")
+    rows = []
+    for column in columns:
+        term = terms.get(column, {})
+        rows.append({"endpoint": endpoint, "factor": column, "hr": term.get("hr"),
+                     "ci95": term.get("ci95", [None, None]), "p": term.get("p"),
+                     "n": fit.get("n", 0), "events": fit.get("events", 0),
+                     "logrank_p": logrank_p, "estimable": fit["estimable"], "reason": fit["reason"]})
+    return rows
+
+
+def univariable(data, plan):
+    """One Cox model per factor and endpoint (histology: one model, a row per dummy)."""
+    rows = []
+    for endpoint in ENDPOINTS:
+        for factor in FACTORS:
+            rows += _cox_rows(data, endpoint, factor_columns(factor, plan), logrank=factor in BINARY_FACTORS)
+    return rows
+
+
+def multivariable(data, endpoint, plan):
+    """The plan's multivariable Cox model of ``endpoint`` (complete cases, n used)."""
+    columns = [c for factor in plan.multivariable_covariates for c in factor_columns(factor, plan)]
+    rows = _cox_rows(data, endpoint, columns) or [  # e.g. "histology" alone in a one-histology plan
+        {"n": 0, "events": 0, "estimable": False, "reason": "no covariates"}]
+    return {"endpoint": endpoint, "covariates": list(plan.multivariable_covariates),
+            "n": rows[0]["n"], "events": rows[0]["events"],
+            "terms": [{k: row[k] for k in ("factor", "hr", "ci95", "p")} for row in rows if "factor" in row],
+            "estimable": rows[0]["estimable"], "reason": rows[0]["reason"]}
+
+
+def subgroups(data, plan):
+    """peri_pm_systemic within the size_gt_2cm patients, DFS (the study's subgroup finding)."""
+    subset = data[data["size_gt_2cm"] == 1.0]
+    row = _cox_rows(subset, "dfs", ["peri_pm_systemic"], logrank=True)[0]
+    return [{"name": "peri_pm_systemic within size_gt_2cm", "subgroup": "size_gt_2cm",
+             "subgroup_rule": f"max_lesion_diameter_mm > {plan.size_cutoff_mm:g}", **row}]
+
+
+def complications(analysed):
+    """Index operations with a Clavien-Dindo >= IIIa complication."""
+    known = analysed["major_complication"].dropna()
+    major = int(known.astype(bool).sum())
+    return {"n": int(len(known)), "major": major, "proportion": major / len(known) if len(known) else None,
+            "definition": "Clavien-Dindo >= IIIa at the index operation"}

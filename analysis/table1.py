@@ -1,0 +1,76 @@
+"""Table 1 of the report: baseline characteristics of the analysed cohort, overall and by
+histology. Categorical variables as counts and % of the group (unknown shown as its own level
+"unknown", so the percentages of a variable add up to 100); continuous ones as median, IQR
+(pandas' linear interpolation, R's type 7) and the number of patients with a value."""
+import pandas as pd
+
+from registry import codes
+
+# (frame column, kind, levels in display order); booleans show "yes" / "no".
+VARIABLES = [
+    ("sex", "categorical", [c for c, _ in codes.SEX]),
+    ("age_at_pm", "continuous", None),
+    ("primary_site", "categorical", [c for c, _ in codes.PRIMARY_SITE]),
+    ("grade", "categorical", [c for c, _ in codes.GRADE]),
+    ("dfi_months", "continuous", None),
+    ("synchronous", "binary", None),
+    ("tfi_months", "continuous", None),
+    ("tfi_gt_12m", "binary", None),
+    ("max_lesion_diameter_mm", "continuous", None),
+    ("size_gt_2cm", "binary", None),
+    ("lesions_resected", "continuous", None),
+    ("multiple_lesions", "binary", None),
+    ("bilateral", "binary", None),
+    ("approach", "categorical", [c for c, _ in codes.APPROACH]),
+    ("resection_type", "categorical", [c for c, _ in codes.RESECTION_TYPE]),
+    ("peri_pm_systemic", "binary", None),
+    ("major_complication", "binary", None),
+]
+UNKNOWN = "unknown"
+
+
+def table1(frame, histologies):
+    """{"groups": [{"group", "n"}], "rows": [...]} for the analysed patients in ``frame``.
+
+    Each row: ``variable``, ``type`` ("categorical" / "continuous"), for categorical rows a
+    ``level``, and ``values``: {group: {"n", "percent"}} or {group: {"n", "missing", "median",
+    "q1", "q3"}}. Groups: "overall", then each histology of the plan (in plan order).
+    """
+    groups = [("overall", frame)] + [(h, frame[frame["histology"] == h]) for h in histologies]
+    rows = []
+    for column, kind, levels in VARIABLES:
+        if kind == "continuous":
+            rows.append({"variable": column, "type": "continuous",
+                         "values": {name: _continuous(part[column]) for name, part in groups}})
+            continue
+        values = {name: _categories(part[column], kind) for name, part in groups}
+        shown = ["yes", "no"] if kind == "binary" else list(levels)
+        if any(UNKNOWN in v for v in values.values()):
+            shown.append(UNKNOWN)
+        for level in shown:
+            rows.append({"variable": column, "type": "categorical", "level": level,
+                         "values": {name: _share(values[name].get(level, 0), len(part))
+                                    for name, part in groups}})
+    return {"groups": [{"group": name, "n": int(len(part))} for name, part in groups], "rows": rows}
+
+
+def _categories(series, kind):
+    """{level: count}; booleans as yes/no, missing as "unknown"."""
+    labels = series.astype(object)
+    if kind == "binary":
+        labels = labels.map(lambda v: None if pd.isna(v) else ("yes" if bool(v) else "no"))
+    labels = labels.where(labels.notna(), UNKNOWN)
+    return {str(level): int(count) for level, count in labels.value_counts().items()}
+
+
+def _share(count, total):
+    return {"n": count, "percent": 100.0 * count / total if total else None}
+
+
+def _continuous(series):
+    values = pd.to_numeric(series, errors="coerce").astype(float).dropna()
+    if values.empty:
+        return {"n": 0, "missing": int(len(series)), "median": None, "q1": None, "q3": None}
+    q1, median, q3 = values.quantile([0.25, 0.5, 0.75]).tolist()
+    return {"n": int(len(values)), "missing": int(len(series) - len(values)),
+            "median": float(median), "q1": float(q1), "q3": float(q3)}
