@@ -50,6 +50,10 @@ INSTALLED_APPS = [
     "simple_history",
     "registry",
     "analysis",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our own static files, no CDN
+    "registry.api",
 ]
 
 MIDDLEWARE = [
@@ -123,12 +127,25 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Serve the app's own static files without a collectstatic step (the demo, the tests).
+WHITENOISE_USE_FINDERS = True
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 
+# Production hardening (python manage.py check --deploy is clean with the .env.example values).
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_flag("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_flag("SECURE_COOKIES", True)
+    SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT")
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_flag("SECURE_HSTS_PRELOAD")
+    if env_flag("BEHIND_TLS_PROXY"):  # the proxy terminates TLS and says so in this header
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {
     "version": 1,
@@ -136,3 +153,61 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
+
+# Bulk import and dataset export (registry/importing, registry/exporting). Limits refuse a file
+# before it is unpacked or parsed beyond them (zip bombs, oversized uploads).
+IMPORT_MAX_UPLOAD_BYTES = int(os.environ.get("IMPORT_MAX_UPLOAD_BYTES", str(50 * 2**20)))
+IMPORT_MAX_UNPACKED_BYTES = int(os.environ.get("IMPORT_MAX_UNPACKED_BYTES", str(400 * 2**20)))
+IMPORT_MAX_COMPRESSION_RATIO = int(os.environ.get("IMPORT_MAX_COMPRESSION_RATIO", "100"))
+IMPORT_MAX_ZIP_MEMBERS = int(os.environ.get("IMPORT_MAX_ZIP_MEMBERS", "200"))
+IMPORT_MAX_ROWS = int(os.environ.get("IMPORT_MAX_ROWS", "500000"))
+# PIs may download the pooled dataset only when this is on (coordinators always may).
+EXPORT_ALLOW_PI = env_flag("EXPORT_ALLOW_PI")
+
+# REST API (registry/api): token or session authentication, cursor pagination, throttles.
+# Rates are "N/second|minute|hour|day", per API token, per signed-in user and per anonymous client.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "registry.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "registry.api.throttling.AnonymousRateThrottle",
+        "registry.api.throttling.UserRateThrottle",
+        "registry.api.throttling.TokenRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("API_RATE_ANON", "60/minute"),
+        "user": os.environ.get("API_RATE_USER", "1200/minute"),
+        "token": os.environ.get("API_RATE_TOKEN", "600/minute"),
+    },
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "COERCE_DECIMAL_TO_STRING": False,  # numbers are JSON numbers, e.g. "size_mm": 80.0
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Sarcoma PM registry API",
+    "DESCRIPTION": "Pseudonymised cases of pulmonary metastasectomy for soft-tissue sarcoma. Field names and "
+                   "codes are those of the registry's data dictionary. See /api/ for authentication and usage.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "PrimaryMarginEnum": "registry.codes.PRIMARY_MARGIN",
+        "MetastasectomyMarginEnum": "registry.codes.PM_MARGIN",
+    },
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "registry.api.schema.document_error_responses"],
+}
+
+# Survival dashboard (analysis/dashboard.py): Kaplan-Meier groups smaller than this are not drawn;
+# an open dashboard asks every this many seconds whether the data changed.
+DASHBOARD_MIN_STRATUM = int(os.environ.get("DASHBOARD_MIN_STRATUM", "5"))
+DASHBOARD_POLL_SECONDS = int(os.environ.get("DASHBOARD_POLL_SECONDS", "20"))

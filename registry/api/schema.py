@@ -1,0 +1,48 @@
+"""OpenAPI additions drf-spectacular cannot infer: the error responses every endpoint can give."""
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "`detail` says what went wrong; a validation error (400) maps each column it concerns "
+                   "(or `non_field_errors`) to a list of messages.",
+    "properties": {"detail": {"type": "string"}},
+    "additionalProperties": True,
+}
+
+DESCRIPTIONS = {
+    "400": "The request breaks a rule: each column concerned with its messages. Nothing was written.",
+    "401": "No valid credentials: send `Authorization: Token <key>` or sign in.",
+    "403": "Your role may not do this (e.g. a PI changing a record).",
+    "404": "No such record among those you may read (or an unknown page cursor or format).",
+    "412": "The record has a newer version than the one named in If-Match. Nothing was written.",
+    "429": "Too many requests: wait the seconds given in Retry-After.",
+}
+
+
+def _error(code):
+    response = {"description": DESCRIPTIONS[code],
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    if code == "429":
+        response["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                               "description": "Seconds until the next request is accepted."}}
+    return response
+
+
+def document_error_responses(result, generator, request, public):
+    """Postprocessing hook: add the error responses of the registry API to each of its operations."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, operation in operations.items():
+            codes = ["401", "403", "429"]
+            if method in ("post", "put", "patch", "delete") or operation.get("parameters") and method == "get" \
+                    and any(p["in"] == "query" for p in operation["parameters"]):
+                codes.append("400")
+            # 404: no such record, a tampered page cursor, or an unknown ?format= (DRF's answer)
+            if "{" in path or any(p["name"] in ("cursor", "format") for p in operation.get("parameters", [])):
+                codes.append("404")
+            if method in ("put", "patch", "delete"):
+                codes.append("412")
+            for code in sorted(codes):
+                operation["responses"].setdefault(code, _error(code))
+    return result

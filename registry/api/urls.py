@@ -1,0 +1,31 @@
+"""/api/: the REST API v1, its OpenAPI schema and docs, and the token pages.
+
+Every name here is covered by tests/test_api_access.py, which fails when an endpoint is added
+without saying who may use it."""
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from registry.api import analysis_views, pages, views
+
+app_name = "api"
+
+
+router = DefaultRouter()
+router.include_root_view = False  # /api/ is the guide
+router.include_format_suffixes = False
+router.register("centres", views.CentreViewSet, basename="centres")
+for url, viewset in views.VIEWSETS.items():
+    router.register(url, viewset, basename=url)
+
+urlpatterns = [
+    path("", pages.guide, name="guide"),
+    path("tokens/", pages.token_list, name="tokens"),
+    path("tokens/<int:pk>/revoke/", pages.token_revoke, name="token_revoke"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="swagger-ui"),
+    path("v1/analysis/report", analysis_views.ReportView.as_view(), name="analysis-report"),
+    path("v1/analysis/frame", analysis_views.FrameView.as_view(), name="analysis-frame"),
+    path("v1/", include(router.urls)),
+    re_path(r"^v1/.+/$", views.NotFoundView.as_view(), name="not-found"),
+]
