@@ -347,3 +347,55 @@ class FollowUp(ClinicalRecord):
 
 
 CLINICAL_MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp)
+
+
+class ImportRun(models.Model):
+    """One successful bulk import: who, when, which file (name and sha256) and what it changed.
+
+    `counts` is {table: {"created": n, "updated": n, "unchanged": n}}. Refused files and dry runs
+    write nothing, so they leave no row here (they are logged by registry.importing).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+", verbose_name=_("user"))
+    username = models.CharField(_("username"), max_length=150, blank=True,
+                                help_text=_("Kept when the account is deleted; empty for the system."))
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"))
+    file_name = models.CharField(_("file name"), max_length=255)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, db_index=True)
+    file_size = models.PositiveBigIntegerField(_("file size (bytes)"))
+    rows = models.PositiveIntegerField(_("data rows"))
+    counts = models.JSONField(_("counts"), default=dict)
+    warnings = models.JSONField(_("warnings"), default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = _("import")
+        verbose_name_plural = _("imports")
+
+    def __str__(self):
+        return f"{self.file_name} ({self.started_at:%Y-%m-%d %H:%M}, {self.username or 'system'})"
+
+
+class ExportLog(models.Model):
+    """One dataset export: who, when, what scope and options, from which data version."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+", verbose_name=_("user"))
+    username = models.CharField(_("username"), max_length=150, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    scope = models.CharField(_("scope"), max_length=8, help_text=_("A centre code, or empty for the pooled dataset."),
+                             blank=True)
+    file_format = models.CharField(_("format"), max_length=4)
+    deidentify = models.CharField(_("de-identification"), max_length=12)
+    data_version = models.CharField(_("data version"), max_length=12)
+    counts = models.JSONField(_("rows per table"), default=dict)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
+
+    def __str__(self):
+        return f"{self.scope or 'pooled'} {self.file_format} ({self.created_at:%Y-%m-%d %H:%M}, {self.username or 'system'})"

@@ -7,5 +7,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", include("registry.api.urls")),
     path("redcap/api/", include("registry.api.redcap_urls")),
+    path("transfer/", include("registry.transfer_urls")),
     path("", include("registry.web_urls")),
 ]

@@ -1,0 +1,160 @@
+"""Benchmark of the dataset export: 10,000 patients in each format, time and peak memory.
+
+    .venv/bin/python bench/export.py [--patients 10000]
+
+Creates a scratch PostgreSQL database `registry_bench_export` on 127.0.0.1 (user postgres, trust
+auth), migrates it, loads a synthetic cohort (registry/synthetic.py) through the bulk import, and
+drops the database at the end. Each export (`registry.exporting.dataset_export`, the code behind
+`manage.py export_registry` and the download page) runs in a fresh child process, so the peak
+resident memory printed is that export's own. The baseline of the same run is the time to read
+the five tables with a raw cursor: the floor for any export of these rows.
+"""
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRATCH_DB = "registry_bench_export"
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{SCRATCH_DB}"
+RUNS = [("csv", "none"), ("xlsx", "none"), ("dta", "none"), ("sav", "none"), ("csv", "shift-dates"),
+        ("dta", "intervals")]
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--patients", type=int, default=10000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=2, help="runs per export (the best is printed)")
+    parser.add_argument("--child", nargs=2, metavar=("FORMAT", "DEIDENTIFY"), help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def scratch_database(create):
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}" WITH (FORCE)')
+        if create:
+            admin.execute(f'CREATE DATABASE "{SCRATCH_DB}"')
+
+
+def setup_django():
+    os.environ["DATABASE_URL"] = DATABASE_URL
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "registry.settings"
+    os.environ.pop("DEBUG", None)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def rss_mb():
+    """Peak resident memory of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb():
+    """Resident memory of this process now (MB), from /proc (Linux)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def child_export(file_format, deidentify):
+    setup_django()
+    import analysis.frame  # noqa: F401  (imported up front: pandas' import is not the export's time)
+    from registry import access
+    from registry.exporting import dataset_export
+
+    before = current_rss_mb()
+    sink = Path(tempfile.gettempdir()) / f"bench-export-{os.getpid()}.zip"
+    cpu, wall = time.process_time(), time.perf_counter()
+    with sink.open("wb") as handle:
+        log = dataset_export(user=access.SYSTEM, out=handle, file_format=file_format, deidentify=deidentify)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    size = sink.stat().st_size
+    sink.unlink()
+    return {"seconds": wall, "cpu": cpu, "rss_before_mb": before, "peak_rss_mb": rss_mb(), "bytes": size,
+            "rows": sum(log.counts.values())}
+
+
+def raw_scan_seconds():
+    """The baseline: fetch every row of the five tables with a plain cursor."""
+    from django.db import connection
+
+    from registry.dictionary import TABLE_MODELS
+
+    started = time.perf_counter()
+    rows = 0
+    with connection.cursor() as cursor:
+        for model in TABLE_MODELS.values():
+            cursor.execute(f"SELECT * FROM {model._meta.db_table}")
+            rows += len(cursor.fetchall())
+    return rows, time.perf_counter() - started
+
+
+def load_cohort(patients, seed):
+    from registry import access, synthetic
+    from registry.exporting import xlsx
+    from registry.importing import file_import
+    from registry.models import Centre
+
+    cohort = synthetic.generate_cohort(patients=patients, centres=8, seed=seed)
+    for code in sorted({row["centre"] for row in cohort["patients"]}):
+        Centre.objects.get_or_create(code=code, defaults={"name": f"Synthetic centre {code}"})
+    buffer = io.BytesIO()
+    cell = lambda v: ("yes" if v else "no") if isinstance(v, bool) else v  # noqa: E731
+    xlsx.write_package(buffer, [(t, synthetic.COLUMNS[t], [[cell(r[c]) for c in synthetic.COLUMNS[t]]
+                                                           for r in cohort[t]]) for t in synthetic.TABLES])
+    report = file_import(user=access.SYSTEM, data=buffer.getvalue(), filename="bench.xlsx")
+    assert report.ok, report.errors[:3]
+    return report.rows
+
+
+def main():
+    args = parse_args()
+    if args.child:
+        print(json.dumps(child_export(*args.child)))
+        return
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    scratch_database(create=True)
+    try:
+        setup_django()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        rows = load_cohort(args.patients, args.seed)
+        scanned, scan = raw_scan_seconds()
+        print(f"registry: {args.patients:,} patients, {rows:,} rows; baseline raw cursor scan of the five "
+              f"tables {scan:.2f} s")
+        for file_format, deidentify in RUNS:
+            results = []
+            for _attempt in range(args.runs):
+                output = subprocess.run([sys.executable, __file__, "--child", file_format, deidentify],
+                                        capture_output=True, text=True, cwd=ROOT)
+                if output.returncode:
+                    raise SystemExit(output.stderr[-3000:])
+                results.append(json.loads(output.stdout.strip().splitlines()[-1]))
+            result = min(results, key=lambda r: r["seconds"])
+            verdict = "ok" if result["seconds"] <= 5 else "over 5 s"
+            print(f"export {file_format:4} {deidentify:11}: {result['seconds']:5.2f} s best of {args.runs} ({verdict}; "
+                  f"CPU {result['cpu']:.2f} s; load {os.getloadavg()[0]:.1f}), {result['bytes'] / 2**20:4.1f} MB zip, "
+                  f"peak memory {result['peak_rss_mb']:.0f} MB (before {result['rss_before_mb']:.0f} MB)")
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        scratch_database(create=False)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

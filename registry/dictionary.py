@@ -1,0 +1,210 @@
+"""The data dictionary as data: one `Column` per column of ../shared/spec/data-dictionary.md.
+
+Derived from the models (field types, null/blank, validators, max_length) and registry/codes.py
+(the code lists), so the import validator, the export's dictionary file and its Stata/SPSS labels
+have one source. Only what a model cannot say — natural keys, units, the wording of conditional
+and cross-record rules — is written down here.
+"""
+import datetime
+import re
+from dataclasses import dataclass
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy, not_in_future
+
+TABLE_MODELS = {
+    "patients": Patient,
+    "primary_tumours": PrimaryTumour,
+    "metastasectomies": Metastasectomy,
+    "systemic_therapies": SystemicTherapy,
+    "follow_up": FollowUp,
+}
+TABLES = tuple(TABLE_MODELS)
+
+# Natural keys: what identifies a row of each table across files (the import upserts by them).
+KEYS = {
+    "patients": ("patient_id",),
+    "primary_tumours": ("patient_id",),
+    "metastasectomies": ("patient_id", "surgery_date"),
+    "systemic_therapies": ("patient_id", "start_date", "regimen"),
+    "follow_up": ("patient_id", "event_date", "event"),
+}
+
+BOOKKEEPING = ("id", "version", "created_at", "updated_at")
+
+# Rules a model field cannot express, in the dictionary's words (conditional requirements are
+# enforced by the models' clean(), cross-record rules by registry/rules.py).
+RULES = {
+    ("patients", "patient_id"): _("registry pseudonym; the part before '-' is the centre code"),
+    ("patients", "centre"): _("an existing centre code; a user may only write patients of their centres"),
+    ("patients", "lung_mets_diagnosis_date"): _("first radiological diagnosis; ≤ first PM surgery_date"),
+    ("patients", "extrapulmonary_disease_at_pm"): _("metastases outside the lung at the first PM"),
+    ("primary_tumours", "patient_id"): _("existing patient; at most one primary tumour per patient"),
+    ("primary_tumours", "diagnosis_date"): _("year ≥ birth_year"),
+    ("primary_tumours", "surgery_date"): _("≥ diagnosis_date"),
+    ("primary_tumours", "radiotherapy_end_date"): _(
+        "required when radiotherapy is neoadjuvant or adjuvant; ≥ diagnosis_date"),
+    ("metastasectomies", "patient_id"): _("existing patient"),
+    ("metastasectomies", "surgery_date"): _(
+        "≥ lung_mets_diagnosis_date for the first PM; two PMs of one patient cannot share a date"),
+    ("systemic_therapies", "patient_id"): _("existing patient"),
+    ("systemic_therapies", "end_date"): _("blank while ongoing; ≥ start_date"),
+    ("systemic_therapies", "regimen_other"): _("required when regimen is 'other'"),
+    ("follow_up", "patient_id"): _("existing patient"),
+    ("follow_up", "event_date"): _("≥ first PM date; no event of any kind after a death"),
+    ("follow_up", "event"): _("at most one death per patient"),
+    ("follow_up", "recurrence_site"): _("required for a recurrence, blank otherwise"),
+    ("follow_up", "cause_of_death"): _("only for a death"),
+}
+CONDITIONAL = {("primary_tumours", "radiotherapy_end_date"), ("systemic_therapies", "regimen_other"),
+               ("follow_up", "recurrence_site")}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of one table. `type` is the dictionary's: text, code, int, number, date, bool."""
+
+    table: str
+    name: str
+    type: str
+    label: str
+    required: bool
+    codes: tuple = ()          # ((code, label), ...) for code columns (centre: filled at run time)
+    unit: str = ""
+    low: object = None         # inclusive bounds for int/number
+    high: object = None
+    decimals: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    not_in_future: bool = False
+    rule: str = ""
+
+    @property
+    def attname(self):
+        """The model attribute holding the value (foreign keys hold the code or pseudonym)."""
+        return "centre_id" if self.name == "centre" else self.name
+
+    @property
+    def code_values(self):
+        return tuple(code for code, _label in self.codes)
+
+
+def _bounds(field):
+    low = high = None
+    for validator in field.validators:
+        if isinstance(validator, MinValueValidator):
+            low = validator.limit_value
+        elif isinstance(validator, MaxValueValidator):
+            high = validator.limit_value
+    if field.name == "birth_year":  # validated by current_year_or_earlier
+        high = datetime.date.today().year
+    return low, high
+
+
+def _unit(name, kind):
+    for suffix, unit in (("_mm", "mm"), ("_days", "days"), ("_year", "year")):
+        if name.endswith(suffix):
+            return unit
+    return "ISO date YYYY-MM-DD" if kind == "date" else ""
+
+
+def _describe(column):
+    """The rule text of a column: its range/codes/format plus the dictionary's own words."""
+    parts = []
+    if column.low is not None or column.high is not None:
+        parts.append(f"{column.low} … {column.high}")
+    if column.pattern:
+        parts.append(column.pattern)
+    if column.max_length and column.type == "text" and not column.pattern:
+        parts.append(str(_("at most %(n)s characters") % {"n": column.max_length}))
+    if column.not_in_future:
+        parts.append(str(_("not in the future")))
+    extra = RULES.get((column.table, column.name))
+    if extra:
+        parts.append(str(extra))
+    return "; ".join(parts)
+
+
+def _column(table, field):
+    name = field.name
+    codes = ()
+    pattern = None
+    if isinstance(field, models.ForeignKey):
+        if name == "centre":
+            kind = "code"
+        else:  # patient
+            kind, name = "text", "patient_id"
+            pattern = Patient._meta.get_field("patient_id").validators[0].regex.pattern
+    elif field.choices:
+        kind, codes = "code", tuple((code, str(label)) for code, label in field.choices)
+    elif isinstance(field, models.BooleanField):
+        kind = "bool"
+    elif isinstance(field, models.DateField):
+        kind = "date"
+    elif isinstance(field, models.DecimalField):
+        kind = "number"
+    elif isinstance(field, models.IntegerField):
+        kind = "int"
+    else:
+        kind = "text"
+        pattern = next((v.regex.pattern for v in field.validators if isinstance(v, RegexValidator)), None)
+    low, high = _bounds(field) if kind in ("int", "number") else (None, None)
+    column = Column(
+        table=table, name=name, type=kind, label=str(field.verbose_name), required=not field.null,
+        codes=codes, unit=_unit(name, kind), low=low, high=high,
+        decimals=field.decimal_places if kind == "number" else None,
+        max_length=getattr(field, "max_length", None) if kind == "text" else None,
+        pattern=pattern, not_in_future=not_in_future in field.validators,
+    )
+    return Column(**{**column.__dict__, "rule": _describe(column)})
+
+
+def _build():
+    tables = {}
+    for table, model in TABLE_MODELS.items():
+        fields = [f for f in model._meta.concrete_fields if f.name not in BOOKKEEPING]
+        tables[table] = tuple(_column(table, f) for f in fields)
+    return tables
+
+
+COLUMNS = _build()
+
+
+def columns(table):
+    """The columns of one table in the dictionary's order."""
+    return COLUMNS[table]
+
+
+def column(table, name):
+    return next(c for c in COLUMNS[table] if c.name == name)
+
+
+def required_label(col):
+    if (col.table, col.name) in CONDITIONAL:
+        return "conditional"
+    return "yes" if col.required else "no"
+
+
+def as_rows(centre_codes=()):
+    """The dictionary as rows for the export: variable, table, type, label, codes, unit, required, rule.
+
+    `codes` reads "code=label | code=label"; the centre column lists the centres given.
+    """
+    rows = []
+    for table, cols in COLUMNS.items():
+        for col in cols:
+            codes = col.codes if col.name != "centre" else tuple((c, c) for c in centre_codes)
+            rows.append({
+                "variable": col.name, "table": table, "type": col.type, "label": col.label,
+                "codes": " | ".join(f"{code}={label}" for code, label in codes),
+                "unit": col.unit, "required": required_label(col), "rule": col.rule,
+            })
+    return rows
+
+
+def snake(name):
+    """A sheet or file name as a table name: 'Follow-up' → 'follow_up'."""
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())

@@ -1,0 +1,48 @@
+"""python manage.py export_registry --format csv|xlsx|dta|sav --out PATH [--centre CODE]
+[--deidentify none|shift-dates|intervals] [--user NAME]"""
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import BaseCommand, CommandError
+
+from registry import access
+from registry.exporting import DEIDENTIFY, FORMATS, dataset_export
+
+
+class Command(BaseCommand):
+    help = ("Export the pooled dataset (or one centre's) as a zip archive: one file per table, the analysis "
+            "frame, the data dictionary and a README. Every export is logged.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--format", dest="file_format", choices=FORMATS, default="csv")
+        parser.add_argument("--out", required=True, help="the zip file to write (a directory: a named file in it)")
+        parser.add_argument("--centre", help="export only this centre's patients")
+        parser.add_argument("--deidentify", choices=DEIDENTIFY, default="none")
+        parser.add_argument("--user", help="export as this user (their export permission; logged); default: the system")
+
+    def handle(self, *args, file_format, out, centre, deidentify, user, **options):
+        from registry.exporting import export_filename
+
+        path = Path(out)
+        if path.is_dir():
+            path = path / export_filename(centre=centre, file_format=file_format, deidentify=deidentify)
+        if path.suffix.lower() != ".zip":
+            raise CommandError("The export is a zip archive: give --out a path ending in .zip (or a directory).")
+        try:
+            with path.open("wb") as handle:
+                log = dataset_export(user=self.exporting_user(user), out=handle, file_format=file_format,
+                                     centre=centre.upper() if centre else None, deidentify=deidentify)
+        except (PermissionDenied, ValueError) as error:
+            path.unlink(missing_ok=True)
+            raise CommandError(str(error)) from error
+        rows = ", ".join(f"{count} {table}" for table, count in log.counts.items())
+        self.stdout.write(f"Wrote {path} ({rows}; data version {log.data_version}).")
+
+    def exporting_user(self, username):
+        if not username:
+            return access.SYSTEM
+        try:
+            return get_user_model().objects.get(username=username)
+        except get_user_model().DoesNotExist as error:
+            raise CommandError(f"There is no user {username!r}.") from error
