@@ -5,16 +5,9 @@ into one unsaved `rules.Case` per patient, ready for the rules and `services.cas
 """
 from collections import defaultdict
 
-from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.dictionary import TABLE_MODELS
+from registry.models import Patient
 from registry.rules import Case
-
-TABLE_MODELS = {
-    "patients": Patient,
-    "primary_tumours": PrimaryTumour,
-    "metastasectomies": Metastasectomy,
-    "systemic_therapies": SystemicTherapy,
-    "follow_up": FollowUp,
-}
 
 
 def instance_from_row(model, row):
