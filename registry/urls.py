@@ -8,5 +8,6 @@ urlpatterns = [
     path("api/", include("registry.api.urls")),
     path("redcap/api/", include("registry.api.redcap_urls")),
     path("transfer/", include("registry.transfer_urls")),
+    path("analysis/", include("analysis.urls")),
     path("", include("registry.web_urls")),
 ]

@@ -1,0 +1,222 @@
+"""The dashboard's results: plan controls, the cache, the report and the Kaplan-Meier strata.
+
+See the package docstring (analysis/dashboard/__init__.py) for the cache's keys.
+"""
+import pandas as pd
+from django import forms
+from django.conf import settings
+from django.core.cache import cache
+from django.utils.translation import gettext_lazy as _
+
+from analysis.plan import ENDPOINTS, FACTORS, PlanError
+from registry import codes, services
+
+RISK_TIMES = (0, 12, 24, 36, 48, 60)  # months; the axis ends at the last one
+CACHE_SECONDS = 6 * 3600  # keys change with the data; this only bounds memory
+CACHE_PREFIX = "analysis:dashboard:v1"
+ENDPOINT_LABELS = {"dfs": "Disease-free survival", "os": "Overall survival"}
+
+STRATA = {  # factor of the analysis frame -> label of the choice
+    "none": _("none (all patients)"),
+    "size_gt_2cm": _("max lesion diameter > cut-off"),
+    "multiple_lesions": _("lesions resected > cut-off"),
+    "tfi_gt_12m": _("treatment-free interval > cut-off"),
+    "histology": _("histology"),
+    "grade": _("grade"),
+    "centre": _("centre"),
+    "peri_pm_systemic": _("peri-PM systemic therapy"),
+}
+
+COVARIATES = {  # the Cox factors of analysis/plan.py, as a PI reads them
+    "size_gt_2cm": _("size > cut-off"), "multiple_lesions": _("lesions > cut-off"), "tfi_gt_12m": _("TFI > cut-off"),
+    "histology": _("histology"), "sex_male": _("sex"), "age_per_10y": _("age"), "grade_G3": _("grade G3"),
+    "bilateral": _("bilateral"), "peri_pm_systemic": _("peri-PM systemic therapy"), "synchronous": _("synchronous"),
+}
+
+
+def poll_seconds():
+    """How often an open dashboard asks for the data version (settings.DASHBOARD_POLL_SECONDS)."""
+    return getattr(settings, "DASHBOARD_POLL_SECONDS", 20)
+
+
+def min_stratum():
+    """Groups smaller than this are not drawn (settings.DASHBOARD_MIN_STRATUM, default 5)."""
+    return getattr(settings, "DASHBOARD_MIN_STRATUM", 5)
+
+
+# --- controls -----------------------------------------------------------------------------------
+
+class ControlsForm(forms.Form):
+    """The cut-offs, stratification and multivariable covariates: a plain GET form.
+
+    Every field is optional: a link may carry only some (``?stratify=histology``); a missing
+    or invalid field keeps the base plan's value (an invalid one shows its error).
+    """
+
+    size_cutoff_mm = forms.FloatField(label=_("Size cut-off"), min_value=0, max_value=200, required=False)
+    lesions_cutoff = forms.IntegerField(label=_("Lesions cut-off"), min_value=1, max_value=20, required=False)
+    tfi_cutoff_months = forms.FloatField(label=_("TFI cut-off"), min_value=0, max_value=240, required=False)
+    stratify = forms.ChoiceField(label=_("Stratify curves by"), choices=list(STRATA.items()), required=False)
+    covariates = forms.MultipleChoiceField(
+        label=_("Covariates of the multivariable DFS model"), choices=list(COVARIATES.items()),
+        widget=forms.CheckboxSelectMultiple, required=False,
+        help_text=_("At least one; none ticked keeps the plan's covariates."))
+
+
+def plan_fields(plan):
+    """The form's initial values: cut-offs as a person writes them (20, not 20.0)."""
+    return {"size_cutoff_mm": f"{plan.size_cutoff_mm:g}", "lesions_cutoff": plan.lesions_cutoff,
+            "tfi_cutoff_months": f"{plan.tfi_cutoff_months:g}", "covariates": list(plan.multivariable_covariates)}
+
+
+def controls(query, base):
+    """(form, plan, factor) from the query: the base plan (defaults or a saved plan) with the
+    given, valid fields of the form applied."""
+    initial = {**plan_fields(base), "stratify": "none"}
+    if not any(name in query for name in ControlsForm.base_fields):
+        return ControlsForm(initial=initial), base, "none"
+    form = ControlsForm({**initial, **{name: query.get(name) for name in initial if name in query},
+                         "covariates": query.getlist("covariates") or initial["covariates"]})
+    form.is_valid()
+    data = form.cleaned_data
+    changes = {name: data[name] for name in ("size_cutoff_mm", "lesions_cutoff", "tfi_cutoff_months")
+               if data.get(name) is not None}
+    if data.get("covariates"):
+        changes["multivariable_covariates"] = [f for f in FACTORS if f in data["covariates"]]
+    try:
+        plan = base.replace(**changes)
+    except PlanError as error:  # the form's ranges should prevent this; never a 500
+        form.add_error(None, str(error))
+        plan = base
+    return form, plan, data.get("stratify") or "none"
+
+
+# --- cached results -----------------------------------------------------------------------------
+
+def scope_key(centres):
+    return "all" if centres is None else "+".join(sorted(centres))
+
+
+def cache_key(kind, plan, version, centres):
+    return f"{CACHE_PREFIX}:{kind}:{plan.hash}:{version}:{scope_key(centres)}"
+
+
+def results(plan, centres, factor):
+    """{"report", "strata", "cache": "hit"|"miss", "figures_key"} for the plan, the centres
+    (None = all) and the stratification factor.
+
+    Reads the data version (five indexed MAX queries), then the cache; on a miss reads the frame
+    once, computes what is missing and stores it under the version the frame was read at.
+    Two requests missing at the same moment both compute (no lock): the cost of a rare double
+    computation is lower than that of a lock every request would pass through.
+    """
+    guard = min_stratum()  # the small-group guard changes what is drawn: part of the key
+    kinds = {"report": "report", "strata": f"strata:{factor}:{guard}", "figures": f"figures:{factor}:{guard}"}
+
+    def keys(version):
+        return {name: cache_key(kind, plan, version, centres) for name, kind in kinds.items()}
+
+    key = keys(services.data_version())
+    found = cache.get_many([key["report"], key["strata"]])
+    if len(found) == 2:
+        return {"report": found[key["report"]], "strata": found[key["strata"]], "cache": "hit",
+                "figures_key": key["figures"]}
+
+    from analysis.report import frame_with_version  # lifelines loads in seconds: only on a miss
+
+    frame, read_at = frame_with_version(plan, centres=centres)
+    stored, key = key, keys(read_at)
+    report = found.get(stored["report"]) if stored == key else None
+    report = report or report_from_frame(frame, read_at, plan, centres)
+    strata = overall_strata(report) if factor == "none" else strata_for(frame[frame["eligible"]], factor, plan)
+    cache.set_many({key["report"]: report, key["strata"]: strata}, CACHE_SECONDS)
+    return {"report": report, "strata": strata, "cache": "miss", "figures_key": key["figures"]}
+
+
+def report_from_frame(frame, version, plan, centres):
+    """``survival_report(plan, centres=centres)`` from a frame already read (so the dashboard
+    reads the registry once for the report and the strata)."""
+    from analysis import report
+
+    return report.report_from_frame(frame, version, plan, centres=centres)
+
+
+# --- strata -------------------------------------------------------------------------------------
+
+def _binary(values, no, yes):
+    return values.map(lambda v: None if pd.isna(v) else (yes if bool(v) else no)), [no, yes]
+
+
+def stratum_labels(analysed, factor, plan):
+    """(label per patient, None = unknown; the labels in display order) for one factor."""
+    if factor == "size_gt_2cm":
+        cut = f"{plan.size_cutoff_mm:g} mm"
+        return _binary(analysed[factor].astype(object), f"≤ {cut}", f"> {cut}")
+    if factor == "multiple_lesions":
+        cut = plan.lesions_cutoff
+        return _binary(analysed[factor].astype(object), f"≤ {cut} lesion{'s' if cut > 1 else ''}", f"> {cut} lesions")
+    if factor == "tfi_gt_12m":
+        cut = f"{plan.tfi_cutoff_months:g} months"
+        return _binary(analysed[factor].astype(object), f"TFI ≤ {cut}", f"TFI > {cut}")
+    if factor == "peri_pm_systemic":
+        return _binary(analysed[factor].astype(object), "no peri-PM therapy", "peri-PM therapy")
+    if factor == "histology":
+        return analysed["histology"].astype(object), list(plan.histologies)
+    if factor == "grade":
+        return analysed["grade"].astype(object), [code for code, _label in codes.GRADE]
+    if factor == "centre":
+        return analysed["centre"].astype(object), sorted(analysed["centre"].unique().tolist())
+    return pd.Series("All patients", index=analysed.index, dtype=object), ["All patients"]
+
+
+def overall_strata(report):
+    """The unstratified curves: the report's own Kaplan-Meier estimates, one group of everyone."""
+    result = {"factor": "none", "label": str(STRATA["none"]), "unknown": 0, "hidden": [], "endpoints": {}}
+    for endpoint in ENDPOINTS:
+        summary = report["endpoints"][endpoint]
+        group = {"label": "All patients", "n": summary["n"], "events": summary["events"],
+                 "median": summary["median_months"], "median_ci95": summary["median_ci95"],
+                 "curve": report["curves"][endpoint]}
+        shown = summary["estimable"] and summary["n"] >= min_stratum()
+        if summary["n"] and not shown and not result["hidden"]:
+            result["hidden"].append({"label": "All patients", "n": summary["n"]})
+        result["endpoints"][endpoint] = {"groups": [group] if shown else [], "logrank": None}
+    return result
+
+
+def stratum_title(factor, plan):
+    """The factor as a figure title says it: "... by lesion size (30 mm)"."""
+    return {"size_gt_2cm": f"lesion size ({plan.size_cutoff_mm:g} mm)",
+            "multiple_lesions": f"number of lesions ({plan.lesions_cutoff})",
+            "tfi_gt_12m": f"TFI ({plan.tfi_cutoff_months:g} months)"}.get(factor, str(STRATA.get(factor, factor)))
+
+
+def strata_for(analysed, factor, plan):
+    """Kaplan-Meier per group of ``factor`` for each endpoint, small groups withheld.
+
+    A group with fewer than min_stratum() patients is listed in "hidden" and neither drawn nor
+    tested; the log-rank test compares the groups that are drawn (two or more).
+    """
+    from analysis import survival
+    from analysis.report import curve
+
+    labels, order = stratum_labels(analysed, factor, plan)
+    sizes = labels.value_counts()
+    shown = [label for label in order if sizes.get(label, 0) >= min_stratum()]
+    result = {"factor": factor, "label": stratum_title(factor, plan), "unknown": int(labels.isna().sum()),
+              "hidden": [{"label": label, "n": int(sizes[label])} for label in order if 0 < sizes.get(label, 0) < min_stratum()],
+              "endpoints": {}}
+    drawn = labels.isin(shown)
+    for endpoint in ENDPOINTS:
+        months, events = analysed[f"{endpoint}_months"].astype(float), analysed[f"{endpoint}_event"].astype(float)
+        groups = []
+        for label in shown:
+            km = survival.kaplan_meier(months[labels == label], events[labels == label])
+            if km["estimable"]:
+                groups.append({"label": label, "n": km["n"], "events": km["events"], "median": km["median"],
+                               "median_ci95": km["median_ci95"], "curve": curve(km)})
+        test = survival.logrank(months[drawn], events[drawn], labels[drawn]) if len(groups) > 1 else None
+        result["endpoints"][endpoint] = {
+            "groups": groups,
+            "logrank": None if test is None else {k: test.get(k) for k in ("estimable", "reason", "chi2", "df", "p")}}
+    return result

@@ -1,0 +1,106 @@
+"""The figures of the dashboard as plain data for analysis/plots.py, and drawn for the page."""
+from django.core.cache import cache
+
+from analysis.dashboard.compute import CACHE_SECONDS, ENDPOINT_LABELS, RISK_TIMES, min_stratum
+from analysis.dashboard.tables import interval, median_text, percent, term_label
+from analysis.plan import ENDPOINTS, AnalysisPlan
+from analysis.plots import at_risk
+
+
+def km_figure(results_, endpoint):
+    """The data of one Kaplan-Meier figure (analysis/plots.py draws it)."""
+    strata = results_["strata"]
+    part = strata["endpoints"][endpoint]
+    groups = [{**group, "at_risk": at_risk(group["curve"], RISK_TIMES)} for group in part["groups"]]
+    logrank = part["logrank"] or {}
+    by = "" if strata["factor"] == "none" else f" by {strata['label']}"
+    return {"title": f"{ENDPOINT_LABELS[endpoint]}{by}", "endpoint": endpoint,
+            "endpoint_label": endpoint.upper(),
+            "horizon": RISK_TIMES[-1], "risk_times": list(RISK_TIMES), "groups": groups,
+            "logrank_p": logrank.get("p") if logrank.get("estimable") else None}
+
+
+def forest_figure(results_, model):
+    """Forest data: "dfs"/"os" (univariable) or "multivariable" (the plan's DFS model)."""
+    report = results_["report"]
+    plan = AnalysisPlan.from_dict(report["plan"])
+    if model == "multivariable" and not report["multivariable"]:
+        return {"title": "No multivariable model in this plan", "rows": []}
+    if model == "multivariable":
+        fit = report["multivariable"][0]
+        rows = [{**term, "estimable": fit["estimable"]} for term in fit["terms"]]
+        title = f"Multivariable Cox model, DFS (n = {fit['n']}, {fit['events']} events)"
+    else:
+        rows = [row for row in report["univariable"] if row["endpoint"] == model]
+        title = f"Univariable Cox models, {model.upper()}"
+    return {"title": title, "rows": [{**row, "label": term_label(row["factor"], plan)} for row in rows]}
+
+
+FIGURES = {"km-dfs": ("km", "dfs"), "km-os": ("km", "os"), "forest-dfs": ("forest", "dfs"),
+           "forest-os": ("forest", "os"), "forest-multivariable": ("forest", "multivariable")}
+
+
+def figure(results_, name, fmt):
+    """(bytes or str, content type) of a figure by name, as "svg" or "png"."""
+    from analysis import plots
+
+    kind, which = FIGURES[name]
+    data = km_figure(results_, which) if kind == "km" else forest_figure(results_, which)
+    if fmt == "png":
+        return (plots.km_png if kind == "km" else plots.forest_png)(data), "image/png"
+    return (plots.km_svg if kind == "km" else plots.forest_svg)(data, ident=name), "image/svg+xml"
+
+
+def page_figures(results_):
+    """Every figure of the page as inline SVG with its numbers table (cached: drawing the
+    curves of 10,000 patients takes longer than the rest of a cached page)."""
+    figures = cache.get(results_["figures_key"])
+    if figures is None:
+        figures = draw_page_figures(results_)
+        cache.set(results_["figures_key"], figures, CACHE_SECONDS)
+    return figures
+
+
+def draw_page_figures(results_):
+    from analysis import plots
+
+    km = []
+    for endpoint in ENDPOINTS:
+        data = km_figure(results_, endpoint)
+        km.append((endpoint, data["title"], plots.km_svg(data, ident=f"km-{endpoint}"), km_summary_rows(data)))
+    forests = {name: forest_figure(results_, name) for name in ("dfs", "os", "multivariable")}
+    return {"km": km,
+            "forest_panels": [(name, forests[name]["title"], plots.forest_svg(forests[name], ident=f"forest-{name}"))
+                              for name in ("dfs", "os")],
+            "forest_multivariable": plots.forest_svg(forests["multivariable"], ident="forest-multivariable")}
+
+
+def strata_note(strata):
+    """What the curves leave out: groups under the minimum size and patients with unknown values."""
+    parts = []
+    if strata["hidden"]:
+        groups = ", ".join(f"{g['label']} (n = {g['n']})" for g in strata["hidden"])
+        parts.append(f"Not drawn, fewer than {min_stratum()} patients: {groups}.")
+    if strata["unknown"]:
+        parts.append(f"Not in the curves: {strata['unknown']} patients with unknown {strata['label']}.")
+    return " ".join(parts)
+
+
+def km_summary_rows(figure_data):
+    """Per group: n, events, median (CI), and S(t) with CI and numbers at the risk times."""
+    rows = []
+    for group in figure_data["groups"]:
+        curve = group["curve"]
+        at = []
+        for when, count in zip(figure_data["risk_times"], group["at_risk"]):
+            index = max((i for i, t in enumerate(curve["time"]) if t <= when), default=None)
+            beyond = when > curve["time"][-1] if curve["time"] else True
+            survival = None if index is None or beyond else curve["survival"][index]
+            band = (None, None) if survival is None else (curve["ci_lower"][index], curve["ci_upper"][index])
+            events = sum(e for t, e in zip(curve["time"], curve["events"]) if t <= when)
+            at.append({"months": when, "at_risk": count, "events": events, "survival": percent(survival),
+                       "ci": interval(band, percent)})
+        rows.append({"label": group["label"], "n": group["n"], "events": group["events"],
+                     "median": median_text(group["median"]),
+                     "median_ci": interval(group["median_ci95"]), "at": at})
+    return rows

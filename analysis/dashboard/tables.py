@@ -1,0 +1,216 @@
+"""The dashboard's numbers as display rows for the templates and as CSV / JSON downloads."""
+import csv
+import io
+import json
+
+from django.utils.translation import gettext_lazy as _
+
+from analysis.dashboard.compute import ENDPOINT_LABELS, RISK_TIMES
+from analysis.plan import AnalysisPlan
+from analysis.plots import at_risk, format_hr, format_p
+from registry import codes
+
+
+# --- labels and table rows for the page ---------------------------------------------------------
+
+def term_label(term, plan):
+    """A Cox term as the study would print it (cut-offs from the plan)."""
+    fixed = {
+        "size_gt_2cm": f"Max diameter > {plan.size_cutoff_mm:g} mm",
+        "multiple_lesions": f"> {plan.lesions_cutoff} lesion{'s' if plan.lesions_cutoff > 1 else ''} resected",
+        "tfi_gt_12m": f"TFI > {plan.tfi_cutoff_months:g} months",
+        "sex_male": "Male vs female", "age_per_10y": "Age at PM (per 10 years)", "grade_G3": "Grade G3 vs G1/G2",
+        "bilateral": "Bilateral metastases", "peri_pm_systemic": "Peri-PM systemic therapy",
+        "synchronous": f"Synchronous (DFI ≤ {plan.synchronous_cutoff_months:g} months)",
+        "histology": "Histology",
+    }
+    if term.startswith("histology_"):
+        from analysis.report import histology_reference
+
+        return f"{term.removeprefix('histology_')} vs {histology_reference(plan)}"
+    return fixed.get(term, term)
+
+
+def univariable_rows(report, plan):
+    """One row per Cox term with its DFS and OS results side by side."""
+    rows = {}
+    for row in report["univariable"]:
+        rows.setdefault(row["factor"], {"label": term_label(row["factor"], plan)})[row["endpoint"]] = cells(row)
+    return list(rows.values())
+
+
+def multivariable_rows(report, plan):
+    """The plan's multivariable models: title, n, events and a display row per term."""
+    return [{**model, "endpoint_label": ENDPOINT_LABELS[model["endpoint"]],
+             "covariate_labels": [term_label(c, plan) for c in model["covariates"]],
+             "rows": [{"label": term_label(t["factor"], plan), **cells({**t, "estimable": model["estimable"]})}
+                      for t in model["terms"]]} for model in report["multivariable"]]
+
+
+def subgroup_rows(report, plan):
+    """The subgroup models, labelled with the plan's cut-off (e.g. "max diameter > 20 mm")."""
+    return [{"name": row["name"], "label": term_label(row["subgroup"], plan).lower(),
+             "endpoint": row["endpoint"].upper(), **cells(row)} for row in report["subgroups"]]
+
+
+def endpoint_rows(report):
+    """DFS and OS: n, events, median (CI) and the survival rates of the plan."""
+    return [{"endpoint": endpoint, "label": ENDPOINT_LABELS[endpoint], "n": s["n"], "events": s["events"],
+             "median": median_text(s["median_months"], s["estimable"]),
+             "median_ci": interval(s["median_ci95"]), "estimable": s["estimable"], "reason": s["reason"],
+             "rates": [{"months": r["months"], "survival": percent(r["survival"]), "ci": interval(r["ci95"], percent)}
+                       for r in s["rates"]]}
+            for endpoint, s in report["endpoints"].items()]
+
+
+def plan_changes(plan):
+    """[(parameter, value, default)] where the plan differs from endpoints.md (name aside)."""
+    defaults, values = AnalysisPlan().to_dict(), plan.to_dict()
+    return [(name, values[name], defaults[name]) for name in values if name != "name" and values[name] != defaults[name]]
+
+
+def scope_label(centres):
+    if centres is None:
+        return _("All centres (pooled)")
+    return (_("Centre %(codes)s") if len(centres) == 1 else _("Centres %(codes)s")) % {"codes": ", ".join(centres)}
+
+
+def cells(row):
+    """Display strings of one model row."""
+    return {"hr": format_hr(row), "p": format_p(row.get("p")), "logrank_p": format_p(row.get("logrank_p")),
+            "n": row.get("n"), "events": row.get("events"), "estimable": row.get("estimable"),
+            "reason": row.get("reason")}
+
+
+def median_text(median, estimable=True):
+    """A KM median: "—" without an estimate, "not reached" when the curve stays above 50 %."""
+    if not estimable:
+        return "—"
+    return "not reached" if median is None else months(median)
+
+
+def months(value):
+    return "—" if value is None else f"{value:.1f}"
+
+
+def interval(pair, fmt=months):
+    low, high = pair or (None, None)
+    return "" if low is None and high is None else f"{fmt(low)}–{fmt(high)}"
+
+
+def percent(value):
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+TABLE1_LABELS = {
+    "sex": "Sex", "age_at_pm": "Age at PM, years", "primary_site": "Primary site", "grade": "Grade",
+    "dfi_months": "Disease-free interval, months", "synchronous": "Synchronous", "tfi_months": "TFI, months",
+    "tfi_gt_12m": "TFI > cut-off", "max_lesion_diameter_mm": "Max lesion diameter, mm",
+    "size_gt_2cm": "Max diameter > cut-off", "lesions_resected": "Lesions resected",
+    "multiple_lesions": "Lesions > cut-off", "bilateral": "Bilateral", "approach": "Approach",
+    "resection_type": "Resection type", "peri_pm_systemic": "Peri-PM systemic therapy",
+    "major_complication": "Clavien-Dindo ≥ IIIa",
+}
+
+
+LEVEL_LABELS = {variable: dict(choices) for variable, choices in (
+    ("sex", codes.SEX), ("primary_site", codes.PRIMARY_SITE), ("grade", codes.GRADE), ("approach", codes.APPROACH),
+    ("resection_type", codes.RESECTION_TYPE))}
+
+
+def table1_rows(table1):
+    """Table 1 as display rows: a heading per variable, then one row per level (or the median)."""
+    groups = [g["group"] for g in table1["groups"]]
+    out, previous = [], None
+    for row in table1["rows"]:
+        label = TABLE1_LABELS.get(row["variable"], row["variable"])
+        if row["type"] == "continuous":
+            values = [row["values"][g] for g in groups]
+            out.append({"label": f"{label}, median (IQR)", "heading": False, "cells": [
+                "—" if v["median"] is None else f"{v['median']:.1f} ({v['q1']:.1f}–{v['q3']:.1f})" for v in values]})
+            continue
+        if row["variable"] != previous:
+            out.append({"label": label, "heading": True, "cells": []})
+            previous = row["variable"]
+        level = LEVEL_LABELS.get(row["variable"], {}).get(row["level"], row["level"])
+        out.append({"label": level, "heading": False, "cells": [_count(row["values"][g]) for g in groups]})
+    return out
+
+
+def _count(value):
+    """"12 (34 %)": a count with its share of the column."""
+    return f"{value['n']} ({'—' if value['percent'] is None else format(value['percent'], '.0f')} %)"
+
+
+# --- downloads ----------------------------------------------------------------------------------
+
+def _km_csv(report, strata):
+    columns = ["time", "at_risk", "events", "censored", "survival", "ci_lower", "ci_upper"]
+    rows = [[endpoint, group["label"], *values] for endpoint, part in strata["endpoints"].items()
+            for group in part["groups"] for values in zip(*(group["curve"][k] for k in columns))]
+    return ["endpoint", "group", "time_months", *columns[1:]], rows
+
+
+def _risk_csv(report, strata):
+    rows = [[endpoint, g["label"], when, count] for endpoint, part in strata["endpoints"].items()
+            for g in part["groups"] for when, count in zip(RISK_TIMES, at_risk(g["curve"], RISK_TIMES))]
+    return ["endpoint", "group", "months", "at_risk"], rows
+
+
+def _models_csv(name):
+    def rows(report, strata):
+        header = ["endpoint", "factor", "hr", "ci_lower", "ci_upper", "p", "logrank_p", "n", "events", "reason"]
+        return header, [[r["endpoint"], r["factor"], r["hr"], *r["ci95"], r["p"], r["logrank_p"], r["n"],
+                         r["events"], r["reason"]] for r in report[name]]
+    return rows
+
+
+def _multivariable_csv(report, strata):
+    return (["endpoint", "factor", "hr", "ci_lower", "ci_upper", "p", "n", "events"],
+            [[m["endpoint"], t["factor"], t["hr"], *t["ci95"], t["p"], m["n"], m["events"]]
+             for m in report["multivariable"] for t in m["terms"]])
+
+
+def _cohort_csv(report, strata):
+    cohort = report["cohort"]
+    return ["step", "patients"], ([["registered", cohort["registered"]]]
+                                  + [[f"excluded: {s['criterion']}", s["n"]] for s in cohort["excluded"]]
+                                  + [["analysed", cohort["analysed"]]])
+
+
+def _table1_csv(report, strata):
+    """Long format: one row per variable, level and statistic; one column per group."""
+    groups = [g["group"] for g in report["table1"]["groups"]]
+    rows = []
+    for row in report["table1"]["rows"]:
+        if row["type"] == "continuous":
+            rows += [[row["variable"], "", stat] + [row["values"][g][stat] for g in groups]
+                     for stat in ("n", "median", "q1", "q3")]
+        else:
+            rows += [[row["variable"], row["level"], stat] + [row["values"][g][stat] for g in groups]
+                     for stat in ("n", "percent")]
+    return ["variable", "level", "statistic", *groups], rows
+
+
+CSV = {"km": _km_csv, "risk": _risk_csv, "univariable": _models_csv("univariable"),
+       "multivariable": _multivariable_csv, "subgroups": _models_csv("subgroups"), "cohort": _cohort_csv,
+       "table1": _table1_csv}
+CSV_TABLES = tuple(CSV)
+
+
+def csv_rows(results_, table):
+    """(header, rows) of one numbers table for CSV download (a name of CSV_TABLES)."""
+    return CSV[table](results_["report"], results_["strata"])
+
+
+def csv_text(header, rows):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(["" if value is None else value for value in row] for row in rows)
+    return buffer.getvalue()
+
+
+def json_text(results_):
+    """The report and the strata as one JSON document (what every figure on the page shows)."""
+    return json.dumps({"report": results_["report"], "strata": results_["strata"]}, indent=1, allow_nan=False)

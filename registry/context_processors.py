@@ -1,0 +1,9 @@
+"""What the navigation offers the signed-in user (the pages themselves check access again)."""
+from registry import access
+
+
+def navigation(request):
+    from registry.exporting import can_export  # the export rule includes the EXPORT_ALLOW_PI setting
+
+    user = request.user
+    return {"nav_can_import": access.can_import(user), "nav_can_export": can_export(user)}
