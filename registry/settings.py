@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "simple_history",
+    "axes",
     "registry",
     "analysis",
     "rest_framework",
@@ -69,7 +70,24 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the signed-in user on every history row written during a request.
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Locks a username out after repeated failed sign-ins; last, as django-axes asks.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Sign-in protection (django-axes): AXES_FAILURE_LIMIT failed sign-ins lock the username for
+# AXES_COOLOFF_HOURS; every sign-in, failed sign-in and sign-out is logged (admin: Axes).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "1"))
+# By username only: a hospital's staff share one outgoing address, and locking it would lock
+# them all out; a username lock cannot be dodged by rotating addresses or browsers.
+AXES_LOCKOUT_PARAMETERS = ["username"]
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]  # "add ip_address": see the line above
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 ROOT_URLCONF = "registry.urls"
 WSGI_APPLICATION = "registry.wsgi.application"
