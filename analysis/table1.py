@@ -55,12 +55,16 @@ def table1(frame, histologies):
 
 
 def _categories(series, kind):
-    """{level: count}; booleans as yes/no, missing as "unknown"."""
-    labels = series.astype(object)
-    if kind == "binary":
-        labels = labels.map(lambda v: None if pd.isna(v) else ("yes" if bool(v) else "no"))
-    labels = labels.where(labels.notna(), UNKNOWN)
-    return {str(level): int(count) for level, count in labels.value_counts().items()}
+    """{level: count}; booleans as yes/no, missing as "unknown" (a loop over the distinct
+    values only: mapping every row costs a third of a second at 10,000 patients)."""
+    counts = {}
+    for level, count in series.value_counts(dropna=False).items():
+        if pd.isna(level):
+            key = UNKNOWN
+        else:
+            key = ("yes" if bool(level) else "no") if kind == "binary" else str(level)
+        counts[key] = counts.get(key, 0) + int(count)
+    return counts
 
 
 def _share(count, total):
