@@ -7,6 +7,7 @@ Runs against pytest-django's live server; the browser is Debian's Chromium (no d
 import datetime
 import io
 import json
+import os
 
 import pytest
 from django.core.cache import cache
@@ -102,7 +103,9 @@ def test_pi_reads_the_live_dashboard(live_server, browser_page, settings):  # no
 
 
 def screenshot_path(name):
-    from tests.test_browser_entry import SCREENSHOTS
+    """test-artifacts/, or the README's docs/screenshots/ with UPDATE_SCREENSHOTS=1."""
+    from tests.test_browser_entry import ARTIFACTS, SCREENSHOTS
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS / name
+    folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else ARTIFACTS
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name

@@ -42,10 +42,13 @@ def browser_page():
 
 
 def screenshot(page, name):
+    """Into test-artifacts/; also into the README's docs/screenshots/ with UPDATE_SCREENSHOTS=1
+    (so an ordinary test run never changes tracked files)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / name, full_page=True)
-    shutil.copyfile(ARTIFACTS / name, SCREENSHOTS / name)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / name, SCREENSHOTS / name)
 
 
 def sign_in(page, base, username):
