@@ -9,10 +9,10 @@ Environment variables:
   CSRF_TRUSTED_ORIGINS  comma-separated origins, for deployments behind a proxy
 """
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -32,10 +32,12 @@ def env_list(name, default=""):
 DEBUG = env_flag("DEBUG")
 
 SECRET_KEY = os.environ.get("SECRET_KEY")
+# Without a key and without DEBUG the settings still load, so tools that need no key (such as
+# makemigrations --check) run; the system check registry.E001 (registry/checks.py) stops every
+# command that runs checks (runserver, migrate, check, import, export) and wsgi.py stops serving.
+SECRET_KEY_MISSING = not SECRET_KEY and not DEBUG
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("Set SECRET_KEY in the environment (only DEBUG=1 has a default).")
-    SECRET_KEY = "development-only-secret-key-never-use-in-production"
+    SECRET_KEY = "development-only-secret-key-never-use-in-production" if DEBUG else secrets.token_urlsafe(50)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
