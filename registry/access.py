@@ -50,6 +50,12 @@ def is_coordinator(user):
     return user.is_superuser or "coordinator" in _roles(user).values()
 
 
+def role_names(user):
+    """The roles the user holds in any centre; a superuser counts as a coordinator."""
+    names = set(_roles(user).values())
+    return names | {"coordinator"} if is_coordinator(user) else names
+
+
 def is_pi(user):
     return "pi" in _roles(user).values()
 

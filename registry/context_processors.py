@@ -6,4 +6,5 @@ def navigation(request):
     from registry.exporting import can_export  # the export rule includes the EXPORT_ALLOW_PI setting
 
     user = request.user
-    return {"nav_can_import": access.can_import(user), "nav_can_export": can_export(user)}
+    return {"nav_can_import": access.can_import(user), "nav_can_export": can_export(user),
+            "nav_security_log": access.is_coordinator(user)}

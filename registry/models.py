@@ -399,3 +399,34 @@ class ExportLog(models.Model):
 
     def __str__(self):
         return f"{self.scope or 'pooled'} {self.file_format} ({self.created_at:%Y-%m-%d %H:%M}, {self.username or 'system'})"
+
+
+class SecurityEvent(models.Model):
+    """A two-factor sign-in event. Password sign-ins, sign-outs and failed sign-ins are kept by
+    django-axes (AccessLog, AccessFailureLog); exports and imports by ExportLog and ImportRun."""
+
+    TWO_FACTOR_ENABLED = "2fa-enabled"
+    TWO_FACTOR_REMOVED = "2fa-removed"
+    TWO_FACTOR_PASSED = "2fa-passed"
+    TWO_FACTOR_FAILED = "2fa-failed"
+    EVENTS = [
+        (TWO_FACTOR_ENABLED, _("two-factor sign-in set up")),
+        (TWO_FACTOR_REMOVED, _("two-factor sign-in removed")),
+        (TWO_FACTOR_PASSED, _("two-factor code accepted")),
+        (TWO_FACTOR_FAILED, _("two-factor code refused")),
+    ]
+
+    at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+", verbose_name=_("user"))
+    username = models.CharField(_("username"), max_length=150)
+    event = models.CharField(_("event"), max_length=16, choices=EVENTS)
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = _("security event")
+        verbose_name_plural = _("security events")
+
+    def __str__(self):
+        return f"{self.username} {self.event} ({self.at:%Y-%m-%d %H:%M})"

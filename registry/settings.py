@@ -51,6 +51,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "simple_history",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "registry",
     "analysis",
     "rest_framework",
@@ -68,6 +70,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "registry.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the signed-in user on every history row written during a request.
@@ -90,6 +94,15 @@ AXES_LOCKOUT_PARAMETERS = ["username"]
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]  # "add ip_address": see the line above
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Keep every failed sign-in (AccessAttempt, the lockout counter, is reset by a success).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+
+# Two-factor sign-in (django-otp, TOTP): optional for everyone, required for the roles listed
+# in TWO_FACTOR_REQUIRED_ROLES (comma-separated: nurse, pi, coordinator; superusers count as
+# coordinators). A required user without an authenticator is sent to set one up.
+TWO_FACTOR_REQUIRED_ROLES = {role.strip() for role in os.environ.get("TWO_FACTOR_REQUIRED_ROLES", "").split(",")
+                             if role.strip()}
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Sarcoma PM registry")
 
 ROOT_URLCONF = "registry.urls"
 WSGI_APPLICATION = "registry.wsgi.application"
