@@ -5,8 +5,11 @@ The endpoints and their methods are read from the URL patterns of /api/ and /red
 `test_every_endpoint_and_method_is_in_the_matrix`.
 
 Roles: a nurse of the case's centre (MUC), a nurse of another centre (BER: the case does not
-exist for her, 404), a PI of MUC (reads, every write 403), a coordinator (everything) and an
-anonymous client (401; the pages for people send her to sign in).
+exist for her, 404), a PI of MUC (reads, every write 403), a coordinator (everything), an
+anonymous client (401; the pages for people send her to sign in) and a deactivated coordinator,
+whose tokens and session were made before the deactivation: she is treated as anonymous.
+
+tests/test_access_matrix.py covers every other URL pattern of the site.
 """
 import datetime
 from decimal import Decimal
@@ -28,7 +31,7 @@ from tests.test_api_helpers import client_for, fresh_throttles, patient_payload,
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["anonymous", "nurse", "other_nurse", "pi", "coordinator"]
+ROLES = ["anonymous", "nurse", "other_nurse", "pi", "coordinator", "deactivated"]
 MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp)
 
 
@@ -88,6 +91,10 @@ for _table in TABLES:
         (f"{_table.url}-detail", "PATCH"): CHANGE,
         (f"{_table.url}-detail", "DELETE"): DELETE,
     })
+for _key, _cell in EXPECTED.items():
+    # A deactivated user is anonymous; but a token she sends is refused even where none is needed.
+    _token_refused = _key[0] == "not-found" or _key == ("schema", "GET")
+    EXPECTED[_key] = {**_cell, "deactivated": 401 if _token_refused else _cell["anonymous"]}
 
 TABLE_BY_URL = {table.url: table for table in TABLES}
 
@@ -100,8 +107,9 @@ def test_every_endpoint_and_method_is_in_the_matrix():
 def world(case, nurse, other_nurse, pi, coordinator):
     """The case (MUC) with a second, later PM, and a user for every role."""
     services.record_save(user=nurse, record=f.metastasectomy(case, surgery_date=datetime.date(2017, 1, 10)))
+    deactivated = f.user("deactivated", memberships=[("MUC", "coordinator")], is_active=False)
     return {"case": case, "nurse": nurse, "other_nurse": other_nurse, "pi": pi, "coordinator": coordinator,
-            "anonymous": None}
+            "anonymous": None, "deactivated": deactivated}
 
 
 def target(table, case):

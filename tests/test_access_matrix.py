@@ -1,0 +1,243 @@
+"""Who may open what: one matrix over every URL pattern of the site, generated from the URL
+configuration, so a page added anywhere without a row here fails
+`test_every_url_pattern_is_in_a_matrix`.
+
+The REST and REDCap endpoints have their own, finer matrix (every method, token clients) in
+tests/test_api_access.py; this module checks that the two together cover every pattern, and owns
+everything else: the data-entry pages, import and export, the dashboard, the account pages, the
+security log and the admin.
+
+Each cell is the status of a GET or a POST for one role: a number, LOGIN (sent to sign in) or
+ADMIN_LOGIN (sent to the admin's sign-in page). Roles: anonymous; a nurse of the case's centre
+(MUC); a nurse of another centre (BER); a PI of MUC; a coordinator; and a deactivated user, a
+coordinator of MUC who signed in and was deactivated afterwards. Deleting (patient_delete,
+record_delete), importing (a real CSV file) and exporting (the pooled zip) are real POSTs.
+A refused request, and every GET, must leave the clinical tables as they were.
+"""
+import pytest
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from registry.models import ExportLog, FollowUp, ImportRun, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from tests import factories as f
+from tests.test_api_access import EXPECTED as API_EXPECTED
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ["anonymous", "nurse", "other_nurse", "pi", "coordinator", "deactivated"]
+LOGIN, ADMIN_LOGIN = "login", "admin-login"
+MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp, ImportRun, ExportLog)
+
+
+def walk(patterns, namespace=""):
+    """(qualified name, pattern) of every URL pattern below `patterns`."""
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from walk(pattern.url_patterns, inner)
+        elif isinstance(pattern, URLPattern):
+            yield f"{namespace}{pattern.name}", pattern
+
+
+def row(get, post):
+    """{role: (GET, POST)} from two {role: status} dicts."""
+    return {role: (get[role], post[role]) for role in ROLES}
+
+
+def everyone(status):
+    return dict.fromkeys(ROLES, status)
+
+
+def signed_in(status=200, **by_role):
+    """`status` for every signed-in role unless named; the anonymous and deactivated sign in."""
+    return {**everyone(status), "anonymous": LOGIN, "deactivated": LOGIN, **by_role}
+
+
+# A nurse of another centre gets 404 for the centre's pages and patients (not even their existence
+# is shown); a PI reads everything of MUC but every form is 403.
+OWN_CENTRES = signed_in(other_nurse=404)
+READ_PAGE = row(OWN_CENTRES, signed_in(405))
+FORM_PAGE = row(signed_in(other_nurse=404, pi=403), signed_in(other_nurse=404, pi=403))
+DELETE_PAGE = row(signed_in(other_nurse=404, pi=403), signed_in(302, other_nurse=404, pi=403))
+SIGNED_IN_PAGE = row(signed_in(), signed_in(405))
+ADMIN_PAGE = row(everyone(ADMIN_LOGIN), everyone(ADMIN_LOGIN))
+
+EXPECTED = {
+    # data entry (registry/web_urls.py)
+    "home": row(signed_in(302, coordinator=200), signed_in(405)),
+    "patient_list": READ_PAGE,
+    "patient_new": FORM_PAGE,
+    "data_quality": READ_PAGE,
+    "patient_detail": READ_PAGE,
+    "patient_history": READ_PAGE,
+    "patient_edit": FORM_PAGE,
+    "record_add": FORM_PAGE,
+    "record_edit": FORM_PAGE,
+    "patient_delete": DELETE_PAGE,
+    "record_delete": DELETE_PAGE,
+    # import and export
+    # the other centre's nurse uploads a row of MUC: refused by the ID's centre, named in the report
+    "import_upload": row(signed_in(pi=403), signed_in(other_nurse=422, pi=403)),
+    "import_errors": row(signed_in(404, pi=403), signed_in(405)),
+    "export_download": row(signed_in(403, coordinator=200), signed_in(403, coordinator=200)),
+    # the survival dashboard (?centre=MUC: the nurse of BER may not choose it)
+    "analysis:dashboard": READ_PAGE,
+    "analysis:version": READ_PAGE,
+    "analysis:print": READ_PAGE,
+    "analysis:figure": READ_PAGE,
+    "analysis:table": READ_PAGE,
+    "analysis:json": READ_PAGE,
+    "analysis:plan_json": READ_PAGE,
+    "analysis:plan_save": row(signed_in(405), signed_in(302, other_nurse=404)),
+    # accounts, the security log, the language
+    "login": row(everyone(200), everyone(200)),
+    "logout": row(everyone(405), everyone(302)),
+    "two_factor_verify": row(signed_in(302), signed_in(302)),
+    "two_factor_setup": row(signed_in(), signed_in()),
+    "password_change": row(signed_in(), signed_in()),
+    "password_change_done": SIGNED_IN_PAGE,
+    "password_reset": row(everyone(200), everyone(200)),
+    "password_reset_done": row(everyone(200), everyone(405)),
+    "password_reset_confirm": row(everyone(200), everyone(200)),
+    "password_reset_complete": row(everyone(200), everyone(405)),
+    "security_log": row(signed_in(403, coordinator=200), signed_in(405)),
+    "set_language": row(everyone(302), everyone(302)),
+    # the admin is for staff only: nobody here is staff (tests/test_admin.py covers superusers)
+    "admin:login": row(everyone(200), everyone(200)),
+    "admin:logout": row(everyone(302), everyone(302)),
+}
+
+
+def is_admin_page(name):
+    return name.startswith("admin:") and name not in EXPECTED
+
+
+def test_every_url_pattern_is_in_a_matrix():
+    api = {name for name, _method in API_EXPECTED}
+    uncovered = [name for name, _pattern in walk(get_resolver().url_patterns)
+                 if name not in EXPECTED and not is_admin_page(name)
+                 and name.removeprefix("api:") not in api and name != "redcap_api"]
+    assert not uncovered, "add these URL patterns to a matrix: " + repr(uncovered)
+
+
+def test_no_name_in_the_matrix_is_stale():
+    names = {name for name, _pattern in walk(get_resolver().url_patterns)}
+    assert set(EXPECTED) <= names
+
+
+@pytest.fixture
+def world(case, nurse, other_nurse, pi, coordinator):
+    deactivated = f.user("deactivated", memberships=[("MUC", "coordinator")])
+    clients = {"anonymous": Client()}
+    for role, user in [("nurse", nurse), ("other_nurse", other_nurse), ("pi", pi), ("coordinator", coordinator),
+                       ("deactivated", deactivated)]:
+        clients[role] = Client()
+        clients[role].force_login(user)
+    deactivated.is_active = False
+    deactivated.save()
+    return {"case": case, "clients": clients}
+
+
+# Sample values for the admin's URL arguments: every admin page refuses non-staff before reading them.
+ADMIN_ARGS = {"object_id": "1", "id": "1", "pk": "1", "app_label": "registry", "content_type_id": "1"}
+
+
+def admin_url(name, pattern):
+    """The URL of an admin page, its arguments filled with samples."""
+    if pattern.name is None:  # the admin's catch-all for unknown addresses
+        return "/admin/no-such-page/"
+    regex = pattern.pattern.regex
+    if regex.groups and not regex.groupindex:  # unnamed groups (simple-history's revision page)
+        return reverse(name, args=["1"] * regex.groups)
+    arguments = getattr(pattern.pattern, "converters", None) or regex.groupindex
+    return reverse(name, kwargs={argument: ADMIN_ARGS[argument] for argument in arguments})
+
+
+def url_for(name, pattern, case):
+    therapy = case.systemic_therapies.get()
+    record = f"/patients/{case.pk}/systemic-therapies/"
+    urls = {
+        "home": "/", "patient_list": "/patients/?centre=MUC", "patient_new": "/centres/MUC/patients/new/",
+        "data_quality": "/centres/MUC/data-quality/", "patient_detail": f"/patients/{case.pk}/",
+        "patient_edit": f"/patients/{case.pk}/edit/", "patient_delete": f"/patients/{case.pk}/delete/",
+        "patient_history": f"/patients/{case.pk}/history/", "record_add": record + "add/",
+        "record_edit": f"{record}{therapy.pk}/edit/", "record_delete": f"{record}{therapy.pk}/delete/",
+        "import_upload": "/transfer/import/", "import_errors": "/transfer/import/errors/no-such-report/",
+        "export_download": "/transfer/export/",
+        "analysis:dashboard": "/analysis/?centre=MUC", "analysis:version": "/analysis/version?centre=MUC",
+        "analysis:print": "/analysis/print/?centre=MUC", "analysis:figure": "/analysis/figures/km-dfs.svg?centre=MUC",
+        "analysis:table": "/analysis/data/km.csv?centre=MUC", "analysis:json": "/analysis/report.json?centre=MUC",
+        "analysis:plan_json": "/analysis/plan.json?centre=MUC", "analysis:plan_save": "/analysis/plans/?centre=MUC",
+        "login": "/accounts/login/", "logout": "/accounts/logout/", "two_factor_verify": "/accounts/two-factor/",
+        "two_factor_setup": "/accounts/two-factor/setup/", "password_change": "/accounts/password_change/",
+        "password_change_done": "/accounts/password_change/done/", "password_reset": "/accounts/password_reset/",
+        "password_reset_done": "/accounts/password_reset/done/",
+        "password_reset_confirm": "/accounts/reset/MQ/no-such-token/", "password_reset_complete": "/accounts/reset/done/",
+        "security_log": "/security/", "set_language": "/i18n/setlang/",
+    }
+    return urls.get(name) or admin_url(name, pattern)
+
+
+def post_data(name, case):
+    """The body of a POST: a real change where the page makes one, else an empty form."""
+    if name in ("patient_delete", "record_delete"):
+        record = case if name == "patient_delete" else case.systemic_therapies.get()
+        return {"version": record.version}
+    if name == "import_upload":
+        csv = f"patient_id,event_date,event,recurrence_site,cause_of_death\n{case.pk},2016-06-01,contact,,\n"
+        return {"file": SimpleUploadedFile("follow_up.csv", csv.encode()), "table": ""}
+    if name == "export_download":
+        return {"file_format": "csv", "deidentify": "none", "centre": ""}
+    if name == "analysis:plan_save":
+        return {"name": "matrix"}
+    return {}
+
+
+def outcome(response):
+    location = response.get("Location", "")
+    if response.status_code == 302 and location.startswith("/accounts/login/?next="):
+        return LOGIN
+    if response.status_code == 302 and location.startswith("/admin/login/?next="):
+        return ADMIN_LOGIN
+    return response.status_code
+
+
+def clinical_state():
+    return [model.objects.count() for model in MODELS] + [FollowUp.objects.filter(event_date__year=2016).count()]
+
+
+PATTERNS = dict(walk(get_resolver().url_patterns))
+
+
+def matrix_names():
+    return sorted(name for name in PATTERNS if name in EXPECTED or is_admin_page(name))
+
+
+@pytest.mark.parametrize("name", matrix_names())
+def test_matrix(world, name):
+    """Every role, GET and POST, each on the same data (a savepoint is rolled back after each)."""
+    expected = EXPECTED.get(name, ADMIN_PAGE)
+    case = world["case"]
+    url = url_for(name, PATTERNS[name], case)
+    problems = []
+    for role in ROLES:
+        for method, wanted in zip(("GET", "POST"), expected[role]):
+            savepoint = transaction.savepoint()
+            cache.clear()
+            before = clinical_state()
+            client = world["clients"][role]
+            response = client.get(url) if method == "GET" else client.post(url, post_data(name, case))
+            got = outcome(response)
+            if got != wanted:
+                problems.append(f"{role} {method} {url}: {got}, expected {wanted}")
+            refused = not isinstance(wanted, int) or wanted >= 400
+            if (refused or method == "GET") and clinical_state() != before:
+                problems.append(f"{role} {method} {url}: a refused request or a read changed the data")
+            if role == "other_nurse" and name != "import_upload" and case.pk in response.content.decode(errors="replace").split("</header>")[-1]:
+                problems.append(f"{role} {method} {url}: the other centre's case shows")
+            transaction.savepoint_rollback(savepoint)
+    assert not problems, "\n".join(problems)
+
