@@ -44,6 +44,17 @@ def confirmed_device(user):
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
+def pending_step(user):
+    """The page a signed-in user must pass before any other: the code, set-up, or None.
+    Kept on the user object for the request (the middleware and the navigation both ask)."""
+    if not user.is_authenticated or user.is_verified():
+        return None
+    if not hasattr(user, "_two_factor_step"):
+        user._two_factor_step = ("two_factor_verify" if confirmed_device(user)
+                                 else "two_factor_setup" if required_for(user) else None)
+    return user._two_factor_step
+
+
 class TwoFactorMiddleware:
     """Sends a signed-in but unverified user to the code page (or to set-up, if required)."""
 
@@ -54,16 +65,10 @@ class TwoFactorMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        user = request.user
-        if not user.is_authenticated or user.is_verified():
-            return None
         if request.resolver_match.url_name in OPEN_PAGES:
             return None
-        if confirmed_device(user):
-            return _redirect_with_next("two_factor_verify", request.get_full_path())
-        if required_for(user):
-            return _redirect_with_next("two_factor_setup", request.get_full_path())
-        return None
+        step = pending_step(request.user)
+        return _redirect_with_next(step, request.get_full_path()) if step else None
 
 
 def _redirect_with_next(url_name, next_url):

@@ -122,7 +122,9 @@ def test_a_required_role_must_set_it_up_before_anything_else(client):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/accounts/two-factor/setup/")
     assert not ExportLog.objects.exists()
+    assert 'href="/transfer/export/"' not in client.get("/accounts/two-factor/setup/").content.decode()  # no menu yet
     set_up_authenticator(client, coordinator)
+    assert 'href="/transfer/export/"' in client.get("/").content.decode()
     assert client.get("/transfer/export/").status_code == 200
 
 
