@@ -124,7 +124,7 @@ def test_a_required_role_must_set_it_up_before_anything_else(client):
     assert not ExportLog.objects.exists()
     assert 'href="/transfer/export/"' not in client.get("/accounts/two-factor/setup/").content.decode()  # no menu yet
     set_up_authenticator(client, coordinator)
-    assert 'href="/transfer/export/"' in client.get("/").content.decode()
+    assert 'href="/transfer/export/"' in client.get("/patients/").content.decode()
     assert client.get("/transfer/export/").status_code == 200
 
 
