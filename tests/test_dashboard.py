@@ -129,6 +129,7 @@ def test_pi_sees_the_pooled_registry(client, pi, first_pooled_request):
     assert report["scope"]["centres_included"] == sorted(CENTRES)
     assert report["cohort"]["registered"] == Patient.objects.count()
     assert "All centres (pooled)" in response.content.decode()
+    assert "immortal-time bias" in response.content.decode()  # the caveat beside peri-PM therapy
 
 
 def test_coordinator_sees_the_pooled_registry_from_the_same_cache_entry(client, pi, coordinator):
