@@ -6,7 +6,7 @@ Without --database-url it creates a scratch PostgreSQL database `registry_bench_
 127.0.0.1 (user postgres, trust auth), migrates it and drops it at the end. With --database-url
 it refuses a database that already has tables; it migrates the empty one it is given and empties
 the clinical tables again at the end. For each size it loads a synthetic cohort
-(registry/synthetic.py) with COPY (the fast path: no validation, no audit rows), then times:
+(registry/synthetic/) with COPY (the fast path: no validation, no audit rows), then times:
 
 - scan: reading the five clinical tables into Python with a raw cursor, the floor for any
   analysis that reads the rows (the baseline of the same run: ratios hold on a noisy machine);

@@ -3,7 +3,7 @@
     .venv/bin/python bench/dashboard.py [--patients 10000] [--cached 40] [--uncached 3]
 
 Creates a scratch PostgreSQL database `registry_bench_dashboard_<pid>` on 127.0.0.1 (user postgres,
-trust auth), migrates it, loads a synthetic cohort (registry/synthetic.py, seed 1, 12 centres)
+trust auth), migrates it, loads a synthetic cohort (registry/synthetic/, seed 1, 12 centres)
 with COPY, and drops the database at the end. Requests go through Django's test client as a
 signed-in PI (middleware, session, access checks, template rendering: everything but the socket),
 with the cache of the settings (local memory unless REDIS_URL is set; keys prefixed with the

@@ -3,7 +3,7 @@
     .venv/bin/python bench/export.py [--patients 10000]
 
 Creates a scratch PostgreSQL database `registry_bench_export` on 127.0.0.1 (user postgres, trust
-auth), migrates it, loads a synthetic cohort (registry/synthetic.py) through the bulk import, and
+auth), migrates it, loads a synthetic cohort (registry/synthetic/) through the bulk import, and
 drops the database at the end. Each export (`registry.exporting.dataset_export`, the code behind
 `manage.py export_registry` and the download page) runs in a fresh child process, so the peak
 resident memory printed is that export's own. The baseline of the same run is the time to read

@@ -10,7 +10,7 @@ from registry.models import Centre
 
 
 class Command(BaseCommand):
-    help = "Draw a synthetic multicentre cohort (documented in registry/synthetic.py); write it and/or load it."
+    help = "Draw a synthetic multicentre cohort (documented in registry/synthetic/); write it and/or load it."
 
     def add_arguments(self, parser):
         parser.add_argument("--patients", type=int, required=True)
