@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -82,8 +83,14 @@ def import_upload(request):
         if upload.size > limit_bytes:
             context["refused"] = _("The file is larger than the limit of %(mb)s MB.") % {"mb": limit_bytes // 2**20}
             return render(request, "transfer/import.html", context, status=413)
-        report = file_import(user=request.user, data=upload.read(), filename=upload.name,
-                             table=form.cleaned_data["table"] or None, dry_run=form.cleaned_data["dry_run"])
+        try:
+            report = file_import(user=request.user, data=upload.read(), filename=upload.name,
+                                 table=form.cleaned_data["table"] or None, dry_run=form.cleaned_data["dry_run"])
+        except DatabaseError:  # e.g. the connection was lost mid-import (file_import logged the traceback)
+            context["refused"] = _("The database failed during the import. An import is written in one "
+                                   "transaction, so nothing of this file is half-stored. Upload the file again: "
+                                   "rows that are already stored are recognised and left unchanged.")
+            return render(request, "transfer/import.html", context, status=503)
         context.update(report=report, shown_errors=report.errors[:SHOWN_ERRORS])
         if report.errors:
             token = secrets.token_urlsafe(16)

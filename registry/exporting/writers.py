@@ -13,6 +13,7 @@ become 1/0 labelled yes/no; dates are Stata/SPSS dates; every variable has its l
 import csv
 import io
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from functools import partial
@@ -103,7 +104,17 @@ def write_xlsx(archive, filename, columns, rows, *, sheet_name):
 
 
 def _add_via_temp(archive, filename, save):
-    """pyreadstat and openpyxl write to a path: write there, then stream it into the archive."""
+    """pyreadstat writes to a path, not a stream. On Linux it gets /proc/self/fd/N of an unnamed
+    temporary file, so a worker killed mid-export leaves no clinical data on disk; elsewhere a
+    named temporary file, removed afterwards."""
+    with tempfile.TemporaryFile() as unnamed:
+        path = f"/proc/self/fd/{unnamed.fileno()}"
+        if os.path.exists(path):
+            save(path)
+            unnamed.seek(0)
+            with archive.open(filename, "w") as member:
+                shutil.copyfileobj(unnamed, member, 1 << 20)
+            return
     handle, path = tempfile.mkstemp(suffix=os.path.splitext(filename)[1])
     os.close(handle)
     try:
