@@ -10,6 +10,7 @@ version it was computed from; values that cannot be estimated are null with a re
 """
 import numpy as np
 import pandas as pd
+from django.db import connection, transaction
 from django.utils import timezone
 
 from analysis import survival
@@ -77,18 +78,19 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
     }
 
 
-def frame_with_version(plan, *, user=None, centres=None, attempts=3):
-    """The analysis frame and the data version it was read at.
-
-    The version is read before and after the frame; if a write landed in between the frame is
-    read again, so the version a report names is the one its numbers come from.
-    """
-    for _attempt in range(attempts):
-        before = services.data_version()
-        frame = analysis_frame(plan, user=user, centres=centres)
-        if services.data_version() == before:
-            return frame, before
-    raise RuntimeError("The registry kept changing while the analysis read it; try again.")
+def frame_with_version(plan, *, user=None, centres=None):
+    """The analysis frame and the data version it was read at, both from one snapshot of the
+    database, so the version a report names is exactly the data its numbers come from, however
+    many nurses save meanwhile. On PostgreSQL the reads run in one REPEATABLE READ transaction
+    (when not already inside a transaction, where the isolation level can no longer be set);
+    SQLite's transactions read one snapshot anyway."""
+    snapshot = connection.vendor == "postgresql" and not connection.in_atomic_block
+    with transaction.atomic():
+        if snapshot:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        version = services.data_version()
+        return analysis_frame(plan, user=user, centres=centres), version
 
 
 def scope(frame, *, user=None, centres=None):

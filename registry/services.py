@@ -9,7 +9,7 @@ from collections import Counter
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history
 
@@ -216,8 +216,11 @@ def existing_patient_ids(patient_ids, chunk=5000):
 def data_version():
     """A short token that changes whenever any clinical record is created, changed or deleted.
 
-    Every change writes an audit row with a new, never reused id, so the highest audit id of
-    each clinical table identifies the state of the data.
+    Every change writes an audit row with a new, never reused id, so the number of audit rows
+    and the highest audit id of each clinical table identify the state of the data. The count is
+    needed too: two concurrent saves may commit in the other order than their ids were drawn, and
+    the second commit then adds a row below the highest id.
     """
-    marks = [str(model.history.aggregate(last=Max("history_id"))["last"] or 0) for model in CLINICAL_MODELS]
+    marks = [f"{marks['rows']}.{marks['last'] or 0}" for marks in (
+        model.history.aggregate(rows=Count("history_id"), last=Max("history_id")) for model in CLINICAL_MODELS)]
     return hashlib.sha256(":".join(marks).encode()).hexdigest()[:12]

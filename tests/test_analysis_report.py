@@ -180,3 +180,70 @@ def test_demo_cohort_lands_near_the_paper():
     assert 0.2 <= hr["os", "tfi_gt_12m"] <= 0.9
     assert 1.3 <= report["multivariable"][0]["terms"][0]["hr"] <= 6
     assert report["complications"]["proportion"] <= 0.06
+
+
+postgresql_only = pytest.mark.skipif(
+    "postgresql" not in __import__("django.conf").conf.settings.DATABASES["default"]["ENGINE"],
+    reason="concurrent connections: set DATABASE_URL=postgres://... (CI does)")
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_save_committed_while_the_frame_is_read_is_in_neither_frame_nor_version(monkeypatch):
+    """frame_with_version reads one snapshot: a save landing between its queries is not half-seen."""
+    import threading
+
+    import analysis.report
+    from django.db import connection
+
+    small_registry()
+    nurse = f.user(memberships=[("MUC", "nurse")])
+    _frame, before = frame_with_version(AnalysisPlan())
+    read_frame = analysis.report.analysis_frame
+
+    def frame_after_a_concurrent_save(*args, **kwargs):
+        def save():  # another connection, as another nurse's request would be
+            services.patient_create(user=nurse, centre=f.centre("MUC"), **f.patient_values())
+            connection.close()
+        worker = threading.Thread(target=save)
+        worker.start()
+        worker.join()
+        return read_frame(*args, **kwargs)
+
+    monkeypatch.setattr(analysis.report, "analysis_frame", frame_after_a_concurrent_save)
+    frame, version = frame_with_version(AnalysisPlan())
+    monkeypatch.undo()
+    assert version == before
+    fresh, after = frame_with_version(AnalysisPlan())
+    assert after != before and len(fresh) == len(frame) + 1
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_the_data_version_moves_when_saves_commit_out_of_order():
+    """Two saves draw audit ids 1 and 2 but commit 2 first: the version moves at both commits."""
+    import threading
+
+    from django.db import connection
+
+    small_registry()
+    nurse = f.user(memberships=[("MUC", "nurse")])
+    versions = [services.data_version()]
+    first_drawn, second_committed = threading.Event(), threading.Event()
+
+    def slow_save():
+        with transaction.atomic():
+            services.patient_create(user=nurse, centre=f.centre("MUC"), **f.patient_values())
+            first_drawn.set()  # its audit row has the lower id, not yet committed
+            second_committed.wait(10)
+        connection.close()
+
+    worker = threading.Thread(target=slow_save)
+    worker.start()
+    first_drawn.wait(10)
+    services.patient_create(user=nurse, centre=f.centre("MUC"), **f.patient_values())
+    versions.append(services.data_version())
+    second_committed.set()
+    worker.join()
+    versions.append(services.data_version())
+    assert len(set(versions)) == 3
