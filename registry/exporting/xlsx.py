@@ -14,6 +14,7 @@ from decimal import Decimal
 
 EXCEL_EPOCH = datetime.date(1899, 12, 30)
 ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+ESCAPED_CHARACTER = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
 
 CONTENT_TYPES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">
@@ -71,6 +72,8 @@ def column_letters(index):
 
 def escape(text):
     text = ILLEGAL_XML.sub("", text)
+    if "_x" in text:  # readers decode _xHHHH_ as a character: escape the underscore of a literal one
+        text = ESCAPED_CHARACTER.sub(r"_x005F_\1", text)
     if "&" in text:
         text = text.replace("&", "&amp;")
     if "<" in text:

@@ -173,5 +173,10 @@ def _run(report, *, user, data, table, started):
         report.run = ImportRun.objects.create(
             user=access.audit_user(user), username=username, started_at=started, finished_at=finished,
             file_name=report.file_name[:255], sha256=report.sha256, file_size=len(data), rows=report.rows,
-            counts=report.counts, warnings=[w.as_list() for w in report.warnings][:200])
+            counts=report.counts, warnings=[[_storable(part) for part in w.as_list()] for w in report.warnings][:200])
         lap("write")
+
+
+def _storable(value):
+    """A warning's part as PostgreSQL's jsonb can hold it (no NUL; the header named may have one)."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value

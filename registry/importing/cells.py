@@ -18,6 +18,9 @@ INTEGER = re.compile(r"^[+-]?\d+(?:\.0+)?$")
 TRUE = {"yes", "true", "1"}
 FALSE = {"no", "false", "0"}
 NEUTRALISED = re.compile(r"^'[=+\-@]")  # the export's formula neutralisation, undone on import
+# Control characters XML cannot carry (the xlsx export) and PostgreSQL cannot store (NUL).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+MAX_DIGITS = 20  # longer numbers are out of every range, and int() refuses > 4300 digits
 
 
 class CellError(ValueError):
@@ -49,6 +52,9 @@ def _text(column):
         value = str(raw).strip()
         if NEUTRALISED.match(value):
             value = value[1:]
+        if control := CONTROL.search(value):
+            raise CellError(_("Contains the control character U+%(code)04X, which cannot be stored: remove it.")
+                            % {"code": ord(control.group())})
         if max_length and len(value) > max_length:
             raise CellError(_("Too long: at most %(n)s characters.") % {"n": max_length})
         if pattern and not pattern.match(value):
@@ -98,6 +104,8 @@ def _int(column):
             text = str(raw).strip()
             if not INTEGER.match(text):
                 raise CellError(_("Not a whole number."))
+            if len(text) > MAX_DIGITS:
+                raise CellError(_("The number is too large."))
             value = int(text.split(".")[0])
         return _check_range(column, value)
     return convert
@@ -121,6 +129,8 @@ def _number(column, decimal_comma):
             raise CellError(_("Not a number (use '.' as the decimal separator).")) from None
         if not value.is_finite():
             raise CellError(_("Not a number."))
+        if value.adjusted() >= MAX_DIGITS:  # before any arithmetic: 1e1000000 overflows it
+            raise CellError(_("The number is too large."))
         rounded = value.quantize(step) if abs(value) < 10**6 else value
         if rounded != value:
             raise CellError(_("At most %(n)s decimal place(s).") % {"n": column.decimals})

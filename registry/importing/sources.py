@@ -14,6 +14,7 @@ import io
 import re
 import threading
 import zipfile
+import zlib
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -118,7 +119,7 @@ def table_from_name(name):
 def _open_zip(data):
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as error:  # e.g. "zip file version 10.0"
         raise FileRefused(_("The file is damaged or truncated (not a readable zip/xlsx container).")) from error
     members = archive.infolist()
     if len(members) > limit("IMPORT_MAX_ZIP_MEMBERS"):
@@ -144,7 +145,7 @@ def _read_member(archive, info):
     try:
         with archive.open(info) as handle:
             data = handle.read(budget + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as error:
         raise FileRefused(_("The file is damaged or truncated (%(member)s cannot be unpacked).")
                           % {"member": info.filename}) from error
     if len(data) > budget:
