@@ -20,11 +20,11 @@ import datetime
 import os
 import sys
 import time
-from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
+from scratch import copy_cohort, scratch_database, setup_django
+
 SCRATCH_DB = "registry_bench_analysis"
 ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
@@ -37,15 +37,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def scratch_database(create):
-    """Create (or drop) the scratch database through the maintenance database."""
-    with psycopg.connect(ADMIN_URL.replace("postgres://", "postgresql://"), autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}" WITH (FORCE)')
-        if create:
-            admin.execute(f'CREATE DATABASE "{SCRATCH_DB}"')
-    return ADMIN_URL.rsplit("/", 1)[0] + f"/{SCRATCH_DB}"
-
-
 def require_empty(database_url):
     """Refuse a database that already has tables: the benchmark migrates and truncates."""
     with psycopg.connect(database_url.replace("postgres://", "postgresql://", 1)) as connection:
@@ -54,42 +45,6 @@ def require_empty(database_url):
     if tables:
         sys.exit(f"Refusing to run: {database_url} is not empty ({tables} tables); "
                  "the benchmark migrates and truncates. Give an empty database or none.")
-
-
-def setup_django(database_url):
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
-def copy_cohort(cohort):
-    """COPY the generated rows into the tables (about 10x faster than bulk_create)."""
-    from django.db import connection
-
-    from registry.models import Centre
-    from registry.rows import TABLE_MODELS
-    from registry.synthetic import COLUMNS, TABLES
-
-    for code in sorted({row["centre"] for row in cohort["patients"]}):
-        Centre.objects.get_or_create(code=code, defaults={"name": f"Synthetic centre {code}"})
-    now = datetime.datetime.now(datetime.timezone.utc)
-    with connection.cursor() as cursor:
-        for table in TABLES:
-            model = TABLE_MODELS[table]
-            columns = COLUMNS[table]
-            names = ", ".join(f'"{model._meta.get_field(c).column}"' for c in columns)
-            sql = f'COPY "{model._meta.db_table}" ({names}, version, created_at, updated_at) FROM STDIN'
-            with cursor.cursor.copy(sql) as copy:
-                for row in cohort[table]:
-                    copy.write_row([row[c] for c in columns] + [1, now, now])
-        cursor.execute("ANALYZE")
 
 
 def clear_tables():
@@ -165,7 +120,7 @@ def main():
     args = parse_args()
     if args.database_url:
         require_empty(args.database_url)
-    database_url = args.database_url or scratch_database(create=True)
+    database_url = args.database_url or scratch_database(ADMIN_URL, SCRATCH_DB)
     try:
         setup_django(database_url)
         print(f"PostgreSQL {database_url.rsplit('@', 1)[-1]}, {os.cpu_count()} cores, "
@@ -181,7 +136,7 @@ def main():
             from django.db import connections
 
             connections.close_all()
-            scratch_database(create=False)
+            scratch_database(ADMIN_URL, SCRATCH_DB, create=False)
 
 
 if __name__ == "__main__":

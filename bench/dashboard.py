@@ -24,11 +24,9 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-import psycopg
+import scratch
 
-ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCRATCH_DB = f"registry_bench_dashboard_{os.getpid()}"  # unique: other benchmarks run at the same time
 
@@ -41,53 +39,19 @@ def parse_args():
     return parser.parse_args()
 
 
-def scratch_database(create):
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}" WITH (FORCE)')
-        if create:
-            admin.execute(f'CREATE DATABASE "{SCRATCH_DB}"')
-    return ADMIN_URL.rsplit("/", 1)[0] + f"/{SCRATCH_DB}"
-
-
 def setup_django(database_url):
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
-    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    scratch.setup_django(database_url, ALLOWED_HOSTS="testserver")
     from django.conf import settings
-    from django.core.management import call_command
 
     # A shared Redis may hold other runs' entries: this run's keys get a prefix of their own.
     settings.CACHES["default"]["KEY_PREFIX"] = SCRATCH_DB
 
-    call_command("migrate", verbosity=0)
-
 
 def load_cohort(patients):
-    """COPY a synthetic cohort into the clinical tables (no validation, no audit rows: fast)."""
-    from django.db import connection
+    """A synthetic cohort, COPYed into the clinical tables (no validation, no audit rows: fast)."""
+    from registry.synthetic import generate_cohort
 
-    from registry.models import Centre
-    from registry.rows import TABLE_MODELS
-    from registry.synthetic import COLUMNS, TABLES, generate_cohort
-
-    cohort = generate_cohort(patients=patients, centres=12, seed=1)
-    for code in sorted({row["centre"] for row in cohort["patients"]}):
-        Centre.objects.get_or_create(code=code, defaults={"name": f"Synthetic centre {code}"})
-    now = datetime.datetime.now(datetime.timezone.utc)
-    with connection.cursor() as cursor:
-        for table in TABLES:
-            model, columns = TABLE_MODELS[table], COLUMNS[table]
-            names = ", ".join(f'"{model._meta.get_field(c).column}"' for c in columns)
-            sql = f'COPY "{model._meta.db_table}" ({names}, version, created_at, updated_at) FROM STDIN'
-            with cursor.cursor.copy(sql) as copy:
-                for row in cohort[table]:
-                    copy.write_row([row[c] for c in columns] + [1, now, now])
-        cursor.execute("ANALYZE")
+    scratch.copy_cohort(generate_cohort(patients=patients, centres=12, seed=1))
 
 
 def timed_get(client, url):
@@ -179,7 +143,7 @@ def bench(args):
 
 def main():
     args = parse_args()
-    database_url = scratch_database(create=True)
+    database_url = scratch.scratch_database(ADMIN_URL, SCRATCH_DB)
     try:
         setup_django(database_url)
         from django.conf import settings
@@ -192,7 +156,7 @@ def main():
         from django.db import connections
 
         connections.close_all()
-        scratch_database(create=False)
+        scratch.scratch_database(ADMIN_URL, SCRATCH_DB, create=False)
 
 
 if __name__ == "__main__":

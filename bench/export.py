@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg
+import scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH_DB = "registry_bench_export"
@@ -39,22 +39,8 @@ def parse_args():
     return parser.parse_args()
 
 
-def scratch_database(create):
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}" WITH (FORCE)')
-        if create:
-            admin.execute(f'CREATE DATABASE "{SCRATCH_DB}"')
-
-
-def setup_django():
-    os.environ["DATABASE_URL"] = DATABASE_URL
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "registry.settings"
-    os.environ.pop("DEBUG", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+def setup_django(migrate=False):
+    scratch.setup_django(DATABASE_URL, migrate=migrate)
 
 
 def rss_mb():
@@ -125,12 +111,9 @@ def main():
         print(json.dumps(child_export(*args.child)))
         return
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
-    scratch_database(create=True)
+    scratch.scratch_database(ADMIN_URL, SCRATCH_DB)
     try:
-        setup_django()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+        setup_django(migrate=True)
         rows = load_cohort(args.patients, args.seed)
         scanned, scan = raw_scan_seconds()
         print(f"registry: {args.patients:,} patients, {rows:,} rows; baseline raw cursor scan of the five "
@@ -152,7 +135,7 @@ def main():
         from django.db import connections
 
         connections.close_all()
-        scratch_database(create=False)
+        scratch.scratch_database(ADMIN_URL, SCRATCH_DB, create=False)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

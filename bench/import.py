@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg
+import scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH_DB = "registry_bench_import"
@@ -48,22 +48,8 @@ def parse_args():
     return parser.parse_args()
 
 
-def scratch_database(create):
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}" WITH (FORCE)')
-        if create:
-            admin.execute(f'CREATE DATABASE "{SCRATCH_DB}"')
-
-
-def setup_django():
-    os.environ["DATABASE_URL"] = DATABASE_URL
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "registry.settings"
-    os.environ.pop("DEBUG", None)  # DEBUG keeps every query's SQL: not what production runs
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+def setup_django(migrate=False):
+    scratch.setup_django(DATABASE_URL, migrate=migrate)
 
 
 def rss_mb():
@@ -238,14 +224,11 @@ def main():
         return
 
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
-    scratch_database(create=True)
+    scratch.scratch_database(ADMIN_URL, SCRATCH_DB)
     try:
-        setup_django()
-        from django.core.management import call_command
-
+        setup_django(migrate=True)
         from registry.models import Centre
 
-        call_command("migrate", verbosity=0)
         with tempfile.TemporaryDirectory() as directory:
             good, bad, centres, bad_index = make_workbooks(args.patients, args.seed, directory)
             if args.keep_file:
@@ -289,7 +272,7 @@ def main():
         from django.db import connections
 
         connections.close_all()
-        scratch_database(create=False)
+        scratch.scratch_database(ADMIN_URL, SCRATCH_DB, create=False)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -48,8 +48,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psycopg
 import requests
+
+from scratch import copy_cohort, scratch_database, setup_django
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "load-test-password-2025"
@@ -79,48 +80,15 @@ def parse_args():
 
 # --- database: scratch copy, cohort, accounts, final check ---------------------------------------
 
-def scratch_database(server_url, name, create):
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if create:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    return server_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-def setup_django(database_url):
-    os.environ.update(DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE="registry.settings")
-    os.environ.setdefault("SECRET_KEY", "load-test-only-secret-key")
-    sys.path.insert(0, str(ROOT))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-
-
 def load_cohort(patients):
-    """COPY a synthetic cohort into the clinical tables, as bench/dashboard.py does (no audit rows)."""
-    from django.db import connection
-
+    """COPY a synthetic cohort into the clinical tables (no audit rows); a reused database keeps its own."""
     from registry.models import Centre, Patient
-    from registry.rows import TABLE_MODELS
-    from registry.synthetic import CENTRE_CODES, COLUMNS, TABLES, generate_cohort
+    from registry.synthetic import CENTRE_CODES, generate_cohort
 
-    for code in CENTRE_CODES[:4]:
+    for code in CENTRE_CODES[:4]:  # the accounts belong to these, whatever the cohort's size
         Centre.objects.get_or_create(code=code, defaults={"name": f"Synthetic centre {code}"})
-    if Patient.objects.exists():  # a reused database keeps its patients
-        return
-    cohort = generate_cohort(patients=patients, centres=CENTRE_CODES[:4], seed=1)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    with connection.cursor() as cursor:
-        for table in TABLES:
-            model, columns = TABLE_MODELS[table], COLUMNS[table]
-            names = ", ".join(f'"{model._meta.get_field(c).column}"' for c in columns)
-            sql = f'COPY "{model._meta.db_table}" ({names}, version, created_at, updated_at) FROM STDIN'
-            with cursor.cursor.copy(sql) as copy:
-                for row in cohort[table]:
-                    copy.write_row([row[c] for c in columns] + [1, now, now])
-        cursor.execute("ANALYZE")
+    if not Patient.objects.exists():
+        copy_cohort(generate_cohort(patients=patients, centres=CENTRE_CODES[:4], seed=1))
 
 
 def seed_accounts(users):
@@ -494,7 +462,7 @@ def run(args, database_url, workdir):
     from django.db import connections
 
     started = time.monotonic()
-    setup_django(database_url)
+    setup_django(database_url, SECRET_KEY="load-test-only-secret-key")
     load_cohort(args.patients)
     accounts = seed_accounts(args.users)
     before = snapshot()
@@ -530,7 +498,7 @@ def main():
     print(f"load test {datetime.datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores, load average before "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     name = f"registry_load_{os.getpid()}"
-    database_url = args.database_url or scratch_database(args.server_url, name, create=True)
+    database_url = args.database_url or scratch_database(args.server_url, name)
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}_"))
     failed = True
     try:
