@@ -515,10 +515,11 @@ def test_a_worker_killed_while_writing_a_stats_file_leaves_no_temporary_file(ser
     server.wait_ready()
     session = coordinator_session(server)
     worker = server.worker()
+    before = set(open_temp_files(worker, server.tmpdir))  # gunicorn's own heartbeat file is one
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending = pool.submit(export, session, server, "sav")
-        held = wait_for(lambda: open_temp_files(worker, server.tmpdir), "a temporary file of the export",
-                        timeout=30, interval=0.0005)
+        held = wait_for(lambda: set(open_temp_files(worker, server.tmpdir)) - before,
+                        "a temporary file of the export", timeout=30, interval=0.0005)
         os.kill(worker, signal.SIGKILL)
         with pytest.raises(requests.ConnectionError):
             pending.result()
