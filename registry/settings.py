@@ -129,6 +129,7 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'registry.sqlite3'}"),
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")),
+        conn_health_checks=True,  # a kept connection the server closed meanwhile is replaced, not used
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
