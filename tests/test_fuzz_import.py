@@ -42,7 +42,7 @@ from django.apps import apps
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
-from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import HealthCheck, event, given, note
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
@@ -54,20 +54,11 @@ from registry.importing import PROBLEM_COLUMNS, file_import
 from registry.importing.sources import table_from_name
 from registry.models import PATIENT_ID_PATTERN, ImportRun, Patient, SystemicTherapy
 from tests import factories as f
-
-# The profiles are registered here, not loaded globally (conftest.py stays as it is, and other
-# Hypothesis tests keep their own settings); test_fuzz_rules.py registers the same two.
-settings.register_profile("registry-fuzz-ci", derandomize=True, database=None, deadline=None, print_blob=True)
-settings.register_profile("registry-fuzz-deep", derandomize=False, database=None, deadline=None, print_blob=True)
-PROFILE = os.environ.get("REGISTRY_FUZZ", "ci")
-SCALE = 20 if PROFILE == "deep" else 1
-
+from tests import fuzzing
 
 def fuzz(max_examples):
     # function_scoped_fixture: safe here, every example runs in example_savepoint() (see above).
-    return settings(settings.get_profile(f"registry-fuzz-{PROFILE}"), max_examples=max_examples * SCALE,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                           HealthCheck.data_too_large])
+    return fuzzing.fuzz(max_examples, suppress=[HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
 
 
 pytestmark = pytest.mark.django_db

@@ -18,28 +18,17 @@ runs 20 times more random examples (print_blob shows how to replay a failure).
 """
 import collections
 import datetime
-import os
 
 import pytest
 from django.db import models
-from hypothesis import HealthCheck, assume, example, given, note, settings
+from hypothesis import assume, example, given, note
 from hypothesis import strategies as st
 
 from registry import rules
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from tests import fuzzing
 
-# The profiles are registered here, not loaded globally (conftest.py stays as it is, and other
-# Hypothesis tests keep their own settings); test_fuzz_import.py registers the same two.
-settings.register_profile("registry-fuzz-ci", derandomize=True, database=None, deadline=None, print_blob=True)
-settings.register_profile("registry-fuzz-deep", derandomize=False, database=None, deadline=None, print_blob=True)
-PROFILE = os.environ.get("REGISTRY_FUZZ", "ci")
-SCALE = 20 if PROFILE == "deep" else 1
-
-
-def fuzz(max_examples):
-    return settings(settings.get_profile(f"registry-fuzz-{PROFILE}"), max_examples=max_examples * SCALE,
-                    suppress_health_check=[HealthCheck.too_slow])
-
+fuzz = fuzzing.fuzz
 
 D = datetime.date
 DAY = datetime.timedelta(days=1)
