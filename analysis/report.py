@@ -10,7 +10,6 @@ version it was computed from; values that cannot be estimated are null with a re
 """
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
 from django.utils import timezone
 
 from analysis import survival
@@ -81,15 +80,9 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
 def frame_with_version(plan, *, user=None, centres=None):
     """The analysis frame and the data version it was read at, both from one snapshot of the
     database, so the version a report names is exactly the data its numbers come from, however
-    many nurses save meanwhile. On PostgreSQL the reads run in one REPEATABLE READ transaction
-    (when not already inside a transaction, where the isolation level can no longer be set);
-    SQLite's transactions read one snapshot anyway."""
-    snapshot = connection.vendor == "postgresql" and not connection.in_atomic_block
-    with transaction.atomic():
-        if snapshot:
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        version = services.data_version()
+    many nurses save meanwhile."""
+    with services.one_snapshot():
+        version = services.data_version()  # the first read: it fixes the snapshot on PostgreSQL
         return analysis_frame(plan, user=user, centres=centres), version
 
 

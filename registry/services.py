@@ -4,11 +4,12 @@ Each service checks write access, the single-record rules (model validation), th
 rules on the merged case (registry.rules), the record's version (no lost updates), and records
 who made the change in the audit trail.
 """
+import contextlib
 import hashlib
 from collections import Counter
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history
@@ -211,6 +212,19 @@ def existing_patient_ids(patient_ids, chunk=5000):
     for start in range(0, len(patient_ids), chunk):
         taken.update(Patient.objects.filter(pk__in=patient_ids[start:start + chunk]).values_list("pk", flat=True))
     return taken
+
+
+@contextlib.contextmanager
+def one_snapshot():
+    """Every read in the block sees the same state of the database, whatever commits meanwhile:
+    on PostgreSQL a REPEATABLE READ, read-only transaction (unless already inside a transaction,
+    where the isolation level can no longer be set); SQLite's transactions read one snapshot."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
 
 
 def data_version():

@@ -12,12 +12,10 @@ Tables are streamed from the database in chunks into the archive, which is writt
 grows (the web view spools it to a temporary file), so memory stays flat for CSV and XLSX;
 Stata and SPSS files are built one table at a time as a DataFrame (pyreadstat needs one).
 """
-import contextlib
 import zipfile
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
 from django.utils import timezone, translation
 
 from registry import access, dictionary, services
@@ -138,18 +136,6 @@ def _dictionary_rows(centre_codes, frame_columns, deidentifier):
     return rows
 
 
-@contextlib.contextmanager
-def _snapshot():
-    """On PostgreSQL, read every table from one snapshot, so the files agree with each other."""
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield
-    else:
-        yield
-
-
 def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="none"):
     """Write the export archive to `out` (a path or a writable binary file); returns the ExportLog.
 
@@ -166,7 +152,7 @@ def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="non
         raise ValueError(f"There is no centre {centre}.")
     created = timezone.now()
     counts = {}
-    with translation.override("en"), _snapshot():
+    with translation.override("en"), services.one_snapshot():  # the files agree with each other
         version = services.data_version()
         patients = scope_patients(centre)
         deidentifier = Deidentifier(deidentify, patients)
