@@ -105,7 +105,7 @@ def results(plan, centres, factor):
     """{"report", "strata", "cache": "hit"|"miss", "figures_key"} for the plan, the centres
     (None = all) and the stratification factor.
 
-    Reads the data version (five indexed MAX queries), then the cache; on a miss reads the frame
+    Reads the data version (ten indexed queries), then the cache; on a miss reads the frame
     once, computes what is missing and stores it under the version the frame was read at.
     Two requests missing at the same moment both compute (no lock): the cost of a rare double
     computation is lower than that of a lock every request would pass through.
