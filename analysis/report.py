@@ -80,9 +80,10 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
 def frame_with_version(plan, *, user=None, centres=None):
     """The analysis frame and the data version it was read at, both from one snapshot of the
     database, so the version a report names is exactly the data its numbers come from, however
-    many nurses save meanwhile."""
+    many nurses save meanwhile. The version covers `centres`; without them, every centre (a
+    user's own centres are a subset: their version may move for others' saves, never miss one)."""
     with services.one_snapshot():
-        version = services.data_version()  # the first read: it fixes the snapshot on PostgreSQL
+        version = services.data_version(centres)  # the first read: it fixes the snapshot on PostgreSQL
         return analysis_frame(plan, user=user, centres=centres), version
 
 

@@ -129,8 +129,8 @@ def centre_choices(user):
 @require_GET
 def data_version(request):
     """The current data version, polled by the open page (static/analysis/dashboard.js)."""
-    analysis_centres(request)  # same refusal as the page
-    response = JsonResponse({"data_version": services.data_version()})
+    centres = analysis_centres(request)  # the page's scope, and the same refusal
+    response = JsonResponse({"data_version": services.data_version(centres)})
     response["Cache-Control"] = "no-store"
     return response
 

@@ -10,7 +10,8 @@ from collections import Counter
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max
+from django.db.models import CharField, Count, Max, Q
+from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history
 
@@ -231,18 +232,28 @@ def one_snapshot():
 VERSION_WINDOW = 10_000
 
 
-def data_version():
-    """A short token that changes whenever any clinical record is created, changed or deleted.
+def data_version(centres=None):
+    """A short token that changes whenever a clinical record of `centres` (None: any centre) is
+    created, changed or deleted.
 
-    Every change writes an audit row with a new, never reused id, so the highest audit id of each
-    clinical table identifies the state of the data, with one exception: two concurrent saves
-    may commit in the other order than they drew their ids, and the later commit then adds a row
-    below the highest id. The number of audit rows among the newest VERSION_WINDOW ids catches
-    that (an index range scan, where counting every row would grow with the registry).
+    Every change writes an audit row with a new, never reused id. The token holds, for each
+    clinical table, the highest id and the number of rows among the newest VERSION_WINDOW audit
+    ids, counting only the centres' rows (their patient IDs start with the centre code). The
+    count is needed because two concurrent saves may commit in the other order than they drew
+    their ids, the later commit adding a row below the highest id. The window keeps every query
+    an index range scan, whatever the registry's size; as other centres' rows push a centre's
+    rows out of it, its token may change without a change of its data (a cache miss), but a change
+    of its data always lands in the window.
     """
+    scope = Q()
+    for code in centres or ():
+        scope |= Q(pid__startswith=f"{code}-")
     marks = []
     for model in CLINICAL_MODELS:
-        last = model.history.aggregate(last=Max("history_id"))["last"] or 0
-        recent = model.history.filter(history_id__gt=last - VERSION_WINDOW).count()
-        marks.append(f"{last}.{recent}")
+        newest = model.history.aggregate(last=Max("history_id"))["last"] or 0
+        # The records' patient_id is a foreign key, which takes no startswith: compare it as text.
+        window = model.history.filter(history_id__gt=newest - VERSION_WINDOW).alias(
+            pid=Cast("patient_id", CharField())).filter(scope)
+        found = window.aggregate(last=Max("history_id"), recent=Count("history_id"))
+        marks.append(f"{found['last'] or 0}.{found['recent']}")
     return hashlib.sha256(":".join(marks).encode()).hexdigest()[:12]

@@ -99,7 +99,18 @@ def test_data_version_changes_after_a_record_changes():
     services.record_save(user=coordinator, record=f.primary_tumour(f.patient("MUC")))
     _frame, after = frame_with_version(plan)
     assert after != before
-    assert survival_report(plan, centres=["ESS"])["data_version"] == after  # the report names it
+    assert survival_report(plan)["data_version"] == after  # the report names it
+    assert survival_report(plan, centres=["MUC"])["data_version"] == services.data_version(["MUC"])
+
+
+def test_a_centres_data_version_moves_only_with_that_centres_records():
+    small_registry()
+    coordinator = f.user(memberships=[("MUC", "coordinator")])
+    muc, hd, pooled = services.data_version(["MUC"]), services.data_version(["HD"]), services.data_version()
+    services.record_save(user=coordinator, record=f.primary_tumour(f.patient("HD")))
+    assert services.data_version(["MUC"]) == muc
+    assert services.data_version(["HD"]) != hd and services.data_version() != pooled
+    assert services.data_version(["MUC", "HD"]) == services.data_version(["HD", "MUC"])
 
 
 def test_report_names_the_plan_it_used():

@@ -177,7 +177,7 @@ def test_a_new_death_changes_the_data_version_and_the_results(client, nurse, qui
     response = get(client, nurse)
     after = response.context["report"]
     assert response["X-Dashboard-Cache"] == "miss" and quick_report[-1] == (AnalysisPlan().hash, after["data_version"], ("MUC",))
-    assert after["data_version"] == services.data_version() != before["data_version"]
+    assert after["data_version"] == services.data_version(["MUC"]) != before["data_version"]
     assert after["endpoints"]["os"]["events"] == before["endpoints"]["os"]["events"] + 1
     assert after["data_version"] in response.content.decode()
 
@@ -192,10 +192,11 @@ def record_death(nurse):
     services.record_save(user=nurse, record=death)
 
 
-def test_version_endpoint_gives_the_current_data_version(client, nurse):
+def test_version_endpoint_gives_the_data_version_of_the_pages_scope(client, nurse, pi):
     response = get(client, nurse, URL + "version")
-    assert response.json() == {"data_version": services.data_version()}
+    assert response.json() == {"data_version": services.data_version(["MUC"])}  # her centre only
     assert response["Cache-Control"] == "no-store"
+    assert get(client, pi, URL + "version").json() == {"data_version": services.data_version()}  # pooled
 
 
 # --- plan controls --------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ def results(plan, centres, factor):
     def keys(version):
         return {name: cache_key(kind, plan, version, centres) for name, kind in kinds.items()}
 
-    key = keys(services.data_version())
+    key = keys(services.data_version(centres))  # another centre's saves leave this view cached
     found = cache.get_many([key["report"], key["strata"]])
     if len(found) == 2:
         return {"report": found[key["report"]], "strata": found[key["strata"]], "cache": "hit",

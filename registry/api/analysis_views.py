@@ -112,7 +112,7 @@ class AnalysisView(APIView):
 class FrameSerializer(serializers.Serializer):
     plan = serializers.DictField(help_text="The analysis plan the frame was derived with.")
     plan_hash = serializers.CharField()
-    data_version = serializers.CharField(help_text="Changes whenever any clinical record changes.")
+    data_version = serializers.CharField(help_text="Changes whenever a clinical record of the centres analysed changes.")
     columns = serializers.ListField(child=serializers.CharField())
     rows = serializers.ListField(child=serializers.DictField(), help_text="One object per patient.")
 

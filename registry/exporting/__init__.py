@@ -153,7 +153,7 @@ def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="non
     created = timezone.now()
     counts = {}
     with translation.override("en"), services.one_snapshot():  # the files agree with each other
-        version = services.data_version()
+        version = services.data_version([centre] if centre else None)
         patients = scope_patients(centre)
         deidentifier = Deidentifier(deidentify, patients)
         label = f"Sarcoma PM registry, {centre or 'pooled'}, data version {version}"
