@@ -6,8 +6,9 @@ parses the request and renders). Plain data throughout:
 - tables.py   display rows for the templates, CSV and JSON downloads.
 
 Cache: one entry per (kind, plan hash, data version, scope) in Django's default cache (Redis when
-REDIS_URL is set, else local memory). The data version changes with every write to a clinical
-table (registry.services.data_version), so a new version is a new key: entries are never
+REDIS_URL is set, else local memory). The data version of the scope's centres changes with every
+write to one of their clinical records (registry.services.data_version), so a new version is a
+new key, and another centre's writes leave a one-centre view's entries in use: entries are never
 invalidated, they simply stop being asked for and expire. Three kinds of entries:
 - "report": the survival report (analysis/report.py) under the plan;
 - "strata:<factor>:<min stratum>": Kaplan-Meier per group of one factor, with the k-group log-rank;
