@@ -199,6 +199,14 @@ def test_version_endpoint_gives_the_data_version_of_the_pages_scope(client, nurs
     assert get(client, pi, URL + "version").json() == {"data_version": services.data_version()}  # pooled
 
 
+def test_the_page_polls_the_version_of_its_own_scope(client, pi):
+    """A PI looking at one centre: the poll asks for that centre's version, which the page shows."""
+    page = get(client, pi, centre="MUC")
+    poll = page.content.decode().split('data-version-url="')[1].split('"')[0].replace("&amp;", "&")
+    assert "centre=MUC" in poll
+    assert client.get(poll).json()["data_version"] == page["X-Data-Version"] == services.data_version(["MUC"])
+
+
 # --- plan controls --------------------------------------------------------------------------------
 
 def test_an_invalid_cut_off_shows_its_error_and_keeps_the_plan(client, pi):
