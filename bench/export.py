@@ -13,7 +13,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import scratch
+from scratch import current_rss_mb, rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH_DB = "registry_bench_export"
@@ -41,17 +41,6 @@ def parse_args():
 
 def setup_django(migrate=False):
     scratch.setup_django(DATABASE_URL, migrate=migrate)
-
-
-def rss_mb():
-    """Peak resident memory of this process so far (MB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def current_rss_mb():
-    """Resident memory of this process now (MB), from /proc (Linux)."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
 
 
 def child_export(file_format, deidentify):

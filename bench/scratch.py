@@ -1,9 +1,11 @@
-"""What every benchmark does first: a scratch PostgreSQL database, Django on it, a cohort in it.
+"""What the benchmarks share: a scratch PostgreSQL database, Django on it, a cohort in it, and
+this process's memory use.
 
 The benchmarks are run as scripts (python bench/x.py), so this module is imported as `scratch`.
 """
 import datetime
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -61,3 +63,14 @@ def copy_cohort(cohort):
                 for row in cohort[table]:
                     copy.write_row([row[c] for c in columns] + [1, now, now])
         cursor.execute("ANALYZE")
+
+
+def rss_mb():
+    """Peak resident memory of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb():
+    """Resident memory of this process now (MB), from /proc (Linux)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024

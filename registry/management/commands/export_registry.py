@@ -2,12 +2,11 @@
 [--deidentify none|shift-dates|intervals] [--user NAME]"""
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from registry import access
 from registry.exporting import DEIDENTIFY, FORMATS, dataset_export
+from registry.management.users import command_user
 
 
 class Command(BaseCommand):
@@ -31,18 +30,10 @@ class Command(BaseCommand):
             raise CommandError("The export is a zip archive: give --out a path ending in .zip (or a directory).")
         try:
             with path.open("wb") as handle:
-                log = dataset_export(user=self.exporting_user(user), out=handle, file_format=file_format,
+                log = dataset_export(user=command_user(user), out=handle, file_format=file_format,
                                      centre=centre.upper() if centre else None, deidentify=deidentify)
         except (PermissionDenied, ValueError) as error:
             path.unlink(missing_ok=True)
             raise CommandError(str(error)) from error
         rows = ", ".join(f"{count} {table}" for table, count in log.counts.items())
         self.stdout.write(f"Wrote {path} ({rows}; data version {log.data_version}).")
-
-    def exporting_user(self, username):
-        if not username:
-            return access.SYSTEM
-        try:
-            return get_user_model().objects.get(username=username)
-        except get_user_model().DoesNotExist as error:
-            raise CommandError(f"There is no user {username!r}.") from error

@@ -1,11 +1,11 @@
 """python manage.py generate_cohort --patients N --centres K --seed S [--out FILE.xlsx] [--load]"""
 import time
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from registry import access, rows, services, synthetic
+from registry.management.users import command_user
 from registry.models import Centre
 
 
@@ -31,17 +31,9 @@ class Command(BaseCommand):
             synthetic.write_workbook(cohort, out)
             self.stdout.write(f"Wrote {out}.")
         if load:
-            cohort_load(cohort, user=self.audit_user(user))
+            cohort_load(cohort, user=command_user(user, default=None))
             self.stdout.write(f"Loaded {patients} patients into the database.")
         self.stdout.write(f"Done in {time.perf_counter() - started:.1f} s.")
-
-    def audit_user(self, username):
-        if not username:
-            return None
-        try:
-            return get_user_model().objects.get(username=username)
-        except get_user_model().DoesNotExist as error:
-            raise CommandError(f"There is no user {username!r}.") from error
 
 
 def cohort_load(cohort, *, user=None):

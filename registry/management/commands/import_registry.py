@@ -1,12 +1,11 @@
 """python manage.py import_registry PATH [--user NAME] [--dry-run] [--table TABLE] [--errors-csv FILE]"""
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from registry import access
 from registry.dictionary import TABLES
 from registry.importing import file_import
+from registry.management.users import command_user
 
 
 class Command(BaseCommand):
@@ -25,7 +24,7 @@ class Command(BaseCommand):
         source = Path(path)
         if not source.is_file():
             raise CommandError(f"There is no file {path}.")
-        report = file_import(user=self.importing_user(user), data=source.read_bytes(), filename=source.name,
+        report = file_import(user=command_user(user), data=source.read_bytes(), filename=source.name,
                              table=table, dry_run=dry_run)
         for warning in report.warnings:
             self.stderr.write("warning: " + describe(warning))
@@ -41,14 +40,6 @@ class Command(BaseCommand):
         verb = "Dry run: nothing written" if dry_run else f"Imported as import #{report.run.pk}"
         self.stdout.write(f"{verb}; {report.rows} rows checked in {report.seconds:.1f} s "
                           f"({report.rows / max(report.seconds, 1e-9):,.0f} rows/s).")
-
-    def importing_user(self, username):
-        if not username:
-            return access.SYSTEM
-        try:
-            return get_user_model().objects.get(username=username)
-        except get_user_model().DoesNotExist as error:
-            raise CommandError(f"There is no user {username!r}.") from error
 
 
 def describe(problem):
