@@ -6,10 +6,12 @@ one up first. The middleware enforces this for every page, whichever sign-in for
 admin's too). API tokens are not affected: only a verified session can create one.
 """
 import io
+from base64 import b32encode
 from urllib.parse import urlencode
 
 import qrcode
 import qrcode.image.svg
+from axes.helpers import get_client_ip_address
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -85,7 +87,7 @@ def _next_url(request):
 
 def _record(request, event):
     SecurityEvent.objects.create(user=request.user, username=request.user.get_username(), event=event,
-                                 ip_address=request.META.get("REMOTE_ADDR"))
+                                 ip_address=get_client_ip_address(request))  # as axes logs sign-ins
 
 
 class CodeForm(forms.Form):
@@ -150,7 +152,7 @@ def setup(request):
         _record(request, SecurityEvent.TWO_FACTOR_ENABLED)
         messages.success(request, _("Two-factor sign-in is on. You will be asked for a code at every sign-in."))
         return redirect(_next_url(request))
-    key = pending.config_url.split("secret=")[1].split("&")[0]
+    key = b32encode(pending.bin_key).decode()  # what the QR code's otpauth:// URL carries
     return render(request, "registration/two_factor_setup.html", {
         "form": form, "qr": _qr_svg(pending), "key": " ".join(key[i:i + 4] for i in range(0, len(key), 4)),
         "required": required_for(user), "next": _next_url(request)})
