@@ -1,4 +1,5 @@
-# The registry under gunicorn; used by docker-compose.yml.
+# The registry under gunicorn; used by docker-compose.yml. Production packages only
+# (requirements.txt); .dockerignore keeps tests/ and bench/ out of the image.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app

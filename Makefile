@@ -5,16 +5,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test demo migrate messages bench backup restore clean
+.PHONY: run test lint demo migrate messages bench backup restore clean
 
-# The virtual environment is rebuilt only when requirements.txt changes.
-$(STAMP): requirements.txt
+# The virtual environment is updated only when a requirements file changes. It holds the
+# production packages and those of the tests, benchmarks and linters (requirements-dev.txt).
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
 migrate: $(STAMP)
+	mkdir -p var/staticfiles  # the SQLite database and collected static files
 	DEBUG=1 $(PY) manage.py migrate --noinput
 
 demo: migrate
@@ -24,7 +26,13 @@ run: demo
 	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 test: $(STAMP)
+	mkdir -p var/staticfiles
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Style and the architecture contract (pyproject.toml): which layer may import which.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 messages: $(STAMP)
 	DEBUG=1 $(PY) manage.py makemessages -l de --ignore=.venv --ignore=staticfiles

@@ -26,9 +26,10 @@ import pandas as pd
 from django.db.models import FloatField
 from django.db.models.functions import Cast
 
+from analysis import factors
+from analysis.factors import CUT_OFFS
 from analysis.plan import AnalysisPlan
-from registry import access, codes
-from registry.models import FollowUp, Metastasectomy, PrimaryTumour, SystemicTherapy
+from registry import access, codes, selectors
 
 DAYS_PER_MONTH = 365.25 / 12
 
@@ -47,7 +48,7 @@ NO_METASTASECTOMY = "no metastasectomy"
 _PATIENT_FIELDS = [("patient_id", "patient_id"), ("centre", "centre_id"), ("sex", "sex"),
                    ("birth_year", "birth_year"), ("histology", "histology"),
                    ("lung_mets_date", "lung_mets_diagnosis_date"),
-                   ("extrapulmonary", "extrapulmonary_disease_at_pm")]
+                   ("extrapulmonary", "extrapulmonary_disease_at_pm"), ("index_date", "index_date")]
 _PRIMARY_FIELDS = [("patient_id", "patient_id"), ("primary_diagnosis_date", "diagnosis_date"),
                    ("primary_site", "site"), ("grade", "grade"),
                    ("primary_surgery_date", "surgery_date"), ("radiotherapy_end_date", "radiotherapy_end_date")]
@@ -72,6 +73,49 @@ def analysis_frame(plan=None, *, user=None, centres=None):
     return derive_frame(tables, plan)
 
 
+def export_frame(*, user, centre):
+    """(frame, plan, column descriptions) for a dataset export: the default plan, one centre or pooled."""
+    plan = AnalysisPlan()
+    return analysis_frame(plan, user=user, centres=[centre] if centre else None), plan, column_descriptions(plan)
+
+
+def column_descriptions(plan):
+    """{column: (type, label, codes)} of the frame (and its de-identified index_date_days), for the
+    data dictionary of an export; the factors are labelled with the plan's cut-offs."""
+    described = {
+        "patient_id": ("text", "registry pseudonym"),
+        "centre": ("text", "centre code"),
+        "histology": ("code", "histology"),
+        "sex": ("code", "sex"),
+        "age_at_pm": ("int", "age at index PM (years): year of index date - birth_year"),
+        "index_date": ("date", "index date: earliest metastasectomy"),
+        "index_date_days": ("days", "index date in days from the index operation (0)"),
+        "os_months": ("float", "overall survival time (months from index)"),
+        "os_event": ("int", "death (1) or censored (0)"),
+        "dfs_months": ("float", "disease-free survival time (months from index)"),
+        "dfs_event": ("int", "recurrence or death (1) or censored (0)"),
+        "max_lesion_diameter_mm": ("float", "largest lesion at index PM (mm)"),
+        "lesions_resected": ("int", "lesions resected at index PM"),
+        "tfi_months": ("float", "treatment-free interval (months)"),
+        "dfi_months": ("float", "primary diagnosis to lung metastases (months)"),
+        "grade": ("code", "FNCLCC grade of the primary"),
+        "primary_site": ("code", "site of the primary"),
+        "bilateral": ("flag", "index operation bilateral"),
+        "approach": ("code", "approach of the index operation"),
+        "resection_type": ("code", "resection type of the index operation"),
+        "peri_pm_systemic": ("flag", "systemic therapy within the window around the index PM"),
+        "major_complication": ("flag", "Clavien-Dindo of the index operation IIIa or higher"),
+        "eligible": ("flag", "in the study cohort of the analysis plan"),
+        "exclusion_reason": ("text", "first cohort criterion not met"),
+        **{factor: ("flag", factors.label(factor, plan)) for factor in factors.CUT_OFFS},
+    }
+    code_lists = {"histology": codes.HISTOLOGY, "sex": codes.SEX, "grade": codes.GRADE,
+                  "primary_site": codes.PRIMARY_SITE, "approach": codes.APPROACH,
+                  "resection_type": codes.RESECTION_TYPE}
+    return {name: (kind, label, tuple((c, str(text)) for c, text in code_lists.get(name, ())))
+            for name, (kind, label) in described.items()}
+
+
 def patient_scope(*, user=None, centres=None):
     """The Patient queryset the analysis may read (access.py decides; None = the system)."""
     scope = access.patients_for_analysis(access.SYSTEM if user is None else user)
@@ -91,18 +135,16 @@ def _rows(queryset, fields, dates=()):
 
 def load_tables(scope):
     """The five tables of the patients in ``scope``: five queries, whatever their number."""
-    in_scope = {"patient_id__in": scope.values("pk")}
+    records = selectors.records_of(scope)
     # The diameter is a Decimal in the model; cast in SQL so 100,000 rows skip Decimal objects.
-    pms = Metastasectomy.objects.filter(**in_scope).annotate(
-        diameter_float=Cast("max_lesion_diameter_mm", FloatField()))
+    pms = records["metastasectomies"].annotate(diameter_float=Cast("max_lesion_diameter_mm", FloatField()))
     return {
-        "patients": _rows(scope, _PATIENT_FIELDS, ["lung_mets_date"]),
-        "primary_tumours": _rows(PrimaryTumour.objects.filter(**in_scope), _PRIMARY_FIELDS,
+        "patients": _rows(records["patients"], _PATIENT_FIELDS, ["lung_mets_date", "index_date"]),
+        "primary_tumours": _rows(records["primary_tumours"], _PRIMARY_FIELDS,
                                  ["primary_diagnosis_date", "primary_surgery_date", "radiotherapy_end_date"]),
         "metastasectomies": _rows(pms, _PM_FIELDS, ["surgery_date"]),
-        "systemic_therapies": _rows(SystemicTherapy.objects.filter(**in_scope), _THERAPY_FIELDS,
-                                    ["start_date", "end_date"]),
-        "follow_up": _rows(FollowUp.objects.filter(**in_scope), _FOLLOW_UP_FIELDS, ["event_date"]),
+        "systemic_therapies": _rows(records["systemic_therapies"], _THERAPY_FIELDS, ["start_date", "end_date"]),
+        "follow_up": _rows(records["follow_up"], _FOLLOW_UP_FIELDS, ["event_date"]),
     }
 
 
@@ -149,7 +191,7 @@ def derive_frame(tables, plan):
         _by_row(tables[name], patient_ids)
         for name in ("primary_tumours", "metastasectomies", "systemic_therapies", "follow_up"))
     frame = frame.join(primaries.drop_duplicates("row").set_index("row"))
-    frame = frame.join(_index_operation(pms))
+    frame = frame.join(_index_operation(pms, frame["index_date"]))
     has_pm = frame["index_date"].notna().to_numpy()
 
     _add_endpoints(frame, pms, therapies, follow_up)
@@ -157,8 +199,8 @@ def derive_frame(tables, plan):
     frame["age_at_pm"] = (frame["index_date"].dt.year - frame["birth_year"]).astype("Int64")
     frame["max_lesion_diameter_mm"] = frame["max_lesion_diameter_mm"].astype(float)
     frame["lesions_resected"] = frame["lesions_resected"].astype("Int64")
-    frame["size_gt_2cm"] = _flag(frame["max_lesion_diameter_mm"] > plan.size_cutoff_mm, has_pm)
-    frame["multiple_lesions"] = _flag(frame["lesions_resected"].fillna(0) > plan.lesions_cutoff, has_pm)
+    frame["size_gt_2cm"] = _flag(CUT_OFFS["size_gt_2cm"](frame, plan), has_pm)
+    frame["multiple_lesions"] = _flag(CUT_OFFS["multiple_lesions"](frame, plan), has_pm)
     frame["bilateral"] = _flag(frame["side"] == "bilateral", has_pm)
     frame["major_complication"] = _flag(frame["clavien_dindo"].isin(codes.MAJOR_COMPLICATION), has_pm)
     frame["peri_pm_systemic"] = _flag(_peri_pm_systemic(frame, therapies, plan), has_pm)
@@ -172,10 +214,11 @@ def derive_frame(tables, plan):
     return frame
 
 
-def _index_operation(pms):
-    """The earliest metastasectomy of each patient, indexed by patient row."""
-    first = pms.sort_values(["row", "surgery_date"]).drop_duplicates("row")
-    return first.rename(columns={"surgery_date": "index_date", "margin": "index_margin"}).set_index("row")
+def _index_operation(pms, index_date):
+    """The index operation of each patient (its metastasectomy on the index date), by patient row."""
+    at_index = pms[pms["surgery_date"].to_numpy() == _at_rows(index_date, pms["row"])]
+    return (at_index.drop(columns="surgery_date").drop_duplicates("row")
+            .rename(columns={"margin": "index_margin"}).set_index("row"))
 
 
 def _at_rows(series, rows):
@@ -214,10 +257,10 @@ def _add_intervals(frame, therapies, plan):
     # No treatment ended before the metastases: 0. No primary record at all: unknown, not 0.
     has_primary = frame["primary_diagnosis_date"].notna()
     frame["tfi_months"] = _months(lung, ends.reindex(frame.index)).fillna(0.0).where(has_primary)
-    frame["tfi_gt_12m"] = _flag(frame["tfi_months"] > plan.tfi_cutoff_months, has_primary)
+    frame["tfi_gt_12m"] = _flag(CUT_OFFS["tfi_gt_12m"](frame, plan), has_primary)
     frame["dfi_months"] = _months(lung, frame["primary_diagnosis_date"])
     known = frame["dfi_months"].notna().to_numpy()
-    frame["synchronous"] = _flag(frame["dfi_months"] <= plan.synchronous_cutoff_months, known)
+    frame["synchronous"] = _flag(CUT_OFFS["synchronous"](frame, plan), known)
 
 
 def _peri_pm_systemic(frame, therapies, plan):

@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 # Factors a Cox model can use, named as in the report. "histology" stands for its dummies
@@ -104,6 +105,51 @@ class AnalysisPlan:
     def replace(self, **changes):
         """A copy with some parameters changed (validated like from_dict)."""
         return self.from_dict({**self.to_dict(), **changes})
+
+
+def plan_from_query(params, base=None):
+    """The plan `base` (default: endpoints.md) with parameters from a query string applied:
+    {parameter name: [value, ...]}, the values as a URL carries them (text; a list parameter
+    comma-separated or repeated). The one way the dashboard and the API read a plan from a URL;
+    PlanError names the parameter that cannot be used."""
+    base = base or AnalysisPlan()
+    known = base.to_dict()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise PlanError(f"unknown plan parameter(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    return base.replace(**{name: _from_text(name, getattr(base, name), values) for name, values in params.items()})
+
+
+def split_list(value):
+    """'a, b,c' -> ['a', 'b', 'c'] (a comma-separated query parameter)."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def _from_text(name, default, texts):
+    """Query-string text as the JSON value from_dict expects (the last value counts)."""
+    def number(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise PlanError(f"plan parameter {name!r} must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise PlanError(f"plan parameter {name!r} must be a finite number, got {text!r}")
+        return value
+
+    if isinstance(default, tuple):
+        items = [item for text in texts for item in split_list(text)]
+        return [number(item) for item in items] if default and isinstance(default[0], float) else items
+    text = texts[-1]
+    if isinstance(default, bool):
+        if text.lower() not in TRUE | FALSE:
+            raise PlanError(f"plan parameter {name!r} must be true or false, got {text!r}")
+        return text.lower() in TRUE
+    if isinstance(default, (int, float)):
+        return number(text)  # from_dict refuses a fractional value for a whole-number parameter
+    return text
+
+
+TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
 
 def _coerce(name, default, value):

@@ -17,9 +17,9 @@ Large cohorts have thousands of steps; vertices are rounded to 0.1 px and collin
 """
 import io
 import math
+from xml.sax.saxutils import escape
 
 import numpy as np
-from xml.sax.saxutils import escape
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency, and in greyscale print.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999")

@@ -4,23 +4,20 @@ recomputed from the pooled registry, as plain JSON-serialisable data.
     report = survival_report(AnalysisPlan(), user=request.user)
     json.dumps(report, allow_nan=False)
 
-Statistics come from analysis.survival (checked against R); this module only chooses the data,
+Statistics come from analysis.stats (checked against R); this module only chooses the data,
 the factors and the shape of the result. Every result names its plan (and hash) and the data
 version it was computed from; values that cannot be estimated are null with a reason.
 """
-import numpy as np
-import pandas as pd
 from django.utils import timezone
 
-from analysis import survival
+from analysis import factors, stats
 from analysis.frame import analysis_frame, cohort_criteria
 from analysis.plan import ENDPOINTS, FACTORS, AnalysisPlan
 from analysis.table1 import table1
-from registry import services
+from registry import selectors
 
 BINARY_FACTORS = ("size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "sex_male", "grade_G3", "bilateral",
                   "peri_pm_systemic", "synchronous")
-REFERENCE_HISTOLOGY = "LMS"
 
 METHODS = {
     "time_scale": "months = days / (365.25 / 12) from the index date (first metastasectomy)",
@@ -32,7 +29,8 @@ METHODS = {
     "rates": "S(t) at the plan's rate_times_months with its log(-log) pointwise 95% CI; "
              "null beyond the last observed time",
     "follow_up": "median follow-up by reverse Kaplan-Meier of OS (death censors, censoring is the event)",
-    "cox": "Cox proportional hazards (lifelines, Efron ties, converged to R coxph precision); "
+    "cox": "Cox proportional hazards, Efron ties, fitted by the registry's own Newton-Raphson "
+           "(checked against R coxph); "
            "HR with Wald 95% CI and Wald p; complete cases per model ('n' used)",
     "logrank": "log-rank test (= R survdiff) for binary factors, same patients as the Cox model",
     "factors": "histology: dummies against LMS; sex_male: male vs female (diverse -> missing); "
@@ -82,8 +80,8 @@ def frame_with_version(plan, *, user=None, centres=None):
     database, so the version a report names is exactly the data its numbers come from, however
     many nurses save meanwhile. The version covers `centres`; without them, every centre (a
     user's own centres are a subset: their version may move for others' saves, never miss one)."""
-    with services.one_snapshot():
-        version = services.data_version(centres)  # the first read: it fixes the snapshot on PostgreSQL
+    with selectors.one_snapshot():
+        version = selectors.data_version(centres)  # the first read: it fixes the snapshot on PostgreSQL
         return analysis_frame(plan, user=user, centres=centres), version
 
 
@@ -104,34 +102,11 @@ def cohort_flow(frame, plan):
 
 # --- model data -------------------------------------------------------------------------------
 
-def histology_reference(plan):
-    return REFERENCE_HISTOLOGY if REFERENCE_HISTOLOGY in plan.histologies else plan.histologies[0]
-
-
-def factor_columns(factor, plan):
-    """The numeric columns a factor stands for ("histology" -> one dummy per other histology)."""
-    if factor == "histology":
-        reference = histology_reference(plan)
-        return [f"histology_{h}" for h in plan.histologies if h != reference]
-    return [factor]
-
-
-def _as_float(series):
-    """A nullable column as float 1.0 / 0.0 / NaN (what the Cox model reads)."""
-    return pd.to_numeric(series.astype(object).where(series.notna(), np.nan), errors="coerce").astype(float)
-
-
 def model_data(analysed, plan):
     """Float columns for the models: durations, events and every factor (NaN = missing)."""
-    data = pd.DataFrame(index=analysed.index)
-    for column in ("dfs_months", "dfs_event", "os_months", "os_event", "size_gt_2cm", "multiple_lesions",
-                   "tfi_gt_12m", "bilateral", "peri_pm_systemic", "synchronous"):
-        data[column] = _as_float(analysed[column])
-    for histology in plan.histologies:
-        data[f"histology_{histology}"] = (analysed["histology"] == histology).astype(float)
-    data["sex_male"] = analysed["sex"].map({"male": 1.0, "female": 0.0}).astype(float)
-    data["age_per_10y"] = _as_float(analysed["age_at_pm"]) / 10
-    data["grade_G3"] = analysed["grade"].map({"G3": 1.0, "G1": 0.0, "G2": 0.0}).astype(float)
+    data = factors.model_columns(analysed, plan)
+    for column in ("dfs_months", "dfs_event", "os_months", "os_event"):
+        data[column] = factors.as_float(analysed[column])
     return data.reset_index(drop=True)
 
 
@@ -143,7 +118,7 @@ def _ci(low, high):
 
 def kaplan_meier(data, endpoint, plan):
     """The Kaplan-Meier estimate of one endpoint (log(-log) CI), with S at the plan's times."""
-    return survival.kaplan_meier(data[f"{endpoint}_months"], data[f"{endpoint}_event"],
+    return stats.kaplan_meier(data[f"{endpoint}_months"], data[f"{endpoint}_event"],
                                  times=list(plan.rate_times_months))
 
 
@@ -163,7 +138,7 @@ def endpoint_summary(km, plan):
 
 def follow_up(data):
     """Median follow-up after the index (reverse Kaplan-Meier of OS)."""
-    result = survival.reverse_km_median(data["os_months"], data["os_event"])
+    result = stats.reverse_km_median(data["os_months"], data["os_event"])
     return {"method": "reverse Kaplan-Meier", "n": result.get("n", 0), "median_months": result.get("median"),
             "median_ci95": result.get("median_ci95", [None, None]),
             "estimable": result["estimable"], "reason": result["reason"]}
@@ -181,12 +156,12 @@ def curve(km):
 
 def _cox_rows(data, endpoint, columns, *, logrank=False):
     """One Cox model of ``endpoint`` on ``columns``: a row per column (null where not estimable)."""
-    fit = survival.cox(data, f"{endpoint}_months", f"{endpoint}_event", columns, concordance=False)
+    fit = stats.cox(data, f"{endpoint}_months", f"{endpoint}_event", columns, concordance=False)
     terms = {term["term"]: term for term in fit.get("terms", [])}
     logrank_p = None
     if logrank and len(columns) == 1:
         complete = data[[f"{endpoint}_months", f"{endpoint}_event", columns[0]]].dropna()
-        test = survival.logrank(complete.iloc[:, 0], complete.iloc[:, 1], complete.iloc[:, 2])
+        test = stats.logrank(complete.iloc[:, 0], complete.iloc[:, 1], complete.iloc[:, 2])
         logrank_p = test.get("p")
     rows = []
     for column in columns:
@@ -203,13 +178,13 @@ def univariable(data, plan):
     rows = []
     for endpoint in ENDPOINTS:
         for factor in FACTORS:
-            rows += _cox_rows(data, endpoint, factor_columns(factor, plan), logrank=factor in BINARY_FACTORS)
+            rows += _cox_rows(data, endpoint, factors.columns(factor, plan), logrank=factor in BINARY_FACTORS)
     return rows
 
 
 def multivariable(data, endpoint, plan):
     """The plan's multivariable Cox model of ``endpoint`` (complete cases, n used)."""
-    columns = [c for factor in plan.multivariable_covariates for c in factor_columns(factor, plan)]
+    columns = [c for factor in plan.multivariable_covariates for c in factors.columns(factor, plan)]
     rows = _cox_rows(data, endpoint, columns) or [  # e.g. "histology" alone in a one-histology plan
         {"n": 0, "events": 0, "estimable": False, "reason": "no covariates"}]
     return {"endpoint": endpoint, "covariates": list(plan.multivariable_covariates),

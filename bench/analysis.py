@@ -22,7 +22,6 @@ import sys
 import time
 
 import psycopg
-
 from scratch import copy_cohort, scratch_database, setup_django
 
 SCRATCH_DB = "registry_bench_analysis"
@@ -103,7 +102,7 @@ def bench(sizes, seed):
         clear_tables()
         cohort = generate_cohort(patients=size, centres=12, seed=seed)
         rows = sum(len(table) for table in cohort.values())
-        load_seconds, _q, _r = timed(lambda: copy_cohort(cohort))
+        load_seconds, _q, _r = timed(lambda cohort=cohort: copy_cohort(cohort))
         scan_seconds, _q, _r = timed(scan)
         frame_seconds, frame_queries, frame = timed(analysis_frame)
         report_seconds, report_queries, report = timed(survival_report)

@@ -4,7 +4,7 @@
 
 Creates a scratch PostgreSQL database `registry_bench_export` on 127.0.0.1 (user postgres, trust
 auth), migrates it, loads a synthetic cohort (registry/synthetic/) through the bulk import, and
-drops the database at the end. Each export (`registry.exporting.dataset_export`, the code behind
+drops the database at the end. Each export (`registry.transfer.exporting.dataset_export`, the code behind
 `manage.py export_registry` and the download page) runs in a fresh child process, so the peak
 resident memory printed is that export's own. The baseline of the same run is the time to read
 the five tables with a raw cursor: the floor for any export of these rows.
@@ -47,7 +47,7 @@ def child_export(file_format, deidentify):
     setup_django()
     import analysis.frame  # noqa: F401  (imported up front: pandas' import is not the export's time)
     from registry import access
-    from registry.exporting import dataset_export
+    from registry.transfer.exporting import dataset_export
 
     before = current_rss_mb()
     sink = Path(tempfile.gettempdir()) / f"bench-export-{os.getpid()}.zip"
@@ -78,9 +78,9 @@ def raw_scan_seconds():
 
 def load_cohort(patients, seed):
     from registry import access, synthetic
-    from registry.exporting import xlsx
-    from registry.importing import file_import
     from registry.models import Centre
+    from registry.transfer.exporting import xlsx
+    from registry.transfer.importing import file_import
 
     cohort = synthetic.generate_cohort(patients=patients, centres=8, seed=seed)
     for code in sorted({row["centre"] for row in cohort["patients"]}):

@@ -7,7 +7,7 @@ auth), migrates it, and drops it at the end. It writes the workbook with registr
 (`generate_cohort` + `write_workbook`, the format `generate_cohort --out` writes), then times, each
 in a fresh child process so that its peak memory is its own:
 
-- import: registry.importing.file_import of the whole workbook, end to end (file bytes → every
+- import: registry.transfer.importing.file_import of the whole workbook, end to end (file bytes → every
   cell, key, access, model and cross-record check → one committed, audited transaction), --runs
   times into the emptied registry (the best and the median are printed: the machine is shared);
 - refused: the same workbook with one bad cell, which must name the cell and write nothing;
@@ -72,10 +72,10 @@ def process_cpu(pid):
 
 def empty_tables():
     from django.db import connection
+    from simple_history.utils import get_history_model_for_model
 
     from registry.dictionary import TABLE_MODELS
     from registry.models import ImportRun
-    from simple_history.utils import get_history_model_for_model
 
     tables = [m._meta.db_table for m in TABLE_MODELS.values()]
     tables += [get_history_model_for_model(m)._meta.db_table for m in TABLE_MODELS.values()]
@@ -89,8 +89,8 @@ def empty_tables():
 def child_import(path, *, expect_refusal):
     setup_django()
     from registry import access
-    from registry.importing import file_import
     from registry.models import Patient
+    from registry.transfer.importing import file_import
 
     data = Path(path).read_bytes()
     backend = postgres_backend_pid()

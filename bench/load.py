@@ -49,7 +49,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-
 from scratch import copy_cohort, scratch_database, setup_django
 
 ROOT = Path(__file__).resolve().parent.parent

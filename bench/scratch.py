@@ -47,13 +47,13 @@ def copy_cohort(cohort):
     audit rows, about 10x faster than bulk_create (what a benchmark's setup needs, not what it measures)."""
     from django.db import connection
 
+    from registry.cases import TABLE_MODELS
     from registry.models import Centre
-    from registry.rows import TABLE_MODELS
     from registry.synthetic import COLUMNS, TABLES
 
     for code in sorted({row["centre"] for row in cohort["patients"]}):
         Centre.objects.get_or_create(code=code, defaults={"name": f"Synthetic centre {code}"})
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     with connection.cursor() as cursor:
         for table in TABLES:
             model, columns = TABLE_MODELS[table], COLUMNS[table]

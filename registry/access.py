@@ -86,10 +86,6 @@ def centres_readable(user):
     return _filter(Centre.objects.all(), readable_centre_codes(user), "code")
 
 
-def centres_writable(user):
-    return _filter(Centre.objects.all(), writable_centre_codes(user), "code")
-
-
 def patients_readable(user):
     return _filter(Patient.objects.all(), readable_centre_codes(user), "centre")
 

@@ -6,9 +6,8 @@ from django.contrib.auth.admin import UserAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
 from registry import access, services
-from registry.forms import RuleCheckedModelForm
 from registry.models import Centre, FollowUp, Membership, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
-from registry.pseudonyms import unique_pseudonym
+from registry.web.forms import RuleCheckedModelForm
 
 
 @admin.register(Centre)
@@ -51,9 +50,7 @@ class ClinicalAdmin(SimpleHistoryAdmin):
         return access.records_readable(request.user, model)
 
     def save_model(self, request, obj, form, change):
-        if isinstance(obj, Patient) and not obj.patient_id:
-            obj.patient_id = unique_pseudonym(obj.centre_id, lambda pid: Patient.objects.filter(pk=pid).exists())
-        services.record_save(user=request.user, record=obj)
+        services.record_save(user=request.user, record=obj)  # a new patient gets its pseudonym there
 
     def delete_model(self, request, obj):
         services.record_delete(user=request.user, record=obj)

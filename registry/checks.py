@@ -1,12 +1,21 @@
 """System checks of the registry's own settings."""
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 
 MISSING_SECRET_KEY = "Set SECRET_KEY in the environment (only DEBUG=1 has a default)."
+MISSING_EXPORT_SHIFT_KEY = ("Set EXPORT_SHIFT_KEY in the environment: without it the dataset export refuses "
+                            "the shift-dates de-identification.")
 
 
 @register()
 def secret_key_is_set(app_configs, **kwargs):
     if getattr(settings, "SECRET_KEY_MISSING", False):
         return [Error(MISSING_SECRET_KEY, id="registry.E001")]
+    return []
+
+
+@register()
+def export_shift_key_is_set(app_configs, **kwargs):
+    if not getattr(settings, "EXPORT_SHIFT_KEY", None):
+        return [Warning(MISSING_EXPORT_SHIFT_KEY, id="registry.W001")]
     return []

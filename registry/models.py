@@ -47,10 +47,20 @@ class Centre(models.Model):
         return f"{self.code} – {self.name}"
 
 
+class MembershipManager(models.Manager):
+    def get_by_natural_key(self, username, centre):
+        return self.get(user__username=username, centre_id=centre)
+
+
 class Membership(models.Model):
+    """A user's role at a centre; its natural key (user name, centre) lets fixtures/demo.json be
+    loaded again without duplicating it."""
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     centre = models.ForeignKey(Centre, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(_("role"), max_length=12, choices=codes.ROLE)
+
+    objects = MembershipManager()
 
     class Meta:
         verbose_name = _("membership")
@@ -63,6 +73,11 @@ class Membership(models.Model):
     def __str__(self):
         return f"{self.user} – {self.centre_id} ({self.role})"
 
+    def natural_key(self):
+        return (self.user.username, self.centre_id)
+
+    natural_key.dependencies = ["auth.user", "registry.centre"]
+
 
 class ClinicalRecord(models.Model):
     """Common bookkeeping: a version for optimistic concurrency and timestamps for the API."""
@@ -73,6 +88,13 @@ class ClinicalRecord(models.Model):
 
     class Meta:
         abstract = True
+
+    def full_clean(self, exclude=None, validate_unique=True, validate_constraints=False):
+        """Model validation without the database constraints: each CHECK repeats a field validator
+        or clean() rule, and each unique constraint a cross-record rule (registry.rules), which say
+        the problem in words; checking them here would cost a query each and show a second message.
+        The database still enforces them all when the record is saved."""
+        super().full_clean(exclude, validate_unique, validate_constraints)
 
 
 def not_in_future(value):
@@ -254,6 +276,24 @@ class Metastasectomy(ClinicalRecord):
             "patient": self.patient_id, "date": self.surgery_date}
 
 
+# --- the index date ----------------------------------------------------------------------------
+# A patient's index date is the date of the earliest metastasectomy (endpoints.md): every endpoint,
+# interval and follow-up month is counted from it. This is its one definition, in Python for a case
+# in memory and in SQL for a Patient queryset.
+
+def index_operation(metastasectomies):
+    """The earliest dated metastasectomy of these (one patient's), or None."""
+    dated = [pm for pm in metastasectomies if pm.surgery_date is not None]
+    return min(dated, key=lambda pm: pm.surgery_date) if dated else None
+
+
+def index_date():
+    """An expression for Patient querysets: the patient's index date (NULL without a metastasectomy)."""
+    earliest = (Metastasectomy.objects.filter(patient=models.OuterRef("pk")).order_by()
+                .values("patient").annotate(first=models.Min("surgery_date")).values("first"))
+    return models.Subquery(earliest, output_field=models.DateField())
+
+
 class SystemicTherapy(ClinicalRecord):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="systemic_therapies",
                                 db_column="patient_id", verbose_name=_("patient"))
@@ -349,11 +389,28 @@ class FollowUp(ClinicalRecord):
 CLINICAL_MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp)
 
 
+class DataVersion(models.Model):
+    """How often a centre's clinical data have changed. registry.services adds one in the same
+    transaction as every write, so a reader that sees the counter sees exactly the data it counts;
+    the dashboard cache, its poll and the exports name their data by it (registry.selectors)."""
+
+    centre = models.OneToOneField(Centre, on_delete=models.CASCADE, primary_key=True, related_name="+",
+                                  db_column="centre")
+    counter = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("data version")
+        verbose_name_plural = _("data versions")
+
+    def __str__(self):
+        return f"{self.centre_id}: {self.counter}"
+
+
 class ImportRun(models.Model):
     """One successful bulk import: who, when, which file (name and sha256) and what it changed.
 
     `counts` is {table: {"created": n, "updated": n, "unchanged": n}}. Refused files and dry runs
-    write nothing, so they leave no row here (they are logged by registry.importing).
+    write nothing, so they leave no row here (they are logged by registry.transfer.importing).
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,

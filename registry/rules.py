@@ -1,35 +1,22 @@
 """Cross-record rules of the data dictionary, one small function per rule.
 
+Each rule lives once: a rule about one record (a date not in the future, surgery not before the
+diagnosis, a code from the list) is the model's (field validators, clean(), database constraints);
+a rule that compares records of a case is here. So a nurse sees one message per error.
+
 Every write path (forms, admin, import, API, the cohort generator) builds the *merged* state of
-one patient's case — what is in the database with the pending change applied — and calls
+one patient's case (registry.cases) — what is in the database with the pending change applied — and calls
 `check_case`. The functions only read attributes, so they work on saved or unsaved model
 instances alike and never touch the database themselves.
 
 A violation names every record and column involved; the first is where a form shows it.
 """
 import datetime
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
-
-@dataclass
-class Case:
-    """One patient's records: the unit every cross-record rule is checked on."""
-
-    patient: object
-    primary_tumour: object = None
-    metastasectomies: list = field(default_factory=list)
-    systemic_therapies: list = field(default_factory=list)
-    follow_ups: list = field(default_factory=list)
-
-    def records(self):
-        yield self.patient
-        if self.primary_tumour is not None:
-            yield self.primary_tumour
-        yield from self.metastasectomies
-        yield from self.systemic_therapies
-        yield from self.follow_ups
+from registry.models import index_operation
 
 
 @dataclass
@@ -88,8 +75,7 @@ def dated_values(case):
 
 
 def first_metastasectomy(case):
-    dated = [pm for pm in case.metastasectomies if pm.surgery_date is not None]
-    return min(dated, key=lambda pm: pm.surgery_date) if dated else None
+    return index_operation(case.metastasectomies)
 
 
 def deaths(case):
@@ -97,14 +83,6 @@ def deaths(case):
 
 
 # --- the rules -------------------------------------------------------------------------------
-
-def no_future_dates(case, today=None):
-    today = today or datetime.date.today()
-    return [
-        Violation([(record, column)], _("The date %(date)s is in the future.") % {"date": value.isoformat()})
-        for record, column, value in dated_values(case) if value > today
-    ]
-
 
 def no_dates_before_birth(case):
     """No date of the case lies before the patient's year of birth: the dictionary's
@@ -118,17 +96,6 @@ def no_dates_before_birth(case):
                   % {"date": value.isoformat(), "year": birth_year})
         for record, column, value in dated_values(case) if value.year < birth_year
     ]
-
-
-def primary_surgery_not_before_diagnosis(case):
-    tumour = case.primary_tumour
-    if tumour is None or not tumour.surgery_date or not tumour.diagnosis_date:
-        return []
-    if tumour.surgery_date >= tumour.diagnosis_date:
-        return []
-    return [Violation([(tumour, "surgery_date")],
-                      _("The surgery date %(surgery)s is before the diagnosis date %(diagnosis)s.")
-                      % {"surgery": tumour.surgery_date.isoformat(), "diagnosis": tumour.diagnosis_date.isoformat()})]
 
 
 def lung_metastases_not_after_first_metastasectomy(case):
@@ -195,9 +162,7 @@ def metastasectomy_dates_unique(case):
 
 
 RULES = (
-    no_future_dates,
     no_dates_before_birth,
-    primary_surgery_not_before_diagnosis,
     lung_metastases_not_after_first_metastasectomy,
     follow_up_not_before_first_metastasectomy,
     at_most_one_death,

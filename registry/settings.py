@@ -1,8 +1,10 @@
 """Settings for the registry: one module, every deployment difference comes from the environment.
 
 Environment variables:
-  DEBUG           "1"/"true" for development (default off)
+  DEBUG           "1"/"true" for development (default off); any yes/no setting that is neither
+                  1/0, true/false, yes/no nor on/off stops the start (ImproperlyConfigured)
   SECRET_KEY      required unless DEBUG is on
+  EXPORT_SHIFT_KEY  the date-shifting key of de-identified exports (separate from SECRET_KEY)
   DATABASE_URL    e.g. postgres://user:pass@host:5432/db (default: SQLite file var/registry.sqlite3)
   ALLOWED_HOSTS   comma-separated (default: localhost,127.0.0.1 with DEBUG, none without)
   REDIS_URL       use Redis as the cache (shared by every worker); default: local memory
@@ -13,16 +15,45 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
 def env_flag(name, default=False):
+    """A yes/no setting; a value that is neither (SECURE_COOKIES=ture) stops the start."""
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value.strip().lower() in TRUE:
+        return True
+    if value.strip().lower() in FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a yes/no value: use 1 or 0 (true/false, yes/no, on/off).")
+
+
+def env_int(name, default):
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.") from None
+
+
+def env_float(name, default):
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
 
 
 def env_list(name, default=""):
@@ -38,6 +69,10 @@ SECRET_KEY = os.environ.get("SECRET_KEY")
 SECRET_KEY_MISSING = not SECRET_KEY and not DEBUG
 if not SECRET_KEY:
     SECRET_KEY = "development-only-secret-key-never-use-in-production" if DEBUG else secrets.token_urlsafe(50)
+
+# The key of the export's date shifting (shift-dates: a secret offset per patient). Separate from
+# SECRET_KEY, so rotating that key (sessions, tokens) leaves every patient's offset as it was.
+EXPORT_SHIFT_KEY = os.environ.get("EXPORT_SHIFT_KEY") or ("development-only-export-shift-key" if DEBUG else None)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -63,7 +98,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "registry.middleware.ContentSecurityPolicyMiddleware",
+    "registry.web.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -71,7 +106,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "registry.two_factor.TwoFactorMiddleware",
+    "registry.security.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the signed-in user on every history row written during a request.
@@ -86,8 +121,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = float(os.environ.get("AXES_COOLOFF_HOURS", "1"))
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_HOURS", 1)
 # By username only: a hospital's staff share one outgoing address, and locking it would lock
 # them all out; a username lock cannot be dodged by rotating addresses or browsers.
 AXES_LOCKOUT_PARAMETERS = ["username"]
@@ -118,17 +153,16 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "registry.context_processors.navigation",
+                "registry.web.context_processors.navigation",
             ],
         },
     },
 ]
 
-(BASE_DIR / "var").mkdir(exist_ok=True)
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'registry.sqlite3'}"),
-        conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")),
+        conn_max_age=env_int("CONN_MAX_AGE", 0),
         conn_health_checks=True,  # a kept connection the server closed meanwhile is replaced, not used
     )
 }
@@ -151,7 +185,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 # Sessions end after 8 hours without a request (a shift), and with the browser.
-SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(8 * 3600)))
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
@@ -163,8 +197,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"  # written by collectstatic (the Docker image)
 # Serve the app's own static files without a collectstatic step (the demo, the tests).
 WHITENOISE_USE_FINDERS = True
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
@@ -177,7 +210,7 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env_flag("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_flag("SECURE_COOKIES", True)
     SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT")
-    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_flag("SECURE_HSTS_PRELOAD")
     if env_flag("BEHIND_TLS_PROXY"):  # the proxy terminates TLS and says so in this header
@@ -192,11 +225,11 @@ LOGGING = {
 
 # Bulk import and dataset export (registry/importing, registry/exporting). Limits refuse a file
 # before it is unpacked or parsed beyond them (zip bombs, oversized uploads).
-IMPORT_MAX_UPLOAD_BYTES = int(os.environ.get("IMPORT_MAX_UPLOAD_BYTES", str(50 * 2**20)))
-IMPORT_MAX_UNPACKED_BYTES = int(os.environ.get("IMPORT_MAX_UNPACKED_BYTES", str(400 * 2**20)))
-IMPORT_MAX_COMPRESSION_RATIO = int(os.environ.get("IMPORT_MAX_COMPRESSION_RATIO", "100"))
-IMPORT_MAX_ZIP_MEMBERS = int(os.environ.get("IMPORT_MAX_ZIP_MEMBERS", "200"))
-IMPORT_MAX_ROWS = int(os.environ.get("IMPORT_MAX_ROWS", "500000"))
+IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 50 * 2**20)
+IMPORT_MAX_UNPACKED_BYTES = env_int("IMPORT_MAX_UNPACKED_BYTES", 400 * 2**20)
+IMPORT_MAX_COMPRESSION_RATIO = env_int("IMPORT_MAX_COMPRESSION_RATIO", 100)
+IMPORT_MAX_ZIP_MEMBERS = env_int("IMPORT_MAX_ZIP_MEMBERS", 200)
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 500000)
 # PIs may download the pooled dataset only when this is on (coordinators always may).
 EXPORT_ALLOW_PI = env_flag("EXPORT_ALLOW_PI")
 
@@ -245,5 +278,5 @@ SPECTACULAR_SETTINGS = {
 
 # Survival dashboard (analysis/dashboard.py): Kaplan-Meier groups smaller than this are not drawn;
 # an open dashboard asks every this many seconds whether the data changed.
-DASHBOARD_MIN_STRATUM = int(os.environ.get("DASHBOARD_MIN_STRATUM", "5"))
-DASHBOARD_POLL_SECONDS = int(os.environ.get("DASHBOARD_POLL_SECONDS", "20"))
+DASHBOARD_MIN_STRATUM = env_int("DASHBOARD_MIN_STRATUM", 5)
+DASHBOARD_POLL_SECONDS = env_int("DASHBOARD_POLL_SECONDS", 20)

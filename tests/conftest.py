@@ -40,3 +40,23 @@ def case(nurse):
 def fast_password_hashing(settings):
     """Real hashing costs ~0.3 s per user; tests need no protection against brute force."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def english_after_each_test():
+    """A request in German activates German in the test's thread; every test starts in English,
+    whichever test ran before it (the suite also runs in random order in CI)."""
+    from django.utils import translation
+
+    translation.activate("en")
+    yield
+    translation.activate("en")
+
+
+@pytest.fixture(autouse=True)
+def only_services_write_clinical_tables():
+    """Every test runs under the one-writer rule (tests/writers.py)."""
+    from tests.writers import only_services_write
+
+    with only_services_write():
+        yield

@@ -3,7 +3,7 @@ configuration, so a page added anywhere without a row here fails
 `test_every_url_pattern_is_in_a_matrix`.
 
 The REST and REDCap endpoints have their own, finer matrix (every method, token clients) in
-tests/test_api_access.py; this module checks that the two together cover every pattern, and owns
+tests/registry/api/test_api_access.py; this module checks that the two together cover every pattern, and owns
 everything else: the data-entry pages, import and export, the dashboard, the account pages, the
 security log and the admin.
 
@@ -23,7 +23,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from registry.models import ExportLog, FollowUp, ImportRun, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from tests import factories as f
-from tests.test_api_access import EXPECTED as API_EXPECTED
+from tests.registry.api.test_api_access import EXPECTED as API_EXPECTED
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +66,7 @@ SIGNED_IN_PAGE = row(signed_in(), signed_in(405))
 ADMIN_PAGE = row(everyone(ADMIN_LOGIN), everyone(ADMIN_LOGIN))
 
 EXPECTED = {
-    # data entry (registry/web_urls.py)
+    # data entry (registry/web/urls.py)
     "home": row(signed_in(302, coordinator=200), signed_in(405)),
     "patient_list": READ_PAGE,
     "patient_new": FORM_PAGE,
@@ -105,7 +105,7 @@ EXPECTED = {
     "password_reset_complete": row(everyone(200), everyone(405)),
     "security_log": row(signed_in(403, coordinator=200), signed_in(405)),
     "set_language": row(everyone(302), everyone(302)),
-    # the admin is for staff only: nobody here is staff (tests/test_admin.py covers superusers)
+    # the admin is for staff only: nobody here is staff (tests/registry/test_admin.py covers superusers)
     "admin:login": row(everyone(200), everyone(200)),
     "admin:logout": row(everyone(302), everyone(302)),
 }

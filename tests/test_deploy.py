@@ -34,3 +34,34 @@ def test_settings_refuse_to_start_without_a_secret_key_unless_debugging():
     result = manage("check", DEBUG="0")
     assert result.returncode != 0 and "SECRET_KEY" in result.stderr
     assert manage("check", DEBUG="1").returncode == 0
+
+
+def test_a_yes_no_setting_with_a_typo_stops_the_start_and_names_the_variable():
+    result = manage("check", DEBUG="0", SECRET_KEY="k" * 60, SECURE_COOKIES="ture")
+    assert result.returncode != 0
+    assert "SECURE_COOKIES='ture' is not a yes/no value" in result.stderr
+
+
+def test_a_number_setting_that_is_no_number_stops_the_start():
+    result = manage("check", DEBUG="1", IMPORT_MAX_ROWS="lots")
+    assert result.returncode != 0 and "IMPORT_MAX_ROWS='lots' is not a whole number" in result.stderr
+
+
+def test_loading_the_settings_creates_no_folder(tmp_path):
+    """Settings have no side effects: importing them (e.g. for `check`) writes nothing to disk."""
+    before = {p for p in ROOT.iterdir()}
+    var = ROOT / "var"
+    had_var = var.exists()
+    result = manage("check", DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    assert result.returncode == 0, result.stderr
+    assert {p for p in ROOT.iterdir()} == before and var.exists() == had_var
+
+
+def test_the_docker_image_ships_neither_tests_nor_benchmarks_nor_test_packages():
+    ignored = {line.strip().strip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {"tests", "bench", "requirements-dev.txt"} <= ignored
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "-r requirements.txt" in dockerfile and "requirements-dev" not in dockerfile
+    production = {line.split("==")[0].lower() for line in (ROOT / "requirements.txt").read_text().splitlines()
+                  if "==" in line}
+    assert not production & {"pytest", "pytest-django", "hypothesis", "playwright", "pycap", "ruff", "import-linter"}

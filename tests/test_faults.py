@@ -16,9 +16,9 @@ editors at the same moment, a killed gunicorn worker) instead of mocking the fai
    their checks and wait for the lock together. When it is released, exactly one save succeeds;
    the other is refused (web: the form says someone else saved the record; API: 412) and the
    stored record is exactly the winner's, version 2. The single-connection versions of these
-   checks are tests/test_audit.py::test_stale_save_is_refused_and_names_the_changed_column,
-   tests/test_web_entry.py::test_stale_edit_is_refused_shows_the_changes_and_overwrites_nothing,
-   tests/test_api.py::test_a_stale_if_match_is_a_412_and_changes_nothing and
+   checks are tests/registry/test_audit.py::test_stale_save_is_refused_and_names_the_changed_column,
+   tests/registry/web/test_web_entry.py::test_stale_edit_is_refused_shows_the_changes_and_overwrites_nothing,
+   tests/registry/api/test_api.py::test_a_stale_if_match_is_a_412_and_changes_nothing and
    ::test_a_concurrent_save_between_read_and_write_is_a_412 (the race mocked).
 
 3. A gunicorn worker killed during an export. The registry runs under gunicorn (one worker) on
@@ -55,11 +55,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
 from registry import synthetic
-from registry.importing import writing
 from registry.models import ExportLog, FollowUp, ImportRun, Patient
+from registry.services import bulk as writing
 from tests import factories as f
-from tests.test_api_helpers import client_for, fresh_throttles  # noqa: F401 (fresh_throttles is autouse)
-from tests.test_import_support import centres, cohort, csv_bytes, run, workbook_bytes, zip_bytes
+from tests.registry.api.test_api_helpers import client_for, fresh_throttles  # noqa: F401 (fresh_throttles is autouse)
+from tests.registry.transfer.test_import_support import centres, cohort, csv_bytes, run, workbook_bytes, zip_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
@@ -217,7 +217,7 @@ def save_together(patient_id, saves):
 
 
 def form_values(response):
-    """The values a browser would post back from the rendered form (as in tests/test_web_entry.py)."""
+    """The values a browser would post back from the rendered form (as in tests/registry/web/test_web_entry.py)."""
     data = {}
     for field in response.context["form"]:
         value = "" if field.value() is None else field.value()
@@ -320,7 +320,7 @@ class Gunicorn:
         self.process = None
 
     def start(self):
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SECRET_KEY": settings.SECRET_KEY,
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SECRET_KEY": settings.SECRET_KEY, "EXPORT_SHIFT_KEY": settings.EXPORT_SHIFT_KEY,
                "DATABASE_URL": database_url(), "ALLOWED_HOSTS": "127.0.0.1", "SECURE_COOKIES": "0",
                "TMPDIR": str(self.tmpdir), "LOG_LEVEL": "WARNING"}
         with open(self.log, "wb") as log:
@@ -509,7 +509,7 @@ def open_temp_files(pid, directory):
 
 def test_a_worker_killed_while_writing_a_stats_file_leaves_no_temporary_file(server):
     """pyreadstat writes each SPSS table to a path: an unnamed temporary file's /proc/self/fd path
-    (registry/exporting/writers.py::_add_via_temp), so the kill leaves nothing on disk."""
+    (registry/transfer/exporting/writers.py::_add_via_temp), so the kill leaves nothing on disk."""
     server.start()
     load_patients(800, seed=32)
     server.wait_ready()

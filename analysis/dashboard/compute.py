@@ -8,30 +8,29 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils.translation import gettext_lazy as _
 
-from analysis.plan import ENDPOINTS, FACTORS, PlanError
-from registry import codes, services
+from analysis import factors
+from analysis.plan import ENDPOINTS, FACTORS, PlanError, plan_from_query
+from registry import codes, selectors
 
 RISK_TIMES = (0, 12, 24, 36, 48, 60)  # months; the axis ends at the last one
 CACHE_SECONDS = 6 * 3600  # keys change with the data; this only bounds memory
 CACHE_PREFIX = "analysis:dashboard:v1"
 ENDPOINT_LABELS = {"dfs": "Disease-free survival", "os": "Overall survival"}
 
-STRATA = {  # factor of the analysis frame -> label of the choice
-    "none": _("none (all patients)"),
-    "size_gt_2cm": _("max lesion diameter > cut-off"),
-    "multiple_lesions": _("lesions resected > cut-off"),
-    "tfi_gt_12m": _("treatment-free interval > cut-off"),
-    "histology": _("histology"),
-    "grade": _("grade"),
-    "centre": _("centre"),
-    "peri_pm_systemic": _("peri-PM systemic therapy"),
-}
+# What the curves may be stratified by, in the menu's order: factors (labelled by analysis/factors.py
+# with the plan's cut-offs) and these other columns of the analysis frame.
+STRATIFY = ("none", "size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "histology", "grade", "centre",
+            "peri_pm_systemic")
+STRATA = {"none": _("none (all patients)"), "grade": _("grade"), "centre": _("centre")}
 
-COVARIATES = {  # the Cox factors of analysis/plan.py, as a PI reads them
-    "size_gt_2cm": _("size > cut-off"), "multiple_lesions": _("lesions > cut-off"), "tfi_gt_12m": _("TFI > cut-off"),
-    "histology": _("histology"), "sex_male": _("sex"), "age_per_10y": _("age"), "grade_G3": _("grade G3"),
-    "bilateral": _("bilateral"), "peri_pm_systemic": _("peri-PM systemic therapy"), "synchronous": _("synchronous"),
-}
+
+def strata_choices(plan):
+    return [(s, STRATA[s] if s in STRATA else factors.label(s, plan)) for s in STRATIFY]
+
+
+def covariate_choices(plan):
+    """The Cox factors of analysis/plan.py, as a PI reads them under this plan."""
+    return [(factor, factors.label(factor, plan)) for factor in FACTORS]
 
 
 def poll_seconds():
@@ -56,11 +55,16 @@ class ControlsForm(forms.Form):
     size_cutoff_mm = forms.FloatField(label=_("Size cut-off"), min_value=0, max_value=200, required=False)
     lesions_cutoff = forms.IntegerField(label=_("Lesions cut-off"), min_value=1, max_value=20, required=False)
     tfi_cutoff_months = forms.FloatField(label=_("TFI cut-off"), min_value=0, max_value=240, required=False)
-    stratify = forms.ChoiceField(label=_("Stratify curves by"), choices=list(STRATA.items()), required=False)
+    stratify = forms.ChoiceField(label=_("Stratify curves by"), required=False)
     covariates = forms.MultipleChoiceField(
-        label=_("Covariates of the multivariable DFS model"), choices=list(COVARIATES.items()),
+        label=_("Covariates of the multivariable DFS model"),
         widget=forms.CheckboxSelectMultiple, required=False,
         help_text=_("At least one; none ticked keeps the plan's covariates."))
+
+    def __init__(self, *args, plan, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["stratify"].choices = strata_choices(plan)
+        self.fields["covariates"].choices = covariate_choices(plan)
 
 
 def plan_fields(plan):
@@ -74,20 +78,22 @@ def controls(query, base):
     given, valid fields of the form applied."""
     initial = {**plan_fields(base), "stratify": "none"}
     if not any(name in query for name in ControlsForm.base_fields):
-        return ControlsForm(initial=initial), base, "none"
+        return ControlsForm(initial=initial, plan=base), base, "none"
     form = ControlsForm({**initial, **{name: query.get(name) for name in initial if name in query},
-                         "covariates": query.getlist("covariates") or initial["covariates"]})
-    form.is_valid()
+                         "covariates": query.getlist("covariates") or initial["covariates"]}, plan=base)
+    form.is_valid()  # the form's ranges; a field that fails them keeps the base plan's value
     data = form.cleaned_data
-    changes = {name: data[name] for name in ("size_cutoff_mm", "lesions_cutoff", "tfi_cutoff_months")
-               if data.get(name) is not None}
+    params = {name: [str(form.data[name])] for name in ("size_cutoff_mm", "lesions_cutoff", "tfi_cutoff_months")
+              if data.get(name) is not None}
     if data.get("covariates"):
-        changes["multivariable_covariates"] = [f for f in FACTORS if f in data["covariates"]]
+        params["multivariable_covariates"] = [f for f in FACTORS if f in data["covariates"]]
     try:
-        plan = base.replace(**changes)
+        plan = plan_from_query(params, base)
     except PlanError as error:  # the form's ranges should prevent this; never a 500
         form.add_error(None, str(error))
         plan = base
+    form.fields["stratify"].choices = strata_choices(plan)  # labelled with the cut-offs now in force
+    form.fields["covariates"].choices = covariate_choices(plan)
     return form, plan, data.get("stratify") or "none"
 
 
@@ -116,7 +122,7 @@ def results(plan, centres, factor):
     def keys(version):
         return {name: cache_key(kind, plan, version, centres) for name, kind in kinds.items()}
 
-    key = keys(services.data_version(centres))  # another centre's saves leave this view cached
+    key = keys(selectors.data_version(centres))  # another centre's saves leave this view cached
     found = cache.get_many([key["report"], key["strata"]])
     if len(found) == 2:
         return {"report": found[key["report"]], "strata": found[key["strata"]], "cache": "hit",
@@ -149,17 +155,8 @@ def _binary(values, no, yes):
 
 def stratum_labels(analysed, factor, plan):
     """(label per patient, None = unknown; the labels in display order) for one factor."""
-    if factor == "size_gt_2cm":
-        cut = f"{plan.size_cutoff_mm:g} mm"
-        return _binary(analysed[factor].astype(object), f"≤ {cut}", f"> {cut}")
-    if factor == "multiple_lesions":
-        cut = plan.lesions_cutoff
-        return _binary(analysed[factor].astype(object), f"≤ {cut} lesion{'s' if cut > 1 else ''}", f"> {cut} lesions")
-    if factor == "tfi_gt_12m":
-        cut = f"{plan.tfi_cutoff_months:g} months"
-        return _binary(analysed[factor].astype(object), f"TFI ≤ {cut}", f"TFI > {cut}")
-    if factor == "peri_pm_systemic":
-        return _binary(analysed[factor].astype(object), "no peri-PM therapy", "peri-PM therapy")
+    if factor in ("size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "peri_pm_systemic"):
+        return _binary(analysed[factor].astype(object), *factors.levels(factor, plan))
     if factor == "histology":
         return analysed["histology"].astype(object), list(plan.histologies)
     if factor == "grade":
@@ -186,9 +183,7 @@ def overall_strata(report):
 
 def stratum_title(factor, plan):
     """The factor as a figure title says it: "... by lesion size (30 mm)"."""
-    return {"size_gt_2cm": f"lesion size ({plan.size_cutoff_mm:g} mm)",
-            "multiple_lesions": f"number of lesions ({plan.lesions_cutoff})",
-            "tfi_gt_12m": f"TFI ({plan.tfi_cutoff_months:g} months)"}.get(factor, str(STRATA.get(factor, factor)))
+    return factors.title(factor, plan) or str(STRATA.get(factor, factor))
 
 
 def strata_for(analysed, factor, plan):
@@ -197,7 +192,7 @@ def strata_for(analysed, factor, plan):
     A group with fewer than min_stratum() patients is listed in "hidden" and neither drawn nor
     tested; the log-rank test compares the groups that are drawn (two or more).
     """
-    from analysis import survival
+    from analysis import stats
     from analysis.report import curve
 
     labels, order = stratum_labels(analysed, factor, plan)
@@ -211,11 +206,11 @@ def strata_for(analysed, factor, plan):
         months, events = analysed[f"{endpoint}_months"].astype(float), analysed[f"{endpoint}_event"].astype(float)
         groups = []
         for label in shown:
-            km = survival.kaplan_meier(months[labels == label], events[labels == label])
+            km = stats.kaplan_meier(months[labels == label], events[labels == label])
             if km["estimable"]:
                 groups.append({"label": label, "n": km["n"], "events": km["events"], "median": km["median"],
                                "median_ci95": km["median_ci95"], "curve": curve(km)})
-        test = survival.logrank(months[drawn], events[drawn], labels[drawn]) if len(groups) > 1 else None
+        test = stats.logrank(months[drawn], events[drawn], labels[drawn]) if len(groups) > 1 else None
         result["endpoints"][endpoint] = {
             "groups": groups,
             "logrank": None if test is None else {k: test.get(k) for k in ("estimable", "reason", "chi2", "df", "p")}}

@@ -5,30 +5,17 @@ import json
 
 from django.utils.translation import gettext_lazy as _
 
+from analysis import factors
 from analysis.dashboard.compute import ENDPOINT_LABELS, RISK_TIMES
 from analysis.plan import AnalysisPlan
 from analysis.plots import at_risk, format_hr, format_p
 from registry import codes
 
-
 # --- labels and table rows for the page ---------------------------------------------------------
 
 def term_label(term, plan):
-    """A Cox term as the study would print it (cut-offs from the plan)."""
-    fixed = {
-        "size_gt_2cm": f"Max diameter > {plan.size_cutoff_mm:g} mm",
-        "multiple_lesions": f"> {plan.lesions_cutoff} lesion{'s' if plan.lesions_cutoff > 1 else ''} resected",
-        "tfi_gt_12m": f"TFI > {plan.tfi_cutoff_months:g} months",
-        "sex_male": "Male vs female", "age_per_10y": "Age at PM (per 10 years)", "grade_G3": "Grade G3 vs G1/G2",
-        "bilateral": "Bilateral metastases", "peri_pm_systemic": "Peri-PM systemic therapy",
-        "synchronous": f"Synchronous (DFI ≤ {plan.synchronous_cutoff_months:g} months)",
-        "histology": "Histology",
-    }
-    if term.startswith("histology_"):
-        from analysis.report import histology_reference
-
-        return f"{term.removeprefix('histology_')} vs {histology_reference(plan)}"
-    return fixed.get(term, term)
+    """A Cox term as the study would print it, with the plan's cut-offs (analysis/factors.py)."""
+    return factors.label(term, plan)
 
 
 def univariable_rows(report, plan):
@@ -105,9 +92,8 @@ def percent(value):
 TABLE1_LABELS = {
     "sex": "Sex", "age_at_pm": "Age at PM, years", "primary_site": "Primary site", "grade": "Grade",
     "dfi_months": "Disease-free interval, months", "synchronous": "Synchronous", "tfi_months": "TFI, months",
-    "tfi_gt_12m": "TFI > cut-off", "max_lesion_diameter_mm": "Max lesion diameter, mm",
-    "size_gt_2cm": "Max diameter > cut-off", "lesions_resected": "Lesions resected",
-    "multiple_lesions": "Lesions > cut-off", "bilateral": "Bilateral", "approach": "Approach",
+    "max_lesion_diameter_mm": "Max lesion diameter, mm", "lesions_resected": "Lesions resected",
+    "bilateral": "Bilateral", "approach": "Approach",
     "resection_type": "Resection type", "peri_pm_systemic": "Peri-PM systemic therapy",
     "major_complication": "Clavien-Dindo ≥ IIIa",
 }
@@ -118,12 +104,14 @@ LEVEL_LABELS = {variable: dict(choices) for variable, choices in (
     ("resection_type", codes.RESECTION_TYPE))}
 
 
-def table1_rows(table1):
-    """Table 1 as display rows: a heading per variable, then one row per level (or the median)."""
+def table1_rows(table1, plan):
+    """Table 1 as display rows: a heading per variable, then one row per level (or the median).
+    The factors with a cut-off are labelled with the plan's value (analysis/factors.py)."""
     groups = [g["group"] for g in table1["groups"]]
     out, previous = [], None
     for row in table1["rows"]:
-        label = TABLE1_LABELS.get(row["variable"], row["variable"])
+        label = factors.label(row["variable"], plan) if row["variable"] in factors.CUT_OFFS \
+            else TABLE1_LABELS.get(row["variable"], row["variable"])
         if row["type"] == "continuous":
             values = [row["values"][g] for g in groups]
             out.append({"label": f"{label}, median (IQR)", "heading": False, "cells": [

@@ -40,8 +40,18 @@ from rest_framework.views import APIView
 
 from registry import access
 from registry.api.models import REDCAP, ApiToken
-from registry.api.redcap_project import (COMPLETE, FIELDS, FIELDS_BY_NAME, FORMS, FORMS_BY_NAME, INSTANCE_ORDER,
-                                         METADATA_COLUMNS, RECORD_ID, REDCAP_VERSION, metadata_row)
+from registry.api.redcap_project import (
+    COMPLETE,
+    FIELDS,
+    FIELDS_BY_NAME,
+    FORMS,
+    FORMS_BY_NAME,
+    INSTANCE_ORDER,
+    METADATA_COLUMNS,
+    RECORD_ID,
+    REDCAP_VERSION,
+    metadata_row,
+)
 from registry.api.throttling import TokenRateThrottle, UserRateThrottle
 from registry.models import Patient
 

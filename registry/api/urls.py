@@ -1,14 +1,14 @@
 """/api/: the REST API v1, its OpenAPI schema and docs, and the token pages.
 
-Every name here is covered by tests/test_api_access.py, which fails when an endpoint is added
+Every name here is covered by tests/registry/api/test_api_access.py, which fails when an endpoint is added
 without saying who may use it."""
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from registry.api import analysis_views, pages, views
+from registry.api import pages, views
 
-app_name = "api"
+app_name = "api"  # the analysis endpoints join this namespace in registry/urls.py
 
 
 router = DefaultRouter()
@@ -25,8 +25,6 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its script as a file, so the page needs no inline script (CSP).
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="swagger-ui"),
-    path("v1/analysis/report", analysis_views.ReportView.as_view(), name="analysis-report"),
-    path("v1/analysis/frame", analysis_views.FrameView.as_view(), name="analysis-frame"),
     path("v1/", include(router.urls)),
     re_path(r"^v1/.+/$", views.NotFoundView.as_view(), name="not-found"),
 ]

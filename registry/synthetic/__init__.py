@@ -89,7 +89,14 @@ Out-of-cohort patients (study filter of endpoints.md) come from the same model: 
 5 %, index margin R1/R2 5 %, extrapulmonary disease 6 %, index before 2009 5 % and after 2021 5 %.
 """
 from registry.synthetic.model import (  # noqa: F401
-    CENTRE_CODES, COLUMNS, COVARIATES, DAYS_PER_MONTH, DEFAULT_DATA_CUT, TABLES, CohortModel, LogHazardRatios,
+    CENTRE_CODES,
+    COLUMNS,
+    COVARIATES,
+    DAYS_PER_MONTH,
+    DEFAULT_DATA_CUT,
+    TABLES,
+    CohortModel,
+    LogHazardRatios,
 )
 from registry.synthetic.simulate import generate_cohort  # noqa: F401
 from registry.synthetic.workbook import write_workbook  # noqa: F401

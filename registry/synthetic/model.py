@@ -7,7 +7,6 @@ import itertools
 import math
 from dataclasses import dataclass
 
-
 DEFAULT_DATA_CUT = datetime.date(2024, 6, 30)
 DAYS_PER_MONTH = 365.25 / 12  # endpoints.md: durations in months are days / (365.25 / 12)
 

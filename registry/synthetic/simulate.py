@@ -13,7 +13,13 @@ import numpy as np
 
 from registry.synthetic import mixes
 from registry.synthetic.model import (
-    CENTRE_CODES, CROCKFORD_BASE32, DAYS_PER_MONTH, DEFAULT_DATA_CUT, PSEUDONYM_SUFFIX_LENGTH, TABLES, CohortModel,
+    CENTRE_CODES,
+    CROCKFORD_BASE32,
+    DAYS_PER_MONTH,
+    DEFAULT_DATA_CUT,
+    PSEUDONYM_SUFFIX_LENGTH,
+    TABLES,
+    CohortModel,
     Shares,
 )
 

@@ -5,8 +5,8 @@ from pathlib import Path
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from registry.exporting import DEIDENTIFY, FORMATS, dataset_export
 from registry.management.users import command_user
+from registry.transfer.exporting import DEIDENTIFY, FORMATS, dataset_export
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="export as this user (their export permission; logged); default: the system")
 
     def handle(self, *args, file_format, out, centre, deidentify, user, **options):
-        from registry.exporting import export_filename
+        from registry.transfer.exporting import export_filename
 
         path = Path(out)
         if path.is_dir():

@@ -4,7 +4,8 @@ import time
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from registry import access, rows, services, synthetic
+from registry import access, services, synthetic
+from registry import cases as rows
 from registry.management.users import command_user
 from registry.models import Centre
 

@@ -4,8 +4,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from registry.dictionary import TABLES
-from registry.importing import file_import
 from registry.management.users import command_user
+from registry.transfer.importing import file_import
 
 
 class Command(BaseCommand):

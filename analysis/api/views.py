@@ -1,0 +1,127 @@
+"""The analysis endpoints (/api/v1/analysis/): the survival report and the analysis frame.
+
+The analysis plan comes from query parameters, one per AnalysisPlan field (lists comma-separated
+or repeated), each defaulting to endpoints.md; `centres` narrows the scope. The scope is the
+user's analysis scope (access.patients_for_analysis, via the analysis package): a nurse analyses
+her centres, a PI and a coordinator every centre.
+"""
+import json
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analysis import plan as plans
+from analysis.plan import ENDPOINTS, FACTORS, HISTOLOGIES, AnalysisPlan, PlanError, split_list
+
+PLAN_DEFAULTS = AnalysisPlan()
+PLAN_ENUMS = {"histologies": HISTOLOGIES, "multivariable_covariates": FACTORS, "multivariable_endpoints": ENDPOINTS}
+
+
+def plan_and_centres(query):
+    """(AnalysisPlan, centres or None) from query parameters; 400 naming the parameter if unusable."""
+    try:
+        plan = plans.plan_from_query({name: query.getlist(name) for name in query if name not in ("centres", "format")})
+    except PlanError as error:
+        raise serializers.ValidationError({"plan": [str(error)]}) from error
+    centres = [code for value in query.getlist("centres") for code in split_list(value)] or None
+    return plan, centres
+
+
+def plan_parameters():
+    """The analysis plan's parameters as OpenAPI query parameters (defaults of endpoints.md)."""
+    params = []
+    for name, default in PLAN_DEFAULTS.to_dict().items():
+        typed = getattr(PLAN_DEFAULTS, name)
+        if isinstance(typed, tuple):
+            item = {"type": "number"} if typed and isinstance(typed[0], float) else {"type": "string"}
+            if name in PLAN_ENUMS:
+                item["enum"] = list(PLAN_ENUMS[name])
+            schema = {"type": "array", "items": item}
+        elif isinstance(typed, bool):
+            schema = {"type": "boolean"}
+        elif isinstance(typed, int):
+            schema = {"type": "integer"}
+        elif isinstance(typed, float):
+            schema = {"type": "number"}
+        elif name.startswith("period_"):
+            schema = {"type": "string", "format": "date"}
+        else:
+            schema = {"type": "string", "minLength": 1, "pattern": r"\S"}
+        params.append(OpenApiParameter(
+            name, schema, OpenApiParameter.QUERY, required=False, explode=False if isinstance(typed, tuple) else None,
+            description=f"Analysis plan parameter (default {default!r}); lists are comma-separated."))
+    params.append(OpenApiParameter(
+        "centres", {"type": "array", "items": {"type": "string"}}, OpenApiParameter.QUERY, required=False,
+        explode=False, description="Only these centres (codes, comma-separated), within those you may analyse."))
+    return params
+
+
+class CsvRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data.encode(self.charset) if isinstance(data, str) else b""
+
+
+class AnalysisView(APIView):
+    """Aggregate results of the patients the user may analyse (access.patients_for_analysis)."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Errors are JSON whatever format was asked for.
+        if response.status_code >= 400 and isinstance(getattr(response, "data", None), (dict, list)):
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+class FrameSerializer(serializers.Serializer):
+    plan = serializers.DictField(help_text="The analysis plan the frame was derived with.")
+    plan_hash = serializers.CharField()
+    data_version = serializers.CharField(help_text="Changes whenever a clinical record of the centres analysed changes.")
+    columns = serializers.ListField(child=serializers.CharField())
+    rows = serializers.ListField(child=serializers.DictField(), help_text="One object per patient.")
+
+
+class ReportView(AnalysisView):
+    @extend_schema(
+        summary="The survival report", tags=["analysis"], parameters=plan_parameters(),
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The survival report (plan, cohort flow, "
+                                        "Kaplan-Meier estimates, Cox models, Table 1), as in the web app.")},
+        description="Disease-free and overall survival after the first metastasectomy, recomputed from the "
+                    "records of the centres you may analyse under the analysis plan given by the query "
+                    "parameters (each defaults to endpoints.md).")
+    def get(self, request):
+        from analysis.report import survival_report  # lifelines takes seconds to import: only when asked
+
+        plan, centres = plan_and_centres(request.query_params)
+        return Response(survival_report(plan, user=request.user, centres=centres))
+
+
+class FrameView(AnalysisView):
+    renderer_classes = [JSONRenderer, CsvRenderer]
+
+    @extend_schema(
+        summary="The analysis frame: one row per patient", tags=["analysis"], parameters=plan_parameters(),
+        responses={(200, "application/json"): FrameSerializer, (200, "text/csv"): OpenApiTypes.STR},
+        description="The patients you may analyse with endpoints and derived variables under the plan. "
+                    "`?format=csv` (or `Accept: text/csv`) gives CSV: ISO dates, blank = unknown.")
+    def get(self, request, *args, **kwargs):
+        from analysis.report import frame_with_version  # lifelines takes seconds to import: only when asked
+
+        plan, centres = plan_and_centres(request.query_params)
+        frame, version = frame_with_version(plan, user=request.user, centres=centres)
+        for column in frame.columns:
+            if str(frame[column].dtype).startswith("datetime"):
+                frame[column] = frame[column].dt.strftime("%Y-%m-%d")
+        headers = {"X-Data-Version": version}
+        if request.accepted_renderer.format == "csv":
+            return Response(frame.to_csv(index=False), headers=headers)
+        rows = json.loads(frame.to_json(orient="records"))
+        return Response({"plan": plan.to_dict(), "plan_hash": plan.hash, "data_version": version,
+                         "columns": list(frame.columns), "rows": rows}, headers=headers)
+

@@ -1,0 +1,197 @@
+"""The survival dashboard: thin views over analysis.dashboard (computation and cache) and
+analysis.plots (figures). Who sees which centres is decided by registry.access only.
+
+- PIs and coordinators see the pooled registry (access.analysis_centre_codes = every centre) and
+  may narrow it to one centre with ?centre=CODE;
+- a nurse sees her own centre(s); asking for another centre's view gets 404, as everywhere in
+  the registry (its existence is not confirmed);
+- anonymous visitors are sent to sign in.
+"""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from analysis import dashboard
+from analysis.models import SavedPlan
+from analysis.plan import AnalysisPlan, PlanError
+from registry import access, selectors
+
+# --- request parsing ----------------------------------------------------------------------------
+
+def analysis_centres(request):
+    """None (every centre) or the tuple of centre codes the results pool for this request."""
+    allowed = access.analysis_centre_codes(request.user)
+    requested = request.GET.get("centre")
+    if requested:
+        if (allowed != access.ALL and requested not in allowed) or not selectors.centres([requested]).exists():
+            raise Http404  # another centre's view: do not even say whether it exists
+        return (requested,)
+    if allowed == access.ALL:
+        return None
+    if not allowed:
+        raise PermissionDenied(_("You are not a member of any centre."))
+    return tuple(sorted(allowed))
+
+
+def base_plan(request):
+    """(the saved plan named by ?plan=ID or the defaults of endpoints.md, the SavedPlan or None)."""
+    saved_id = request.GET.get("plan")
+    if not saved_id:
+        return AnalysisPlan(), None
+    if not saved_id.isdigit():
+        raise Http404
+    saved = get_object_or_404(SavedPlan, pk=saved_id)
+    try:
+        return saved.analysis_plan(), saved
+    except PlanError:
+        messages.error(request, _("The saved plan “%(name)s” is no longer valid; showing the defaults.") % {"name": saved})
+        return AnalysisPlan(), None
+
+
+def request_plan(request):
+    """The scope, controls and plan of a request (refusing what access.py refuses)."""
+    centres = analysis_centres(request)
+    base, saved = base_plan(request)
+    form, plan, factor = dashboard.controls(request.GET, base)
+    return {"centres": centres, "form": form, "plan": plan, "factor": factor, "saved": saved}
+
+
+def compute(request):
+    """Everything a dashboard request needs: scope, controls, plan and the (cached) results."""
+    state = request_plan(request)
+    return {**state, "results": dashboard.results(state["plan"], state["centres"], state["factor"])}
+
+
+def with_cache_header(response, results):
+    response["X-Dashboard-Cache"] = results["cache"]
+    response["X-Data-Version"] = results["report"]["data_version"]
+    return response
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def dashboard_page(request):
+    state = compute(request)
+    context = page_context(request, state)
+    context["saved_plans"] = SavedPlan.objects.select_related("owner")[:50]
+    context["centre_choices"] = centre_choices(request.user)
+    return with_cache_header(render(request, "analysis/dashboard.html", context), state["results"])
+
+
+@login_required
+@require_GET
+def print_page(request):
+    """The whole report as one print-ready HTML page (figures inline, numbers open)."""
+    state = compute(request)
+    context = {**page_context(request, state), "plan_json": state["plan"].to_json(indent=2)}
+    return with_cache_header(render(request, "analysis/print.html", context), state["results"])
+
+
+def page_context(request, state):
+    results, plan = state["results"], state["plan"]
+    report = results["report"]
+    figures = dashboard.page_figures(results)
+    return {
+        **state, **figures, "report": report, "query": request.GET.urlencode(),
+        "generated_at": parse_datetime(report["generated_at"]), "poll_seconds": dashboard.poll_seconds(),
+        "strata_note": dashboard.strata_note(results["strata"]),
+        "univariable": dashboard.univariable_rows(report, plan),
+        "multivariable": dashboard.multivariable_rows(report, plan),
+        "subgroups": dashboard.subgroup_rows(report, plan),
+        "endpoint_rows": dashboard.endpoint_rows(report),
+        "complication_percent": dashboard.percent(report["complications"]["proportion"]),
+        "table1": dashboard.table1_rows(report["table1"], state["plan"]),
+        "plan_changes": dashboard.plan_changes(plan),
+        "scope_label": dashboard.scope_label(state["centres"]),
+    }
+
+
+def centre_choices(user):
+    """Centres whose own view the user may open (empty for a single-centre user: nothing to choose)."""
+    allowed = access.analysis_centre_codes(user)
+    centres = selectors.centres(None if allowed == access.ALL else allowed)
+    codes = [centre.code for centre in centres]
+    return codes if len(codes) > 1 else []
+
+
+@login_required
+@require_GET
+def data_version(request):
+    """The current data version, polled by the open page (static/analysis/dashboard.js)."""
+    centres = analysis_centres(request)  # the page's scope, and the same refusal
+    response = JsonResponse({"data_version": selectors.data_version(centres)})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- downloads ----------------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def figure_download(request, name, fmt):
+    if name not in dashboard.FIGURES or fmt not in ("svg", "png"):
+        raise Http404
+    state = compute(request)
+    content, content_type = dashboard.figure(state["results"], name, fmt)
+    return attachment(HttpResponse(content, content_type=content_type), f"{name}-{state['plan'].hash}.{fmt}",
+                      state["results"])
+
+
+@login_required
+@require_GET
+def table_download(request, table):
+    if table not in dashboard.CSV_TABLES:
+        raise Http404
+    state = compute(request)
+    header, rows = dashboard.csv_rows(state["results"], table)
+    response = HttpResponse(dashboard.csv_text(header, rows), content_type="text/csv; charset=utf-8")
+    return attachment(response, f"{table}-{state['plan'].hash}.csv", state["results"])
+
+
+@login_required
+@require_GET
+def json_download(request):
+    state = compute(request)
+    response = HttpResponse(dashboard.json_text(state["results"]), content_type="application/json")
+    return attachment(response, f"survival-report-{state['plan'].hash}.json", state["results"])
+
+
+@login_required
+@require_GET
+def plan_download(request):
+    """The plan as JSON, for ``python manage.py survival_report --plan plan.json`` (no results needed)."""
+    plan = request_plan(request)["plan"]
+    response = HttpResponse(plan.to_json(indent=2), content_type="application/json")
+    return attachment(response, f"plan-{plan.hash}.json")
+
+
+def attachment(response, filename, results=None):
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return with_cache_header(response, results) if results else response
+
+
+# --- saved plans --------------------------------------------------------------------------------
+
+@login_required
+@require_POST
+def plan_save(request):
+    """Save the plan of the dashboard's current query (the form's action carries it) under a name."""
+    plan = request_plan(request)["plan"]  # only someone who may open the dashboard may save its plan
+    name = request.POST.get("name", "").strip()[:120]
+    if not name:
+        messages.error(request, _("Give the plan a name to save it."))
+        return redirect(reverse("analysis:dashboard") + "?" + request.GET.urlencode())
+    saved = SavedPlan.objects.create(name=name, owner=request.user, plan=plan.replace(name=name).to_dict())
+    messages.success(request, _("Saved the plan “%(name)s”.") % {"name": name})
+    # Reopen it by id: its cut-offs and covariates now come from the saved plan, not the query.
+    query = {key: request.GET[key] for key in ("centre", "stratify") if request.GET.get(key)}
+    return redirect(reverse("analysis:dashboard") + "?" + urlencode({"plan": saved.pk, **query}))

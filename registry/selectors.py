@@ -1,0 +1,103 @@
+"""Reads that more than one layer needs: a patient's stored case, which pseudonyms are taken, one
+consistent snapshot of the database, and the data version. Writes live in registry.services."""
+import contextlib
+import hashlib
+from collections import defaultdict
+
+from django.db import connection, transaction
+
+from registry.cases import assemble
+from registry.models import (
+    Centre,
+    DataVersion,
+    FollowUp,
+    Metastasectomy,
+    Patient,
+    PrimaryTumour,
+    SystemicTherapy,
+    index_date,
+)
+
+
+def case_load(patient):
+    """The patient's whole case as stored (four queries), each list in date order."""
+    return assemble(patient, [*PrimaryTumour.objects.filter(patient=patient),
+                              *Metastasectomy.objects.filter(patient=patient),
+                              *SystemicTherapy.objects.filter(patient=patient),
+                              *FollowUp.objects.filter(patient=patient)])
+
+
+def stored_records(patient_ids, *, lock, chunk=5000):
+    """The stored records of these patients, for an import to merge with: ({id: patient},
+    {id: primary tumour}, {child table: {id: [record, ...]}}), children in the order stored.
+
+    With `lock` the patients' rows stay locked until the commit, as every write of the services
+    locks them. Read in chunks: SQLite caps the number of query parameters."""
+    patients, tumours = {}, {}
+    children = {table: defaultdict(list) for table in ("metastasectomies", "systemic_therapies", "follow_up")}
+    for start in range(0, len(patient_ids), chunk):
+        ids = patient_ids[start:start + chunk]
+        found = Patient.objects.filter(pk__in=ids)
+        patients.update((p.pk, p) for p in (found.select_for_update() if lock else found))
+        present = [pid for pid in ids if pid in patients]
+        if not present:
+            continue
+        tumours.update((t.patient_id, t) for t in PrimaryTumour.objects.filter(patient_id__in=present))
+        for table, model in (("metastasectomies", Metastasectomy), ("systemic_therapies", SystemicTherapy),
+                             ("follow_up", FollowUp)):
+            for record in model.objects.filter(patient_id__in=present).order_by("pk"):
+                children[table][record.patient_id].append(record)
+    return patients, tumours, children
+
+
+def existing_patient_ids(patient_ids, chunk=5000):
+    """Which of these pseudonyms are already in use (chunked: SQLite caps query parameters)."""
+    taken = set()
+    for start in range(0, len(patient_ids), chunk):
+        taken.update(Patient.objects.filter(pk__in=patient_ids[start:start + chunk]).values_list("pk", flat=True))
+    return taken
+
+
+@contextlib.contextmanager
+def one_snapshot():
+    """Every read in the block sees the same state of the database, whatever commits meanwhile:
+    on PostgreSQL a REPEATABLE READ, read-only transaction (unless already inside a transaction,
+    where the isolation level can no longer be set); SQLite's transactions read one snapshot."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+def data_version(centres=None):
+    """A short token naming the state of the clinical data of `centres` (None: every centre).
+
+    It is made of the centres' write counters (registry.services.versions moves them in the same
+    transaction as every write): one query, and it changes exactly when their data change."""
+    counters = DataVersion.objects.order_by("centre_id").values_list("centre_id", "counter")
+    if centres is not None:
+        counters = counters.filter(centre_id__in=sorted(centres))
+    state = ",".join(f"{code}:{counter}" for code, counter in counters)
+    return hashlib.sha256(state.encode()).hexdigest()[:12]
+
+
+def centres(codes=None):
+    """The centres with these codes (None: every centre), in code order."""
+    found = Centre.objects.all()
+    return found if codes is None else found.filter(code__in=sorted(codes))
+
+
+def records_of(patients):
+    """{table: queryset} of the dictionary's five tables, restricted to the `patients` queryset
+    (each a subquery: one query per table, whatever the number of patients); the patients carry
+    their `index_date`."""
+    in_scope = {"patient_id__in": patients.values("pk")}
+    return {
+        "patients": patients.annotate(index_date=index_date()),
+        "primary_tumours": PrimaryTumour.objects.filter(**in_scope),
+        "metastasectomies": Metastasectomy.objects.filter(**in_scope),
+        "systemic_therapies": SystemicTherapy.objects.filter(**in_scope),
+        "follow_up": FollowUp.objects.filter(**in_scope),
+    }

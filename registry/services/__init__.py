@@ -1,0 +1,20 @@
+"""Every write of clinical data goes through this package: the web forms, the API, the admin,
+the bulk import, the cohort generator and the demo data alike (tests/writers.py holds the test
+suite to it). Reads shared by several layers are in registry.selectors.
+
+- records: one record at a time (create, change, delete) and whole new cases in bulk
+- bulk: an import's checked plan, written with COPY and its audit rows
+- versions: the per-centre data version every write moves
+"""
+from registry.services.bulk import import_write
+from registry.services.records import (
+    StaleRecordError,
+    cases_create,
+    patient_create,
+    record_check,
+    record_delete,
+    record_save,
+)
+
+__all__ = ["StaleRecordError", "cases_create", "import_write", "patient_create", "record_check", "record_delete",
+           "record_save"]

@@ -1,0 +1,192 @@
+"""Record by record: create, change and delete one clinical record, or bulk-create whole cases.
+
+Each service checks write access, the single-record rules (model validation), the cross-record
+rules on the merged case (registry.rules), the record's version (no lost updates), records who
+made the change in the audit trail and moves the centre's data version, in one transaction.
+"""
+from collections import Counter
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from registry import access, rules
+from registry.cases import Case, case_with
+from registry.models import CLINICAL_MODELS, Centre, Patient
+from registry.pseudonyms import unique_pseudonym
+from registry.selectors import case_load, existing_patient_ids
+from registry.services import bulk
+from registry.services.versions import bump_data_version
+
+
+class StaleRecordError(Exception):
+    """Someone else saved the record since it was opened; `changes` lists (column, theirs)."""
+
+    def __init__(self, current, changes):
+        self.current = current
+        self.changes = changes
+        columns = ", ".join(column for column, _value in changes) or _("no visible field")
+        super().__init__(_("This record was changed by someone else while you edited it (%(columns)s). "
+                           "Review the current values and save again.") % {"columns": columns})
+
+
+def violations_as_error(violations, record):
+    """A ValidationError that puts each violation at the record's own column where it can."""
+    errors = {}
+    for violation in violations:
+        column = next((c for r, c in violation.refs if r is record), NON_FIELD_ERRORS)
+        message = violation.message
+        if violation.record is not record:  # the problem shows on another record: name it
+            message = f"{rules.describe(violation.record)}: {message}"
+        errors.setdefault(column, []).append(message)
+    return ValidationError(errors)
+
+
+def record_check(*, record, delete=False):
+    """Raise ValidationError if saving (or deleting) `record` would break a cross-record rule
+    (for a form that shows the problems before saving; the save checks again under its lock)."""
+    if isinstance(record, Patient):
+        stored = Patient.objects.filter(pk=record.pk).first() if record.pk else None
+        case = case_load(stored) if stored else Case(patient=record)
+    else:
+        case = case_load(record.patient)
+    _check(case, record, delete=delete)
+
+
+def _check(case, record, *, delete=False):
+    violations = rules.check_case(case_with(case, record, delete=delete))
+    if delete:
+        # A deleted record cannot be at fault; blame the records it leaves behind.
+        violations = [v for v in violations if not v.involves(record)] or violations
+    if violations:
+        raise violations_as_error(violations, record)
+
+
+def _centre_of(record):
+    """The record's centre: the pseudonym names it (no query)."""
+    return record.centre_id if isinstance(record, Patient) else record.patient_id.split("-", 1)[0]
+
+
+def _locked_case(patient_id):
+    """The stored case of a patient, its row locked until the commit, or None for a new patient.
+
+    Every write locks the patient first, so two concurrent saves of one case cannot both pass
+    the rules, and the records read with it cannot change before the commit."""
+    patient = Patient.objects.select_for_update().filter(pk=patient_id).first()
+    return case_load(patient) if patient else None
+
+
+def _stored(case, record):
+    """The stored version of `record` in its locked case."""
+    candidates = [case.patient] if isinstance(record, Patient) else list(case.records()) if case else []
+    found = next((r for r in candidates if type(r) is type(record) and r.pk == record.pk), None)
+    if found is None:
+        raise type(record).DoesNotExist(f"{rules.describe(record)} is no longer in the registry.")
+    return found
+
+
+def _changed_columns(stored, record):
+    return [(f.name, getattr(stored, f.attname)) for f in type(record)._meta.concrete_fields
+            if f.editable and getattr(stored, f.attname) != getattr(record, f.attname)]
+
+
+@transaction.atomic
+def record_save(*, user, record, expected_version=None):
+    """Validate and save one clinical record (create or update); returns the saved record.
+
+    A new patient gets a freshly issued pseudonym. `expected_version` is the version the editor
+    started from: if the stored record has moved on, StaleRecordError is raised instead of
+    overwriting someone else's change.
+    """
+    is_new = record._state.adding
+    if is_new and isinstance(record, Patient) and not record.patient_id:
+        access.require_writable(user, record.centre_id)
+        record.patient_id = unique_pseudonym(record.centre_id, lambda pid: Patient.objects.filter(pk=pid).exists())
+    centre = _centre_of(record)
+    access.require_writable(user, centre)
+    case = _locked_case(record.patient_id)
+    if not is_new:
+        stored = _stored(case, record)
+        if stored.version != (expected_version or record.version):
+            raise StaleRecordError(stored, _changed_columns(stored, record))
+        if isinstance(record, Patient) and stored.centre_id != record.centre_id:
+            raise ValidationError({"centre": _("A patient cannot move to another centre: the pseudonym names it.")})
+    # The locked case shows the patient exists: its foreign key needs no query of its own (but a
+    # unique one, the primary tumour's, is still checked).
+    record.full_clean(exclude=["patient"] if case and not isinstance(record, Patient) else None, validate_unique=False)
+    record.validate_unique()
+    _check(case or Case(patient=record), record)
+    if not is_new:
+        record.version = stored.version + 1
+    record._history_user = access.audit_user(user)
+    try:
+        record.save(force_insert=is_new)
+    except IntegrityError as error:  # a concurrent writer won the race for a unique value
+        raise ValidationError(_("The record conflicts with one saved at the same moment: %(error)s")
+                              % {"error": error}) from error
+    bump_data_version([centre])
+    return record
+
+
+def patient_create(*, user, centre, **fields):
+    """Create a patient; record_save issues the pseudonym."""
+    return record_save(user=user, record=Patient(centre=centre, **fields))
+
+
+@transaction.atomic
+def record_delete(*, user, record, expected_version=None):
+    """Delete one record (a patient with its whole case); the audit trail keeps what it held."""
+    centre = _centre_of(record)
+    access.require_writable(user, centre)
+    case = _locked_case(record.patient_id)
+    stored = _stored(case, record)
+    if expected_version is not None and stored.version != expected_version:
+        raise StaleRecordError(stored, [])
+    if isinstance(record, Patient):
+        for child in list(case.records())[1:]:
+            child._history_user = access.audit_user(user)
+            child.delete()
+    else:
+        _check(case, stored, delete=True)
+    stored._history_user = access.audit_user(user)
+    stored.delete()
+    bump_data_version([centre])
+
+
+@transaction.atomic
+def cases_create(*, user, cases, reason="bulk load"):
+    """Bulk-create whole new cases (patients with all their records), audited row by row
+    (the import's COPY path, services.bulk; `reason` is the audit rows' change reason).
+
+    Every case is validated first (model validation and cross-record rules); if any fails,
+    nothing is written and ValidationError lists every problem.
+    """
+    problems = []
+    centres = set(Centre.objects.values_list("code", flat=True))
+    ids = Counter(case.patient.patient_id for case in cases)
+    taken = existing_patient_ids(list(ids))
+    for case in cases:
+        patient = case.patient
+        if patient.centre_id not in centres:
+            problems.append(f"{rules.describe(patient)}, centre: " + _("There is no centre %(code)s.")
+                            % {"code": patient.centre_id})
+            continue
+        access.require_writable(user, patient.centre_id)
+        if patient.patient_id in taken or ids[patient.patient_id] > 1:
+            problems.append(f"{rules.describe(patient)}, patient_id: " + _("This patient ID is already in use."))
+        for record in case.records():
+            try:
+                # Foreign keys and uniqueness are checked above, once for all rows, not per row.
+                record.full_clean(exclude=["patient", "centre"], validate_unique=False)
+            except ValidationError as error:
+                problems.extend(f"{rules.describe(record)}, {column}: {' '.join(messages)}"
+                                for column, messages in error.message_dict.items())
+        problems.extend(str(v) for v in rules.check_case(case))
+    if problems:
+        raise ValidationError(problems)
+    now = timezone.now()
+    for model in CLINICAL_MODELS:  # parents before children
+        records = [record for case in cases for record in case.records() if type(record) is model]
+        bulk.records_create(model, records, user=user, now=now, reason=reason)
+    bump_data_version(patient.centre_id for patient in (case.patient for case in cases))

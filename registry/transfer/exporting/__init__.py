@@ -1,0 +1,210 @@
+"""The pooled (or one centre's) dataset as a zip archive for R, Stata and SPSS.
+
+    log = dataset_export(user=user, out=file_object, file_format="dta", centre=None,
+                         deidentify="shift-dates")
+
+The archive holds one file per table (patients, primary_tumours, metastasectomies,
+systemic_therapies, follow_up), the analysis frame (analysis/frame.py, default analysis plan, when the analysis app is installed),
+the data dictionary (data_dictionary.csv: variable, table, type, label, codes, unit, required,
+rule) and README.txt (data version, date, scope, options). Every export is logged (ExportLog).
+
+Tables are streamed from the database in chunks into the archive, which is written to `out` as it
+grows (the web view spools it to a temporary file), so memory stays flat for CSV and XLSX;
+Stata and SPSS files are built one table at a time as a DataFrame (pyreadstat needs one).
+"""
+import zipfile
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone, translation
+
+from registry import access, dictionary, selectors
+from registry.models import Centre, ExportLog
+from registry.transfer.exporting.tables import DEIDENTIFY, Deidentifier, frame_deidentified, scope_patients, table_rows
+from registry.transfer.exporting.writers import FORMATS, ExportColumn, write_table
+
+__all__ = ["DEIDENTIFY", "FORMATS", "can_export", "dataset_export", "export_filename"]
+
+DICTIONARY_FIELDS = ("variable", "table", "type", "label", "codes", "unit", "required", "rule")
+
+
+def can_export(user):
+    """Coordinators (and superusers) may export; PIs too when settings.EXPORT_ALLOW_PI is on."""
+    return access.can_export_pooled(user) or (getattr(settings, "EXPORT_ALLOW_PI", False) and access.is_pi(user))
+
+
+def export_filename(*, centre=None, file_format="csv", deidentify="none", when=None):
+    when = when or timezone.localtime()
+    suffix = "" if deidentify == "none" else f"-{deidentify}"
+    return f"registry-{centre or 'pooled'}-{file_format}{suffix}-{when:%Y%m%d-%H%M}.zip"
+
+
+def _columns(table, deidentifier):
+    result = []
+    for column in dictionary.columns(table):
+        kind = column.type
+        if kind == "date" and deidentifier.mode == "intervals":
+            kind = "days"
+        label = column.label + (f" ({column.unit})" if column.unit and kind != "date" else "")
+        if kind == "days":
+            label = f"{column.label}: days from the index operation"
+        codes = column.codes if column.name != "centre" else ()
+        result.append(ExportColumn(deidentifier.name(column.name, column.type),
+                                   kind if column.name != "centre" else "text", label, codes))
+    return result
+
+
+def _frame_columns(frame, descriptions):
+    """The frame's columns as export columns; `descriptions` {name: (type, label, codes)} come with it."""
+    return [ExportColumn(name, *descriptions.get(name, ("text", name, ()))) for name in frame.columns]
+
+
+def _frame_rows(frame):
+    """The frame's rows as plain Python values (None when unknown, datetime.date for dates)."""
+    import pandas as pd
+
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            series = series.dt.date
+        columns.append(series.astype(object).where(series.notna(), None).tolist())
+    return zip(*columns)
+
+
+# The analysis app adds its frame to every export by registering a loader here when it starts
+# (analysis/apps.py): the registry never imports the analysis app, so without it the export simply
+# goes without the frame. A loader is called as load(user=..., centre=...) and returns (frame, plan,
+# {column: (type, label, codes)}), types as in writers.ExportColumn.
+_frame_loader = None
+
+
+def register_frame_loader(load):
+    global _frame_loader
+    _frame_loader = load
+
+
+def load_frame(*, user, centre):
+    """(frame, plan, column descriptions, None) under the default plan, or (None, None, {}, why)
+    when no app provides one."""
+    if _frame_loader is None:
+        return None, None, {}, "analysis frame not included: the analysis app is not installed"
+    return (*_frame_loader(user=user, centre=centre), None)
+
+
+def _dictionary_rows(centre_codes, frame_columns, deidentifier):
+    rows = []
+    for row in dictionary.as_rows(centre_codes):
+        if row["type"] == "date" and deidentifier.mode == "intervals":
+            row = {**row, "variable": deidentifier.name(row["variable"], "date"), "type": "int",
+                   "unit": "days from the index operation"}
+        rows.append([row[f] for f in DICTIONARY_FIELDS])
+    for column in frame_columns:
+        codes = " | ".join(f"{code}={label}" for code, label in column.codes)
+        rows.append([column.name, "analysis_frame", column.type, column.label, codes, "", "", ""])
+    return rows
+
+
+def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="none"):
+    """Write the export archive to `out` (a path or a writable binary file); returns the ExportLog.
+
+    Raises PermissionDenied unless `can_export(user)` (user access.SYSTEM: the command without a
+    user), ValueError for an unknown format, option or centre.
+    """
+    if user is not access.SYSTEM and not can_export(user):
+        raise PermissionDenied("You may not export the dataset.")
+    if file_format not in FORMATS:
+        raise ValueError(f"unknown format {file_format!r}: one of {', '.join(FORMATS)}")
+    if deidentify not in DEIDENTIFY:
+        raise ValueError(f"unknown de-identification {deidentify!r}: one of {', '.join(DEIDENTIFY)}")
+    if centre and not Centre.objects.filter(code=centre).exists():
+        raise ValueError(f"There is no centre {centre}.")
+    created = timezone.now()
+    counts = {}
+    with translation.override("en"), selectors.one_snapshot():  # the files agree with each other
+        version = selectors.data_version([centre] if centre else None)
+        patients = scope_patients(centre)
+        deidentifier = Deidentifier(deidentify, patients)
+        label = f"Sarcoma PM registry, {centre or 'pooled'}, data version {version}"
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=5) as archive:
+            for table in dictionary.TABLES:
+                columns, _names, rows, count = table_rows(table, patients, deidentifier)
+                write_table(archive, table, _columns(table, deidentifier), rows, file_format=file_format,
+                            file_label=f"{label}: {table}")
+                counts[table] = count
+            frame, plan, descriptions, gap = load_frame(user=None if user is access.SYSTEM else user, centre=centre)
+            frame_columns = []
+            if frame is not None:
+                frame = frame_deidentified(frame, deidentifier)
+                frame_columns = _frame_columns(frame, descriptions)
+                write_table(archive, "analysis_frame", frame_columns, _frame_rows(frame), file_format=file_format,
+                            file_label=f"{label}: analysis frame")
+                counts["analysis_frame"] = len(frame)
+            centre_codes = [centre] if centre else list(Centre.objects.values_list("code", flat=True))
+            dictionary_format = "xlsx" if file_format == "xlsx" else "csv"
+            write_table(archive, "data_dictionary",
+                        [ExportColumn(name, "text", name) for name in DICTIONARY_FIELDS],
+                        _dictionary_rows(centre_codes, frame_columns, deidentifier), file_format=dictionary_format)
+            archive.writestr("README.txt", readme(
+                version=version, created=created, centre=centre, file_format=file_format,
+                deidentify=deidentify, counts=counts, plan=plan, gap=gap))
+    audit = access.audit_user(user)
+    return ExportLog.objects.create(
+        user=audit, username=getattr(audit, "username", ""), scope=centre or "", file_format=file_format,
+        deidentify=deidentify, data_version=version, counts=counts)
+
+
+DEIDENTIFY_TEXT = {
+    "none": "none: dates as recorded.",
+    "shift-dates": ("shift-dates: every date of a patient is moved by the same secret offset of 1 to 180 "
+                    "days, earlier or later (keyed on the registry's secret and the patient ID, stable "
+                    "across exports). Intervals within a patient are exact; calendar dates are not. "
+                    "birth_year and age_at_pm are as recorded."),
+    "intervals": ("intervals: every date column <name> is replaced by <name>_days, the days from the "
+                  "patient's index operation (earliest metastasectomy; negative = before it); blank "
+                  "for a patient without a metastasectomy."),
+}
+FORMAT_TEXT = {
+    "csv": ("CSV, UTF-8, comma-separated, header row; dates YYYY-MM-DD; '.' decimals; blank = unknown. "
+            "Registry tables use the data dictionary's codes and yes/no; the analysis frame uses 1/0. "
+            "Text starting with = + - @ is prefixed with an apostrophe so spreadsheets do not run it."),
+    "xlsx": ("Excel workbooks, one per table; real dates; blank = unknown. Text starting with = + - @ "
+             "is prefixed with an apostrophe so Excel does not run it."),
+    "dta": ("Stata 14+ .dta (version 118), with variable labels. Code columns are numbers 1..n in the "
+            "order of the data dictionary's code list, with value labels 'code: label'; yes/no columns "
+            "are 1/0 labelled; dates are Stata dates (%td)."),
+    "sav": ("SPSS .sav, with variable labels. Code columns are numbers 1..n in the order of the data "
+            "dictionary's code list, with value labels 'code: label'; yes/no columns are 1/0 labelled; "
+            "dates are SPSS dates."),
+}
+
+
+def readme(*, version, created, centre, file_format, deidentify, counts, plan, gap):
+    ext = file_format
+    lines = [
+        "Sarcoma PM registry - dataset export",
+        "",
+        f"Data version: {version}",
+        f"Exported:     {timezone.localtime(created).isoformat(timespec='seconds')}",
+        f"Scope:        {'centre ' + centre if centre else 'pooled (all centres)'}",
+        f"Format:       {file_format}",
+        f"De-identification: {DEIDENTIFY_TEXT[deidentify]}",
+        "",
+        "Files (rows):",
+    ]
+    for table, count in counts.items():
+        lines.append(f"  {table}.{ext}  ({count})")
+    lines.append(f"  data_dictionary.{'xlsx' if ext == 'xlsx' else 'csv'}  (variable, table, type, label, "
+                 "codes, unit, required, rule)")
+    lines.append("  README.txt")
+    lines += ["", "Conventions: " + FORMAT_TEXT[file_format], ""]
+    if plan is not None:
+        lines.append(f"Analysis frame: one row per patient, computed under the analysis plan "
+                     f"'{plan.name}' (hash {plan.hash}); see analysis/plan.py and endpoints.md.")
+    if gap:
+        lines.append(f"Note: {gap}.")
+    lines += ["", "Keys: patients by patient_id; primary_tumours by patient_id; metastasectomies by "
+              "(patient_id, surgery_date); systemic_therapies by (patient_id, start_date, regimen); "
+              "follow_up by (patient_id, event_date, event).", ""]
+    return "\n".join(lines)
+

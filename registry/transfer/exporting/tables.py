@@ -1,0 +1,128 @@
+"""The export's content: the five tables as row iterators, the analysis frame, and de-identification.
+
+Rows are read with `values_list(...).iterator()`, so a table never sits in memory as model
+instances; columns are those of the data dictionary, in its order.
+
+De-identification (the same for every table and the analysis frame of one export):
+- shift-dates: every date of a patient moves by the same offset, ±1…180 days, derived from
+  HMAC-SHA256(EXPORT_SHIFT_KEY, patient_id): stable across exports (and across rotations of
+  SECRET_KEY), unknown without the key, and every interval within a patient is preserved.
+- intervals: every date column <name> becomes <name>_days, the days from the patient's index
+  operation (earliest metastasectomy); blank for a patient without one.
+"""
+import datetime
+import hashlib
+import hmac
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from registry import dictionary
+from registry.models import Patient, index_date
+
+DEIDENTIFY = ("none", "shift-dates", "intervals")
+MAX_SHIFT_DAYS = 180
+CHUNK = 2000
+
+
+def shift_days(patient_id):
+    """The secret, stable date offset of one patient: -180…-1 or 1…180 days (never 0)."""
+    if not settings.EXPORT_SHIFT_KEY:
+        raise ImproperlyConfigured("Set EXPORT_SHIFT_KEY to export with shifted dates.")
+    digest = hmac.new(settings.EXPORT_SHIFT_KEY.encode(), b"export-date-shift:" + patient_id.encode(), hashlib.sha256)
+    n = int.from_bytes(digest.digest()[:8], "big") % (2 * MAX_SHIFT_DAYS)
+    return n - MAX_SHIFT_DAYS if n < MAX_SHIFT_DAYS else n - MAX_SHIFT_DAYS + 1
+
+
+def scope_patients(centre=None):
+    patients = Patient.objects.all()
+    return patients.filter(centre_id=centre) if centre else patients
+
+
+def index_dates(patients):
+    """{patient_id: index date} of the patients in scope that have one."""
+    return dict(patients.order_by().annotate(first=index_date()).filter(first__isnull=False)
+                .values_list("patient_id", "first"))
+
+
+class Deidentifier:
+    """Turns one table's rows into their exported form (dates shifted or made intervals)."""
+
+    def __init__(self, mode, patients):
+        if mode not in DEIDENTIFY:
+            raise ValueError(f"unknown de-identification {mode!r}: one of {', '.join(DEIDENTIFY)}")
+        self.mode = mode
+        self.index = index_dates(patients) if mode == "intervals" else {}
+        self._shifts = {}
+
+    def shift(self, patient_id):
+        days = self._shifts.get(patient_id)
+        if days is None:
+            days = self._shifts[patient_id] = shift_days(patient_id)
+        return days
+
+    def name(self, column_name, column_type):
+        """The exported name of a column (date columns get '_days' in intervals mode)."""
+        return f"{column_name}_days" if self.mode == "intervals" and column_type == "date" else column_name
+
+    def converter(self, types):
+        """A function (row tuple with patient_id first) → exported row tuple."""
+        dates = [i for i, kind in enumerate(types) if kind == "date"]
+        if self.mode == "none" or not dates:
+            return None
+        if self.mode == "shift-dates":
+            deltas = {}
+
+            def convert(row):
+                delta = deltas.get(row[0])
+                if delta is None:
+                    delta = deltas[row[0]] = datetime.timedelta(days=self.shift(row[0]))
+                row = list(row)
+                for i in dates:
+                    if row[i] is not None:
+                        row[i] = row[i] + delta
+                return row
+        else:
+            def convert(row):
+                index = self.index.get(row[0])
+                row = list(row)
+                for i in dates:
+                    if row[i] is not None:
+                        row[i] = (row[i] - index).days if index is not None else None
+                return row
+        return convert
+
+
+def table_rows(table, patients, deidentifier):
+    """(columns, exported column names, row iterator, count) of one dictionary table in scope."""
+    model = dictionary.TABLE_MODELS[table]
+    columns = dictionary.columns(table)
+    lookups = [c.attname for c in columns]
+    if model is Patient:
+        queryset = patients.order_by("patient_id")
+    else:
+        queryset = model.objects.filter(patient__in=patients.values("pk")).order_by(
+            "patient_id", *[k for k in dictionary.KEYS[table][1:]], "pk")
+    names = [deidentifier.name(c.name, c.type) for c in columns]
+    convert = deidentifier.converter([c.type for c in columns])
+    rows = queryset.values_list(*lookups).iterator(chunk_size=CHUNK)
+    if convert is not None:
+        rows = map(convert, rows)
+    return columns, names, rows, queryset.count()
+
+
+def frame_deidentified(frame, deidentifier):
+    """The analysis frame with index_date shifted or made index_date_days (= 0)."""
+    if deidentifier.mode == "none" or frame is None or "index_date" not in frame:
+        return frame
+    frame = frame.copy()
+    if deidentifier.mode == "shift-dates":
+        import pandas as pd
+        offsets = pd.to_timedelta(frame["patient_id"].map(deidentifier.shift), unit="D")
+        frame["index_date"] = frame["index_date"] + offsets
+    else:
+        position = frame.columns.get_loc("index_date")
+        days = (frame["index_date"] - frame["index_date"]).dt.days.astype("Int64")
+        frame = frame.drop(columns=["index_date"])
+        frame.insert(position, "index_date_days", days)
+    return frame

@@ -1,0 +1,155 @@
+"""Sheets of raw cells → typed rows, checked cell by cell against the data dictionary.
+
+Header: column names are matched case-insensitively ('Event Date' = event_date); unknown columns
+are ignored with a warning; a missing required column is an error; a missing optional column is
+a warning and leaves that column of existing records unchanged (new records get a blank).
+"""
+from dataclasses import dataclass, field
+
+from django.utils.translation import gettext as _
+
+from registry import dictionary
+from registry.transfer.importing.cells import CellError, converter, is_blank, shown
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding, located as the user sees the file: sheet, row number, column, value."""
+
+    sheet: str
+    row: object
+    column: str
+    value: str
+    message: str
+
+    def as_list(self):
+        return [self.sheet, self.row, self.column, self.value, self.message]
+
+
+@dataclass
+class Row:
+    table: str
+    sheet: str
+    number: int
+    values: dict              # attname -> typed value, for the columns present in the sheet
+    ok: bool = True
+    record: object = None     # the model instance the row became (new or stored)
+
+    @property
+    def patient_id(self):
+        return self.values.get("patient_id")
+
+
+@dataclass
+class ParsedSheet:
+    sheet: str
+    table: str
+    rows: list = field(default_factory=list)
+    columns: tuple = ()       # the dictionary columns present in the file
+    complete: bool = True     # False when a required column is missing: no row can be merged
+
+
+def _header(sheet, errors, warnings):
+    """[(index, Column)] for the recognised columns of the sheet's header row."""
+    by_name = {c.name: c for c in dictionary.columns(sheet.table)}
+    found, seen = [], {}
+    for index, raw in enumerate(sheet.header):
+        if is_blank(raw):
+            continue
+        name = dictionary.snake(shown(raw))
+        column = by_name.get(name)
+        if column is None:
+            warnings.append(Problem(sheet.name, 1, shown(raw), "", _("Unknown column: ignored.")))
+            continue
+        if name in seen:
+            errors.append(Problem(sheet.name, 1, name, "", _("The column appears twice (columns %(a)s and %(b)s).")
+                                  % {"a": seen[name] + 1, "b": index + 1}))
+            continue
+        seen[name] = index
+        found.append((index, column))
+    return found
+
+
+def parse_sheet(sheet, *, centre_codes, errors, warnings):
+    """Convert every cell of a sheet; problems are appended to `errors` / `warnings`."""
+    parsed = ParsedSheet(sheet=sheet.name, table=sheet.table)
+    if not sheet.header or all(is_blank(cell) for cell in sheet.header):
+        errors.append(Problem(sheet.name, 1, "", "", _("The header row (column names) is missing.")))
+        parsed.complete = False
+        return parsed
+    header = _header(sheet, errors, warnings)
+    present = {column.name for _index, column in header}
+    for column in dictionary.columns(sheet.table):
+        if column.name in present:
+            continue
+        if column.required:
+            errors.append(Problem(sheet.name, 1, column.name, "", _("The required column %(column)s is missing.")
+                                  % {"column": column.name}))
+            parsed.complete = False
+        else:
+            warnings.append(Problem(sheet.name, 1, column.name, "",
+                                    _("Column missing: left unchanged in existing records, blank in new ones.")))
+    parsed.columns = tuple(column for _index, column in header)
+    plan = [(index, column, column.attname, _memoised(column, converter(
+        column, centre_codes=centre_codes, decimal_comma=sheet.decimal_comma))) for index, column in header]
+    name, table, complete = sheet.name, sheet.table, parsed.complete
+    rows = [(number, cells) for number, cells in sheet.rows if not _blank_line(cells)]
+    numbers = [number for number, _cells in rows]
+    need = max((index for index, *_rest in plan), default=-1) + 1
+    grid = [cells if len(cells) >= need else list(cells) + [None] * (need - len(cells)) for _number, cells in rows]
+    by_column = list(zip(*grid)) if grid else []
+    ok = [complete] * len(rows)
+    converted = []
+    # Column by column, each distinct value converted once (codes, dates and yes/no repeat a lot):
+    # a dictionary lookup per cell instead of a conversion.
+    for index, column, _attname, convert in plan:
+        raw_values = by_column[index] if by_column else ()
+        if any(raw.__class__ is bool for raw in raw_values):  # True == 1 == 1.0: no shared lookup
+            values = list(map(convert, raw_values))
+        else:
+            lookup = {raw: convert(raw) for raw in set(raw_values)}
+            values = list(map(lookup.__getitem__, raw_values))
+            if not any(value.__class__ is Invalid for value in lookup.values()):
+                converted.append(values)
+                continue
+        for position, value in enumerate(values):
+            if value.__class__ is Invalid:
+                raw = raw_values[position]
+                errors.append(Problem(name, numbers[position], column.name, shown(raw), value.message))
+                values[position] = raw
+                ok[position] = False
+        converted.append(values)
+    attnames = [attname for _index, _column, attname, _convert in plan]
+    parsed.rows = [Row(table, name, number, dict(zip(attnames, values)), ok=row_ok)
+                   for number, values, row_ok in zip(numbers, zip(*converted) if converted else [()] * len(rows), ok)]
+    return parsed
+
+
+def _blank_line(cells):
+    for cell in cells:
+        if not (cell is None or cell == "" or (cell.__class__ is str and cell.isspace())):
+            return False
+    return True
+
+
+class Invalid:
+    """A cell that failed its column's check (a value of the lookup like any other)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message):
+        self.message = message
+
+
+def _memoised(column, convert):
+    """convert() with blank handling, returning Invalid instead of raising (so it can be looked up)."""
+    required = Invalid(_("A value is required.")) if column.required else None
+
+    def checked(raw):
+        if is_blank(raw):
+            return required
+        try:
+            return convert(raw)
+        except CellError as error:
+            return Invalid(str(error))
+    return checked

@@ -1,0 +1,149 @@
+"""The data-entry forms of the web application, one per clinical table.
+
+They subclass RuleCheckedModelForm, so single-record rules (model validation) and cross-record
+rules (registry.rules) show next to the field while the form is still open; the view then saves
+through registry.services, which checks everything again inside its transaction.
+"""
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from registry import services
+from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+
+
+class RuleCheckedModelForm(forms.ModelForm):
+    """The admin's model form: it also checks the cross-record rules on the patient's merged case,
+    so a violation is shown next to the field before the admin saves (through the services)."""
+
+    def _post_clean(self):
+        super()._post_clean()
+        if self.errors:
+            return
+        instance = self.instance
+        if not isinstance(instance, Patient) and not getattr(instance, "patient_id", None):
+            return
+        try:
+            services.record_check(record=instance)
+        except ValidationError as error:
+            self._update_errors(error)
+
+
+
+UNITS = {"_mm": _("mm"), "_days": _("days")}
+
+
+class DateInput(forms.DateInput):
+    """The browser's own date picker; its value is always ISO, whatever the language."""
+
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format="%Y-%m-%d")
+
+
+class EntryForm(forms.ModelForm):
+    # The version the nurse started editing from: saving refuses if the record moved on since.
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["version"].required = True
+            self.fields["version"].initial = self.instance.version
+        for field in self.fields.values():
+            if isinstance(field, forms.DateField):
+                field.widget = DateInput()
+            if isinstance(field, forms.DecimalField):
+                field.widget.attrs["step"] = "0.1"
+
+    def unit(self, name):
+        return next((unit for suffix, unit in UNITS.items() if name.endswith(suffix)), "")
+
+    def rows(self):
+        """(bound field, unit) for the template, hidden fields excluded."""
+        return [(field, self.unit(field.name)) for field in self.visible_fields()]
+
+    def add_service_error(self, error):
+        """Show a ValidationError from the services at its field, or above the form."""
+        by_field = error.error_dict if hasattr(error, "error_dict") else {NON_FIELD_ERRORS: error.error_list}
+        for name, errors in by_field.items():
+            self.add_error(name if name in self.fields else None, errors)
+
+    def _post_clean(self):
+        super()._post_clean()
+        # A valid form is saved by the view through the services, which check the cross-record
+        # rules under the patient's lock and put any violation at its field (add_service_error).
+        # A form with errors is not saved: check the rules here too, so the nurse sees every
+        # problem at once.
+        if self.errors and (isinstance(self.instance, Patient) or self.instance.patient_id):
+            try:
+                services.record_check(record=self.instance)
+            except ValidationError as error:
+                self._update_errors(error)
+
+    def _update_errors(self, errors):
+        # A rule may name a column this form does not show (e.g. the patient's birth year while
+        # entering a tumour): show it above the form. A message already shown is not repeated.
+        if hasattr(errors, "error_dict"):
+            shown = {}
+            for name, field_errors in errors.error_dict.items():
+                target = name if name in self.fields else NON_FIELD_ERRORS
+                present = self._errors.get(target, []) if self._errors else []
+                for message in ValidationError(field_errors).messages:
+                    if message not in present and message not in shown.get(target, []):
+                        shown.setdefault(target, []).append(message)
+            if not shown:
+                return
+            errors = ValidationError(shown)
+        super()._update_errors(errors)
+
+
+class PatientForm(EntryForm):
+    # Required yes/no: a checkbox would silently store "no" for "not entered yet".
+    extrapulmonary_disease_at_pm = forms.TypedChoiceField(
+        label=_("Extrapulmonary disease at first PM"),
+        help_text=Patient._meta.get_field("extrapulmonary_disease_at_pm").help_text,
+        choices=[("", "---------"), ("True", _("yes")), ("False", _("no"))],
+        coerce=lambda value: value == "True",
+    )
+
+    class Meta:
+        model = Patient
+        fields = ["sex", "birth_year", "histology", "lung_mets_diagnosis_date", "extrapulmonary_disease_at_pm", "ecog"]
+
+
+class PrimaryTumourForm(EntryForm):
+    class Meta:
+        model = PrimaryTumour
+        fields = ["diagnosis_date", "site", "size_mm", "depth", "grade", "surgery_date", "margin",
+                  "radiotherapy", "radiotherapy_end_date", "local_recurrence_before_pm"]
+
+
+class MetastasectomyForm(EntryForm):
+    class Meta:
+        model = Metastasectomy
+        fields = ["surgery_date", "side", "approach", "resection_type", "lesions_resected",
+                  "max_lesion_diameter_mm", "diameter_source", "margin", "lymph_node_sampling",
+                  "clavien_dindo", "hospital_stay_days"]
+
+
+class SystemicTherapyForm(EntryForm):
+    class Meta:
+        model = SystemicTherapy
+        fields = ["start_date", "end_date", "regimen", "regimen_other", "intent", "cycles", "best_response"]
+
+
+class FollowUpForm(EntryForm):
+    class Meta:
+        model = FollowUp
+        fields = ["event_date", "event", "recurrence_site", "cause_of_death"]
+
+
+# URL segment -> form of a patient's record type (the patient itself has its own views).
+RECORD_FORMS = {
+    "primary-tumour": PrimaryTumourForm,
+    "metastasectomies": MetastasectomyForm,
+    "systemic-therapies": SystemicTherapyForm,
+    "follow-up": FollowUpForm,
+}

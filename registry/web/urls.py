@@ -1,0 +1,19 @@
+"""URLs of the data-entry application. Every name here is covered by tests/registry/web/test_web_access.py,
+which fails when a page is added without saying who may open it."""
+from django.urls import path
+
+from registry.web import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("patients/", views.patient_list, name="patient_list"),
+    path("centres/<str:code>/patients/new/", views.patient_new, name="patient_new"),
+    path("centres/<str:code>/data-quality/", views.data_quality, name="data_quality"),
+    path("patients/<str:patient_id>/", views.patient_detail, name="patient_detail"),
+    path("patients/<str:patient_id>/edit/", views.patient_edit, name="patient_edit"),
+    path("patients/<str:patient_id>/delete/", views.patient_delete, name="patient_delete"),
+    path("patients/<str:patient_id>/history/", views.patient_history, name="patient_history"),
+    path("patients/<str:patient_id>/<slug:kind>/add/", views.record_add, name="record_add"),
+    path("patients/<str:patient_id>/<slug:kind>/<int:pk>/edit/", views.record_edit, name="record_edit"),
+    path("patients/<str:patient_id>/<slug:kind>/<int:pk>/delete/", views.record_delete, name="record_delete"),
+]

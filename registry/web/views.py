@@ -1,0 +1,337 @@
+"""The data-entry web application: thin views over registry.access (reads), registry.services
+(writes) and registry.web.quality (completeness).
+
+A user who may not read a patient or centre gets 404 (its existence is not revealed); a user who
+may read but not write (a PI) gets 403 on every form, GET or POST.
+"""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from registry import access, rules, selectors, services
+from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy, index_operation
+from registry.services import StaleRecordError
+from registry.web import quality
+from registry.web.filters import PatientFilterForm
+from registry.web.forms import RECORD_FORMS, PatientForm
+from registry.web.presentation import (
+    COLUMNS,
+    TABLE_COLUMNS,
+    cells,
+    details,
+    headers,
+    history_entries,
+    label,
+    months_between,
+    shown,
+)
+
+PAGE_SIZE = 25
+
+
+# --- lookups that enforce access -------------------------------------------------------------
+
+def readable_patient(request, patient_id, *, write=False):
+    patients = quality.with_completeness(access.patients_readable(request.user)).select_related("centre")
+    patient = get_object_or_404(patients, pk=patient_id)
+    if write and not access.can_write_centre(request.user, patient.centre_id):
+        raise PermissionDenied(_("You may read but not change patients of this centre."))
+    return patient
+
+
+def readable_centre(request, code, *, write=False):
+    centre = get_object_or_404(access.centres_readable(request.user), code=code)
+    if write and not access.can_write_centre(request.user, centre.code):
+        raise PermissionDenied(_("You may read but not change patients of this centre."))
+    return centre
+
+
+def record_form_class(kind):
+    if kind not in RECORD_FORMS:
+        raise Http404
+    return RECORD_FORMS[kind]
+
+
+def patient_record(request, patient, kind, pk):
+    model = record_form_class(kind)._meta.model
+    return get_object_or_404(access.records_readable(request.user, model), pk=pk, patient=patient)
+
+
+def patient_url(patient, section=""):
+    return reverse("patient_detail", args=[patient.pk]) + (f"#{section}" if section else "")
+
+
+def fix_url(patient, gap):
+    """Where a gap is fixed: the form that fills it."""
+    if gap.section == "patient":
+        return reverse("patient_edit", args=[patient.pk])
+    if gap.section == "primary-tumour" and patient.primary_tumour_pk:
+        return reverse("record_edit", args=[patient.pk, gap.section, patient.primary_tumour_pk])
+    return reverse("record_add", args=[patient.pk, gap.section])
+
+
+def gaps_with_links(patient):
+    return [(gap, fix_url(patient, gap)) for gap in quality.gaps(patient)]
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+@login_required
+@require_GET
+def home(request):
+    """A user of one centre goes straight to its patients; others choose a centre."""
+    centres = list(access.centres_readable(request.user))
+    if len(centres) == 1:
+        return redirect(reverse("patient_list") + f"?centre={centres[0].code}")
+    return render(request, "registry/home.html", {"centres": centre_summaries(request.user, centres)})
+
+
+def centre_summaries(user, centres):
+    """(centre, patients, incomplete, may write) for each centre: two grouped queries."""
+    readable = access.patients_readable(user)
+    totals = dict(readable.values_list("centre").annotate(n=Count("pk")).order_by())
+    incomplete = dict(quality.incomplete(readable).values_list("centre").annotate(n=Count("pk")).order_by())
+    return [(centre, totals.get(centre.code, 0), incomplete.get(centre.code, 0),
+             access.can_write_centre(user, centre.code)) for centre in centres]
+
+
+@login_required
+@require_GET
+def patient_list(request):
+    centres = list(access.centres_readable(request.user))
+    if request.GET.get("centre") and request.GET["centre"] not in {c.code for c in centres}:
+        raise Http404  # another centre's list: do not even say whether it exists
+    form = PatientFilterForm(request.GET or None, centres=centres)
+    patients = quality.with_completeness(access.patients_readable(request.user)).select_related("centre")
+    if form.is_valid():
+        patients = form.apply(patients)
+    else:
+        patients = patients.order_by("patient_id")
+    page = Paginator(patients, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [(patient, quality.gaps(patient)) for patient in page]
+    chosen = form.cleaned_data.get("centre") if form.is_bound and form.is_valid() else ""
+    summaries = centre_summaries(request.user, centres)
+    new_patient_centres = [centre for centre, _n, _i, writable in summaries
+                           if writable and (not chosen or centre.code == chosen)]
+    return render(request, "registry/patient_list.html", {
+        "form": form, "page": page, "rows": rows, "summaries": summaries,
+        "new_patient_centres": new_patient_centres, "sort": request.GET.get("sort", ""),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_new(request, code):
+    centre = readable_centre(request, code, write=True)
+    form = PatientForm(request.POST or None, instance=Patient(centre=centre))
+    if request.method == "POST" and form.is_valid():
+        values = {name: form.cleaned_data[name] for name in PatientForm.Meta.fields}
+        try:
+            patient = services.patient_create(user=request.user, centre=centre, **values)
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, _("Patient %(id)s created.") % {"id": patient.pk})
+            return redirect(patient_url(patient))
+    return render(request, "registry/record_form.html", {
+        "form": form, "centre": centre, "title": _("New patient at %(centre)s") % {"centre": centre.name},
+        "cancel_url": reverse("patient_list") + f"?centre={centre.code}",
+    })
+
+
+@login_required
+@require_GET
+def patient_detail(request, patient_id):
+    patient = readable_patient(request, patient_id)
+    case = selectors.case_load(patient)  # each list in date order (the models' ordering)
+    primary, operations, therapies, events = (case.primary_tumour, case.metastasectomies, case.systemic_therapies,
+                                              case.follow_ups)
+    index = index_operation(operations)
+    index_date = index.surgery_date if index else None
+    return render(request, "registry/patient_detail.html", {
+        "patient": patient,
+        "patient_details": details(patient),
+        "can_write": access.can_write_centre(request.user, patient.centre_id),
+        "gaps": gaps_with_links(patient),
+        "primary": primary,
+        "primary_details": details(primary) if primary else [],
+        "operation_headers": headers(Metastasectomy, TABLE_COLUMNS[Metastasectomy]),
+        "operations": [(pm, cells(pm, TABLE_COLUMNS[Metastasectomy]), pm is index) for pm in operations],
+        "therapy_headers": headers(SystemicTherapy),
+        "therapies": [(therapy, therapy_cells(therapy)) for therapy in therapies],
+        "timeline": [timeline_entry(event, index_date) for event in events],
+        "index_date": index_date,
+    })
+
+
+def therapy_cells(therapy):
+    row = cells(therapy)
+    if therapy.regimen == "other" and therapy.regimen_other:
+        row[COLUMNS[SystemicTherapy].index("regimen")] = therapy.regimen_other
+    return row
+
+
+def timeline_entry(event, index_date):
+    detail = ""
+    if event.recurrence_site:
+        detail = shown(FollowUp, "recurrence_site", event.recurrence_site)
+    elif event.cause_of_death:
+        detail = shown(FollowUp, "cause_of_death", event.cause_of_death)
+    return {
+        "record": event,
+        "event": shown(FollowUp, "event", event.event),
+        "detail": detail,
+        "months": months_between(index_date, event.event_date) if index_date else None,
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_edit(request, patient_id):
+    patient = readable_patient(request, patient_id, write=True)
+    stored = Patient.objects.get(pk=patient.pk)  # a plain instance: the form must not see annotations
+    return edit_record(request, patient, stored, PatientForm, title=_("Edit patient %(id)s") % {"id": patient.pk})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_delete(request, patient_id):
+    patient = readable_patient(request, patient_id, write=True)
+    stored = Patient.objects.get(pk=patient.pk)
+    return delete_record(request, patient, stored, done_url=reverse("patient_list"),
+                         warning=_("This deletes the patient with every record of the case."))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def record_add(request, patient_id, kind):
+    form_class = record_form_class(kind)
+    patient = readable_patient(request, patient_id, write=True)
+    model = form_class._meta.model
+    if model is PrimaryTumour and patient.primary_tumour_pk:  # exactly one per patient
+        return redirect("record_edit", patient.pk, kind, patient.primary_tumour_pk)
+    form = form_class(request.POST or None, instance=model(patient=patient))
+    if request.method == "POST" and form.is_valid() and save(request, form) is None:
+        messages.success(request, _("%(record)s saved.") % {"record": capfirst(model._meta.verbose_name)})
+        return redirect(patient_url(patient, kind))
+    return render(request, "registry/record_form.html", {
+        "form": form, "patient": patient,
+        "title": capfirst(_("Add %(record)s") % {"record": model._meta.verbose_name}),
+        "cancel_url": patient_url(patient, kind),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def record_edit(request, patient_id, kind, pk):
+    form_class = record_form_class(kind)
+    patient = readable_patient(request, patient_id, write=True)
+    record = patient_record(request, patient, kind, pk)
+    title = capfirst(_("Edit %(record)s") % {"record": rules.describe(record)})
+    return edit_record(request, patient, record, form_class, title=title, section=kind)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def record_delete(request, patient_id, kind, pk):
+    record_form_class(kind)
+    patient = readable_patient(request, patient_id, write=True)
+    record = patient_record(request, patient, kind, pk)
+    return delete_record(request, patient, record, done_url=patient_url(patient, kind))
+
+
+def save(request, form):
+    """Save through the services; None on success, else the StaleRecordError (errors go on the form)."""
+    try:
+        services.record_save(user=request.user, record=form.instance,
+                             expected_version=form.cleaned_data.get("version"))
+    except ValidationError as error:
+        form.add_service_error(error)
+        return error
+    except StaleRecordError as stale:
+        return stale
+    return None
+
+
+def edit_record(request, patient, record, form_class, *, title, section=""):
+    form = form_class(request.POST or None, instance=record)
+    changes, stale = [], False
+    if request.method == "POST" and form.is_valid():
+        outcome = save(request, form)
+        if outcome is None:
+            messages.success(request, _("%(record)s saved.") % {"record": capfirst(type(record)._meta.verbose_name)})
+            return redirect(patient_url(patient, section))
+        if isinstance(outcome, StaleRecordError):
+            stale = True
+            # Nothing is overwritten: show what the other person saved and load the current values.
+            model = type(record)
+            changes = [(label(model, column), shown(model, column, theirs),
+                        shown(model, column, getattr(form.instance, model._meta.get_field(column).attname)))
+                       for column, theirs in outcome.changes]
+            form = form_class(instance=outcome.current)
+    return render(request, "registry/record_form.html", {
+        "form": form, "patient": patient, "title": title, "changes": changes,
+        "stale": stale,
+        "cancel_url": patient_url(patient, section),
+    })
+
+
+def delete_record(request, patient, record, *, done_url, warning=""):
+    errors = []
+    if request.method == "POST":
+        version = request.POST.get("version")
+        try:
+            services.record_delete(user=request.user, record=record,
+                                   expected_version=int(version) if version and version.isdigit() else None)
+        except ValidationError as error:
+            errors = error.messages
+        except StaleRecordError as stale:
+            record = stale.current
+            errors = [_("This record was changed by someone else meanwhile. Review it before deleting.")]
+        else:
+            messages.success(request, capfirst(_("%(record)s deleted.") % {"record": rules.describe(record)}))
+            return redirect(done_url)
+    return render(request, "registry/confirm_delete.html", {
+        "patient": patient, "record": record, "description": rules.describe(record),
+        "details": details(record), "errors": errors, "warning": warning,
+        "cancel_url": patient_url(patient),
+    }, status=400 if errors else 200)
+
+
+@login_required
+@require_GET
+def patient_history(request, patient_id):
+    patient = readable_patient(request, patient_id)
+    return render(request, "registry/patient_history.html", {
+        "patient": patient, "entries": history_entries(patient.pk),
+    })
+
+
+@login_required
+@require_GET
+def data_quality(request, code):
+    centre = readable_centre(request, code)
+    patients = quality.incomplete(access.patients_readable(request.user).filter(centre=centre))
+    rows = [(patient, gaps_with_links(patient)) for patient in patients.order_by("patient_id")]
+    total = access.patients_readable(request.user).filter(centre=centre).count()
+    return render(request, "registry/data_quality.html", {
+        "centre": centre, "rows": rows, "total": total,
+        "can_write": access.can_write_centre(request.user, centre.code),
+        "counts": gap_counts(rows),
+    })
+
+
+def gap_counts(rows):
+    counts = {gap.code: 0 for gap in quality.GAPS}
+    for _patient, gaps in rows:
+        for gap, _url in gaps:
+            counts[gap.code] += 1
+    return [(gap, counts[gap.code]) for gap in quality.GAPS if counts[gap.code]]

@@ -1,0 +1,73 @@
+"""The analysis endpoints: the survival report and the analysis frame under a plan given as query
+parameters, scoped like the web app's analysis (access.patients_for_analysis)."""
+import csv
+import io
+
+import pytest
+
+from analysis.frame import COLUMNS
+from analysis.plan import AnalysisPlan
+from tests import factories as f
+from tests.registry.api.test_api_helpers import client_for, fresh_throttles  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def berlin(db):
+    patient = f.patient("BER")
+    f.metastasectomy(patient).save()
+    return patient
+
+
+def test_report_takes_the_plan_from_query_parameters(case, nurse):
+    response = client_for(nurse).get("/api/v1/analysis/report",
+                                      {"size_cutoff_mm": "30", "histologies": "LMS,SyS", "require_r0": "false"})
+    assert response.status_code == 200
+    report = response.json()
+    expected = AnalysisPlan().replace(size_cutoff_mm=30.0, histologies=["LMS", "SyS"], require_r0=False)
+    assert report["plan"] == expected.to_dict() and report["plan_hash"] == expected.hash
+    assert report["scope"]["centres_included"] == ["MUC"]
+
+
+def test_a_nurse_analyses_her_centre_and_a_pi_every_centre(case, berlin, nurse, pi):
+    frame = client_for(nurse).get("/api/v1/analysis/frame").json()
+    assert [row["patient_id"] for row in frame["rows"]] == [case.pk]
+    frame = client_for(pi).get("/api/v1/analysis/frame").json()
+    assert sorted(row["patient_id"] for row in frame["rows"]) == sorted([case.pk, berlin.pk])
+
+
+def test_frame_as_json_has_the_frames_columns_and_iso_dates(case, coordinator):
+    body = client_for(coordinator).get("/api/v1/analysis/frame", {"centres": "MUC"}).json()
+    assert body["columns"] == COLUMNS
+    row = body["rows"][0]
+    assert row["index_date"] == "2015-04-01" and row["max_lesion_diameter_mm"] == 15.0
+    assert body["plan_hash"] == AnalysisPlan().hash and len(body["data_version"]) == 12
+
+
+def test_frame_as_csv(case, coordinator):
+    response = client_for(coordinator).get("/api/v1/analysis/frame?format=csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert list(rows[0]) == COLUMNS and rows[0]["patient_id"] == case.pk and rows[0]["index_date"] == "2015-04-01"
+    assert response["X-Data-Version"]
+    assert client_for(coordinator).get("/api/v1/analysis/frame", HTTP_ACCEPT="text/csv")["Content-Type"] \
+        .startswith("text/csv")
+
+
+@pytest.mark.parametrize("query", [
+    {"size_cutoff_mm": "big"}, {"size_cutoff_mm": "inf"}, {"require_r0": "maybe"}, {"histologies": "XYZ"},
+    {"period_start": "2020-13-01"}, {"unknown_parameter": "1"}, {"lesions_cutoff": "1.5"},
+])
+def test_an_unusable_plan_is_a_400_naming_the_parameter(coordinator, query, db):
+    response = client_for(coordinator).get("/api/v1/analysis/frame?format=csv", query)
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"  # errors are JSON whatever format was asked
+    assert next(iter(query)) in response.json()["plan"][0]
+
+
+def test_a_user_without_a_centre_gets_an_empty_report(db):
+    loner = f.user("loner")
+    response = client_for(loner).get("/api/v1/analysis/report")
+    assert response.status_code == 200
+    assert response.json()["cohort"]["registered"] == 0

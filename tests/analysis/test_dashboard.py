@@ -1,0 +1,365 @@
+"""The survival dashboard (/analysis/): who sees which centres, the cache, the small-group guard,
+downloads and saved plans, on one synthetic cohort loaded once for the module.
+
+Computing a survival report costs seconds (two dozen Cox models), so the module's cohort never
+changes and the cache is shared between its tests; a test that writes clinical data forgets what
+it computed afterwards (on SQLite a rolled-back id can come again, and with it a data version),
+and tests about plans and versions rather than numbers use a stand-in for the statistics.
+"""
+import csv
+import datetime
+import io
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from analysis import dashboard
+from analysis.dashboard import compute
+from analysis.dashboard.tables import interval, percent
+from analysis.frame import analysis_frame
+from analysis.models import SavedPlan
+from analysis.plan import FACTORS, AnalysisPlan
+from registry import selectors, services, synthetic
+from registry.management.commands.generate_cohort import cohort_load
+from registry.models import CLINICAL_MODELS, Centre, FollowUp, Patient
+from tests import factories as f
+
+pytestmark = pytest.mark.django_db
+CENTRES = ["MUC", "BER", "HD"]
+URL = "/analysis/"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cohort(django_db_setup, django_db_blocker):
+    """90 synthetic patients at MUC, BER and HD, committed once for the whole module."""
+    with django_db_blocker.unblock():
+        cache.clear()
+        cohort_load(synthetic.generate_cohort(patients=90, centres=CENTRES, seed=11))
+        yield
+        for model in reversed(CLINICAL_MODELS):
+            model.objects.all().delete()
+        for model in CLINICAL_MODELS:  # after the rows: deleting a row writes an audit row
+            model.history.all().delete()
+        Centre.objects.all().delete()
+        cache.clear()
+
+
+@pytest.fixture(scope="module")
+def first_pooled_request(cohort, django_db_blocker):
+    """The first request of the pooled default dashboard (a cache miss); later tests reuse its entry."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    with django_db_blocker.unblock():
+        cache.clear()  # the module's tests run in random order: another one may have filled it
+        client = Client()
+        client.force_login(f.user("first_pi", memberships=[("MUC", "pi")]))
+        response = client.get(URL)
+        yield response
+        client.logout()
+        get_user_model().objects.filter(username="first_pi").delete()
+
+
+@pytest.fixture
+def quick_report(monkeypatch, first_pooled_request):
+    """Stand in for the statistics where a test is about plans, scopes and versions, not numbers:
+    the pooled report with the plan, version, cohort flow and event counts of the frame it is
+    given (the rest, two dozen Cox models, is what costs seconds)."""
+    from analysis.report import cohort_flow
+
+    template = first_pooled_request.context["report"]
+    calls = []
+
+    def report_from_frame(frame, version, plan, centres):
+        calls.append((plan.hash, version, centres))
+        analysed = frame[frame["eligible"]]
+        endpoints = {e: {**template["endpoints"][e], "n": len(analysed), "events": int(analysed[f"{e}_event"].sum())}
+                     for e in ("dfs", "os")}
+        return {**template, "plan": plan.to_dict(), "plan_hash": plan.hash, "data_version": version,
+                "cohort": cohort_flow(frame, plan), "endpoints": endpoints}
+
+    monkeypatch.setattr(compute, "report_from_frame", report_from_frame)
+    yield calls
+    # Never leave a stand-in report (or figures drawn from it) for a test that wants the real one.
+    kinds = ["report"] + [f"figures:{factor}:{dashboard.min_stratum()}" for factor in dashboard.STRATA]
+    cache.delete_many([f"{dashboard.CACHE_PREFIX}:{kind}:{plan_hash}:{version}:{dashboard.scope_key(centres)}"
+                       for plan_hash, version, centres in calls for kind in kinds])
+
+
+@pytest.fixture
+def writes_data():
+    """Forget what a writing test computed: once it is rolled back, SQLite may give its data
+    version to different data (ids are reused), and the cache must not answer for them."""
+    yield
+    version = selectors.data_version()
+    guard = dashboard.min_stratum()
+    kinds = ["report", f"strata:none:{guard}", f"figures:none:{guard}"]
+    cache.delete_many([dashboard.cache_key(kind, AnalysisPlan(), version, scope) for kind in kinds
+                       for scope in (None, ("MUC",))])
+
+
+def get(client, user, url=URL, **params):
+    client.force_login(user)
+    return client.get(url, params)
+
+
+def svg_documents(html):
+    """Every inline <svg> of a page, parsed as XML (so each must be well-formed)."""
+    return [ET.fromstring("<svg" + part.split("</svg>")[0] + "</svg>") for part in html.split("<svg")[1:]]
+
+
+# --- who sees what --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["", "version", "print/", "figures/km-dfs.svg", "data/km.csv", "report.json",
+                                  "plan.json"])
+def test_anonymous_visitor_is_sent_to_sign_in(client, path):
+    response = client.get(URL + path)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next=")
+
+
+def test_pi_sees_the_pooled_registry(client, pi, first_pooled_request):
+    assert first_pooled_request.status_code == 200
+    response = get(client, pi)
+    assert response.status_code == 200
+    report = response.context["report"]
+    assert report["scope"]["centres_included"] == sorted(CENTRES)
+    assert report["cohort"]["registered"] == Patient.objects.count()
+    assert "All centres (pooled)" in response.content.decode()
+    assert "immortal-time bias" in response.content.decode()  # the caveat beside peri-PM therapy
+
+
+def test_coordinator_sees_the_pooled_registry_from_the_same_cache_entry(client, pi, coordinator):
+    get(client, pi)
+    response = get(client, coordinator)
+    assert response["X-Dashboard-Cache"] == "hit"
+    assert response.context["report"]["scope"]["centres_included"] == sorted(CENTRES)
+
+
+def test_nurse_sees_only_her_own_centre_and_a_pi_may_open_it_too(client, nurse, pi):
+    muc = Patient.objects.filter(centre="MUC").count()
+    for user, params in ((nurse, {}), (nurse, {"centre": "MUC"}), (pi, {"centre": "MUC"})):
+        response = get(client, user, **params)
+        report = response.context["report"]
+        assert report["scope"]["centres_included"] == ["MUC"]
+        assert report["cohort"]["registered"] == muc
+        assert "Centre MUC" in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["", "version", "print/", "figures/km-os.png", "data/cohort.csv", "report.json"])
+def test_nurse_asking_for_another_centres_view_is_refused(client, nurse, path):
+    assert get(client, nurse, URL + path, centre="BER").status_code == 404
+    assert get(client, nurse, URL + path, centre="NOPE").status_code == 404
+
+
+def test_user_of_no_centre_is_refused(client):
+    assert get(client, f.user("newcomer")).status_code == 403
+
+
+# --- cache ----------------------------------------------------------------------------------------
+
+def test_second_request_is_served_from_the_cache_without_reading_the_registry(client, pi, first_pooled_request):
+    assert first_pooled_request["X-Dashboard-Cache"] == "miss"
+    with CaptureQueriesContext(connection) as queries:
+        response = get(client, pi)
+    assert response["X-Dashboard-Cache"] == "hit"
+    clinical_tables = {model._meta.db_table for model in CLINICAL_MODELS}
+    # Only the data version is read (MAX over the audit tables), never a clinical table.
+    assert not [q for q in queries if any(f'"{table}"' in q["sql"] for table in clinical_tables)]
+
+
+def test_a_new_death_changes_the_data_version_and_the_results(client, nurse, quick_report, writes_data):
+    before = get(client, nurse).context["report"]
+    record_death(nurse)
+    response = get(client, nurse)
+    after = response.context["report"]
+    assert response["X-Dashboard-Cache"] == "miss" and quick_report[-1] == (AnalysisPlan().hash, after["data_version"], ("MUC",))
+    assert after["data_version"] == selectors.data_version(["MUC"]) != before["data_version"]
+    assert after["endpoints"]["os"]["events"] == before["endpoints"]["os"]["events"] + 1
+    assert after["data_version"] in response.content.decode()
+
+
+def record_death(nurse):
+    """A death, the day after the last known date, of an analysed MUC patient who is alive."""
+    frame = analysis_frame(centres=["MUC"])
+    alive = frame[frame["eligible"] & (frame["os_event"] == 0)].iloc[0]
+    last_known = alive["index_date"] + datetime.timedelta(days=round(alive["os_months"] * 365.25 / 12))
+    death = FollowUp(patient=Patient.objects.get(pk=alive["patient_id"]), event="death",
+                     event_date=last_known.date() + datetime.timedelta(days=1), cause_of_death="sarcoma")
+    services.record_save(user=nurse, record=death)
+
+
+def test_version_endpoint_gives_the_data_version_of_the_pages_scope(client, nurse, pi):
+    response = get(client, nurse, URL + "version")
+    assert response.json() == {"data_version": selectors.data_version(["MUC"])}  # her centre only
+    assert response["Cache-Control"] == "no-store"
+    assert get(client, pi, URL + "version").json() == {"data_version": selectors.data_version()}  # pooled
+
+
+def test_the_page_polls_the_version_of_its_own_scope(client, pi):
+    """A PI looking at one centre: the poll asks for that centre's version, which the page shows."""
+    page = get(client, pi, centre="MUC")
+    poll = page.content.decode().split('data-version-url="')[1].split('"')[0].replace("&amp;", "&")
+    assert "centre=MUC" in poll
+    assert client.get(poll).json()["data_version"] == page["X-Data-Version"] == selectors.data_version(["MUC"])
+
+
+# --- plan controls --------------------------------------------------------------------------------
+
+def test_an_invalid_cut_off_shows_its_error_and_keeps_the_plan(client, pi):
+    response = get(client, pi, size_cutoff_mm="-4", stratify="nonsense")
+    assert response.status_code == 200
+    assert response.context["plan"] == AnalysisPlan()
+    assert response.context["form"].errors.keys() == {"size_cutoff_mm", "stratify"}
+
+
+def test_a_link_with_only_a_stratification_keeps_the_plan(client, pi):
+    response = get(client, pi, stratify="histology")
+    assert response.context["plan"] == AnalysisPlan() and not response.context["form"].errors
+
+
+def test_a_pi_moves_the_size_cut_off_saves_the_plan_and_reopens_it(client, pi, coordinator, quick_report):
+    client.force_login(pi)
+    response = client.post(URL + "plans/?size_cutoff_mm=30&covariates=size_gt_2cm&covariates=histology&stratify=centre",
+                           {"name": "Size 30 mm"})
+    saved = SavedPlan.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"{URL}?plan={saved.pk}&stratify=centre"
+    assert saved.owner == pi and saved.name == "Size 30 mm"
+    plan = saved.analysis_plan()
+    assert (plan.name, plan.size_cutoff_mm, plan.multivariable_covariates) == ("Size 30 mm", 30.0, ("size_gt_2cm", "histology"))
+
+    page = get(client, coordinator, plan=saved.pk, stratify="centre")  # another user reopens it
+    assert page.context["report"]["plan_hash"] == plan.hash == quick_report[-1][0]
+    html = page.content.decode()
+    assert "Size 30 mm" in html and 'value="30"' in html and "Largest lesion &gt; 30 mm" in html
+    # Moving the cut-off again starts from the saved plan, keeping its name and covariates.
+    moved = get(client, pi, plan=saved.pk, size_cutoff_mm="35").context["plan"]
+    assert (moved.name, moved.size_cutoff_mm, moved.multivariable_covariates) == ("Size 30 mm", 35.0, plan.multivariable_covariates)
+
+
+def test_saving_without_a_name_saves_nothing(client, pi):
+    client.force_login(pi)
+    assert client.post(URL + "plans/", {"name": " "}).status_code == 302
+    assert not SavedPlan.objects.exists()
+
+
+# --- figures and the small-group guard ------------------------------------------------------------
+
+def test_curves_are_accessible_svg_with_their_numbers_next_to_them(client, pi):
+    response = get(client, pi)
+    html = response.content.decode()
+    documents = svg_documents(html)
+    assert len(documents) == 5  # KM DFS, KM OS, forest DFS, OS, multivariable
+    for svg in documents:
+        assert svg.get("role") == "img" and svg.get("aria-label")
+        assert svg.find("{http://www.w3.org/2000/svg}title").text
+    assert html.count("<details") >= 2 and "Number at risk" in html
+    assert "Numbers of this figure" in html
+
+
+def test_stratified_curves_have_a_k_group_log_rank(client, pi):
+    context = get(client, pi, stratify="histology").context
+    part = context["results"]["strata"]["endpoints"]["dfs"]
+    assert [g["label"] for g in part["groups"]] == ["LMS", "SyS", "UPS"]
+    assert part["logrank"]["df"] == 2 and 0 <= part["logrank"]["p"] <= 1
+    assert "Log-rank p " in context["km"][0][2]
+
+
+def test_a_group_smaller_than_the_minimum_is_not_drawn_and_the_page_says_so(client, pi, settings):
+    counts = get(client, pi, stratify="centre").context["results"]["strata"]["endpoints"]["os"]["groups"]
+    smallest = min(counts, key=lambda g: g["n"])
+    settings.DASHBOARD_MIN_STRATUM = smallest["n"] + 1
+    response = get(client, pi, stratify="centre")
+    strata = response.context["results"]["strata"]
+    assert {"label": smallest["label"], "n": smallest["n"]} in strata["hidden"]
+    assert smallest["label"] not in [g["label"] for g in strata["endpoints"]["os"]["groups"]]
+    html = response.content.decode()
+    assert f"Not drawn, fewer than {smallest['n'] + 1} patients: {smallest['label']} (n = {smallest['n']})" in html
+    assert f"{smallest['label']} (n = {smallest['n']}," not in response.context["km"][1][2]  # not in the legend
+
+
+def test_a_centre_with_fewer_patients_than_the_minimum_draws_no_curve(client, nurse, settings):
+    settings.DASHBOARD_MIN_STRATUM = 1000
+    response = get(client, nurse)
+    analysed = response.context["report"]["cohort"]["analysed"]
+    assert response.context["results"]["strata"]["hidden"] == [{"label": "All patients", "n": analysed}]
+    assert f"Not drawn, fewer than 1000 patients: All patients (n = {analysed})" in response.content.decode()
+    assert "No group large enough to draw." in response.context["km"][0][2]
+
+
+def test_the_dashboard_agrees_with_the_survival_report_command(client, pi):
+    out = io.StringIO()
+    call_command("survival_report", "--json", stdout=out)
+    command = json.loads(out.getvalue())
+    results = get(client, pi).context["results"]
+    ours = dict(results["report"], generated_at=None)
+    assert ours == dict(command, generated_at=None)
+    for endpoint in ("dfs", "os"):
+        figure = dashboard.km_figure(results, endpoint)
+        (group,) = figure["groups"]
+        summary = command["endpoints"][endpoint]
+        assert (group["n"], group["events"], group["median"]) == (summary["n"], summary["events"], summary["median_months"])
+        risk = dict(zip(figure["risk_times"], group["at_risk"]))
+        assert [risk[int(rate["months"])] for rate in summary["rates"]] == [rate["at_risk"] for rate in summary["rates"]]
+        # The KM table next to the figure shows the report's survival rates and their CIs.
+        (table,) = dashboard.km_summary_rows(figure)
+        shown = {at["months"]: (at["survival"], at["ci"]) for at in table["at"]}
+        assert [shown[int(rate["months"])] for rate in summary["rates"]] == [
+            (percent(rate["survival"]), interval(rate["ci95"], percent)) for rate in summary["rates"]]
+
+
+# --- downloads ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(dashboard.FIGURES))
+def test_figures_download_as_svg_and_png(client, pi, name):
+    svg = get(client, pi, f"{URL}figures/{name}.svg")
+    assert svg["Content-Type"] == "image/svg+xml" and "attachment" in svg["Content-Disposition"]
+    assert ET.fromstring(svg.content).tag == "{http://www.w3.org/2000/svg}svg"
+    png = get(client, pi, f"{URL}figures/{name}.png")
+    assert png["Content-Type"] == "image/png" and png.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_unknown_figure_or_table_is_404(client, pi):
+    assert get(client, pi, f"{URL}figures/pie.svg").status_code == 404
+    assert get(client, pi, f"{URL}figures/km-dfs.gif").status_code == 404
+    assert get(client, pi, f"{URL}data/secrets.csv").status_code == 404
+
+
+@pytest.mark.parametrize("table", dashboard.CSV_TABLES)
+def test_numbers_download_as_csv(client, pi, table):
+    response = get(client, pi, f"{URL}data/{table}.csv")
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert len(rows) > 1 and all(len(row) == len(rows[0]) for row in rows)
+
+
+def test_numbers_download_as_json_and_the_plan_reproduces(client, pi):
+    data = json.loads(get(client, pi, URL + "report.json").content)
+    plan = AnalysisPlan.from_json(get(client, pi, URL + "plan.json").content)
+    assert data["report"]["plan_hash"] == plan.hash == AnalysisPlan().hash
+    assert data["strata"]["endpoints"]["os"]["groups"]
+
+
+def test_print_report_is_one_page_with_plan_and_data_version(client, pi):
+    response = get(client, pi, URL + "print/")
+    html = response.content.decode()
+    report = response.context["report"]
+    assert report["plan_hash"] in html and report["data_version"] in html
+    assert html.count("<svg") == 5 and "<form" not in html and "<script" not in html
+    assert "<details class=\"panel methods\" open" in html
+
+
+def test_every_factor_of_the_plan_has_a_label_with_the_plans_cut_off():
+    from analysis import factors
+
+    assert set(factors.FACTORS) == set(FACTORS)
+    plan = AnalysisPlan().replace(size_cutoff_mm=30, tfi_cutoff_months=18, lesions_cutoff=2)
+    assert factors.label("size_gt_2cm", plan) == "Largest lesion > 30 mm"
+    assert factors.label("tfi_gt_12m", plan) == "Treatment-free interval > 18 months"
+    assert factors.label("multiple_lesions", plan) == "> 2 lesions resected"
+    assert factors.levels("size_gt_2cm", plan) == ("≤ 30 mm", "> 30 mm")
+    assert dict(compute.covariate_choices(plan))["size_gt_2cm"] == "Largest lesion > 30 mm"

@@ -1,0 +1,68 @@
+"""The download page: coordinators (and PIs when allowed) export; nurses get 403; visitors sign in."""
+import io
+import zipfile
+
+import pytest
+from django.urls import reverse
+
+from registry.management.commands.generate_cohort import cohort_load
+from registry.models import ExportLog
+from tests import factories as f
+from tests.registry.transfer.test_import_support import centres, cohort
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def registry():
+    centres()
+    cohort_load(cohort(12, seed=4))
+
+
+def download(client, **options):
+    return client.post(reverse("export_download"), {"centre": "", "file_format": "csv", "deidentify": "none",
+                                                    **options})
+
+
+def test_anonymous_visitor_is_sent_to_sign_in(client):
+    for response in (client.get(reverse("export_download")), download(client)):
+        assert response.status_code == 302 and reverse("login") in response.url
+
+
+def test_nurse_cannot_download_the_pooled_export(client, registry):
+    client.force_login(f.user("nurse", memberships=[("MUC", "nurse")]))
+    assert client.get(reverse("export_download")).status_code == 403
+    assert download(client).status_code == 403
+    assert not ExportLog.objects.exists()
+
+
+def test_pi_may_download_only_when_the_setting_allows(client, registry, settings):
+    client.force_login(f.user("pi", memberships=[("MUC", "pi")]))
+    settings.EXPORT_ALLOW_PI = False
+    assert download(client).status_code == 403
+    settings.EXPORT_ALLOW_PI = True
+    assert download(client).status_code == 200
+
+
+def test_coordinator_downloads_a_zip_and_the_export_is_logged(client, registry):
+    coordinator = f.user("coordinator", memberships=[("MUC", "coordinator")])
+    client.force_login(coordinator)
+    page = client.get(reverse("export_download"))
+    assert page.status_code == 200 and "Stata (.dta)" in page.content.decode()
+
+    response = download(client, centre="HD", file_format="sav", deidentify="intervals")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    assert 'filename="registry-HD-sav-intervals-' in response["Content-Disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert "patients.sav" in archive.namelist() and "README.txt" in archive.namelist()
+    log = ExportLog.objects.get()
+    assert (log.user, log.scope, log.file_format, log.deidentify) == (coordinator, "HD", "sav", "intervals")
+
+
+def test_unknown_option_is_a_form_error_not_a_500(client, registry):
+    client.force_login(f.user("coordinator", memberships=[("MUC", "coordinator")]))
+    response = download(client, file_format="exe")
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    assert not ExportLog.objects.exists()

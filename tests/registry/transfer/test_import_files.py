@@ -1,0 +1,161 @@
+"""Hostile and broken files get one clear message and write nothing (never a 500, never a partial write)."""
+import io
+import zipfile
+
+import openpyxl
+import pytest
+
+from registry import synthetic
+from registry.models import ImportRun, Patient
+from tests.registry.transfer.test_import_support import (
+    centres,
+    cohort,
+    csv_bytes,
+    errors_of,
+    run,
+    workbook_bytes,
+    zip_bytes,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _centres():
+    centres()
+
+
+def refused(report, *words):
+    assert not report.ok and not report.written
+    assert not Patient.objects.exists() and not ImportRun.objects.exists()
+    message = " ".join(e.message for e in report.errors)
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def test_empty_file():
+    refused(run(b"", filename="centre.xlsx"), "empty")
+
+
+def test_wrong_file_type_by_name_and_content():
+    refused(run(b"%PDF-1.7 not a spreadsheet", filename="report.pdf"), "Unsupported file type .pdf")
+    refused(run(b"\x89PNG\r\n\x1a\n....", filename="photo.xlsx"), "not a valid .xlsx")
+
+
+def test_old_excel_or_password_protected_workbook():
+    refused(run(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600), filename="old.xls"), ".xls", "password")
+
+
+def test_truncated_workbook():
+    data = workbook_bytes(cohort(20))
+    refused(run(data[: len(data) // 2], filename="centre.xlsx"), "truncated")
+
+
+def test_corrupt_workbook_whose_sheet_is_not_xml():
+    good = zipfile.ZipFile(io.BytesIO(workbook_bytes(cohort(3))))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bad:
+        for item in good.infolist():
+            bad.writestr(item, b"<<garbage" if item.filename.endswith("sheet1.xml") else good.read(item))
+    refused(run(buffer.getvalue()), "cannot be read")
+
+
+def test_zip_bomb_is_refused_before_unpacking(settings):
+    settings.IMPORT_MAX_COMPRESSION_RATIO = 100
+    bomb = zip_bytes({"patients.csv": b"patient_id\n" + b"0" * (20 * 2**20)})
+    assert len(bomb) < 100_000
+    refused(run(bomb, filename="centre.zip"), "zip bomb")
+
+
+def test_archive_unpacking_beyond_the_limit_is_refused(settings):
+    settings.IMPORT_MAX_UNPACKED_BYTES = 10_000
+    refused(run(workbook_bytes(cohort(30))), "unpacks to", "limit")
+
+
+def test_oversized_file_is_refused(settings):
+    settings.IMPORT_MAX_UPLOAD_BYTES = 1000
+    refused(run(workbook_bytes(cohort(3))), "larger than the limit")
+
+
+def test_too_many_rows_are_refused(settings):
+    settings.IMPORT_MAX_ROWS = 10
+    refused(run(workbook_bytes(cohort(20))), "rows", "limit")
+
+
+def test_formulas_are_refused_with_their_cells(tmp_path):
+    tables = cohort(3)
+    path = tmp_path / "formulas.xlsx"
+    synthetic.write_workbook(tables, path)
+    book = openpyxl.load_workbook(path)
+    book["patients"]["D3"] = "=1900+60"
+    book.save(path)
+    message = refused(run(path.read_bytes()), "formulas", "paste as values")
+    assert "patients: D3" in message
+
+
+def test_missing_sheets_are_warned_and_a_sheetless_workbook_refused():
+    tables = cohort(3)
+    report = run(workbook_bytes({"patients": tables["patients"]}))
+    assert report.ok, report.errors
+    assert any("No sheet for primary_tumours, metastasectomies" in w.message for w in report.warnings)
+
+    buffer = io.BytesIO()
+    book = openpyxl.Workbook()
+    book.active.title = "Tabelle1"
+    book.active.append(["patient_id"])
+    book.save(buffer)
+    Patient.objects.all().delete()
+    ImportRun.objects.all().delete()
+    refused(run(buffer.getvalue()), "no sheet named after a table", "Tabelle1")
+
+
+def test_missing_required_column_is_an_error_and_unknown_columns_a_warning():
+    tables = cohort(3)
+    header = [c for c in synthetic.COLUMNS["patients"] if c != "sex"] + ["Name"]
+    report = run(workbook_bytes({"patients": tables["patients"]}, columns={"patients": header}))
+    refused(report, "required column sex is missing")
+    assert [(w.sheet, w.column, w.message) for w in report.warnings if w.column == "Name"] == [
+        ("patients", "Name", "Unknown column: ignored.")]
+
+
+def test_missing_optional_column_leaves_stored_values_unchanged():
+    tables = cohort(3)
+    run(workbook_bytes(tables))
+    header = [c for c in synthetic.COLUMNS["patients"] if c != "ecog"]
+    ecogs = dict(Patient.objects.values_list("patient_id", "ecog"))
+    report = run(workbook_bytes({"patients": tables["patients"]}, columns={"patients": header}))
+    assert report.ok and report.counts["patients"]["unchanged"] == 3
+    assert any(w.column == "ecog" for w in report.warnings)
+    assert dict(Patient.objects.values_list("patient_id", "ecog")) == ecogs
+
+
+def test_header_only_file_has_no_data_rows():
+    refused(run(csv_bytes([], synthetic.COLUMNS["patients"]), filename="patients.csv"), "no data rows")
+
+
+def test_binary_garbage_named_csv():
+    refused(run(bytes(range(256)) * 20, filename="patients.csv"), "not a text")
+
+
+def test_csv_whose_name_says_no_table():
+    refused(run(csv_bytes(cohort(2)["patients"], synthetic.COLUMNS["patients"]), filename="export.csv"),
+            "Cannot tell which table")
+
+
+def test_duplicate_column_header():
+    header = synthetic.COLUMNS["patients"] + ["Sex"]
+    rows = [dict(r, Sex=r["sex"]) for r in cohort(2)["patients"]]
+    report = run(csv_bytes(rows, header), filename="patients.csv")
+    assert errors_of(report) == [("patients.csv", 1, "sex", "")]
+
+
+def test_blank_lines_are_skipped_and_rows_keep_their_numbers():
+    rows = cohort(3)["patients"]
+    data = csv_bytes(rows, synthetic.COLUMNS["patients"]).replace(b"\r\n", b"\r\n,,,,,,,\r\n", 1)
+    rows_bad = [dict(rows[1], sex="x")]
+    assert run(data, filename="patients.csv").ok
+    Patient.objects.all().delete()
+    ImportRun.objects.all().delete()
+    data = csv_bytes(rows[:1] + rows_bad, synthetic.COLUMNS["patients"]).replace(b"\r\n", b"\r\n\r\n", 1)
+    assert errors_of(run(data, filename="patients.csv")) == [("patients.csv", 4, "sex", "x")]

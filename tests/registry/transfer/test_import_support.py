@@ -1,0 +1,80 @@
+"""Builders shared by the import and export tests (this module holds no tests itself)."""
+import copy
+import csv
+import functools
+import io
+import zipfile
+
+from registry import access, synthetic
+from registry.dictionary import TABLE_MODELS, TABLES
+from registry.transfer.exporting import xlsx
+from registry.transfer.importing import file_import
+from tests import factories as f
+
+BOOKKEEPING = ("id", "version", "created_at", "updated_at")
+
+
+@functools.lru_cache(maxsize=8)
+def _cohort(patients, seed):
+    return synthetic.generate_cohort(patients=patients, centres=2, seed=seed)  # centres MUC and HD
+
+
+def cohort(patients=30, seed=5):
+    """A synthetic cohort (a private copy, free to change): {table: [row dict]}."""
+    return copy.deepcopy(_cohort(patients, seed))
+
+
+def centres():
+    return f.centre("MUC"), f.centre("HD")
+
+
+def cell(value):
+    return ("yes" if value else "no") if isinstance(value, bool) else value
+
+
+def workbook_bytes(tables, columns=None, *, boolean_cells=False):
+    """An import workbook (one sheet per table), written fast by the export's xlsx writer.
+    Booleans are written as yes/no text, or as Excel's TRUE/FALSE cells with `boolean_cells`."""
+    buffer = io.BytesIO()
+    sheets = []
+    convert = (lambda value: value) if boolean_cells else cell
+    for table, rows in tables.items():
+        header = (columns or {}).get(table, synthetic.COLUMNS[table])
+        sheets.append((table, header, [[convert(row.get(c)) for c in header] for row in rows]))
+    xlsx.write_package(buffer, sheets)
+    return buffer.getvalue()
+
+
+def csv_bytes(rows, header, *, delimiter=",", encoding="utf-8"):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else cell(row.get(c)) for c in header])
+    return buffer.getvalue().encode(encoding)
+
+
+def zip_bytes(members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def run(data, *, user=access.SYSTEM, filename="centre.xlsx", **options):
+    return file_import(user=user, data=data, filename=filename, **options)
+
+
+def table_contents():
+    """Every clinical table as sorted tuples of its dictionary columns (no bookkeeping)."""
+    contents = {}
+    for table in TABLES:
+        model = TABLE_MODELS[table]
+        names = [field.attname for field in model._meta.concrete_fields if field.name not in BOOKKEEPING]
+        contents[table] = sorted(model.objects.values_list(*names), key=repr)
+    return contents
+
+
+def errors_of(report):
+    return [(e.sheet, e.row, e.column, e.value) for e in report.errors]

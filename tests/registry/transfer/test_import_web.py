@@ -1,0 +1,117 @@
+"""The upload page: nurses and coordinators import, every error on screen and as CSV, nothing half-written."""
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from registry.models import ImportRun, Patient
+from tests import factories as f
+from tests.registry.transfer.test_import_support import centres, cohort, workbook_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def nurse(client):
+    centres()
+    user = f.user("nurse.muc", memberships=[("MUC", "nurse")])
+    client.force_login(user)
+    return user
+
+
+def own_centre(tables):
+    return {t: [r for r in rows if r["patient_id"].startswith("MUC-")] for t, rows in tables.items()}
+
+
+def upload(client, data, *, name="muc.xlsx", dry_run=False, **extra):
+    form = {"file": SimpleUploadedFile(name, data), "table": ""}
+    if dry_run:
+        form["dry_run"] = "on"
+    return client.post(reverse("import_upload"), form, **extra)
+
+
+def test_anonymous_visitor_is_sent_to_sign_in(client):
+    response = client.get(reverse("import_upload"))
+    assert response.status_code == 302 and reverse("login") in response.url
+    response = client.post(reverse("import_upload"), {})
+    assert response.status_code == 302 and reverse("login") in response.url
+
+
+def test_pi_gets_403(client):
+    centres()
+    client.force_login(f.user("pi", memberships=[("MUC", "pi")]))
+    assert client.get(reverse("import_upload")).status_code == 403
+
+
+def test_nurse_sees_the_form(client, nurse):
+    response = client.get(reverse("import_upload"))
+    assert response.status_code == 200
+    assert 'enctype="multipart/form-data"' in response.content.decode()
+
+
+def test_dry_run_shows_the_counts_and_writes_nothing(client, nurse):
+    tables = own_centre(cohort(10))
+    response = upload(client, workbook_bytes(tables), dry_run=True)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Dry run: the file passes every check" in page
+    assert f"<td>patients</td><td>{len(tables['patients'])}</td>" in page
+    assert not Patient.objects.exists() and not ImportRun.objects.exists()
+
+
+def test_import_writes_and_records_the_run(client, nurse):
+    tables = own_centre(cohort(10))
+    response = upload(client, workbook_bytes(tables))
+    assert response.status_code == 200 and "Imported" in response.content.decode()
+    assert Patient.objects.count() == len(tables["patients"])
+    assert ImportRun.objects.get().user == nurse
+    assert {h.history_user for h in Patient.history.all()} == {nurse}
+
+
+def test_refused_file_lists_every_error_and_offers_them_as_csv(client, nurse):
+    tables = own_centre(cohort(10))
+    tables["patients"][1]["sex"] = "<script>x</script>"
+    tables["follow_up"][0]["event"] = "lost"
+    response = upload(client, workbook_bytes(tables))
+    page = response.content.decode()
+    assert response.status_code == 422
+    assert "2 problems: nothing was written" in page
+    assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x" not in page
+    token = response.context["errors_token"]
+    download = client.get(reverse("import_errors", args=[token]))
+    assert download["Content-Type"].startswith("text/csv")
+    lines = download.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == "sheet,row,column,value,message"
+    assert lines[1].startswith("patients,3,sex,<script>x</script>,")
+    assert lines[2].startswith("follow_up,2,event,lost,")
+    assert not Patient.objects.exists()
+
+
+def test_error_report_of_another_user_is_not_found(client, nurse):
+    tables = own_centre(cohort(3))
+    tables["patients"][0]["sex"] = "x"
+    token = upload(client, workbook_bytes(tables)).context["errors_token"]
+    client.force_login(f.user("other", memberships=[("MUC", "nurse")]))
+    assert client.get(reverse("import_errors", args=[token])).status_code == 404
+
+
+def test_nurse_uploading_another_centres_patients_is_refused(client, nurse):
+    response = upload(client, workbook_bytes(cohort(10)))
+    assert response.status_code == 422
+    assert "You may not write patients of centre HD." in response.content.decode()
+    assert not Patient.objects.exists()
+
+
+def test_broken_file_gets_a_message_not_a_500(client, nurse):
+    response = upload(client, b"PK\x03\x04 broken", name="muc.xlsx")
+    assert response.status_code == 422
+    assert "damaged or truncated" in response.content.decode()
+
+
+def test_oversized_upload_is_refused_before_reading(client, nurse, settings):
+    settings.IMPORT_MAX_UPLOAD_BYTES = 10
+    response = upload(client, workbook_bytes(own_centre(cohort(3))), CONTENT_LENGTH=str(5 * 2**20))
+    assert response.status_code == 413
+    assert "larger than the limit" in response.content.decode()
+    response = upload(client, workbook_bytes(own_centre(cohort(3))))
+    assert response.status_code == 413
+    assert not Patient.objects.exists()
