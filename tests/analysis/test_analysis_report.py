@@ -232,30 +232,48 @@ def test_a_save_committed_while_the_frame_is_read_is_in_neither_frame_nor_versio
 
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
-def test_the_data_version_moves_when_saves_commit_out_of_order():
-    """Two saves draw audit ids 1 and 2 but commit 2 first: the version moves at both commits."""
+def test_overlapping_saves_of_one_centre_are_both_counted_and_other_centres_do_not_wait():
+    """The counter row of a centre is locked from a save's last statement to its commit: a second
+    save of that centre waits and counts after it; another centre's save does not wait at all."""
     import threading
+    import time
 
     from django.db import connection
 
-    small_registry()
-    nurse = f.user(memberships=[("MUC", "nurse")])
-    versions = [selectors.data_version()]
-    first_drawn, second_committed = threading.Event(), threading.Event()
+    from registry.models import DataVersion
 
-    def slow_save():
+    small_registry()
+    nurse = f.user(memberships=[("MUC", "nurse"), ("HD", "nurse")])
+    def counter():
+        return DataVersion.objects.filter(centre="MUC").values_list("counter", flat=True).first() or 0
+
+    counted = counter()
+    before = selectors.data_version(["MUC"])
+    saved, release = threading.Event(), threading.Event()
+
+    def save_and_wait():
         with transaction.atomic():
             services.patient_create(user=nurse, centre=f.centre("MUC"), **f.patient_values())
-            first_drawn.set()  # its audit row has the lower id, not yet committed
-            second_committed.wait(10)
+            saved.set()
+            release.wait(10)
         connection.close()
 
-    worker = threading.Thread(target=slow_save)
-    worker.start()
-    first_drawn.wait(10)
-    services.patient_create(user=nurse, centre=f.centre("MUC"), **f.patient_values())
-    versions.append(selectors.data_version())
-    second_committed.set()
-    worker.join()
-    versions.append(selectors.data_version())
-    assert len(set(versions)) == 3
+    def save():
+        services.patient_create(user=nurse, centre=f.centre("MUC"), **f.patient_values())
+        connection.close()
+
+    first, second = threading.Thread(target=save_and_wait), threading.Thread(target=save)
+    first.start()
+    saved.wait(10)
+    started = time.monotonic()
+    services.patient_create(user=nurse, centre=f.centre("HD"), **f.patient_values())
+    assert time.monotonic() - started < 5  # HD did not wait for MUC's open transaction
+    assert selectors.data_version(["MUC"]) == before  # MUC's save is not committed yet
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()  # waiting for the first MUC save to commit
+    release.set()
+    first.join()
+    second.join(10)
+    assert counter() == counted + 2
+    assert selectors.data_version(["MUC"]) != before
