@@ -36,24 +36,16 @@ def env_flag(name, default=False):
     raise ImproperlyConfigured(f"{name}={value!r} is not a yes/no value: use 1 or 0 (true/false, yes/no, on/off).")
 
 
-def env_int(name, default):
+def env_number(name, default, kind=int):
+    """A number setting (kind int or float); a value that is not one stops the start."""
     value = os.environ.get(name)
     if value is None or not value.strip():
         return default
     try:
-        return int(value)
+        return kind(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.") from None
-
-
-def env_float(name, default):
-    value = os.environ.get(name)
-    if value is None or not value.strip():
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a {'whole number' if kind is int else 'number'}.") from None
 
 
 def env_list(name, default=""):
@@ -121,8 +113,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
-AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_HOURS", 1)
+AXES_FAILURE_LIMIT = env_number("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_number("AXES_COOLOFF_HOURS", 1.0, float)
 # By username only: a hospital's staff share one outgoing address, and locking it would lock
 # them all out; a username lock cannot be dodged by rotating addresses or browsers.
 AXES_LOCKOUT_PARAMETERS = ["username"]
@@ -162,7 +154,7 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'registry.sqlite3'}"),
-        conn_max_age=env_int("CONN_MAX_AGE", 0),
+        conn_max_age=env_number("CONN_MAX_AGE", 0),
         conn_health_checks=True,  # a kept connection the server closed meanwhile is replaced, not used
     )
 }
@@ -185,7 +177,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 # Sessions end after 8 hours without a request (a shift), and with the browser.
-SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+SESSION_COOKIE_AGE = env_number("SESSION_COOKIE_AGE", 8 * 3600)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
@@ -210,7 +202,7 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env_flag("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_flag("SECURE_COOKIES", True)
     SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT")
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+    SECURE_HSTS_SECONDS = env_number("SECURE_HSTS_SECONDS", 0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_flag("SECURE_HSTS_PRELOAD")
     if env_flag("BEHIND_TLS_PROXY"):  # the proxy terminates TLS and says so in this header
@@ -225,11 +217,11 @@ LOGGING = {
 
 # Bulk import and dataset export (registry/importing, registry/exporting). Limits refuse a file
 # before it is unpacked or parsed beyond them (zip bombs, oversized uploads).
-IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 50 * 2**20)
-IMPORT_MAX_UNPACKED_BYTES = env_int("IMPORT_MAX_UNPACKED_BYTES", 400 * 2**20)
-IMPORT_MAX_COMPRESSION_RATIO = env_int("IMPORT_MAX_COMPRESSION_RATIO", 100)
-IMPORT_MAX_ZIP_MEMBERS = env_int("IMPORT_MAX_ZIP_MEMBERS", 200)
-IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 500000)
+IMPORT_MAX_UPLOAD_BYTES = env_number("IMPORT_MAX_UPLOAD_BYTES", 50 * 2**20)
+IMPORT_MAX_UNPACKED_BYTES = env_number("IMPORT_MAX_UNPACKED_BYTES", 400 * 2**20)
+IMPORT_MAX_COMPRESSION_RATIO = env_number("IMPORT_MAX_COMPRESSION_RATIO", 100)
+IMPORT_MAX_ZIP_MEMBERS = env_number("IMPORT_MAX_ZIP_MEMBERS", 200)
+IMPORT_MAX_ROWS = env_number("IMPORT_MAX_ROWS", 500000)
 # PIs may download the pooled dataset only when this is on (coordinators always may).
 EXPORT_ALLOW_PI = env_flag("EXPORT_ALLOW_PI")
 
@@ -278,5 +270,5 @@ SPECTACULAR_SETTINGS = {
 
 # Survival dashboard (analysis/dashboard.py): Kaplan-Meier groups smaller than this are not drawn;
 # an open dashboard asks every this many seconds whether the data changed.
-DASHBOARD_MIN_STRATUM = env_int("DASHBOARD_MIN_STRATUM", 5)
-DASHBOARD_POLL_SECONDS = env_int("DASHBOARD_POLL_SECONDS", 20)
+DASHBOARD_MIN_STRATUM = env_number("DASHBOARD_MIN_STRATUM", 5)
+DASHBOARD_POLL_SECONDS = env_number("DASHBOARD_POLL_SECONDS", 20)
