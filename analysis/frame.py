@@ -61,15 +61,17 @@ _THERAPY_FIELDS = [("patient_id", "patient_id"), ("start_date", "start_date"), (
 _FOLLOW_UP_FIELDS = [("patient_id", "patient_id"), ("event_date", "event_date"), ("event", "event")]
 
 
-def analysis_frame(plan=None, *, user=None, centres=None):
+def analysis_frame(plan=None, *, user=None, centres=None, row_level=False):
     """One row per patient the user may analyse, with exactly the columns ``COLUMNS``.
 
     ``user=None`` means no user restriction (management commands, benchmarks): every patient.
-    ``centres`` narrows the scope to those centre codes. Rows are sorted by patient_id.
-    Durations are months (days / (365.25/12)); unknown values are NaN/None/<NA>, never 0.
+    ``centres`` narrows the scope to those centre codes. ``row_level``: the frame itself is the
+    output (not an aggregate of it), so only the centres whose records the user may read count.
+    Rows are sorted by patient_id. Durations are months (days / (365.25/12)); unknown values are
+    NaN/None/<NA>, never 0.
     """
     plan = plan or AnalysisPlan()
-    tables = load_tables(patient_scope(user=user, centres=centres))
+    tables = load_tables(patient_scope(user=user, centres=centres, row_level=row_level))
     return derive_frame(tables, plan)
 
 
@@ -116,9 +118,9 @@ def column_descriptions(plan):
             for name, (kind, label) in described.items()}
 
 
-def patient_scope(*, user=None, centres=None):
+def patient_scope(*, user=None, centres=None, row_level=False):
     """The Patient queryset the analysis may read (access.py decides; None = the system)."""
-    scope = access.patients_for_analysis(access.SYSTEM if user is None else user)
+    scope = access.patients_for_analysis(access.SYSTEM if user is None else user, row_level=row_level)
     if centres is not None:
         scope = scope.filter(centre__in=sorted(centres))
     return scope

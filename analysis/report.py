@@ -75,14 +75,14 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
     }
 
 
-def frame_with_version(plan, *, user=None, centres=None):
+def frame_with_version(plan, *, user=None, centres=None, row_level=False):
     """The analysis frame and the data version it was read at, both from one snapshot of the
     database, so the version a report names is exactly the data its numbers come from, however
     many nurses save meanwhile. The version covers `centres`; without them, every centre (a
     user's own centres are a subset: their version may move for others' saves, never miss one)."""
     with selectors.one_snapshot():
         version = selectors.data_version(centres)  # the first read: it fixes the snapshot on PostgreSQL
-        return analysis_frame(plan, user=user, centres=centres), version
+        return analysis_frame(plan, user=user, centres=centres, row_level=row_level), version
 
 
 def scope(frame, *, user=None, centres=None):

@@ -9,6 +9,7 @@ Roles (registry.Membership.role):
                and writes nothing.
 Superusers count as coordinators. Inactive or anonymous users may do nothing.
 """
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
 from registry.models import Centre, Patient
@@ -94,8 +95,12 @@ def patients_writable(user):
     return _filter(Patient.objects.all(), writable_centre_codes(user), "centre")
 
 
-def patients_for_analysis(user):
-    return _filter(Patient.objects.all(), analysis_centre_codes(user), "centre")
+def patients_for_analysis(user, *, row_level=False):
+    """The patients whose data may enter the user's results. Aggregates (curves, models, tables)
+    pool every centre for a PI; row-level data (one row per patient, e.g. the analysis frame) are
+    the centres whose records the user may read, as for every other patient-level output."""
+    codes = readable_centre_codes(user) if row_level else analysis_centre_codes(user)
+    return _filter(Patient.objects.all(), codes, "centre")
 
 
 def records_readable(user, model):
@@ -120,3 +125,23 @@ def can_import(user):
 
 def can_export_pooled(user):
     return is_coordinator(user)
+
+
+def export_centre_codes(user):
+    """The centres whose dataset the user may export: ALL (and the pooled dataset) for a
+    coordinator; a PI's own centres when settings.EXPORT_ALLOW_PI is on (an export is row-level
+    data, which never crosses a PI's centres); none for anyone else."""
+    if is_coordinator(user):
+        return ALL
+    if getattr(settings, "EXPORT_ALLOW_PI", False):
+        return {code for code, role in _roles(user).items() if role == "pi"}
+    return set()
+
+
+def can_export(user, centre=None):
+    """May the user export anything (centre None), or this centre's dataset (a code), or the pooled
+    dataset (centre ALL)?"""
+    codes = export_centre_codes(user)
+    if centre is None:
+        return bool(codes)
+    return codes == ALL or (centre != ALL and centre in codes)

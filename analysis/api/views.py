@@ -108,13 +108,16 @@ class FrameView(AnalysisView):
     @extend_schema(
         summary="The analysis frame: one row per patient", tags=["analysis"], parameters=plan_parameters(),
         responses={(200, "application/json"): FrameSerializer, (200, "text/csv"): OpenApiTypes.STR},
-        description="The patients you may analyse with endpoints and derived variables under the plan. "
+        description="One row per patient of the centres whose records you may read (a nurse's and a PI's "
+                    "own centres; every centre for a coordinator), with endpoints and derived variables "
+                    "under the plan. "
                     "`?format=csv` (or `Accept: text/csv`) gives CSV: ISO dates, blank = unknown.")
     def get(self, request, *args, **kwargs):
         from analysis.report import frame_with_version  # lifelines takes seconds to import: only when asked
 
         plan, centres = plan_and_centres(request.query_params)
-        frame, version = frame_with_version(plan, user=request.user, centres=centres)
+        # One row per patient: only the centres whose records the user may read (a PI's own).
+        frame, version = frame_with_version(plan, user=request.user, centres=centres, row_level=True)
         for column in frame.columns:
             if str(frame[column].dtype).startswith("datetime"):
                 frame[column] = frame[column].dt.strftime("%Y-%m-%d")

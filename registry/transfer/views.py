@@ -3,7 +3,8 @@
 Thin views over registry.transfer.importing (file_import) and registry.transfer.exporting (dataset_export).
 Import: nurses (their centres) and coordinators (every centre); the file's rows decide which
 centres are written, and registry.transfer.importing refuses rows of centres the user may not write.
-Export: coordinators, and PIs when settings.EXPORT_ALLOW_PI is on; anyone else gets 403.
+Export: coordinators (any centre or pooled), and PIs their own centres when settings.EXPORT_ALLOW_PI
+is on (access.can_export); anyone else gets 403.
 """
 import secrets
 import tempfile
@@ -23,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from registry import access
 from registry.dictionary import TABLES
-from registry.transfer.exporting import DEIDENTIFY, FORMATS, can_export, dataset_export, export_filename
+from registry.transfer.exporting import DEIDENTIFY, FORMATS, dataset_export, export_filename
 from registry.transfer.importing import file_import
 
 ERRORS_TTL = 3600  # seconds an error report stays downloadable
@@ -50,9 +51,11 @@ class ExportForm(forms.Form):
         ("shift-dates", gettext_lazy("shift dates: every date of a patient moved by the same secret offset")),
         ("intervals", gettext_lazy("intervals: days from the index operation instead of dates"))])
 
-    def __init__(self, *args, centres=(), **kwargs):
+    def __init__(self, *args, centres=(), pooled=True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["centre"].choices = [("", _("pooled: all centres"))] + [(c.code, str(c)) for c in centres]
+        self.fields["centre"].choices = ([("", _("pooled: all centres"))] if pooled else []) + \
+            [(c.code, str(c)) for c in centres]
+        self.fields["centre"].required = not pooled
 
 
 def _require_import(user):
@@ -61,7 +64,7 @@ def _require_import(user):
 
 
 def _require_export(user):
-    if not can_export(user):
+    if not access.can_export(user):
         raise PermissionDenied(_("You may not export the dataset."))
 
 
@@ -121,8 +124,10 @@ def import_errors(request, token):
 @require_http_methods(["GET", "POST"])
 def export_download(request):
     _require_export(request.user)
-    centres = list(access.centres_readable(access.SYSTEM))
-    form = ExportForm(request.POST or None, centres=centres)
+    codes = access.export_centre_codes(request.user)
+    centres = list(access.centres_readable(access.SYSTEM if codes == access.ALL else request.user))
+    centres = [c for c in centres if codes == access.ALL or c.code in codes]
+    form = ExportForm(request.POST or None, centres=centres, pooled=codes == access.ALL)
     if request.method == "POST" and form.is_valid():
         options = {"centre": form.cleaned_data["centre"] or None, "file_format": form.cleaned_data["file_format"],
                    "deidentify": form.cleaned_data["deidentify"]}

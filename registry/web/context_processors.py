@@ -4,10 +4,8 @@ from registry.security import two_factor
 
 
 def navigation(request):
-    from registry.transfer.exporting import can_export  # the export rule includes the EXPORT_ALLOW_PI setting
-
     user = request.user
     if two_factor.pending_step(user):  # nothing to offer before the second step of signing in
         return {"nav_hidden": True}
-    return {"nav_can_import": access.can_import(user), "nav_can_export": can_export(user),
+    return {"nav_can_import": access.can_import(user), "nav_can_export": access.can_export(user),
             "nav_security_log": access.is_coordinator(user)}

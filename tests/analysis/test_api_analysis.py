@@ -30,11 +30,23 @@ def test_report_takes_the_plan_from_query_parameters(case, nurse):
     assert report["scope"]["centres_included"] == ["MUC"]
 
 
-def test_a_nurse_analyses_her_centre_and_a_pi_every_centre(case, berlin, nurse, pi):
-    frame = client_for(nurse).get("/api/v1/analysis/frame").json()
-    assert [row["patient_id"] for row in frame["rows"]] == [case.pk]
-    frame = client_for(pi).get("/api/v1/analysis/frame").json()
-    assert sorted(row["patient_id"] for row in frame["rows"]) == sorted([case.pk, berlin.pk])
+def test_row_level_data_are_a_nurses_and_a_pis_own_centres_and_a_coordinators_all(case, berlin, nurse, pi,
+                                                                                    coordinator):
+    for user, expected in ((nurse, [case.pk]), (pi, [case.pk]), (coordinator, sorted([case.pk, berlin.pk]))):
+        frame = client_for(user).get("/api/v1/analysis/frame").json()
+        assert sorted(row["patient_id"] for row in frame["rows"]) == expected, user
+        csv_rows = client_for(user).get("/api/v1/analysis/frame?format=csv").content.decode().splitlines()[1:]
+        assert sorted(line.split(",")[0] for line in csv_rows) == expected, user
+
+
+def test_a_pi_asking_for_another_centres_rows_gets_none(case, berlin, pi):
+    assert client_for(pi).get("/api/v1/analysis/frame", {"centres": "BER"}).json()["rows"] == []
+
+
+def test_a_pis_report_still_pools_every_centre(case, berlin, pi):
+    """Aggregates are not row-level data: a PI's survival report pools the registry."""
+    report = client_for(pi).get("/api/v1/analysis/report").json()
+    assert report["scope"]["centres_included"] == ["BER", "MUC"]
 
 
 def test_frame_as_json_has_the_frames_columns_and_iso_dates(case, coordinator):

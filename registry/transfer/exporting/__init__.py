@@ -14,7 +14,6 @@ Stata and SPSS files are built one table at a time as a DataFrame (pyreadstat ne
 """
 import zipfile
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone, translation
 
@@ -23,14 +22,9 @@ from registry.models import Centre, ExportLog
 from registry.transfer.exporting.tables import DEIDENTIFY, Deidentifier, frame_deidentified, scope_patients, table_rows
 from registry.transfer.exporting.writers import FORMATS, ExportColumn, write_table
 
-__all__ = ["DEIDENTIFY", "FORMATS", "can_export", "dataset_export", "export_filename"]
+__all__ = ["DEIDENTIFY", "FORMATS", "dataset_export", "export_filename"]
 
 DICTIONARY_FIELDS = ("variable", "table", "type", "label", "codes", "unit", "required", "rule")
-
-
-def can_export(user):
-    """Coordinators (and superusers) may export; PIs too when settings.EXPORT_ALLOW_PI is on."""
-    return access.can_export_pooled(user) or (getattr(settings, "EXPORT_ALLOW_PI", False) and access.is_pi(user))
 
 
 def export_filename(*, centre=None, file_format="csv", deidentify="none", when=None):
@@ -108,11 +102,11 @@ def _dictionary_rows(centre_codes, frame_columns, deidentifier):
 def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="none"):
     """Write the export archive to `out` (a path or a writable binary file); returns the ExportLog.
 
-    Raises PermissionDenied unless `can_export(user)` (user access.SYSTEM: the command without a
+    Raises PermissionDenied unless `access.can_export(user, centre)` (user access.SYSTEM: the command without a
     user), ValueError for an unknown format, option or centre.
     """
-    if user is not access.SYSTEM and not can_export(user):
-        raise PermissionDenied("You may not export the dataset.")
+    if user is not access.SYSTEM and not access.can_export(user, centre or access.ALL):
+        raise PermissionDenied("You may not export this dataset.")
     if file_format not in FORMATS:
         raise ValueError(f"unknown format {file_format!r}: one of {', '.join(FORMATS)}")
     if deidentify not in DEIDENTIFY:

@@ -36,12 +36,18 @@ def test_nurse_cannot_download_the_pooled_export(client, registry):
     assert not ExportLog.objects.exists()
 
 
-def test_pi_may_download_only_when_the_setting_allows(client, registry, settings):
+def test_pi_may_download_only_their_own_centre_and_only_when_the_setting_allows(client, registry, settings):
     client.force_login(f.user("pi", memberships=[("MUC", "pi")]))
     settings.EXPORT_ALLOW_PI = False
-    assert download(client).status_code == 403
+    assert download(client, centre="MUC").status_code == 403
     settings.EXPORT_ALLOW_PI = True
-    assert download(client).status_code == 200
+    page = client.get(reverse("export_download")).content.decode()
+    assert "pooled" not in page and 'value="HD"' not in page  # row-level data: own centres only
+    assert download(client, centre="MUC").status_code == 200
+    for other in ("", "HD"):  # the pooled dataset, another centre
+        assert download(client, centre=other).status_code in (200, 403)
+        assert ExportLog.objects.filter(scope=other).count() == 0
+    assert list(ExportLog.objects.values_list("scope", flat=True)) == ["MUC"]
 
 
 def test_coordinator_downloads_a_zip_and_the_export_is_logged(client, registry):
