@@ -159,3 +159,35 @@ def test_blank_lines_are_skipped_and_rows_keep_their_numbers():
     ImportRun.objects.all().delete()
     data = csv_bytes(rows[:1] + rows_bad, synthetic.COLUMNS["patients"]).replace(b"\r\n", b"\r\n\r\n", 1)
     assert errors_of(run(data, filename="patients.csv")) == [("patients.csv", 4, "sex", "x")]
+
+
+def with_sheet(workbook, member, xml):
+    """The workbook with one sheet's XML replaced."""
+    source, out = zipfile.ZipFile(io.BytesIO(workbook)), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, xml if info.filename == member else source.read(info))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("repeats", [5_000, 50_000])
+def test_a_crafted_sheet_is_refused_in_bounded_time_as_a_dry_run(coordinator, repeats):
+    """5 KB of zip (45 KB of XML: an unclosed cell 5,000 times, then a formula) held a worker for
+    minutes while a regular expression backtracked; the scan is now one linear pass."""
+    import time
+
+    xml = (b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1">'
+           + b'<c r="A1"' * repeats + b"<f>")
+    data = with_sheet(workbook_bytes(cohort(3)), "xl/worksheets/sheet1.xml", xml)
+    started = time.monotonic()
+    report = run(data, user=coordinator, dry_run=True)
+    assert time.monotonic() - started < 2
+    refused(report, "formulas")
+
+
+def test_formula_cells_are_named_whatever_the_namespace_prefix(coordinator):
+    xml = (b'<x:worksheet xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><x:sheetData>'
+           b'<x:row r="2"><x:c r="B2"><x:v>1</x:v></x:c><x:c r="C2"><x:f>1+1</x:f><x:v>2</x:v></x:c></x:row>'
+           b'</x:sheetData></x:worksheet>')
+    data = with_sheet(workbook_bytes(cohort(3)), "xl/worksheets/sheet1.xml", xml)
+    assert ": C2" in refused(run(data, user=coordinator), "formulas")
