@@ -222,6 +222,10 @@ IMPORT_MAX_UNPACKED_BYTES = env_number("IMPORT_MAX_UNPACKED_BYTES", 400 * 2**20)
 IMPORT_MAX_COMPRESSION_RATIO = env_number("IMPORT_MAX_COMPRESSION_RATIO", 100)
 IMPORT_MAX_ZIP_MEMBERS = env_number("IMPORT_MAX_ZIP_MEMBERS", 200)
 IMPORT_MAX_ROWS = env_number("IMPORT_MAX_ROWS", 500000)
+# A table has at most 16 columns; a header far wider is no registry file (and would cost time and
+# memory per column), nor is a file of more cells than this in all (68,000 rows are ~700,000).
+IMPORT_MAX_COLUMNS = env_number("IMPORT_MAX_COLUMNS", 200)
+IMPORT_MAX_CELLS = env_number("IMPORT_MAX_CELLS", 20_000_000)
 # PIs may download the pooled dataset only when this is on (coordinators always may).
 EXPORT_ALLOW_PI = env_flag("EXPORT_ALLOW_PI")
 

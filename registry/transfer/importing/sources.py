@@ -214,18 +214,37 @@ def _delimiter(first_line):
     return max(DELIMITERS, key=score)
 
 
+def _too_wide(name, columns):
+    return FileRefused(_("%(name)s has %(n)s columns, more than the limit of %(limit)s: it is not a table of "
+                         "the registry.") % {"name": name, "n": columns, "limit": limit("IMPORT_MAX_COLUMNS")})
+
+
+def _too_many_cells(name):
+    return FileRefused(_("%(name)s has more than the limit of %(limit)s cells.")
+                       % {"name": name, "limit": limit("IMPORT_MAX_CELLS")})
+
+
 def _read_csv(data, *, name, table):
     text = decode_text(data, name)
     first_line = text.split("\n", 1)[0]
+    # Counted before anything is split: a header of millions of columns is refused at once.
+    widest = 1 + max(first_line.count(d) for d in DELIMITERS)
+    if widest > limit("IMPORT_MAX_COLUMNS"):
+        raise _too_wide(name, widest)
     delimiter = _delimiter(first_line)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader, None)
         if header is None:
             raise FileRefused(_("%(name)s is empty.") % {"name": name})
-        rows = []
+        rows, total = [], len(header)
         for cells in reader:
             rows.append((reader.line_num, cells))
+            total += len(cells)
+            if len(cells) > limit("IMPORT_MAX_COLUMNS"):
+                raise _too_wide(f"{name}, line {reader.line_num},", len(cells))
+            if total > limit("IMPORT_MAX_CELLS"):
+                raise _too_many_cells(name)
             if len(rows) > limit("IMPORT_MAX_ROWS"):
                 raise FileRefused(_("%(name)s has more than the limit of %(limit)s rows.")
                                   % {"name": name, "limit": limit("IMPORT_MAX_ROWS")})
@@ -349,6 +368,10 @@ def _parse_sheets(data, sheets):
             if parsed.height > max_rows + 1:
                 raise FileRefused(_("The sheet %(sheet)s has %(n)s rows, more than the limit of %(limit)s.")
                                   % {"sheet": sheet.name, "n": parsed.height, "limit": max_rows})
+            if parsed.width > limit("IMPORT_MAX_COLUMNS"):
+                raise _too_wide(sheet.name, parsed.width)
+            if parsed.width * parsed.height > limit("IMPORT_MAX_CELLS"):
+                raise _too_many_cells(sheet.name)
             cells = parsed.to_python(skip_empty_area=False)
             sheet.pending.set_result((cells[0] if cells else [], list(enumerate(cells[1:], start=2))))
         except FileRefused as refusal:

@@ -7,6 +7,7 @@ a warning and leaves that column of existing records unchanged (new records get 
 from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from registry import dictionary
 from registry.transfer.importing.cells import CellError, converter, is_blank, shown
@@ -49,17 +50,20 @@ class ParsedSheet:
     complete: bool = True     # False when a required column is missing: no row can be merged
 
 
+UNKNOWN_NAMED = 20  # unknown columns named in the one warning about them
+
+
 def _header(sheet, errors, warnings):
     """[(index, Column)] for the recognised columns of the sheet's header row."""
     by_name = {c.name: c for c in dictionary.columns(sheet.table)}
-    found, seen = [], {}
+    found, seen, unknown = [], {}, []
     for index, raw in enumerate(sheet.header):
         if is_blank(raw):
             continue
         name = dictionary.snake(shown(raw))
         column = by_name.get(name)
         if column is None:
-            warnings.append(Problem(sheet.name, 1, shown(raw), "", _("Unknown column: ignored.")))
+            unknown.append(shown(raw))
             continue
         if name in seen:
             errors.append(Problem(sheet.name, 1, name, "", _("The column appears twice (columns %(a)s and %(b)s).")
@@ -67,6 +71,10 @@ def _header(sheet, errors, warnings):
             continue
         seen[name] = index
         found.append((index, column))
+    if unknown:  # one warning, however many columns
+        more = len(unknown) - UNKNOWN_NAMED
+        warnings.append(Problem(sheet.name, 1, ", ".join(unknown[:UNKNOWN_NAMED]) + (f" … (+{more})" if more > 0 else ""),
+                                "", ngettext("Unknown column: ignored.", "Unknown columns: ignored.", len(unknown))))
     return found
 
 

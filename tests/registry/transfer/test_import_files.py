@@ -191,3 +191,37 @@ def test_formula_cells_are_named_whatever_the_namespace_prefix(coordinator):
            b'</x:sheetData></x:worksheet>')
     data = with_sheet(workbook_bytes(cohort(3)), "xl/worksheets/sheet1.xml", xml)
     assert ": C2" in refused(run(data, user=coordinator), "formulas")
+
+
+def test_a_header_of_four_million_columns_is_refused_in_seconds_and_little_memory(coordinator):
+    """8 MB of CSV header took 263 s and 1.5 GB, with one warning per unknown column."""
+    import resource
+    import time
+
+    data = b"patient_id" + b",x" * 4_000_000 + b"\nMUC-AAAAAA\n"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    report = run(data, user=coordinator, filename="patients.csv", dry_run=True)
+    assert time.monotonic() - started < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 200 * 1024  # KiB
+    refused(report, "4000001 columns", "limit of 200")
+    assert len(report.errors) == 1 and not report.warnings
+
+
+def test_a_row_wider_than_the_limit_is_refused(coordinator):
+    data = b"patient_id,sex\n" + b"MUC-AAAAAA" + b",m" * 300 + b"\n"
+    refused(run(data, user=coordinator, filename="patients.csv", dry_run=True), "line 2", "limit of 200")
+
+
+def test_too_many_cells_in_all_are_refused(coordinator, settings):
+    settings.IMPORT_MAX_CELLS = 50
+    refused(run(workbook_bytes(cohort(20)), user=coordinator, dry_run=True), "limit of 50 cells")
+
+
+def test_many_unknown_columns_are_one_warning_naming_the_first_twenty(coordinator):
+    tables = cohort(3)
+    header = list(synthetic.COLUMNS["patients"]) + [f"extra_{i}" for i in range(30)]
+    report = run(workbook_bytes({"patients": tables["patients"]}, columns={"patients": header}), user=coordinator,
+                 dry_run=True)
+    [warning] = [w for w in report.warnings if "Unknown" in w.message]
+    assert warning.message == "Unknown columns: ignored." and warning.column.endswith("extra_19 … (+10)")
