@@ -275,4 +275,6 @@ SPECTACULAR_SETTINGS = {
 # Survival dashboard (analysis/dashboard.py): Kaplan-Meier groups smaller than this are not drawn;
 # an open dashboard asks every this many seconds whether the data changed.
 DASHBOARD_MIN_STRATUM = env_number("DASHBOARD_MIN_STRATUM", 5)
+# API changes and deletions must name the version they were based on (If-Match), else 428.
+API_REQUIRE_IF_MATCH = env_flag("API_REQUIRE_IF_MATCH", True)
 DASHBOARD_POLL_SECONDS = env_number("DASHBOARD_POLL_SECONDS", 20)

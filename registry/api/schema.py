@@ -14,6 +14,7 @@ DESCRIPTIONS = {
     "403": "Your role may not do this (e.g. a PI changing a record).",
     "404": "No such record among those you may read (or an unknown page cursor or format).",
     "412": "The record has a newer version than the one named in If-Match. Nothing was written.",
+    "428": "If-Match is missing: send the record's ETag. Nothing was written.",
     "429": "Too many requests: wait the seconds given in Retry-After.",
 }
 
@@ -42,7 +43,7 @@ def document_error_responses(result, generator, request, public):
             if "{" in path or any(p["name"] in ("cursor", "format") for p in operation.get("parameters", [])):
                 codes.append("404")
             if method in ("put", "patch", "delete"):
-                codes.append("412")
+                codes += ["412", "428"]
             for code in sorted(codes):
                 operation["responses"].setdefault(code, _error(code))
     return result

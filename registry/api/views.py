@@ -4,12 +4,14 @@
   (a PI) gets 403 on every write.
 - Every write goes through registry.services: a rule violation is a 400 naming the column, and
   nothing is written; the audit trail records the API user.
-- Optimistic concurrency: every record answers with `ETag: "<version>"`; a write sent with
-  `If-Match` naming an older version is refused with 412 and changes nothing.
+- Optimistic concurrency: every record answers with `ETag: "<version>"`; a change or deletion must
+  send it back in `If-Match` (428 without it, unless settings.API_REQUIRE_IF_MATCH is off), and one
+  naming an older version is refused with 412. Either way nothing is written.
 """
 import datetime
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.urls import reverse
@@ -39,13 +41,21 @@ ERROR_KEYS = {"__all__": "non_field_errors", "patient": "patient_id"}
 class PreconditionFailed(Exception):
     """The stored record is newer than the version the client edited (answered with 412)."""
 
+    status = status.HTTP_412_PRECONDITION_FAILED
+
     def __init__(self, detail, current_version):
         super().__init__(detail)
         self.detail, self.current_version = detail, current_version
 
     def response(self):
         return Response({"detail": self.detail, "current_version": self.current_version},
-                        status=status.HTTP_412_PRECONDITION_FAILED, headers={"ETag": etag(self.current_version)})
+                        status=self.status, headers={"ETag": etag(self.current_version)})
+
+
+class PreconditionRequired(PreconditionFailed):
+    """A change without If-Match: the client has not said which version it edited (428)."""
+
+    status = status.HTTP_428_PRECONDITION_REQUIRED
 
 
 def etag(version):
@@ -67,6 +77,10 @@ def if_match_versions(request):
 def expected_version(request, record):
     """The version the client edited, checked against the stored one (412 when they differ)."""
     versions = if_match_versions(request)
+    if versions is None and getattr(settings, "API_REQUIRE_IF_MATCH", True):
+        raise PreconditionRequired(_("Send the record's ETag in If-Match (here If-Match: \"%(current)s\") so that a "
+                                     "change made since you read it is not overwritten.")
+                                   % {"current": record.version}, record.version)
     if versions is None or versions == "*":
         return record.version
     if str(record.version) not in versions:
@@ -167,9 +181,9 @@ class RecordFilter(BaseFilterBackend):
 
 
 IF_MATCH = OpenApiParameter(
-    "If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    "If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
     description='The ETag the change was based on, e.g. "3": if the record has a newer version, the write '
-                "is refused with 412. Without it the write is not checked for concurrent changes.")
+                "is refused with 412; without the header, with 428.")
 ETAG = OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 201],
                         description='The record\'s version, e.g. "3".')
 

@@ -4,6 +4,7 @@ import datetime
 
 import pytest
 
+from registry import services
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from tests import factories as f
 from tests.registry.api.test_api_helpers import api, client_for, fresh_throttles, patient_payload, record_payloads  # noqa: F401
@@ -83,7 +84,7 @@ def test_a_single_record_rule_is_a_400_naming_the_field(api, case):
 def test_unknown_codes_and_future_dates_are_refused_by_type_checks(api, case):
     tomorrow = (datetime.date.today() + datetime.timedelta(days=1)).isoformat()
     response = api.patch(f"/api/v1/patients/{case.pk}/", {"sex": "F", "lung_mets_diagnosis_date": tomorrow},
-                         format="json")
+                         format="json", HTTP_IF_MATCH='"1"')
     assert response.status_code == 400
     assert set(response.json()) == {"sex", "lung_mets_diagnosis_date"}
 
@@ -109,25 +110,27 @@ def test_a_nurse_cannot_create_a_patient_for_another_centre(api):
 
 def test_patients_cannot_move_centre_nor_records_patient(api, case):
     other = f.patient("MUC")
-    response = api.patch(f"/api/v1/patients/{case.pk}/", {"centre": "BER"}, format="json")
+    response = api.patch(f"/api/v1/patients/{case.pk}/", {"centre": "BER"}, format="json", HTTP_IF_MATCH='"1"')
     assert response.status_code == 400 and "centre" in response.json()
     pm = case.metastasectomies.get()
-    response = api.patch(f"/api/v1/metastasectomies/{pm.pk}/", {"patient_id": other.pk}, format="json")
+    response = api.patch(f"/api/v1/metastasectomies/{pm.pk}/", {"patient_id": other.pk}, format="json",
+                         HTTP_IF_MATCH='"1"')
     assert response.status_code == 400 and "patient_id" in response.json()
 
 
 def test_put_replaces_and_patch_changes_and_both_bump_the_version(api, case):
     url = f"/api/v1/follow-up/{case.follow_ups.get().pk}/"
-    response = api.put(url, {"patient_id": case.pk, "event_date": "2016-02-01", "event": "contact"}, format="json")
+    response = api.put(url, {"patient_id": case.pk, "event_date": "2016-02-01", "event": "contact"}, format="json",
+                       HTTP_IF_MATCH='"1"')
     assert response.status_code == 200, response.json()
     assert response.json()["version"] == 2 and response["ETag"] == '"2"'
-    response = api.patch(url, {"event_date": "2016-03-01"}, format="json")
+    response = api.patch(url, {"event_date": "2016-03-01"}, format="json", HTTP_IF_MATCH=response["ETag"])
     assert response.json()["event_date"] == "2016-03-01" and response.json()["version"] == 3
 
 
 def test_put_needs_every_required_field(api, case):
     url = f"/api/v1/follow-up/{case.follow_ups.get().pk}/"
-    response = api.put(url, {"event_date": "2016-02-01"}, format="json")
+    response = api.put(url, {"event_date": "2016-02-01"}, format="json", HTTP_IF_MATCH='"1"')
     assert response.status_code == 400
     assert set(response.json()) == {"patient_id", "event"}
 
@@ -144,6 +147,25 @@ def test_a_stale_if_match_is_a_412_and_changes_nothing(api, case):
     assert Patient.objects.exists()
 
 
+def test_a_change_without_if_match_is_a_428_and_cannot_overwrite_a_web_save(api, case, nurse):
+    """A client PUTting a body read at version 1 silently overwrote a save made at version 2."""
+    url = f"/api/v1/patients/{case.pk}/"
+    body = api.get(url).json()
+    stored = Patient.objects.get()
+    stored.ecog = 3
+    services.record_save(user=nurse, record=stored)  # a nurse saves in the web app meanwhile
+    response = api.put(url, {**body, "ecog": 1}, format="json")
+    assert response.status_code == 428 and response["ETag"] == '"2"'
+    assert "If-Match" in response.json()["detail"]
+    assert api.delete(url).status_code == 428
+    assert Patient.objects.get().ecog == 3 and Patient.objects.get().version == 2
+
+
+def test_if_match_may_be_made_optional_by_setting(api, case, settings):
+    settings.API_REQUIRE_IF_MATCH = False
+    assert api.patch(f"/api/v1/patients/{case.pk}/", {"ecog": 1}, format="json").status_code == 200
+
+
 def test_a_current_if_match_is_accepted_also_weak_or_star(api, case):
     url = f"/api/v1/patients/{case.pk}/"
     assert api.patch(url, {"ecog": 1}, format="json", HTTP_IF_MATCH='W/"1"').status_code == 200
@@ -158,20 +180,20 @@ def test_a_concurrent_save_between_read_and_write_is_a_412(api, case, nurse, mon
     def stale(**kwargs):
         raise StaleRecordError(kwargs["record"], [("ecog", 4)])
     monkeypatch.setattr(services, "record_save", stale)
-    response = api.patch(f"/api/v1/patients/{case.pk}/", {"ecog": 1}, format="json")
+    response = api.patch(f"/api/v1/patients/{case.pk}/", {"ecog": 1}, format="json", HTTP_IF_MATCH='"1"')
     assert response.status_code == 412
     assert "ecog" in response.json()["detail"]
 
 
 def test_deleting_a_patient_deletes_the_case_and_audits_the_api_user(api, case, nurse):
-    assert api.delete(f"/api/v1/patients/{case.pk}/").status_code == 204
+    assert api.delete(f"/api/v1/patients/{case.pk}/", HTTP_IF_MATCH='"1"').status_code == 204
     assert counts() == [0, 0, 0, 0, 0]
     assert Patient.history.filter(history_type="-").get().history_user == nurse
 
 
 def test_deleting_the_only_pm_with_follow_up_left_is_a_400(api, case):
     pm = case.metastasectomies.get()
-    response = api.delete(f"/api/v1/metastasectomies/{pm.pk}/")
+    response = api.delete(f"/api/v1/metastasectomies/{pm.pk}/", HTTP_IF_MATCH='"1"')
     assert response.status_code == 400
     assert Metastasectomy.objects.filter(pk=pm.pk).exists()
 

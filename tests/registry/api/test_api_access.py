@@ -151,7 +151,7 @@ def request_for(name, method, world):
     if table and kind == "detail":
         record = target(table, case)
         data = {"PUT": lambda: writable_values(table, record), "PATCH": dict}.get(method, lambda: None)()
-        return f"/api/v1/{table.url}/{record.pk}/", data
+        return f"/api/v1/{table.url}/{record.pk}/", data, {"HTTP_IF_MATCH": f'"{record.version}"'}
     return {
         "centres-list": ("/api/v1/centres/", None),
         "centres-detail": ("/api/v1/centres/MUC/", None),
@@ -176,7 +176,8 @@ def request_as(role, name, method, world):
     user = world[role]
     if name == "token_revoke":  # a token of the nurse: only she may revoke it
         world["token"] = ApiToken.issue(user=world["nurse"], kind="api", name="nurse's script")[0]
-    url, data = request_for(name, method, world)
+    url, data, *headers = request_for(name, method, world)
+    headers = headers[0] if headers else {}
     before = table_counts()
     if name in PAGE_METHODS or name == "swagger-ui":  # pages for people: a browser session
         client = Client()
@@ -186,7 +187,7 @@ def request_as(role, name, method, world):
     if name == "redcap_api":
         token = redcap_token_for(user) if user else "0" * 32
         return Client().post(url, {"token": token, "content": "record", "format": "json"}), before
-    return client_for(user).generic(method, url, data=_json(data), content_type="application/json"), before
+    return client_for(user).generic(method, url, data=_json(data), content_type="application/json", **headers), before
 
 
 def problems_of(role, name, method, world, response, before):
