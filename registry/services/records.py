@@ -97,7 +97,7 @@ def record_save(*, user, record, expected_version=None):
 
     A new patient gets a freshly issued pseudonym. `expected_version` is the version the editor
     started from: if the stored record has moved on, StaleRecordError is raised instead of
-    overwriting someone else's change.
+    overwriting someone else's change. Saving a record unchanged writes nothing.
     """
     is_new = record._state.adding
     if is_new and isinstance(record, Patient) and not record.patient_id:
@@ -112,6 +112,8 @@ def record_save(*, user, record, expected_version=None):
             raise StaleRecordError(stored, _changed_columns(stored, record))
         if isinstance(record, Patient) and stored.centre_id != record.centre_id:
             raise ValidationError({"centre": _("A patient cannot move to another centre: the pseudonym names it.")})
+        if not _changed_columns(stored, record):
+            return record  # nothing changed: no new version, no audit row, the data version stays
     # The locked case shows the patient exists: its foreign key needs no query of its own (but a
     # unique one, the primary tumour's, is still checked).
     record.full_clean(exclude=["patient"] if case and not isinstance(record, Patient) else None, validate_unique=False)

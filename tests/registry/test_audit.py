@@ -94,3 +94,11 @@ def test_data_version_changes_with_every_clinical_change(nurse):
     after_update = selectors.data_version()
     services.record_delete(user=nurse, record=patient)
     assert len({before, after_create, after_update, selectors.data_version()}) == 4
+
+
+def test_saving_a_record_unchanged_writes_no_version_no_audit_row_and_keeps_the_data_version(nurse, case):
+    pm = Metastasectomy.objects.get(patient=case)
+    audit_rows, version = Metastasectomy.history.count(), selectors.data_version()
+    services.record_save(user=nurse, record=Metastasectomy.objects.get(pk=pm.pk))
+    assert Metastasectomy.objects.get().version == 1
+    assert Metastasectomy.history.count() == audit_rows and selectors.data_version() == version
