@@ -205,6 +205,9 @@ def _validate(plan):
     check(set(plan.multivariable_covariates) <= set(FACTORS),
           f"plan parameter 'multivariable_covariates' must name factors of {', '.join(FACTORS)}")
     check(plan.multivariable_covariates != (), "plan parameter 'multivariable_covariates' is empty")
+    for name in ("multivariable_covariates", "multivariable_endpoints", "rate_times_months"):
+        values = getattr(plan, name)
+        check(len(set(values)) == len(values), f"plan parameter {name!r} names a value twice")
     check(set(plan.multivariable_endpoints) <= set(ENDPOINTS),
           f"plan parameter 'multivariable_endpoints' must name endpoints of {', '.join(ENDPOINTS)}")
     check(all(t > 0 for t in plan.rate_times_months), "plan 'rate_times_months' must be > 0")

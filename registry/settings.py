@@ -90,8 +90,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "registry.web.middleware.ContentSecurityPolicyMiddleware",
+    "registry.security.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "registry.security.middleware.RefuseNulMiddleware",
+    "registry.security.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -130,6 +132,7 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = True
 TWO_FACTOR_REQUIRED_ROLES = {role.strip() for role in os.environ.get("TWO_FACTOR_REQUIRED_ROLES", "").split(",")
                              if role.strip()}
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Sarcoma PM registry")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a TOTP secret
 
 ROOT_URLCONF = "registry.urls"
 WSGI_APPLICATION = "registry.wsgi.application"

@@ -83,3 +83,9 @@ def test_a_user_without_a_centre_gets_an_empty_report(db):
     response = client_for(loner).get("/api/v1/analysis/report")
     assert response.status_code == 200
     assert response.json()["cohort"]["registered"] == 0
+
+
+def test_a_covariate_named_twice_is_a_400_not_a_500(coordinator, db):
+    response = client_for(coordinator).get("/api/v1/analysis/report",
+                                           {"multivariable_covariates": "histology,histology,histology"})
+    assert response.status_code == 400 and "twice" in str(response.json())

@@ -1,0 +1,53 @@
+"""Security middleware of the site's own: invalid input refused early, a Content-Security-Policy
+and no caching of responses outside the static files."""
+from django.http import HttpResponseBadRequest
+
+# A Content-Security-Policy on every response: scripts, styles and images only from the
+# registry itself, no inline script, no framing. The pages are built for it (no CDN, no inline
+# script or style); Swagger UI sets style attributes from its script, so its page may use them.
+
+POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+          "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+SWAGGER_POLICY = POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+SWAGGER_PATH = "/api/docs/"
+
+
+class ContentSecurityPolicyMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        policy = SWAGGER_POLICY if request.path.startswith(SWAGGER_PATH) else POLICY
+        response.headers.setdefault("Content-Security-Policy", policy)
+        return response
+
+
+class RefuseNulMiddleware:
+    """A NUL character in the path or the query string is a 400 before any view runs: it can be no
+    pseudonym, code or date, and PostgreSQL refuses it in a query (it was a 500)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path or "%00" in query or "\x00" in query:
+            return HttpResponseBadRequest("A NUL character is not allowed in the address.",
+                                          content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+
+class NoStoreMiddleware:
+    """Cache-Control: no-store on every response but the static files (which whitenoise serves
+    before this runs): pages, downloads and API answers hold patient data, and no browser,
+    proxy or shared computer should keep them."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control"):
+            response["Cache-Control"] = "no-store"
+        return response
