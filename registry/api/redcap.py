@@ -54,6 +54,7 @@ from registry.api.redcap_project import (
 )
 from registry.api.throttling import TokenRateThrottle, UserRateThrottle
 from registry.models import Patient
+from registry.transfer.exporting.writers import neutral
 
 # --- the protocol ------------------------------------------------------------------------------
 
@@ -93,7 +94,8 @@ def table_response(rows, columns, fmt, *, headers=None, single=False):
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(headers or columns)
-    writer.writerows([[row.get(column, "") for column in columns] for row in rows])
+    # Text a spreadsheet would run as a formula is made inert, as in the dataset export.
+    writer.writerows([[neutral(row.get(column, "")) for column in columns] for row in rows])
     return HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
 
 

@@ -148,3 +148,11 @@ def test_a_wrong_token_gets_redcaps_permission_error(db):
     assert response.status_code == 403
     assert response.json() == {"error": "You do not have permissions to use the API"}
     assert Client().get("/redcap/api/").status_code in (403, 405)
+
+
+def test_csv_records_neutralise_text_a_spreadsheet_would_run(post, case, nurse):
+    services.record_save(user=nurse, record=f.systemic_therapy(case, start_date=f.D(2015, 9, 1), end_date=None, regimen="other",
+                                                                regimen_other='=HYPERLINK("http://x","y")'))
+    text = post("record", format="csv").content.decode()
+    assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
+    assert post("record", format="json").json()  # JSON keeps the value as entered
