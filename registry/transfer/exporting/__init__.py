@@ -19,7 +19,14 @@ from django.utils import timezone, translation
 
 from registry import access, dictionary, selectors
 from registry.models import Centre, ExportLog
-from registry.transfer.exporting.tables import DEIDENTIFY, Deidentifier, frame_deidentified, scope_patients, table_rows
+from registry.transfer.exporting.tables import (
+    CALENDAR_COLUMNS,
+    DEIDENTIFY,
+    Deidentifier,
+    frame_deidentified,
+    scope_patients,
+    table_rows,
+)
 from registry.transfer.exporting.writers import FORMATS, ExportColumn, write_table
 
 __all__ = ["DEIDENTIFY", "FORMATS", "dataset_export", "export_filename"]
@@ -36,6 +43,8 @@ def export_filename(*, centre=None, file_format="csv", deidentify="none", when=N
 def _columns(table, deidentifier):
     result = []
     for column in dictionary.columns(table):
+        if not deidentifier.exported(table, column):
+            continue
         kind = column.type
         if kind == "date" and deidentifier.mode == "intervals":
             kind = "days"
@@ -89,6 +98,8 @@ def load_frame(*, user, centre):
 def _dictionary_rows(centre_codes, frame_columns, deidentifier):
     rows = []
     for row in dictionary.as_rows(centre_codes):
+        if (row["table"], row["variable"]) in CALENDAR_COLUMNS and deidentifier.mode == "intervals":
+            continue
         if row["type"] == "date" and deidentifier.mode == "intervals":
             row = {**row, "variable": deidentifier.name(row["variable"], "date"), "type": "int",
                    "unit": "days from the index operation"}
@@ -150,13 +161,15 @@ def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="non
 
 DEIDENTIFY_TEXT = {
     "none": "none: dates as recorded.",
-    "shift-dates": ("shift-dates: every date of a patient is moved by the same secret offset of 1 to 180 "
-                    "days, earlier or later (keyed on the registry's secret and the patient ID, stable "
-                    "across exports). Intervals within a patient are exact; calendar dates are not. "
-                    "birth_year and age_at_pm are as recorded."),
+    "shift-dates": ("shift-dates: every date of a patient is moved back by the same secret offset of 1 to "
+                    "180 days (never forward, so no date lies after the export; keyed on the registry's "
+                    "export key and the patient ID, stable across exports). Intervals within a patient "
+                    "are exact; calendar dates are not. birth_year and age_at_pm are as recorded."),
     "intervals": ("intervals: every date column <name> is replaced by <name>_days, the days from the "
                   "patient's index operation (earliest metastasectomy; negative = before it); blank "
-                  "for a patient without a metastasectomy."),
+                  "for a patient without a metastasectomy. No calendar information is exported: "
+                  "birth_year is left out (age_at_pm, whole years at the index operation, is kept) "
+                  "and the exclusion reason names no dates."),
 }
 FORMAT_TEXT = {
     "csv": ("CSV, UTF-8, comma-separated, header row; dates YYYY-MM-DD; '.' decimals; blank = unknown. "

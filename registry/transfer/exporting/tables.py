@@ -4,11 +4,15 @@ Rows are read with `values_list(...).iterator()`, so a table never sits in memor
 instances; columns are those of the data dictionary, in its order.
 
 De-identification (the same for every table and the analysis frame of one export):
-- shift-dates: every date of a patient moves by the same offset, ±1…180 days, derived from
+- shift-dates: every date of a patient moves back by the same offset, 1…180 days, derived from
   HMAC-SHA256(EXPORT_SHIFT_KEY, patient_id): stable across exports (and across rotations of
-  SECRET_KEY), unknown without the key, and every interval within a patient is preserved.
+  SECRET_KEY), unknown without the key, and every interval within a patient is preserved. Only
+  back: a date moved forward could lie after the export day, which would tell the offset's sign
+  and bound (and the registry's own import would refuse the file).
 - intervals: every date column <name> becomes <name>_days, the days from the patient's index
-  operation (earliest metastasectomy); blank for a patient without one.
+  operation (earliest metastasectomy); blank for a patient without one. No calendar information
+  is left: birth_year is not exported (age_at_pm, whole years at the index operation, is), and
+  the analysis frame's exclusion reason names no dates.
 """
 import datetime
 import hashlib
@@ -21,17 +25,18 @@ from registry import dictionary
 from registry.models import Patient, index_date
 
 DEIDENTIFY = ("none", "shift-dates", "intervals")
+# Columns that are calendar information without being dates: left out of an intervals export.
+CALENDAR_COLUMNS = {("patients", "birth_year")}
 MAX_SHIFT_DAYS = 180
 CHUNK = 2000
 
 
 def shift_days(patient_id):
-    """The secret, stable date offset of one patient: -180…-1 or 1…180 days (never 0)."""
+    """The secret, stable date offset of one patient: -180…-1 days (never 0, never forward)."""
     if not settings.EXPORT_SHIFT_KEY:
         raise ImproperlyConfigured("Set EXPORT_SHIFT_KEY to export with shifted dates.")
     digest = hmac.new(settings.EXPORT_SHIFT_KEY.encode(), b"export-date-shift:" + patient_id.encode(), hashlib.sha256)
-    n = int.from_bytes(digest.digest()[:8], "big") % (2 * MAX_SHIFT_DAYS)
-    return n - MAX_SHIFT_DAYS if n < MAX_SHIFT_DAYS else n - MAX_SHIFT_DAYS + 1
+    return -1 - int.from_bytes(digest.digest()[:8], "big") % MAX_SHIFT_DAYS
 
 
 def scope_patients(centre=None):
@@ -60,6 +65,10 @@ class Deidentifier:
         if days is None:
             days = self._shifts[patient_id] = shift_days(patient_id)
         return days
+
+    def exported(self, table, column):
+        """Whether a column of a dictionary table is exported in this mode."""
+        return not (self.mode == "intervals" and (table, column.name) in CALENDAR_COLUMNS)
 
     def name(self, column_name, column_type):
         """The exported name of a column (date columns get '_days' in intervals mode)."""
@@ -96,7 +105,7 @@ class Deidentifier:
 def table_rows(table, patients, deidentifier):
     """(columns, exported column names, row iterator, count) of one dictionary table in scope."""
     model = dictionary.TABLE_MODELS[table]
-    columns = dictionary.columns(table)
+    columns = [c for c in dictionary.columns(table) if deidentifier.exported(table, c)]
     lookups = [c.attname for c in columns]
     if model is Patient:
         queryset = patients.order_by("patient_id")
@@ -125,4 +134,7 @@ def frame_deidentified(frame, deidentifier):
         days = (frame["index_date"] - frame["index_date"]).dt.days.astype("Int64")
         frame = frame.drop(columns=["index_date"])
         frame.insert(position, "index_date_days", days)
+        # The study period's criterion names its calendar dates: say it without them.
+        period = frame["exclusion_reason"].fillna("").str.startswith("index date outside")
+        frame.loc[period, "exclusion_reason"] = "index date outside the study period"
     return frame

@@ -2,18 +2,23 @@
 import csv
 import datetime
 import io
+import re
 import zipfile
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import transaction
+from hypothesis import given
+from hypothesis import strategies as st
 
-from registry import access
+from registry import access, services
 from registry.dictionary import TABLES
 from registry.management.commands.generate_cohort import cohort_load
 from registry.models import ExportLog, FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from registry.transfer.exporting import dataset_export
 from registry.transfer.exporting.tables import shift_days
 from tests import factories as f
+from tests import fuzzing
 from tests.registry.transfer.test_import_support import centres, cohort, run, table_contents
 
 pytestmark = pytest.mark.django_db
@@ -230,3 +235,61 @@ def test_without_a_shift_key_the_shift_is_refused_not_guessed(settings):
     settings.EXPORT_SHIFT_KEY = None
     with pytest.raises(ImproperlyConfigured, match="EXPORT_SHIFT_KEY"):
         shift_days("MUC-000001")
+
+
+YEAR = re.compile(r"(?<!\d)(19|20)\d\d(?!\d)")
+
+
+def exported_tables(archive):
+    return {name.removesuffix(".csv"): read_csv(archive, name) for name in archive.namelist()
+            if name.endswith(".csv") and name != "data_dictionary.csv"}
+
+
+@fuzzing.fuzz(4)
+@given(seed=st.integers(0, 10_000))
+def test_an_intervals_export_gives_no_calendar_year_to_recover(tmp_path_factory, seed):
+    """The attack that worked: birth_year + age_at_pm = the index year, for every patient; and the
+    exclusion reason named the study period's dates. No column, cell or dictionary row may carry a
+    calendar year or a date now."""
+    with transaction.atomic():
+        centres()
+        cohort_load(cohort(15, seed=seed))
+        archive = export(tmp_path_factory.mktemp("x"), deidentify="intervals")
+        transaction.set_rollback(True)
+    tables = exported_tables(archive)
+    assert all("birth_year" not in rows[0] for rows in tables.values() if rows)
+    for table, rows in tables.items():
+        for row in rows:
+            for column, value in row.items():
+                if column not in ("patient_id", "centre"):
+                    assert not YEAR.search(value) or column.endswith("_days") and value.lstrip("-").isdigit(), \
+                        (table, column, value)
+                    assert not re.fullmatch(r"\d{4}-\d\d-\d\d", value), (table, column, value)
+    dictionary_rows = read_csv(archive, "data_dictionary.csv")
+    assert not [r for r in dictionary_rows if r["variable"] == "birth_year"]
+
+
+@fuzzing.fuzz(4)
+@given(seed=st.integers(0, 10_000))
+def test_a_shift_dates_export_never_lies_after_the_export_day(tmp_path_factory, seed):
+    """A date moved forward past the export day told the offset's sign and a bound (and the
+    registry's own import refused the file)."""
+    today = datetime.date.today()
+    with transaction.atomic():
+        centres()
+        cohort_load(cohort(15, seed=seed))
+        for patient in Patient.objects.exclude(follow_ups__event="death").filter(metastasectomies__isnull=False).distinct():
+            services.record_save(user=access.SYSTEM, record=FollowUp(patient=patient, event="contact", event_date=today))
+        archive = export(tmp_path_factory.mktemp("x"), deidentify="shift-dates")
+        transaction.set_rollback(True)
+    today = today.isoformat()
+    for table, rows in exported_tables(archive).items():
+        for row in rows:
+            for column, value in row.items():
+                if re.fullmatch(r"\d{4}-\d\d-\d\d", value):
+                    assert value <= today, (table, column, value)
+
+
+def test_every_offset_moves_dates_back_by_one_to_180_days():
+    offsets = {shift_days(f"MUC-{n:06d}") for n in range(2000)}
+    assert min(offsets) == -180 and max(offsets) == -1
