@@ -69,10 +69,17 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
         "multivariable": [multivariable(data, endpoint, plan) for endpoint in plan.multivariable_endpoints],
         "subgroups": subgroups(data, plan),
         "complications": complications(analysed),
-        "table1": table1(analysed, plan.histologies),
+        "table1": table1(analysed, plan.histologies, min_count=min_cell_count()),
         "curves": {endpoint: curve(km[endpoint]) for endpoint in ENDPOINTS},
         "methods": METHODS,
     }
+
+
+def min_cell_count():
+    """The smallest group an aggregate may show (settings.DASHBOARD_MIN_STRATUM, default 5)."""
+    from django.conf import settings
+
+    return getattr(settings, "DASHBOARD_MIN_STRATUM", 5)
 
 
 def frame_with_version(plan, *, user=None, centres=None, row_level=False):

@@ -29,12 +29,17 @@ VARIABLES = [
 UNKNOWN = "unknown"
 
 
-def table1(frame, histologies):
+def table1(frame, histologies, *, min_count=1):
     """{"groups": [{"group", "n"}], "rows": [...]} for the analysed patients in ``frame``.
 
     Each row: ``variable``, ``type`` ("categorical" / "continuous"), for categorical rows a
     ``level``, and ``values``: {group: {"n", "percent"}} or {group: {"n", "missing", "median",
     "q1", "q3"}}. Groups: "overall", then each histology of the plan (in plan order).
+
+    Small cells are withheld (``suppressed``: True, numbers None): a categorical variable with a
+    count from 1 to min_count - 1 in any group is withheld in every group, since the overall
+    column minus the others, or a group's total minus its other levels, would give it back; a
+    continuous variable is withheld in a group with fewer than min_count values.
     """
     groups = [("overall", frame)] + [(h, frame[frame["histology"] == h]) for h in histologies]
     rows = []
@@ -51,7 +56,19 @@ def table1(frame, histologies):
             rows.append({"variable": column, "type": "categorical", "level": level,
                          "values": {name: _share(values[name].get(level, 0), len(part))
                                     for name, part in groups}})
+    _suppress_small_cells(rows, min_count)
     return {"groups": [{"group": name, "n": int(len(part))} for name, part in groups], "rows": rows}
+
+
+def _suppress_small_cells(rows, min_count):
+    small = {row["variable"] for row in rows if row["type"] == "categorical"
+             and any(0 < value["n"] < min_count for value in row["values"].values())}
+    for row in rows:
+        if row["variable"] in small:
+            row["values"] = {group: {"n": None, "percent": None, "suppressed": True} for group in row["values"]}
+        elif row["type"] == "continuous":
+            row["values"] = {group: {**{key: None for key in value}, "suppressed": True}
+                             if 0 < value["n"] < min_count else value for group, value in row["values"].items()}
 
 
 def _categories(series, kind):

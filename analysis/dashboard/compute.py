@@ -187,20 +187,25 @@ def stratum_title(factor, plan):
 
 
 def strata_for(analysed, factor, plan):
-    """Kaplan-Meier per group of ``factor`` for each endpoint, small groups withheld.
+    """Kaplan-Meier per group of ``factor`` for each endpoint, or nothing drawn at all.
 
-    A group with fewer than min_stratum() patients is listed in "hidden" and neither drawn nor
-    tested; the log-rank test compares the groups that are drawn (two or more).
+    When any group, or the patients whose value is unknown, number fewer than min_stratum(), no
+    group is drawn: the unstratified curve minus the groups drawn would reveal the small group's
+    times exactly (a group of one patient gave away her censoring and event times). The small
+    groups are listed in "hidden" without their size. Otherwise every group is drawn and the
+    log-rank test compares them.
     """
     from analysis import stats
     from analysis.report import curve
 
     labels, order = stratum_labels(analysed, factor, plan)
-    sizes = labels.value_counts()
-    shown = [label for label in order if sizes.get(label, 0) >= min_stratum()]
-    result = {"factor": factor, "label": stratum_title(factor, plan), "unknown": int(labels.isna().sum()),
-              "hidden": [{"label": label, "n": int(sizes[label])} for label in order if 0 < sizes.get(label, 0) < min_stratum()],
-              "endpoints": {}}
+    sizes, unknown = labels.value_counts(), int(labels.isna().sum())
+    small = [label for label in order if 0 < sizes.get(label, 0) < min_stratum()]
+    if 0 < unknown < min_stratum():
+        small.append(str(_("unknown")))
+    shown = [] if small else [label for label in order if sizes.get(label, 0)]
+    result = {"factor": factor, "label": stratum_title(factor, plan), "unknown": unknown,
+              "hidden": [{"label": label, "n": None} for label in small], "endpoints": {}}
     drawn = labels.isin(shown)
     for endpoint in ENDPOINTS:
         months, events = analysed[f"{endpoint}_months"].astype(float), analysed[f"{endpoint}_event"].astype(float)

@@ -78,9 +78,13 @@ def draw_page_figures(results_):
 def strata_note(strata):
     """What the curves leave out: groups under the minimum size and patients with unknown values."""
     parts = []
-    if strata["hidden"]:
-        groups = ", ".join(f"{g['label']} (n = {g['n']})" for g in strata["hidden"])
-        parts.append(f"Not drawn, fewer than {min_stratum()} patients: {groups}.")
+    if strata["hidden"] and strata["factor"] != "none":
+        groups = ", ".join(g["label"] for g in strata["hidden"])
+        parts.append(f"No curve drawn: fewer than {min_stratum()} patients in {groups}, and the other curves "
+                     f"would reveal them by difference.")
+    elif strata["hidden"]:  # the whole cohort: its size is no secret (the cohort flow shows it)
+        group = strata["hidden"][0]
+        parts.append(f"Not drawn, fewer than {min_stratum()} patients: {group['label']} (n = {group['n']}).")
     if strata["unknown"]:
         parts.append(f"Not in the curves: {strata['unknown']} patients with unknown {strata['label']}.")
     return " ".join(parts)

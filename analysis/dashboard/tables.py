@@ -115,7 +115,8 @@ def table1_rows(table1, plan):
         if row["type"] == "continuous":
             values = [row["values"][g] for g in groups]
             out.append({"label": f"{label}, median (IQR)", "heading": False, "cells": [
-                "—" if v["median"] is None else f"{v['median']:.1f} ({v['q1']:.1f}–{v['q3']:.1f})" for v in values]})
+                SUPPRESSED if v.get("suppressed") else "—" if v["median"] is None
+                else f"{v['median']:.1f} ({v['q1']:.1f}–{v['q3']:.1f})" for v in values]})
             continue
         if row["variable"] != previous:
             out.append({"label": label, "heading": True, "cells": []})
@@ -125,8 +126,13 @@ def table1_rows(table1, plan):
     return out
 
 
+SUPPRESSED = "withheld (small group)"
+
+
 def _count(value):
     """"12 (34 %)": a count with its share of the column."""
+    if value.get("suppressed"):
+        return SUPPRESSED
     return f"{value['n']} ({'—' if value['percent'] is None else format(value['percent'], '.0f')} %)"
 
 

@@ -277,3 +277,24 @@ def test_overlapping_saves_of_one_centre_are_both_counted_and_other_centres_do_n
     second.join(10)
     assert counter() == counted + 2
     assert selectors.data_version(["MUC"]) != before
+
+
+def test_table1_withholds_small_cells_and_every_cell_that_would_give_them_back(settings):
+    import pandas as pd
+
+    from analysis.table1 import table1
+
+    frame = pd.DataFrame({"histology": ["LMS"] * 8 + ["SyS"] * 6, "sex": ["female"] * 7 + ["male"] + ["female"] * 6,
+                          "age_at_pm": [50] * 8 + [60] * 2 + [None] * 4})
+    for column in ("primary_site", "grade", "dfi_months", "synchronous", "tfi_months", "tfi_gt_12m",
+                   "max_lesion_diameter_mm", "size_gt_2cm", "lesions_resected", "multiple_lesions", "bilateral",
+                   "approach", "resection_type", "peri_pm_systemic", "major_complication"):
+        frame[column] = None
+    result = table1(frame, ["LMS", "SyS"], min_count=5)
+    sex = [row for row in result["rows"] if row["variable"] == "sex"]
+    # one male LMS patient: sex is withheld in every group and level, overall included
+    assert all(value == {"n": None, "percent": None, "suppressed": True} for row in sex for value in row["values"].values())
+    [age] = [row for row in result["rows"] if row["variable"] == "age_at_pm"]
+    assert age["values"]["LMS"]["median"] == 50 and age["values"]["SyS"]["suppressed"]  # 2 values in SyS
+    unknown_sites = [row for row in result["rows"] if row["variable"] == "primary_site"]
+    assert unknown_sites[-1]["values"]["overall"]["n"] == 14  # no small cell: shown

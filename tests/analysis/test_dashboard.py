@@ -269,17 +269,34 @@ def test_stratified_curves_have_a_k_group_log_rank(client, pi):
     assert "Log-rank p " in context["km"][0][2]
 
 
-def test_a_group_smaller_than_the_minimum_is_not_drawn_and_the_page_says_so(client, pi, settings):
+def test_a_group_smaller_than_the_minimum_draws_no_group_at_all_and_the_page_says_so(client, pi, settings):
+    """Drawing the other groups would give the small one away: the unstratified curve minus them."""
     counts = get(client, pi, stratify="centre").context["results"]["strata"]["endpoints"]["os"]["groups"]
     smallest = min(counts, key=lambda g: g["n"])
     settings.DASHBOARD_MIN_STRATUM = smallest["n"] + 1
     response = get(client, pi, stratify="centre")
     strata = response.context["results"]["strata"]
-    assert {"label": smallest["label"], "n": smallest["n"]} in strata["hidden"]
-    assert smallest["label"] not in [g["label"] for g in strata["endpoints"]["os"]["groups"]]
+    assert strata["hidden"] == [{"label": smallest["label"], "n": None}]
+    assert all(part["groups"] == [] and part["logrank"] is None for part in strata["endpoints"].values())
     html = response.content.decode()
-    assert f"Not drawn, fewer than {smallest['n'] + 1} patients: {smallest['label']} (n = {smallest['n']})" in html
-    assert f"{smallest['label']} (n = {smallest['n']}," not in response.context["km"][1][2]  # not in the legend
+    assert f"No curve drawn: fewer than {smallest['n'] + 1} patients in {smallest['label']}" in html
+    assert f"(n = {smallest['n']}" not in response.context["km"][1][2]
+
+
+def test_the_differencing_attack_recovers_nothing(client, pi, settings):
+    """A one-patient group, hidden while the others were drawn, was the unstratified curve minus
+    them: its patient's event and censoring times, exactly. Now either every group is drawn (all
+    large enough) or none is."""
+    settings.DASHBOARD_MIN_STRATUM = 5
+    small_seen = False
+    for cutoff in ("5", "10", "15", "20", "25", "30", "35", "40", "45", "50", "60"):
+        strata = get(client, pi, stratify="size_gt_2cm", size_cutoff_mm=cutoff).context["results"]["strata"]
+        small_seen = small_seen or bool(strata["hidden"])
+        for part in strata["endpoints"].values():
+            drawn = sum(group["n"] for group in part["groups"])
+            assert not part["groups"] or (not strata["hidden"] and all(g["n"] >= 5 for g in part["groups"]))
+            assert not part["groups"] or strata["unknown"] == 0 or strata["unknown"] >= 5, (cutoff, drawn)
+    assert small_seen  # some cut-off made a group too small: the attack was tried
 
 
 def test_a_centre_with_fewer_patients_than_the_minimum_draws_no_curve(client, nurse, settings):
