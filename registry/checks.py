@@ -19,3 +19,13 @@ def export_shift_key_is_set(app_configs, **kwargs):
     if not getattr(settings, "EXPORT_SHIFT_KEY", None):
         return [Warning(MISSING_EXPORT_SHIFT_KEY, id="registry.W001")]
     return []
+
+
+@register(deploy=True)
+def workers_share_a_cache(app_configs, **kwargs):
+    """Without REDIS_URL each worker process has its own cache: the dashboard computes everything
+    once per worker, and an import's error report is found only by the worker that made it."""
+    if "locmem" in settings.CACHES["default"]["BACKEND"].lower():
+        return [Warning("Set REDIS_URL so that every worker shares one cache (dashboard results, import "
+                        "error reports).", id="registry.W002")]
+    return []

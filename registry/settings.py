@@ -100,6 +100,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "registry.security.middleware.SessionLimitMiddleware",
     "registry.security.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -128,9 +129,9 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = True
 
 # Two-factor sign-in (django-otp, TOTP): optional for everyone, required for the roles listed
 # in TWO_FACTOR_REQUIRED_ROLES (comma-separated: nurse, pi, coordinator; superusers count as
-# coordinators). A required user without an authenticator is sent to set one up.
-TWO_FACTOR_REQUIRED_ROLES = {role.strip() for role in os.environ.get("TWO_FACTOR_REQUIRED_ROLES", "").split(",")
-                             if role.strip()}
+# coordinators). A required user without an authenticator is sent to set one up. Unset, it is
+# "coordinator,pi" in production (who read every centre or pooled results) and nobody with DEBUG.
+TWO_FACTOR_REQUIRED_ROLES = set(env_list("TWO_FACTOR_REQUIRED_ROLES", "" if DEBUG else "coordinator,pi"))
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Sarcoma PM registry")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin never shows a TOTP secret
 
@@ -179,10 +180,19 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
-# Sessions end after 8 hours without a request (a shift), and with the browser.
-SESSION_COOKIE_AGE = env_number("SESSION_COOKIE_AGE", 8 * 3600)
+# Sessions end after 30 minutes without a request (SESSION_COOKIE_AGE, seconds), 12 hours after
+# signing in whatever the activity (SESSION_MAX_HOURS), and with the browser.
+SESSION_COOKIE_AGE = env_number("SESSION_COOKIE_AGE", 30 * 60)
+SESSION_MAX_HOURS = env_number("SESSION_MAX_HOURS", 12.0, float)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Mail, for password resets (the reset pages exist only when EMAIL_HOST is set).
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = env_number("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_flag("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "registry@localhost")
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("de", _("German"))]

@@ -1,5 +1,10 @@
 """Security middleware of the site's own: invalid input refused early, a Content-Security-Policy
 and no caching of responses outside the static files."""
+import time
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseBadRequest
 
 # A Content-Security-Policy on every response: scripts, styles and images only from the
@@ -51,3 +56,21 @@ class NoStoreMiddleware:
         if not response.has_header("Cache-Control"):
             response["Cache-Control"] = "no-store"
         return response
+
+
+class SessionLimitMiddleware:
+    """Ends a session SESSION_MAX_HOURS after sign-in, however active it was (the idle limit is
+    SESSION_COOKIE_AGE): a session left open on a ward computer does not last for days."""
+
+    KEY = "registry_signed_in_at"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.user.is_authenticated:
+            started = request.session.setdefault(self.KEY, time.time())
+            if time.time() - started > settings.SESSION_MAX_HOURS * 3600:
+                logout(request)
+                return redirect_to_login(request.get_full_path())
+        return self.get_response(request)

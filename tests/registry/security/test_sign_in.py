@@ -39,3 +39,43 @@ def test_a_successful_sign_in_resets_the_failure_count(client):
     sign_in(client, "nurse", "wrong")
     assert sign_in(client, "nurse", PASSWORD).status_code == 302
     assert not AccessAttempt.objects.filter(username="nurse").exists()
+
+
+def test_a_session_ends_after_its_maximum_age_however_active(client, settings):
+    import time
+
+    from registry.security.middleware import SessionLimitMiddleware
+
+    user = f.user(memberships=[("MUC", "nurse")])
+    client.force_login(user)
+    assert client.get("/patients/").status_code == 200
+    session = client.session
+    session[SessionLimitMiddleware.KEY] = time.time() - 13 * 3600
+    session.save()
+    response = client.get("/patients/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert client.get("/patients/").status_code == 302  # signed out
+
+
+def test_sessions_end_after_30_idle_minutes_by_default():
+    from django.conf import settings
+
+    assert settings.SESSION_COOKIE_AGE == 1800 and settings.SESSION_SAVE_EVERY_REQUEST
+
+
+def test_without_mail_there_are_no_password_reset_pages(client, db):
+    assert client.get("/accounts/password_reset/").status_code == 404
+
+
+def test_two_factor_is_required_of_coordinators_and_pis_in_production_unless_configured():
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_deploy import ROOT
+
+    code = "from django.conf import settings; print(sorted(settings.TWO_FACTOR_REQUIRED_ROLES))"
+    env = {"PATH": os.environ["PATH"], "SECRET_KEY": "x" * 50, "DJANGO_SETTINGS_MODULE": "registry.settings"}
+    run = subprocess.run([sys.executable, "-c", f"import django; django.setup(); {code}"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "['coordinator', 'pi']", run.stderr
