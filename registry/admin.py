@@ -1,5 +1,7 @@
 """The Django admin: administrators manage centres, users and memberships; clinical records are
 visible with list filters and their history, and every save goes through the services."""
+from axes.admin import AccessFailureLogAdmin, AccessLogAdmin
+from axes.models import AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -98,3 +100,11 @@ class FollowUpAdmin(ClinicalAdmin):
     list_filter = ("patient__centre", "event", "recurrence_site", "cause_of_death")
     search_fields = ("patient__patient_id",)
     raw_id_fields = ("patient",)
+
+
+# The sign-in logs are the security log's source: nobody deletes them through the admin (the
+# lockout counters, AccessAttempt, may still be deleted: that is how a user is unlocked).
+for model, model_admin in ((AccessLog, AccessLogAdmin), (AccessFailureLog, AccessFailureLogAdmin)):
+    admin.site.unregister(model)
+    admin.site.register(model, type(model_admin.__name__, (model_admin,), {
+        "has_delete_permission": lambda self, request, obj=None: False}))

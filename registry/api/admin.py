@@ -17,6 +17,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # a token is issued by its user, who alone sees the key once
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked, never deleted: the record of who held access stays
+
     @admin.action(description=_("Revoke the selected tokens"))
     def revoke(self, request, queryset):
         for token in queryset.active():

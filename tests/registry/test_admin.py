@@ -74,3 +74,17 @@ def test_staff_nurse_sees_only_own_centre_in_the_admin(client, case):
     response = client.get(admin_url(Patient, "changelist"))
     assert response.status_code == 200
     assert "MUC-" not in response.content.decode()
+
+
+def test_the_admin_deletes_no_sign_in_log_and_no_api_token(client, db):
+    from axes.models import AccessFailureLog, AccessLog
+    from django.contrib import admin as django_admin
+    from django.test import RequestFactory
+
+    from registry.api.models import ApiToken
+
+    superuser = f.user("root", is_superuser=True)
+    request = RequestFactory().get("/admin/")
+    request.user = superuser
+    for model in (AccessLog, AccessFailureLog, ApiToken):
+        assert not django_admin.site._registry[model].has_delete_permission(request), model
