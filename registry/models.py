@@ -59,6 +59,7 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     centre = models.ForeignKey(Centre, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(_("role"), max_length=12, choices=codes.ROLE)
+    history = HistoricalRecords()  # who gave whom which role at which centre, and when
 
     objects = MembershipManager()
 

@@ -88,3 +88,17 @@ def test_the_admin_deletes_no_sign_in_log_and_no_api_token(client, db):
     request.user = superuser
     for model in (AccessLog, AccessFailureLog, ApiToken):
         assert not django_admin.site._registry[model].has_delete_permission(request), model
+
+
+def test_membership_and_role_changes_are_versioned_with_who_made_them(client, db):
+    from registry.models import Membership
+
+    root = f.user("root", is_superuser=True)
+    nurse = f.user("anna", memberships=[("MUC", "nurse")])
+    membership = Membership.objects.get(user=nurse)
+    client.force_login(root)
+    response = client.post(reverse("admin:registry_membership_change", args=[membership.pk]),
+                           {"user": nurse.pk, "centre": "MUC", "role": "pi"})
+    assert response.status_code == 302
+    history = list(Membership.history.filter(id=membership.pk).order_by("history_date"))
+    assert [h.role for h in history] == ["nurse", "pi"] and history[-1].history_user == root
