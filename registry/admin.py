@@ -52,14 +52,14 @@ class ClinicalAdmin(SimpleHistoryAdmin):
         return access.records_readable(request.user, model)
 
     def save_model(self, request, obj, form, change):
-        services.record_save(user=request.user, record=obj)  # a new patient gets its pseudonym there
+        services.record_save(source="admin", user=request.user, record=obj)  # a new patient gets its pseudonym there
 
     def delete_model(self, request, obj):
-        services.record_delete(user=request.user, record=obj)
+        services.record_delete(source="admin", user=request.user, record=obj)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
-            services.record_delete(user=request.user, record=obj)
+            services.record_delete(source="admin", user=request.user, record=obj)
 
 
 @admin.register(Patient)

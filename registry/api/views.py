@@ -254,14 +254,14 @@ class RecordViewSet(viewsets.GenericViewSet):
             if centre is None:
                 raise serializers.ValidationError({"centre": [_("There is no such centre.")]})
             with service_errors():
-                return services.patient_create(user=user, centre=centre, **data)
+                return services.patient_create(source="api", user=user, centre=centre, **data)
         patient_id = data.pop("patient_id")
         patient = access.patients_readable(user).filter(pk=patient_id).first()
         if patient is None:  # another centre's patient is not revealed: it looks absent
             raise serializers.ValidationError({"patient_id": [_("There is no patient %(id)s.") % {"id": patient_id}]})
         access.require_writable(user, patient.centre_id)
         with service_errors():
-            return services.record_save(user=user, record=self.table.model(patient=patient, **data))
+            return services.record_save(source="api", user=user, record=self.table.model(patient=patient, **data))
 
     # --- actions -------------------------------------------------------------------------
 
@@ -287,7 +287,7 @@ class RecordViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         self.apply(record, dict(serializer.validated_data))
         with service_errors():
-            services.record_save(user=request.user, record=record, expected_version=version)
+            services.record_save(source="api", user=request.user, record=record, expected_version=version)
         return self.record_response(record.pk)
 
     def partial_update(self, request, *args, **kwargs):
@@ -298,7 +298,7 @@ class RecordViewSet(viewsets.GenericViewSet):
         self.require_writable(record)
         version = expected_version(request, record)
         with service_errors():
-            services.record_delete(user=request.user, record=record, expected_version=version)
+            services.record_delete(source="api", user=request.user, record=record, expected_version=version)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

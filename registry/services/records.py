@@ -92,12 +92,13 @@ def _changed_columns(stored, record):
 
 
 @transaction.atomic
-def record_save(*, user, record, expected_version=None):
+def record_save(*, user, record, expected_version=None, source=""):
     """Validate and save one clinical record (create or update); returns the saved record.
 
     A new patient gets a freshly issued pseudonym. `expected_version` is the version the editor
     started from: if the stored record has moved on, StaleRecordError is raised instead of
-    overwriting someone else's change. Saving a record unchanged writes nothing.
+    overwriting someone else's change. Saving a record unchanged writes nothing. `source` (web,
+    api, admin) is kept with the change in the audit trail.
     """
     is_new = record._state.adding
     if is_new and isinstance(record, Patient) and not record.patient_id:
@@ -121,7 +122,7 @@ def record_save(*, user, record, expected_version=None):
     _check(case or Case(patient=record), record)
     if not is_new:
         record.version = stored.version + 1
-    record._history_user = access.audit_user(user)
+    record._history_user, record._change_reason = access.audit_user(user), source
     try:
         record.save(force_insert=is_new)
     except IntegrityError as error:  # a concurrent writer won the race for a unique value
@@ -131,13 +132,13 @@ def record_save(*, user, record, expected_version=None):
     return record
 
 
-def patient_create(*, user, centre, **fields):
+def patient_create(*, user, centre, source="", **fields):
     """Create a patient; record_save issues the pseudonym."""
-    return record_save(user=user, record=Patient(centre=centre, **fields))
+    return record_save(user=user, record=Patient(centre=centre, **fields), source=source)
 
 
 @transaction.atomic
-def record_delete(*, user, record, expected_version=None):
+def record_delete(*, user, record, expected_version=None, source=""):
     """Delete one record (a patient with its whole case); the audit trail keeps what it held."""
     centre = _centre_of(record)
     access.require_writable(user, centre)
@@ -147,11 +148,11 @@ def record_delete(*, user, record, expected_version=None):
         raise StaleRecordError(stored, [])
     if isinstance(record, Patient):
         for child in list(case.records())[1:]:
-            child._history_user = access.audit_user(user)
+            child._history_user, child._change_reason = access.audit_user(user), source
             child.delete()
     else:
         _check(case, stored, delete=True)
-    stored._history_user = access.audit_user(user)
+    stored._history_user, stored._change_reason = access.audit_user(user), source
     stored.delete()
     bump_data_version([centre])
 

@@ -102,5 +102,6 @@ def history_entry(model, row, before):
         "action": {"+": _("created"), "~": _("changed"), "-": _("deleted")}[row.history_type],
         "type": row.history_type,
         "record": rules.describe(row.instance),
+        "source": row.history_change_reason or "",  # web, api, admin, import <file>, bulk load
         "changes": changes,
     }

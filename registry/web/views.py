@@ -135,7 +135,7 @@ def patient_new(request, code):
     if request.method == "POST" and form.is_valid():
         values = {name: form.cleaned_data[name] for name in PatientForm.Meta.fields}
         try:
-            patient = services.patient_create(user=request.user, centre=centre, **values)
+            patient = services.patient_create(source="web", user=request.user, centre=centre, **values)
         except ValidationError as error:
             form.add_service_error(error)
         else:
@@ -251,7 +251,7 @@ def record_delete(request, patient_id, kind, pk):
 def save(request, form):
     """Save through the services; None on success, else the StaleRecordError (errors go on the form)."""
     try:
-        services.record_save(user=request.user, record=form.instance,
+        services.record_save(source="web", user=request.user, record=form.instance,
                              expected_version=form.cleaned_data.get("version"))
     except ValidationError as error:
         form.add_service_error(error)
@@ -289,7 +289,7 @@ def delete_record(request, patient, record, *, done_url, warning=""):
     if request.method == "POST":
         version = request.POST.get("version")
         try:
-            services.record_delete(user=request.user, record=record,
+            services.record_delete(source="web", user=request.user, record=record,
                                    expected_version=int(version) if version and version.isdigit() else None)
         except ValidationError as error:
             errors = error.messages

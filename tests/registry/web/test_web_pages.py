@@ -165,3 +165,19 @@ def test_every_code_label_field_label_and_help_text_has_a_german_translation():
     catalog = translation.trans_real.translation("de")._catalog
     missing = sorted(msgid for msgid in msgids if msgid not in catalog)
     assert not missing, f"untranslated (run makemessages and translate locale/de): {missing}"
+
+
+def test_history_shows_where_each_change_came_from(client, nurse, case):
+    from tests.registry.api.test_api_helpers import client_for
+
+    pm = case.metastasectomies.get()
+    client.force_login(nurse)
+    edit = reverse("record_edit", args=[case.pk, "metastasectomies", pm.pk])
+    from tests.registry.web.test_web_entry import form_values
+
+    assert client.post(edit, {**form_values(client.get(edit)), "margin": "R1"}).status_code == 302
+    assert client_for(nurse).patch(f"/api/v1/metastasectomies/{pm.pk}/", {"margin": "R2"}, format="json",
+                                   HTTP_IF_MATCH='"2"').status_code == 200
+    response = client.get(reverse("patient_history", args=[case.pk]))
+    assert [e["source"] for e in response.context["entries"][:2]] == ["api", "web"]
+    assert "via api" in response.content.decode() and "via web" in response.content.decode()
