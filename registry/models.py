@@ -407,6 +407,20 @@ class DataVersion(models.Model):
         return f"{self.centre_id}: {self.counter}"
 
 
+class Submission(models.Model):
+    """A create request seen before: its key (a form's hidden token, an API client's
+    Idempotency-Key) and the record it created, so a double submit stores one record."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=64)
+    table = models.CharField(max_length=40)
+    record_pk = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="one_submission_per_user_and_key")]
+
+
 class ImportRun(models.Model):
     """One successful bulk import: who, when, which file (name and sha256) and what it changed.
 

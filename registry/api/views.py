@@ -184,6 +184,10 @@ IF_MATCH = OpenApiParameter(
     "If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
     description='The ETag the change was based on, e.g. "3": if the record has a newer version, the write '
                 "is refused with 412; without the header, with 428.")
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    description="Any unique string of up to 64 characters for this create: sent again (a retry after a lost "
+                "answer), the record the first request created is answered instead of a second one.")
 ETAG = OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 201],
                         description='The record\'s version, e.g. "3".')
 
@@ -249,19 +253,21 @@ class RecordViewSet(viewsets.GenericViewSet):
 
     def new_record(self, data):
         user = self.request.user
+        key = self.request.headers.get("Idempotency-Key")  # sent again, the same record is answered
         if self.table.is_patient:
             centre = Centre.objects.filter(code=data.pop("centre")).first()
             if centre is None:
                 raise serializers.ValidationError({"centre": [_("There is no such centre.")]})
             with service_errors():
-                return services.patient_create(source="api", user=user, centre=centre, **data)
+                return services.patient_create(source="api", user=user, centre=centre, idempotency_key=key, **data)
         patient_id = data.pop("patient_id")
         patient = access.patients_readable(user).filter(pk=patient_id).first()
         if patient is None:  # another centre's patient is not revealed: it looks absent
             raise serializers.ValidationError({"patient_id": [_("There is no patient %(id)s.") % {"id": patient_id}]})
         access.require_writable(user, patient.centre_id)
         with service_errors():
-            return services.record_save(source="api", user=user, record=self.table.model(patient=patient, **data))
+            return services.record_save(source="api", user=user, record=self.table.model(patient=patient, **data),
+                                        idempotency_key=key)
 
     # --- actions -------------------------------------------------------------------------
 
@@ -309,7 +315,7 @@ def record_viewset(table):
         list=extend_schema(summary=f"List {many}", tags=[table.name],
                            description=f"The {many} you may read, in pages (follow `next`)."),
         retrieve=extend_schema(summary=f"Read a {one}", tags=[table.name], parameters=[ETAG]),
-        create=extend_schema(summary=f"Create a {one}", tags=[table.name], parameters=[ETAG],
+        create=extend_schema(summary=f"Create a {one}", tags=[table.name], parameters=[IDEMPOTENCY_KEY, ETAG],
                              description="Checked by every rule of the data dictionary; a violation is a 400 "
                                          "naming the column, and nothing is written."),
         update=extend_schema(summary=f"Replace a {one}", tags=[table.name], parameters=[IF_MATCH, ETAG]),

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from registry import access, rules
 from registry.cases import Case, case_with
-from registry.models import CLINICAL_MODELS, Centre, Patient
+from registry.models import CLINICAL_MODELS, Centre, Patient, Submission
 from registry.pseudonyms import unique_pseudonym
 from registry.selectors import case_load, existing_patient_ids
 from registry.services import bulk
@@ -92,15 +92,20 @@ def _changed_columns(stored, record):
 
 
 @transaction.atomic
-def record_save(*, user, record, expected_version=None, source=""):
+def record_save(*, user, record, expected_version=None, source="", idempotency_key=None):
     """Validate and save one clinical record (create or update); returns the saved record.
 
     A new patient gets a freshly issued pseudonym. `expected_version` is the version the editor
     started from: if the stored record has moved on, StaleRecordError is raised instead of
     overwriting someone else's change. Saving a record unchanged writes nothing. `source` (web,
-    api, admin) is kept with the change in the audit trail.
+    api, admin) is kept with the change in the audit trail. A new record sent with an
+    `idempotency_key` the user sent before is not created again: the first one is returned.
     """
     is_new = record._state.adding
+    if is_new and idempotency_key:  # a create sent again (a double click, a retried request)
+        earlier = _first_submission(user, idempotency_key, record)
+        if earlier is not None:
+            return earlier
     if is_new and isinstance(record, Patient) and not record.patient_id:
         access.require_writable(user, record.centre_id)
         record.patient_id = unique_pseudonym(record.centre_id, lambda pid: Patient.objects.filter(pk=pid).exists())
@@ -129,12 +134,30 @@ def record_save(*, user, record, expected_version=None, source=""):
         raise ValidationError(_("The record conflicts with one saved at the same moment: %(error)s")
                               % {"error": error}) from error
     bump_data_version([centre])
+    if is_new and idempotency_key and access.audit_user(user) is not None:
+        Submission.objects.filter(user=access.audit_user(user), key=idempotency_key[:64]).update(record_pk=str(record.pk))
     return record
 
 
-def patient_create(*, user, centre, source="", **fields):
+def patient_create(*, user, centre, source="", idempotency_key=None, **fields):
     """Create a patient; record_save issues the pseudonym."""
-    return record_save(user=user, record=Patient(centre=centre, **fields), source=source)
+    return record_save(user=user, record=Patient(centre=centre, **fields), source=source,
+                       idempotency_key=idempotency_key)
+
+
+def _first_submission(user, key, record):
+    """None for the first request with this key, else the record the first one created (a
+    concurrent first request holds the key's row: this waits for it to commit)."""
+    audit_user = access.audit_user(user)
+    if audit_user is None:
+        return None  # the system (commands) sends no keys
+    try:
+        with transaction.atomic():
+            Submission.objects.create(user=audit_user, key=key[:64], table=type(record)._meta.db_table)
+        return None
+    except IntegrityError:
+        seen = Submission.objects.get(user=audit_user, key=key[:64])
+        return type(record).objects.filter(pk=seen.record_pk).first() if seen.record_pk else None
 
 
 @transaction.atomic

@@ -4,6 +4,8 @@ They subclass RuleCheckedModelForm, so single-record rules (model validation) an
 rules (registry.rules) show next to the field while the form is still open; the view then saves
 through registry.services, which checks everything again inside its transaction.
 """
+import secrets
+
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -45,12 +47,18 @@ class DateInput(forms.DateInput):
 class EntryForm(forms.ModelForm):
     # The version the nurse started editing from: saving refuses if the record moved on since.
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    # A new record's form carries a token of its own: sent twice (a double click, the browser's
+    # "resend"), it stores one record (services' idempotency key).
+    submission = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["version"].required = True
             self.fields["version"].initial = self.instance.version
+            del self.fields["submission"]
+        else:
+            self.fields["submission"].initial = secrets.token_hex(16)
         for field in self.fields.values():
             if isinstance(field, forms.DateField):
                 field.widget = DateInput()

@@ -135,7 +135,8 @@ def patient_new(request, code):
     if request.method == "POST" and form.is_valid():
         values = {name: form.cleaned_data[name] for name in PatientForm.Meta.fields}
         try:
-            patient = services.patient_create(source="web", user=request.user, centre=centre, **values)
+            patient = services.patient_create(source="web", user=request.user, centre=centre,
+                                              idempotency_key=form.cleaned_data.get("submission"), **values)
         except ValidationError as error:
             form.add_service_error(error)
         else:
@@ -252,7 +253,8 @@ def save(request, form):
     """Save through the services; None on success, else the StaleRecordError (errors go on the form)."""
     try:
         services.record_save(source="web", user=request.user, record=form.instance,
-                             expected_version=form.cleaned_data.get("version"))
+                             expected_version=form.cleaned_data.get("version"),
+                             idempotency_key=form.cleaned_data.get("submission"))
     except ValidationError as error:
         form.add_service_error(error)
         return error

@@ -273,3 +273,12 @@ def test_a_patch_that_changes_nothing_keeps_the_version_and_writes_no_history(ap
     response = api.patch(url, {"ecog": case.ecog}, format="json", HTTP_IF_MATCH='"1"')
     assert response.status_code == 200 and response["ETag"] == '"1"'
     assert Patient.history.count() == audit_rows
+
+
+def test_a_create_retried_with_the_same_idempotency_key_stores_one_record(api, case):
+    payload = record_payloads(case.pk)["follow-up"]
+    payload["event_date"] = "2016-06-01"
+    first = api.post("/api/v1/follow-up/", payload, format="json", HTTP_IDEMPOTENCY_KEY="retry-1")
+    second = api.post("/api/v1/follow-up/", payload, format="json", HTTP_IDEMPOTENCY_KEY="retry-1")
+    assert first.status_code == second.status_code == 201 and first.json()["id"] == second.json()["id"]
+    assert FollowUp.objects.filter(patient=case).count() == 2  # the case's own contact and this one

@@ -271,3 +271,25 @@ def test_one_record_edit_through_the_web_form_takes_at_most_15_statements(client
     assert response.status_code == 302 and Metastasectomy.objects.get().lesions_resected == 3
     statements = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]  # SQLite logs these
     assert len(statements) <= 15, "\n".join(sql[:120] for sql in statements)
+
+
+def test_a_create_form_sent_twice_stores_one_record(client, nurse, patient):
+    client.force_login(nurse)
+    url = reverse("record_add", args=[patient.pk, "metastasectomies"])
+    data = {**form_values(client.get(url)), **VALID["metastasectomies"][1]}
+    assert data["submission"]  # the form's own token
+    first, second = client.post(url, data), client.post(url, data)
+    assert first.status_code == second.status_code == 302
+    assert Metastasectomy.objects.filter(patient=patient).count() == 1
+    data["submission"] = form_values(client.get(url))["submission"]  # a new form: a new record
+    client.post(url, {**data, "surgery_date": "2015-06-01"})
+    assert Metastasectomy.objects.filter(patient=patient).count() == 2
+
+
+def test_a_new_patient_form_sent_twice_creates_one_patient(client, nurse):
+    client.force_login(nurse)
+    url = reverse("patient_new", args=["MUC"])
+    data = {**form_values(client.get(url)), "sex": "female", "birth_year": "1960", "histology": "LMS",
+            "lung_mets_diagnosis_date": "2015-03-01", "extrapulmonary_disease_at_pm": "False", "ecog": "0"}
+    assert client.post(url, data).status_code == client.post(url, data).status_code == 302
+    assert Patient.objects.count() == 1
