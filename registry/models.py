@@ -474,18 +474,23 @@ class ExportLog(models.Model):
 
 
 class SecurityEvent(models.Model):
-    """A two-factor sign-in event. Password sign-ins, sign-outs and failed sign-ins are kept by
-    django-axes (AccessLog, AccessFailureLog); exports and imports by ExportLog and ImportRun."""
+    """A two-factor sign-in event, or an API token created or revoked (`detail` names the token).
+    Password sign-ins, sign-outs and failed sign-ins are kept by django-axes (AccessLog,
+    AccessFailureLog); exports and imports by ExportLog and ImportRun."""
 
     TWO_FACTOR_ENABLED = "2fa-enabled"
     TWO_FACTOR_REMOVED = "2fa-removed"
     TWO_FACTOR_PASSED = "2fa-passed"
     TWO_FACTOR_FAILED = "2fa-failed"
+    TOKEN_CREATED = "token-created"
+    TOKEN_REVOKED = "token-revoked"
     EVENTS = [
         (TWO_FACTOR_ENABLED, _("two-factor sign-in set up")),
         (TWO_FACTOR_REMOVED, _("two-factor sign-in removed")),
         (TWO_FACTOR_PASSED, _("two-factor code accepted")),
         (TWO_FACTOR_FAILED, _("two-factor code refused")),
+        (TOKEN_CREATED, _("API token created")),
+        (TOKEN_REVOKED, _("API token revoked")),
     ]
 
     at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
@@ -494,6 +499,7 @@ class SecurityEvent(models.Model):
     username = models.CharField(_("username"), max_length=150)
     event = models.CharField(_("event"), max_length=16, choices=EVENTS)
     ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    detail = models.CharField(_("detail"), max_length=200, blank=True)
 
     class Meta:
         ordering = ["-at"]

@@ -249,7 +249,8 @@ REST_FRAMEWORK = {
         "registry.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated",
+                                   "registry.api.authentication.TokenScope"],
     "DEFAULT_THROTTLE_CLASSES": [
         "registry.api.throttling.AnonymousRateThrottle",
         "registry.api.throttling.UserRateThrottle",
@@ -290,4 +291,8 @@ SPECTACULAR_SETTINGS = {
 DASHBOARD_MIN_STRATUM = env_number("DASHBOARD_MIN_STRATUM", 5)
 # API changes and deletions must name the version they were based on (If-Match), else 428.
 API_REQUIRE_IF_MATCH = env_flag("API_REQUIRE_IF_MATCH", True)
+# API tokens expire this many days after their creation.
+API_TOKEN_DAYS = env_number("API_TOKEN_DAYS", 90)
+# Wrong tokens from one address: after this many in 10 minutes every request is answered 429.
+API_BAD_TOKEN_LIMIT = env_number("API_BAD_TOKEN_LIMIT", 20)
 DASHBOARD_POLL_SECONDS = env_number("DASHBOARD_POLL_SECONDS", 20)

@@ -7,10 +7,12 @@ from registry.api.models import ApiToken
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "user", "kind", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["name", "user", "kind", "read_only", "prefix", "created_at", "expires_at", "last_used_at",
+                    "revoked_at"]
     list_filter = ["kind", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "user__username", "prefix"]
-    readonly_fields = ["user", "kind", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["user", "kind", "name", "read_only", "prefix", "created_at", "expires_at", "last_used_at",
+                       "revoked_at"]
     exclude = ["key_hash"]
     actions = ["revoke"]
 
@@ -23,4 +25,4 @@ class ApiTokenAdmin(admin.ModelAdmin):
     @admin.action(description=_("Revoke the selected tokens"))
     def revoke(self, request, queryset):
         for token in queryset.active():
-            token.revoke()
+            token.revoke(by=request.user, why="revoked in the admin")

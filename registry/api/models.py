@@ -4,8 +4,11 @@ Two kinds, because their formats are fixed by their clients:
 - `api`     for the REST API (`Authorization: Token <key>`), e.g. ``pmr_3q0…`` (44 characters);
 - `redcap`  for the REDCap-compatible endpoint, which REDCap clients (PyCap, REDCapR) only accept as
             exactly 32 hexadecimal characters, sent in the POST body.
-A token acts as its user: it reads and writes exactly what the user may (registry.access).
+A token acts as its user: it reads and writes exactly what the user may (registry.access), or
+only reads when it is read-only. It expires (settings.API_TOKEN_DAYS after its creation), and every
+token of a user is revoked when their password changes.
 """
+import datetime
 import hashlib
 import secrets
 
@@ -13,6 +16,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from registry.models import SecurityEvent
 
 API = "api"
 REDCAP = "redcap"
@@ -35,7 +40,8 @@ def new_key(kind):
 
 class ApiTokenQuerySet(models.QuerySet):
     def active(self):
-        return self.filter(revoked_at__isnull=True)
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now()))
 
 
 class ApiToken(models.Model):
@@ -48,6 +54,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    read_only = models.BooleanField(_("read only"), default=False,
+                                    help_text=_("A read-only token may read but never change or delete."))
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -61,10 +70,12 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @classmethod
-    def issue(cls, *, user, kind, name):
+    def issue(cls, *, user, kind, name, read_only=False):
         """Create a token; returns (token, key). The key exists only in this return value."""
         key = new_key(kind)
-        token = cls.objects.create(user=user, kind=kind, name=name, key_hash=token_hash(key), prefix=key[:8])
+        expires = timezone.now() + datetime.timedelta(days=getattr(settings, "API_TOKEN_DAYS", 90))
+        token = cls.objects.create(user=user, kind=kind, name=name, key_hash=token_hash(key), prefix=key[:8],
+                                   read_only=read_only, expires_at=expires)
         return token, key
 
     @classmethod
@@ -81,7 +92,26 @@ class ApiToken(models.Model):
             token.last_used_at = now
         return token
 
-    def revoke(self):
+    def revoke(self, *, by=None, ip_address=None, why=""):
+        """Revoke the token (logged as a security event of `by`, default its user)."""
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+            log_token_event(SecurityEvent.TOKEN_REVOKED, self, by=by or self.user, ip_address=ip_address, why=why)
+
+
+def log_token_event(event, token, *, by, ip_address=None, why=""):
+    detail = f"{token.get_kind_display()} “{token.name}” ({token.prefix}…) of {token.user.get_username()}"
+    SecurityEvent.objects.create(user=by, username=by.get_username(), event=event, ip_address=ip_address,
+                                 detail=(detail + (f": {why}" if why else ""))[:200])
+
+
+def revoke_tokens_on_password_change(sender, instance, **kwargs):
+    """pre_save of the user model: a new password revokes every token the user holds."""
+    fields = kwargs.get("update_fields")
+    if not instance.pk or (fields is not None and "password" not in fields):  # e.g. last_login at sign-in
+        return
+    stored = sender.objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+    if stored is not None and stored != instance.password:
+        for token in ApiToken.objects.active().filter(user_id=instance.pk):
+            token.revoke(why="password changed")

@@ -39,7 +39,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from registry import access
-from registry.api.models import REDCAP, ApiToken
+from registry.api.authentication import authenticate_key
+from registry.api.models import REDCAP
 from registry.api.redcap_project import (
     COMPLETE,
     FIELDS,
@@ -277,10 +278,8 @@ class RedcapTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request):
         key = request.POST.get("token", "").strip().upper()
-        token = ApiToken.authenticate(key, kind=REDCAP) if len(key) == 32 else None
-        if token is None:
-            raise exceptions.AuthenticationFailed("You do not have permissions to use the API")
-        return token.user, token
+        return authenticate_key(request, key if len(key) == 32 else "", REDCAP,
+                                "You do not have permissions to use the API")
 
     def authenticate_header(self, request):
         return "REDCap-token"

@@ -28,6 +28,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import access, services
+from registry.api.authentication import TokenScope
 from registry.api.serializers import TABLES, CentreSerializer
 from registry.models import Centre
 from registry.services import StaleRecordError
@@ -198,7 +199,7 @@ class RecordViewSet(viewsets.GenericViewSet):
     table = None
     filter_backends = [RecordFilter]
     pagination_class = RecordPagination
-    permission_classes = [permissions.IsAuthenticated, WritesNeedAWritableCentre]
+    permission_classes = [permissions.IsAuthenticated, TokenScope, WritesNeedAWritableCentre]
 
     def get_queryset(self):
         return self.table.readable(self.request.user)

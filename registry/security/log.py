@@ -43,7 +43,8 @@ def entries(username=""):
         event = _("failed sign-in, account locked") if failure.locked_out else _("failed sign-in")
         rows.append(Entry(failure.attempt_time, failure.username, event, failure.ip_address or "", alert=True))
     for event in _newest(SecurityEvent.objects.all(), "at", username):
-        rows.append(Entry(event.at, event.username, event.get_event_display(), event.ip_address or "",
+        detail = ", ".join(part for part in (event.detail, event.ip_address) if part)
+        rows.append(Entry(event.at, event.username, event.get_event_display(), detail,
                           alert=event.event == SecurityEvent.TWO_FACTOR_FAILED))
     for export in _newest(ExportLog.objects.all(), "created_at", username):
         detail = f"{export.scope or _('pooled')}, {export.file_format}, {export.deidentify}"

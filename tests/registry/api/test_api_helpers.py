@@ -59,3 +59,15 @@ def record_payloads(patient_id):
         "follow-up": {"patient_id": patient_id, "event_date": "2018-01-01", "event": "recurrence",
                       "recurrence_site": "lung"},
     }
+
+
+def verify_two_factor(client, user):
+    """Sign `client` in as `user` with two factors passed (a confirmed TOTP device in the session)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    client.force_login(user)
+    session = client.session
+    session["otp_device_id"] = device.persistent_id
+    session.save()
+    return client

@@ -7,16 +7,20 @@ from django.test import Client
 
 from registry.api.models import ApiToken, token_hash
 from tests import factories as f
-from tests.registry.api.test_api_helpers import client_for, fresh_throttles, token_for  # noqa: F401
+from tests.registry.api.test_api_helpers import (  # noqa: F401 (fresh_throttles is autouse)
+    client_for,
+    fresh_throttles,
+    token_for,
+    verify_two_factor,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def browser(nurse):
-    client = Client()
-    client.force_login(nurse)
-    return client
+    """The nurse's browser, signed in with two factors (tokens are issued only then)."""
+    return verify_two_factor(Client(), nurse)
 
 
 def created_key(response):
@@ -140,3 +144,58 @@ def test_an_administrator_revokes_a_token_in_the_admin(nurse):
     response = admin.post("/admin/api/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
     assert response.status_code == 302
     assert not ApiToken.objects.active().exists()
+
+
+
+def test_a_token_is_issued_only_in_a_session_signed_in_with_two_factors(client, nurse):
+    client.force_login(nurse)
+    response = client.post("/api/tokens/", {"name": "HIS export", "kind": "api"})
+    assert response.status_code == 403 and not ApiToken.objects.exists()
+    assert "two-factor" in response.content.decode()
+
+
+def test_creating_and_revoking_a_token_is_in_the_security_log(browser, nurse):
+    from registry.models import SecurityEvent
+
+    browser.post("/api/tokens/", {"name": "HIS export", "kind": "api"})
+    token = ApiToken.objects.get()
+    browser.post(f"/api/tokens/{token.pk}/revoke/")
+    events = list(SecurityEvent.objects.order_by("at").values_list("event", "username", "detail"))
+    assert [e[:2] for e in events] == [("token-created", "nurse"), ("token-revoked", "nurse")]
+    assert "HIS export" in events[0][2]
+
+
+def test_a_read_only_token_reads_but_never_writes(case, nurse):
+    token, key = ApiToken.issue(user=nurse, kind="api", name="reader", read_only=True)
+    api = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get(f"/api/v1/patients/{case.pk}/").status_code == 200
+    response = api.patch(f"/api/v1/patients/{case.pk}/", {"ecog": 1}, content_type="application/json",
+                         HTTP_IF_MATCH='"1"')
+    assert response.status_code == 403 and "read-only" in response.json()["detail"]
+
+
+def test_an_expired_token_opens_nothing(case, nurse):
+    import datetime
+
+    from django.utils import timezone
+
+    token, key = ApiToken.issue(user=nurse, kind="api", name="old")
+    assert token.expires_at > timezone.now() + datetime.timedelta(days=89)
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    assert Client(HTTP_AUTHORIZATION=f"Token {key}").get("/api/v1/patients/").status_code == 401
+
+
+def test_a_password_change_revokes_every_token_of_the_user(nurse):
+    token, _key = ApiToken.issue(user=nurse, kind="api", name="script")
+    nurse.set_password("another-long-password-7")
+    nurse.save()
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+
+def test_wrong_tokens_from_one_address_are_throttled(db, settings):
+    settings.API_BAD_TOKEN_LIMIT = 5
+    api = Client(HTTP_AUTHORIZATION="Token pmr_wrong")
+    statuses = [api.get("/api/v1/patients/").status_code for _ in range(7)]
+    assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429]
+    assert Client().post("/redcap/api/", {"token": "0" * 32, "content": "record"}).status_code == 429
