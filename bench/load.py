@@ -158,6 +158,7 @@ def start_gunicorn(args, database_url, workdir):
            "ALLOWED_HOSTS": "127.0.0.1", "SECURE_COOKIES": "0", "SECURE_SSL_REDIRECT": "0",
            "PYTHONPATH": f"{workdir}{os.pathsep}{ROOT}"}
     env.setdefault("SECRET_KEY", "load-test-only-secret-key")
+    env.setdefault("TWO_FACTOR_REQUIRED_ROLES", "")  # the simulated users sign in with a password only
     env.pop("REDIS_URL", None)
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
