@@ -75,7 +75,7 @@ else
   export DATABASE_URL="sqlite:///$WORK/registry.sqlite3"
 fi
 PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-export SECRET_KEY="schemathesis-only-secret-key" DEBUG=0 ALLOWED_HOSTS=127.0.0.1 SECURE_COOKIES=0 LOG_LEVEL=ERROR
+export SECRET_KEY="schemathesis-only-secret-key" EXPORT_SHIFT_KEY="schemathesis-only-shift-key" DEBUG=0 ALLOWED_HOSTS=127.0.0.1 SECURE_COOKIES=0 LOG_LEVEL=ERROR
 # Schemathesis sends thousands of requests a minute: the throttles are tested by the test suite.
 export API_RATE_TOKEN=1000000/minute API_RATE_USER=1000000/minute API_RATE_ANON=1000000/minute API_BAD_TOKEN_LIMIT=1000000
 
