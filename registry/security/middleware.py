@@ -5,7 +5,7 @@ import time
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponseBadRequest, JsonResponse
 
 # A Content-Security-Policy on every response: scripts, styles and images only from the
 # registry itself, no inline script, no framing. The pages are built for it (no CDN, no inline
@@ -38,8 +38,10 @@ class RefuseNulMiddleware:
     def __call__(self, request):
         query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path or "%00" in query or "\x00" in query:
-            return HttpResponseBadRequest("A NUL character is not allowed in the address.",
-                                          content_type="text/plain; charset=utf-8")
+            message = "A NUL character is not allowed in the address."
+            if request.path.startswith("/api/"):  # the API answers errors as JSON, as documented
+                return JsonResponse({"detail": message}, status=400)
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
 
 

@@ -54,3 +54,10 @@ def test_the_admin_never_shows_a_totp_secret(client, db):
     session.save()
     page = client.get(f"/admin/otp_totp/totpdevice/{device.pk}/change/").content.decode()
     assert device.key not in page
+
+
+def test_the_api_answers_a_nul_in_the_address_as_json(client, coordinator):
+    from tests.registry.api.test_api_helpers import client_for
+
+    response = client_for(coordinator).get("/api/v1/analysis/report?lesions_cutoff=%00")
+    assert response.status_code == 400 and response.json()["detail"].startswith("A NUL character")
