@@ -30,7 +30,8 @@ def setup_django(database_url, *, migrate=True, **environment):
     os.environ["DATABASE_URL"] = database_url
     os.environ["DJANGO_SETTINGS_MODULE"] = "registry.settings"
     os.environ.pop("DEBUG", None)
-    for key, value in {"SECRET_KEY": "bench-only-secret-key", **environment}.items():
+    for key, value in {"SECRET_KEY": "bench-only-secret-key", "EXPORT_SHIFT_KEY": "bench-only-export-shift-key",
+                       **environment}.items():
         os.environ.setdefault(key, value)
     sys.path.insert(0, str(ROOT))
     import django
