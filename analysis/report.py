@@ -54,7 +54,12 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
     registry is read once. ``user`` and ``centres`` only fill in ``scope``.
     """
     analysed = frame[frame["eligible"]]
-    data = model_data(analysed, plan)
+    # Fewer patients than an aggregate may show: every estimate would describe them one by one
+    # (a median of three is one patient's time), so each is computed on no patient: not estimable.
+    minimum = min_cell_count()
+    withheld = 0 < len(analysed) < minimum
+    estimated = analysed.iloc[0:0] if withheld else analysed
+    data = model_data(estimated, plan)
     km = {endpoint: kaplan_meier(data, endpoint, plan) for endpoint in ENDPOINTS}
     return {
         "plan": plan.to_dict(),
@@ -68,10 +73,12 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
         "univariable": univariable(data, plan),
         "multivariable": [multivariable(data, endpoint, plan) for endpoint in plan.multivariable_endpoints],
         "subgroups": subgroups(data, plan),
-        "complications": complications(analysed),
+        "complications": complications(estimated),
         "table1": table1(analysed, plan.histologies, min_count=min_cell_count()),
         "curves": {endpoint: curve(km[endpoint]) for endpoint in ENDPOINTS},
         "methods": METHODS,
+        "withheld": (f"Fewer than {minimum} patients analysed: no estimate is shown, as it would describe "
+                     "individual patients.") if withheld else None,
     }
 
 

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db
 D = datetime.date
 
 REPORT_KEYS = {"plan", "plan_hash", "data_version", "generated_at", "scope", "cohort", "endpoints", "follow_up",
-               "univariable", "multivariable", "subgroups", "complications", "table1", "curves", "methods"}
+               "univariable", "multivariable", "subgroups", "complications", "table1", "curves", "methods",
+               "withheld"}
 FACTORS = ["size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "histology_SyS", "histology_UPS", "sex_male",
            "age_per_10y", "grade_G3", "bilateral", "peri_pm_systemic", "synchronous"]
 

@@ -89,3 +89,12 @@ def test_a_covariate_named_twice_is_a_400_not_a_500(coordinator, db):
     response = client_for(coordinator).get("/api/v1/analysis/report",
                                            {"multivariable_covariates": "histology,histology,histology"})
     assert response.status_code == 400 and "twice" in str(response.json())
+
+
+def test_a_report_of_fewer_patients_than_the_minimum_withholds_every_estimate(case, nurse, settings):
+    """A one-patient centre's curve, median and models would describe that patient."""
+    settings.DASHBOARD_MIN_STRATUM = 5
+    report = client_for(nurse).get("/api/v1/analysis/report", {"require_r0": "false"}).json()
+    assert report["cohort"]["analysed"] == 1 and "Fewer than 5 patients" in report["withheld"]
+    assert report["curves"]["os"]["time"] == [] and report["endpoints"]["os"]["median_months"] is None
+    assert not any(row["estimable"] for row in report["univariable"])
