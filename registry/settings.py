@@ -228,7 +228,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
 
-# Bulk import and dataset export (registry/importing, registry/exporting). Limits refuse a file
+# Bulk import and dataset export (registry/transfer/). Limits refuse a file
 # before it is unpacked or parsed beyond them (zip bombs, oversized uploads).
 IMPORT_MAX_UPLOAD_BYTES = env_number("IMPORT_MAX_UPLOAD_BYTES", 50 * 2**20)
 IMPORT_MAX_UNPACKED_BYTES = env_number("IMPORT_MAX_UNPACKED_BYTES", 400 * 2**20)
