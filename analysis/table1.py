@@ -36,10 +36,9 @@ def table1(frame, histologies, *, min_count=1):
     ``level``, and ``values``: {group: {"n", "percent"}} or {group: {"n", "missing", "median",
     "q1", "q3"}}. Groups: "overall", then each histology of the plan (in plan order).
 
-    Small cells are withheld (``suppressed``: True, numbers None): a categorical variable with a
-    count from 1 to min_count - 1 in any group is withheld in every group, since the overall
-    column minus the others, or a group's total minus its other levels, would give it back; a
-    continuous variable is withheld in a group with fewer than min_count values.
+    Small cells are withheld (``suppressed``: True, numbers None): a count from 1 to min_count - 1,
+    and the fewest others from which it could be derived (see _suppress_small_cells); a continuous
+    variable is withheld in a group with fewer than min_count values.
     """
     groups = [("overall", frame)] + [(h, frame[frame["histology"] == h]) for h in histologies]
     rows = []
@@ -61,12 +60,34 @@ def table1(frame, histologies, *, min_count=1):
 
 
 def _suppress_small_cells(rows, min_count):
-    small = {row["variable"] for row in rows if row["type"] == "categorical"
-             and any(0 < value["n"] < min_count for value in row["values"].values())}
+    """Withhold every count from 1 to min_count - 1 (primary), then as few others as needed so
+    that none can be derived back (complementary): a group's column adds up to its n and a level's
+    row of groups adds up to the overall count, so neither may have exactly one withheld cell."""
+    cells = {}  # (variable, level, group) -> count, categorical rows only
     for row in rows:
-        if row["variable"] in small:
-            row["values"] = {group: {"n": None, "percent": None, "suppressed": True} for group in row["values"]}
-        elif row["type"] == "continuous":
+        if row["type"] == "categorical":
+            for group, value in row["values"].items():
+                cells[(row["variable"], row["level"], group)] = value["n"]
+    hidden = {key for key, n in cells.items() if 0 < n < min_count}
+    lines = {}  # every set of cells that adds up to a shown total
+    for (variable, level, group) in cells:
+        lines.setdefault(("column", variable, group), []).append((variable, level, group))
+        lines.setdefault(("row", variable, level), []).append((variable, level, group))
+    changed = True
+    while changed:
+        changed = False
+        for members in lines.values():
+            withheld = [key for key in members if key in hidden]
+            shown = sorted((cells[key], key) for key in members if key not in hidden and cells[key] > 0)
+            if len(withheld) == 1 and shown:
+                hidden.add(shown[0][1])  # the smallest other count, so the withheld one stays unknown
+                changed = True
+    for row in rows:
+        if row["type"] == "categorical":
+            row["values"] = {group: {"n": None, "percent": None, "suppressed": True}
+                             if (row["variable"], row["level"], group) in hidden else value
+                             for group, value in row["values"].items()}
+        else:
             row["values"] = {group: {**{key: None for key in value}, "suppressed": True}
                              if 0 < value["n"] < min_count else value for group, value in row["values"].items()}
 

@@ -280,22 +280,34 @@ def test_overlapping_saves_of_one_centre_are_both_counted_and_other_centres_do_n
     assert selectors.data_version(["MUC"]) != before
 
 
-def test_table1_withholds_small_cells_and_every_cell_that_would_give_them_back(settings):
+def test_table1_withholds_small_cells_and_every_cell_that_would_give_them_back():
+    import itertools
+
     import pandas as pd
 
     from analysis.table1 import table1
 
-    frame = pd.DataFrame({"histology": ["LMS"] * 8 + ["SyS"] * 6, "sex": ["female"] * 7 + ["male"] + ["female"] * 6,
-                          "age_at_pm": [50] * 8 + [60] * 2 + [None] * 4})
+    frame = pd.DataFrame({"histology": ["LMS"] * 12 + ["SyS"] * 10,
+                          "sex": ["female"] * 8 + ["male"] * 3 + ["diverse"] + ["female"] * 6 + ["male"] * 4,
+                          "age_at_pm": [50] * 12 + [60] * 2 + [None] * 8})
     for column in ("primary_site", "grade", "dfi_months", "synchronous", "tfi_months", "tfi_gt_12m",
                    "max_lesion_diameter_mm", "size_gt_2cm", "lesions_resected", "multiple_lesions", "bilateral",
                    "approach", "resection_type", "peri_pm_systemic", "major_complication"):
         frame[column] = None
     result = table1(frame, ["LMS", "SyS"], min_count=5)
-    sex = [row for row in result["rows"] if row["variable"] == "sex"]
-    # one male LMS patient: sex is withheld in every group and level, overall included
-    assert all(value == {"n": None, "percent": None, "suppressed": True} for row in sex for value in row["values"].values())
+    sex = {row["level"]: row["values"] for row in result["rows"] if row["variable"] == "sex"}
+    groups = {"overall": 22, "LMS": 12, "SyS": 10}
+    # The attacker's two sums: each group's levels add up to its n; each level's groups to overall.
+    for group in groups:
+        column = [sex[level][group]["n"] for level in sex]
+        assert column.count(None) != 1, (group, column)
+    for level in sex:
+        row = [sex[level][group]["n"] for group in groups]
+        assert row.count(None) != 1, (level, row)
+    # Every count under 5 is withheld, and counts of 5 or more mostly stay visible.
+    for level, group in itertools.product(sex, groups):
+        n = sex[level][group]["n"]
+        assert n is None or n == 0 or n >= 5
+    assert sex["female"]["overall"]["n"] == 14  # not everything is withheld
     [age] = [row for row in result["rows"] if row["variable"] == "age_at_pm"]
     assert age["values"]["LMS"]["median"] == 50 and age["values"]["SyS"]["suppressed"]  # 2 values in SyS
-    unknown_sites = [row for row in result["rows"] if row["variable"] == "primary_site"]
-    assert unknown_sites[-1]["values"]["overall"]["n"] == 14  # no small cell: shown
