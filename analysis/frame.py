@@ -30,6 +30,7 @@ from analysis import factors
 from analysis.factors import CUT_OFFS
 from analysis.plan import AnalysisPlan
 from registry import access, codes, selectors
+from registry.index_date import index_rows
 
 DAYS_PER_MONTH = 365.25 / 12
 
@@ -48,7 +49,7 @@ NO_METASTASECTOMY = "no metastasectomy"
 _PATIENT_FIELDS = [("patient_id", "patient_id"), ("centre", "centre_id"), ("sex", "sex"),
                    ("birth_year", "birth_year"), ("histology", "histology"),
                    ("lung_mets_date", "lung_mets_diagnosis_date"),
-                   ("extrapulmonary", "extrapulmonary_disease_at_pm"), ("index_date", "index_date")]
+                   ("extrapulmonary", "extrapulmonary_disease_at_pm")]
 _PRIMARY_FIELDS = [("patient_id", "patient_id"), ("primary_diagnosis_date", "diagnosis_date"),
                    ("primary_site", "site"), ("grade", "grade"),
                    ("primary_surgery_date", "surgery_date"), ("radiotherapy_end_date", "radiotherapy_end_date")]
@@ -141,7 +142,7 @@ def load_tables(scope):
     # The diameter is a Decimal in the model; cast in SQL so 100,000 rows skip Decimal objects.
     pms = records["metastasectomies"].annotate(diameter_float=Cast("max_lesion_diameter_mm", FloatField()))
     return {
-        "patients": _rows(records["patients"], _PATIENT_FIELDS, ["lung_mets_date", "index_date"]),
+        "patients": _rows(records["patients"], _PATIENT_FIELDS, ["lung_mets_date"]),
         "primary_tumours": _rows(records["primary_tumours"], _PRIMARY_FIELDS,
                                  ["primary_diagnosis_date", "primary_surgery_date", "radiotherapy_end_date"]),
         "metastasectomies": _rows(pms, _PM_FIELDS, ["surgery_date"]),
@@ -193,7 +194,7 @@ def derive_frame(tables, plan):
         _by_row(tables[name], patient_ids)
         for name in ("primary_tumours", "metastasectomies", "systemic_therapies", "follow_up"))
     frame = frame.join(primaries.drop_duplicates("row").set_index("row"))
-    frame = frame.join(_index_operation(pms, frame["index_date"]))
+    frame = frame.join(_index_operation(pms))
     has_pm = frame["index_date"].notna().to_numpy()
 
     _add_endpoints(frame, pms, therapies, follow_up)
@@ -216,11 +217,10 @@ def derive_frame(tables, plan):
     return frame
 
 
-def _index_operation(pms, index_date):
-    """The index operation of each patient (its metastasectomy on the index date), by patient row."""
-    at_index = pms[pms["surgery_date"].to_numpy() == _at_rows(index_date, pms["row"])]
-    return (at_index.drop(columns="surgery_date").drop_duplicates("row")
-            .rename(columns={"margin": "index_margin"}).set_index("row"))
+def _index_operation(pms):
+    """The index operation of each patient (registry.index_date), by patient row."""
+    index = pms[index_rows(pms["row"].to_numpy(), pms["surgery_date"].to_numpy())]
+    return index.rename(columns={"surgery_date": "index_date", "margin": "index_margin"}).set_index("row")
 
 
 def _at_rows(series, rows):

@@ -277,24 +277,6 @@ class Metastasectomy(ClinicalRecord):
             "patient": self.patient_id, "date": self.surgery_date}
 
 
-# --- the index date ----------------------------------------------------------------------------
-# A patient's index date is the date of the earliest metastasectomy (endpoints.md): every endpoint,
-# interval and follow-up month is counted from it. This is its one definition, in Python for a case
-# in memory and in SQL for a Patient queryset.
-
-def index_operation(metastasectomies):
-    """The earliest dated metastasectomy of these (one patient's), or None."""
-    dated = [pm for pm in metastasectomies if pm.surgery_date is not None]
-    return min(dated, key=lambda pm: pm.surgery_date) if dated else None
-
-
-def index_date():
-    """An expression for Patient querysets: the patient's index date (NULL without a metastasectomy)."""
-    earliest = (Metastasectomy.objects.filter(patient=models.OuterRef("pk")).order_by()
-                .values("patient").annotate(first=models.Min("surgery_date")).values("first"))
-    return models.Subquery(earliest, output_field=models.DateField())
-
-
 class SystemicTherapy(ClinicalRecord):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="systemic_therapies",
                                 db_column="patient_id", verbose_name=_("patient"))

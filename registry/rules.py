@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
-from registry.models import index_operation
+from registry.index_date import index_operation
 
 
 @dataclass

@@ -15,7 +15,6 @@ from registry.models import (
     Patient,
     PrimaryTumour,
     SystemicTherapy,
-    index_date,
 )
 
 
@@ -91,11 +90,10 @@ def centres(codes=None):
 
 def records_of(patients):
     """{table: queryset} of the dictionary's five tables, restricted to the `patients` queryset
-    (each a subquery: one query per table, whatever the number of patients); the patients carry
-    their `index_date`."""
+    (each a subquery: one query per table, whatever the number of patients)."""
     in_scope = {"patient_id__in": patients.values("pk")}
     return {
-        "patients": patients.annotate(index_date=index_date()),
+        "patients": patients,
         "primary_tumours": PrimaryTumour.objects.filter(**in_scope),
         "metastasectomies": Metastasectomy.objects.filter(**in_scope),
         "systemic_therapies": SystemicTherapy.objects.filter(**in_scope),

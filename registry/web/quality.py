@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.utils.translation import gettext_lazy as _
 
-from registry.models import FollowUp, Metastasectomy, PrimaryTumour, index_date
+from registry.index_date import index_date
+from registry.models import FollowUp, Metastasectomy, PrimaryTumour
 
 # Follow-up older than this is "lost" for the survival analysis until a new contact is entered.
 FOLLOW_UP_STALE_AFTER = datetime.timedelta(days=365)

@@ -17,7 +17,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from registry import access, rules, selectors, services
-from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy, index_operation
+from registry.index_date import index_operation
+from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from registry.services import StaleRecordError
 from registry.web import quality
 from registry.web.filters import PatientFilterForm

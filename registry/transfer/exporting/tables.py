@@ -22,7 +22,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from registry import dictionary
-from registry.models import Patient, index_date
+from registry.index_date import index_date
+from registry.models import Patient
 
 DEIDENTIFY = ("none", "shift-dates", "intervals")
 # Columns that are calendar information without being dates: left out of an intervals export.
