@@ -74,7 +74,7 @@ def writable_centre_codes(user):
 
 def analysis_centre_codes(user):
     """Centres that may enter the aggregate (survival) results the user sees."""
-    if is_coordinator(user) or is_pi(user):
+    if is_coordinator(user) or is_pi(user) or may_analyse_every_centre(user):
         return ALL
     return set(_roles(user))
 
@@ -95,10 +95,19 @@ def patients_writable(user):
     return _filter(Patient.objects.all(), writable_centre_codes(user), "centre")
 
 
+def may_analyse_every_centre(user):
+    """The explicit analyst permission (registry.analyse_every_centre), which a coordinator gives in
+    the admin: row-level analysis data of every centre, without reading or writing its records."""
+    return user is not SYSTEM and user.is_active and user.has_perm("registry.analyse_every_centre")
+
+
 def patients_for_analysis(user, *, row_level=False):
     """The patients whose data may enter the user's results. Aggregates (curves, models, tables)
     pool every centre for a PI; row-level data (one row per patient, e.g. the analysis frame) are
-    the centres whose records the user may read, as for every other patient-level output."""
+    the centres whose records the user may read, as for every other patient-level output, or
+    every centre for a user with the analyst permission."""
+    if row_level and may_analyse_every_centre(user):
+        return Patient.objects.all()
     codes = readable_centre_codes(user) if row_level else analysis_centre_codes(user)
     return _filter(Patient.objects.all(), codes, "centre")
 

@@ -158,6 +158,8 @@ class Patient(ClinicalRecord):
         ordering = ["patient_id"]
         verbose_name = _("patient")
         verbose_name_plural = _("patients")
+        # Given to a user (a study statistician) by a coordinator in the admin, which logs it.
+        permissions = [("analyse_every_centre", _("May read the analysis frame of every centre, row by row"))]
         constraints = [
             models.CheckConstraint(condition=Q(patient_id__regex=PATIENT_ID_PATTERN), name="patient_id_format"),
             models.CheckConstraint(condition=in_codes("sex", codes.SEX), name="patient_sex_code"),

@@ -98,3 +98,14 @@ def test_a_report_of_fewer_patients_than_the_minimum_withholds_every_estimate(ca
     assert report["cohort"]["analysed"] == 1 and "Fewer than 5 patients" in report["withheld"]
     assert report["curves"]["os"]["time"] == [] and report["endpoints"]["os"]["median_months"] is None
     assert not any(row["estimable"] for row in report["univariable"])
+
+
+def test_the_analyst_permission_opens_every_centres_rows_and_nothing_else(case, berlin):
+    from django.contrib.auth.models import Permission
+
+    analyst = f.user("statistician")
+    analyst.user_permissions.add(Permission.objects.get(codename="analyse_every_centre"))
+    frame = client_for(analyst).get("/api/v1/analysis/frame").json()
+    assert sorted(row["patient_id"] for row in frame["rows"]) == sorted([case.pk, berlin.pk])
+    assert client_for(analyst).get(f"/api/v1/patients/{case.pk}/").status_code == 404  # no records
+    assert client_for(analyst).get("/api/v1/analysis/report").json()["scope"]["centres_included"] == ["BER", "MUC"]
