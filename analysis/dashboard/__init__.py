@@ -21,6 +21,7 @@ from analysis.dashboard.compute import (  # noqa: F401 (the package's interface)
     CACHE_PREFIX,
     RISK_TIMES,
     STRATA,
+    STRATIFY,
     ControlsForm,
     cache_key,
     controls,

@@ -116,8 +116,8 @@ def results(plan, centres, factor):
     Two requests missing at the same moment both compute (no lock): the cost of a rare double
     computation is lower than that of a lock every request would pass through.
     """
-    guard = min_stratum()  # the small-group guard changes what is drawn: part of the key
-    kinds = {"report": "report", "strata": f"strata:{factor}:{guard}", "figures": f"figures:{factor}:{guard}"}
+    guard = min_stratum()  # the small-group guard changes what is shown and drawn: part of the key
+    kinds = {"report": f"report:{guard}", "strata": f"strata:{factor}:{guard}", "figures": f"figures:{factor}:{guard}"}
 
     def keys(version):
         return {name: cache_key(kind, plan, version, centres) for name, kind in kinds.items()}
@@ -169,6 +169,10 @@ def stratum_labels(analysed, factor, plan):
 def overall_strata(report):
     """The unstratified curves: the report's own Kaplan-Meier estimates, one group of everyone."""
     result = {"factor": "none", "label": str(STRATA["none"]), "unknown": 0, "hidden": [], "endpoints": {}}
+    if report.get("withheld"):  # too few patients for any estimate (analysis/report.py)
+        result["hidden"].append({"label": "All patients", "n": report["cohort"]["analysed"]})
+        result["endpoints"] = {endpoint: {"groups": [], "logrank": None} for endpoint in ENDPOINTS}
+        return result
     for endpoint in ENDPOINTS:
         summary = report["endpoints"][endpoint]
         group = {"label": "All patients", "n": summary["n"], "events": summary["events"],

@@ -86,7 +86,8 @@ def quick_report(monkeypatch, first_pooled_request):
     monkeypatch.setattr(compute, "report_from_frame", report_from_frame)
     yield calls
     # Never leave a stand-in report (or figures drawn from it) for a test that wants the real one.
-    kinds = ["report"] + [f"figures:{factor}:{dashboard.min_stratum()}" for factor in dashboard.STRATA]
+    kinds = [f"report:{dashboard.min_stratum()}"] + [f"figures:{factor}:{dashboard.min_stratum()}"
+                                                     for factor in dashboard.STRATIFY]
     cache.delete_many([f"{dashboard.CACHE_PREFIX}:{kind}:{plan_hash}:{version}:{dashboard.scope_key(centres)}"
                        for plan_hash, version, centres in calls for kind in kinds])
 
@@ -98,7 +99,7 @@ def writes_data():
     yield
     version = selectors.data_version()
     guard = dashboard.min_stratum()
-    kinds = ["report", f"strata:none:{guard}", f"figures:none:{guard}"]
+    kinds = [f"report:{guard}", f"strata:none:{guard}", f"figures:none:{guard}"]
     cache.delete_many([dashboard.cache_key(kind, AnalysisPlan(), version, scope) for kind in kinds
                        for scope in (None, ("MUC",))])
 
