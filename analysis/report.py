@@ -13,7 +13,7 @@ from django.utils import timezone
 from analysis import factors, stats
 from analysis.frame import analysis_frame, cohort_criteria
 from analysis.plan import ENDPOINTS, FACTORS, AnalysisPlan
-from analysis.table1 import table1
+from analysis.table1 import min_cell_count, table1
 from registry import selectors
 
 BINARY_FACTORS = ("size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "sex_male", "grade_G3", "bilateral",
@@ -74,19 +74,12 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
         "multivariable": [multivariable(data, endpoint, plan) for endpoint in plan.multivariable_endpoints],
         "subgroups": subgroups(data, plan),
         "complications": complications(estimated),
-        "table1": table1(analysed, plan.histologies, min_count=min_cell_count()),
+        "table1": table1(analysed, plan.histologies, min_count=minimum),
         "curves": {endpoint: curve(km[endpoint]) for endpoint in ENDPOINTS},
         "methods": METHODS,
         "withheld": (f"Fewer than {minimum} patients analysed: no estimate is shown, as it would describe "
                      "individual patients.") if withheld else None,
     }
-
-
-def min_cell_count():
-    """The smallest group an aggregate may show (settings.DASHBOARD_MIN_STRATUM, default 5)."""
-    from django.conf import settings
-
-    return getattr(settings, "DASHBOARD_MIN_STRATUM", 5)
 
 
 def frame_with_version(plan, *, user=None, centres=None, row_level=False):

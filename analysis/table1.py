@@ -3,6 +3,7 @@ histology. Categorical variables as counts and % of the group (unknown shown as 
 "unknown", so the percentages of a variable add up to 100); continuous ones as median, IQR
 (pandas' linear interpolation, R's type 7) and the number of patients with a value."""
 import pandas as pd
+from django.conf import settings
 
 from registry import codes
 
@@ -27,6 +28,12 @@ VARIABLES = [
     ("major_complication", "binary", None),
 ]
 UNKNOWN = "unknown"
+
+
+def min_cell_count():
+    """The smallest group any aggregate output may show (settings.DASHBOARD_MIN_STRATUM, default 5):
+    Table 1's cells, the report's estimates and the dashboard's curves."""
+    return getattr(settings, "DASHBOARD_MIN_STRATUM", 5)
 
 
 def table1(frame, histologies, *, min_count=1):

@@ -57,6 +57,11 @@ def _same_record(stored, record):
     return isinstance(record, PrimaryTumour) or (record.pk is not None and stored.pk == record.pk)
 
 
+def centre_of(record):
+    """A record's centre, without a query: a patient's own, or the one its pseudonym names."""
+    return record.centre_id if isinstance(record, Patient) else record.patient_id.split("-", 1)[0]
+
+
 def instance_from_row(model, row):
     """An unsaved model instance; `centre` is a code and `patient_id` a pseudonym, as in the dictionary."""
     values = dict(row)

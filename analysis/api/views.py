@@ -1,9 +1,10 @@
 """The analysis endpoints (/api/v1/analysis/): the survival report and the analysis frame.
 
 The analysis plan comes from query parameters, one per AnalysisPlan field (lists comma-separated
-or repeated), each defaulting to endpoints.md; `centres` narrows the scope. The scope is the
-user's analysis scope (access.patients_for_analysis, via the analysis package): a nurse analyses
-her centres, a PI and a coordinator every centre.
+or repeated), each defaulting to endpoints.md; `centres` narrows the scope (access.patients_for_analysis):
+the report pools a nurse's centres, and every centre for a PI or a coordinator; the frame, one row
+per patient, covers only the centres whose records the user may read (every centre for a
+coordinator or a holder of the analyst permission).
 """
 import json
 

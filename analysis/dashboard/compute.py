@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from analysis import factors
 from analysis.plan import ENDPOINTS, FACTORS, PlanError, plan_from_query
+from analysis.table1 import min_cell_count
 from registry import codes, selectors
 
 RISK_TIMES = (0, 12, 24, 36, 48, 60)  # months; the axis ends at the last one
@@ -38,9 +39,7 @@ def poll_seconds():
     return getattr(settings, "DASHBOARD_POLL_SECONDS", 20)
 
 
-def min_stratum():
-    """Groups smaller than this are not drawn (settings.DASHBOARD_MIN_STRATUM, default 5)."""
-    return getattr(settings, "DASHBOARD_MIN_STRATUM", 5)
+min_stratum = min_cell_count  # groups smaller than this are not drawn
 
 
 # --- controls -----------------------------------------------------------------------------------

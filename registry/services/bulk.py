@@ -20,6 +20,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_update_with_history, get_history_model_for_model
 
 from registry import access
+from registry.cases import centre_of
 from registry.dictionary import TABLE_MODELS, TABLES
 from registry.services.versions import bump_data_version
 
@@ -206,8 +207,8 @@ def import_write(*, user, creates, updates, reason):
     the write access to every centre is checked once more, and the centres' data versions move.
     Returns the time the rows were written.
     """
-    centres = {_centre_of(record) for table in TABLES for record in creates[table]}
-    centres |= {_centre_of(record) for table in TABLES for record, _names in updates[table]}
+    centres = {centre_of(record) for table in TABLES for record in creates[table]}
+    centres |= {centre_of(record) for table in TABLES for record, _names in updates[table]}
     for centre in sorted(centres):
         access.require_writable(user, centre)
     now = timezone.now()
@@ -218,7 +219,3 @@ def import_write(*, user, creates, updates, reason):
         bump_data_version(centres)
     return now
 
-
-def _centre_of(record):
-    """The centre of a record; the pseudonym names it (no query for a child record)."""
-    return record.patient_id.split("-", 1)[0]

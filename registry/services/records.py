@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from registry import access, rules
-from registry.cases import Case, case_with
+from registry.cases import Case, case_with, centre_of
 from registry.models import CLINICAL_MODELS, Centre, Patient, Submission
 from registry.pseudonyms import unique_pseudonym
 from registry.selectors import case_load, existing_patient_ids
@@ -63,11 +63,6 @@ def _check(case, record, *, delete=False):
         raise violations_as_error(violations, record)
 
 
-def _centre_of(record):
-    """The record's centre: the pseudonym names it (no query)."""
-    return record.centre_id if isinstance(record, Patient) else record.patient_id.split("-", 1)[0]
-
-
 def _locked_case(patient_id):
     """The stored case of a patient, its row locked until the commit, or None for a new patient.
 
@@ -79,7 +74,7 @@ def _locked_case(patient_id):
 
 def _stored(case, record):
     """The stored version of `record` in its locked case."""
-    candidates = [case.patient] if isinstance(record, Patient) else list(case.records()) if case else []
+    candidates = [] if case is None else [case.patient] if isinstance(record, Patient) else list(case.records())
     found = next((r for r in candidates if type(r) is type(record) and r.pk == record.pk), None)
     if found is None:
         raise type(record).DoesNotExist(f"{rules.describe(record)} is no longer in the registry.")
@@ -106,11 +101,10 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
         earlier = _first_submission(user, idempotency_key, record)
         if earlier is not None:
             return earlier
-    if is_new and isinstance(record, Patient) and not record.patient_id:
-        access.require_writable(user, record.centre_id)
-        record.patient_id = unique_pseudonym(record.centre_id, lambda pid: Patient.objects.filter(pk=pid).exists())
-    centre = _centre_of(record)
+    centre = centre_of(record)
     access.require_writable(user, centre)
+    if is_new and isinstance(record, Patient) and not record.patient_id:
+        record.patient_id = unique_pseudonym(centre, lambda pid: Patient.objects.filter(pk=pid).exists())
     case = _locked_case(record.patient_id)
     if not is_new:
         stored = _stored(case, record)
@@ -163,7 +157,7 @@ def _first_submission(user, key, record):
 @transaction.atomic
 def record_delete(*, user, record, expected_version=None, source=""):
     """Delete one record (a patient with its whole case); the audit trail keeps what it held."""
-    centre = _centre_of(record)
+    centre = centre_of(record)
     access.require_writable(user, centre)
     case = _locked_case(record.patient_id)
     stored = _stored(case, record)
@@ -215,4 +209,4 @@ def cases_create(*, user, cases, reason="bulk load"):
     for model in CLINICAL_MODELS:  # parents before children
         records = [record for case in cases for record in case.records() if type(record) is model]
         bulk.records_create(model, records, user=user, now=now, reason=reason)
-    bump_data_version(patient.centre_id for patient in (case.patient for case in cases))
+    bump_data_version(case.patient.centre_id for case in cases)

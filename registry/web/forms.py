@@ -1,8 +1,9 @@
 """The data-entry forms of the web application, one per clinical table.
 
-They subclass RuleCheckedModelForm, so single-record rules (model validation) and cross-record
-rules (registry.rules) show next to the field while the form is still open; the view then saves
-through registry.services, which checks everything again inside its transaction.
+Single-record rules (model validation) show at the field while the form is checked; the view then
+saves through registry.services, which checks the cross-record rules (registry.rules) under the
+patient's lock and puts a violation at its field. A form with errors also checks the cross-record
+rules, so the nurse sees every problem at once.
 """
 import secrets
 
@@ -29,7 +30,6 @@ class RuleCheckedModelForm(forms.ModelForm):
             services.record_check(record=instance)
         except ValidationError as error:
             self._update_errors(error)
-
 
 
 UNITS = {"_mm": _("mm"), "_days": _("days")}

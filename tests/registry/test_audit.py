@@ -102,3 +102,14 @@ def test_saving_a_record_unchanged_writes_no_version_no_audit_row_and_keeps_the_
     services.record_save(user=nurse, record=Metastasectomy.objects.get(pk=pm.pk))
     assert Metastasectomy.objects.get().version == 1
     assert Metastasectomy.history.count() == audit_rows and selectors.data_version() == version
+
+
+def test_saving_or_deleting_a_patient_deleted_meanwhile_says_it_is_gone(nurse):
+    patient = services.patient_create(user=nurse, centre=f.centre("MUC"), **f.patient_values())
+    mine = Patient.objects.get(pk=patient.pk)
+    services.record_delete(user=nurse, record=Patient.objects.get(pk=patient.pk))
+    mine.ecog = 2
+    with pytest.raises(Patient.DoesNotExist):
+        services.record_save(user=nurse, record=mine)
+    with pytest.raises(Patient.DoesNotExist):
+        services.record_delete(user=nurse, record=mine)

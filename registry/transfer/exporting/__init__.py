@@ -20,7 +20,6 @@ from django.utils import timezone, translation
 from registry import access, dictionary, selectors
 from registry.models import Centre, ExportLog
 from registry.transfer.exporting.tables import (
-    CALENDAR_COLUMNS,
     DEIDENTIFY,
     Deidentifier,
     frame_deidentified,
@@ -43,7 +42,7 @@ def export_filename(*, centre=None, file_format="csv", deidentify="none", when=N
 def _columns(table, deidentifier):
     result = []
     for column in dictionary.columns(table):
-        if not deidentifier.exported(table, column):
+        if not deidentifier.exported(table, column.name):
             continue
         kind = column.type
         if kind == "date" and deidentifier.mode == "intervals":
@@ -98,7 +97,7 @@ def load_frame(*, user, centre):
 def _dictionary_rows(centre_codes, frame_columns, deidentifier):
     rows = []
     for row in dictionary.as_rows(centre_codes):
-        if (row["table"], row["variable"]) in CALENDAR_COLUMNS and deidentifier.mode == "intervals":
+        if not deidentifier.exported(row["table"], row["variable"]):
             continue
         if row["type"] == "date" and deidentifier.mode == "intervals":
             row = {**row, "variable": deidentifier.name(row["variable"], "date"), "type": "int",

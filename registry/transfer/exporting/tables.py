@@ -67,9 +67,9 @@ class Deidentifier:
             days = self._shifts[patient_id] = shift_days(patient_id)
         return days
 
-    def exported(self, table, column):
+    def exported(self, table, column_name):
         """Whether a column of a dictionary table is exported in this mode."""
-        return not (self.mode == "intervals" and (table, column.name) in CALENDAR_COLUMNS)
+        return not (self.mode == "intervals" and (table, column_name) in CALENDAR_COLUMNS)
 
     def name(self, column_name, column_type):
         """The exported name of a column (date columns get '_days' in intervals mode)."""
@@ -106,7 +106,7 @@ class Deidentifier:
 def table_rows(table, patients, deidentifier):
     """(columns, exported column names, row iterator, count) of one dictionary table in scope."""
     model = dictionary.TABLE_MODELS[table]
-    columns = [c for c in dictionary.columns(table) if deidentifier.exported(table, c)]
+    columns = [c for c in dictionary.columns(table) if deidentifier.exported(table, c.name)]
     lookups = [c.attname for c in columns]
     if model is Patient:
         queryset = patients.order_by("patient_id")
