@@ -4,6 +4,7 @@ Field names are the dictionary's column names. Rules about one record live here 
 validators, clean(), database constraints); rules across records live in registry/rules.py.
 """
 import datetime
+import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -492,3 +493,47 @@ class SecurityEvent(models.Model):
 
     def __str__(self):
         return f"{self.username} {self.event} ({self.at:%Y-%m-%d %H:%M})"
+
+
+class Job(models.Model):
+    """An import or an export that runs on the job queue (registry/transfer/jobs.py).
+
+    The page of a job is shown only to the user who submitted it; its id is random. `payload` holds
+    the uploaded file until the job has run; `result` the export archive or the import's error
+    report, until JOB_RESULT_HOURS after the end. `report` is the import's summary (counts, the
+    first errors, warnings) as the page shows it.
+    """
+
+    IMPORT, EXPORT = "import", "export"
+    KINDS = [(IMPORT, _("import")), (EXPORT, _("export"))]
+    QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+    STATES = [(QUEUED, _("waiting")), (RUNNING, _("running")), (DONE, _("finished")), (FAILED, _("failed"))]
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(_("kind"), max_length=8, choices=KINDS)
+    state = models.CharField(_("state"), max_length=8, choices=STATES, default=QUEUED)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("user"))
+    created_at = models.DateTimeField(_("submitted at"), auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    options = models.JSONField(_("options"), default=dict,
+                               help_text=_("Import: file name, table, dry run. Export: scope, format, de-identification."))
+    step = models.CharField(_("step"), max_length=40, blank=True)
+    payload = models.BinaryField(_("uploaded file"), null=True, editable=False)
+    result = models.BinaryField(_("result"), null=True, editable=False)
+    result_name = models.CharField(_("result file name"), max_length=200, blank=True)
+    report = models.JSONField(_("report"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+
+    def __str__(self):
+        return f"{self.kind} {self.options.get('file_name', '')} {self.state} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def finished(self):
+        return self.state in (self.DONE, self.FAILED)

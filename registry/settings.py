@@ -7,7 +7,8 @@ Environment variables:
   EXPORT_SHIFT_KEY  the date-shifting key of de-identified exports (separate from SECRET_KEY)
   DATABASE_URL    e.g. postgres://user:pass@host:5432/db (default: SQLite file var/registry.sqlite3)
   ALLOWED_HOSTS   comma-separated (default: localhost,127.0.0.1 with DEBUG, none without)
-  REDIS_URL       use Redis as the cache (shared by every worker); default: local memory
+  REDIS_URL       use Redis as the cache (shared by every worker) and as the job queue's broker;
+                  default: local memory, and jobs run in the web process at once
   CSRF_TRUSTED_ORIGINS  comma-separated origins, for deployments behind a proxy
 """
 import os
@@ -239,6 +240,22 @@ IMPORT_MAX_ROWS = env_number("IMPORT_MAX_ROWS", 500000)
 # memory per column), nor is a file of more cells than this in all (68,000 rows are ~700,000).
 IMPORT_MAX_COLUMNS = env_number("IMPORT_MAX_COLUMNS", 200)
 IMPORT_MAX_CELLS = env_number("IMPORT_MAX_CELLS", 20_000_000)
+# Imports and exports run as jobs (registry/transfer/jobs.py) on Celery. With a broker (REDIS_URL,
+# as in docker-compose) a separate worker runs them: `celery -A registry worker`. Without one
+# (make run, the tests) a job runs in the web process as soon as it is submitted, with no limits.
+# A worker stops a job after JOB_TIME_LIMIT seconds and refuses it more than JOB_MAX_MEMORY_MB of
+# address space; a finished job's file and result are kept JOB_RESULT_HOURS for the page and download.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("JOB_QUEUE", "registry")
+CELERY_TASK_IGNORE_RESULT = True  # a job's state and result live in the Job table
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # jobs are long: a worker takes the next only when free
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+JOB_TIME_LIMIT = env_number("JOB_TIME_LIMIT", 900)
+JOB_MAX_MEMORY_MB = env_number("JOB_MAX_MEMORY_MB", 3072)
+JOB_RESULT_HOURS = env_number("JOB_RESULT_HOURS", 24.0, float)
+CELERY_TASK_SOFT_TIME_LIMIT = JOB_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = JOB_TIME_LIMIT + 30  # the hard stop if the job ignores the soft one
 # PIs may download the pooled dataset only when this is on (coordinators always may).
 EXPORT_ALLOW_PI = env_flag("EXPORT_ALLOW_PI")
 

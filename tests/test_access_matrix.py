@@ -14,6 +14,8 @@ coordinator of MUC who signed in and was deactivated afterwards. Deleting (patie
 record_delete), importing (a real CSV file) and exporting (the pooled zip) are real POSTs.
 A refused request, and every GET, must leave the clinical tables as they were.
 """
+import zlib
+
 import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -21,7 +23,7 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from registry.models import ExportLog, FollowUp, ImportRun, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.models import ExportLog, FollowUp, ImportRun, Job, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from tests import factories as f
 from tests.registry.api.test_api_access import EXPECTED as API_EXPECTED
 
@@ -79,10 +81,13 @@ EXPECTED = {
     "patient_delete": DELETE_PAGE,
     "record_delete": DELETE_PAGE,
     # import and export
-    # the other centre's nurse uploads a row of MUC: refused by the ID's centre, named in the report
-    "import_upload": row(signed_in(pi=403), signed_in(other_nurse=422, pi=403)),
-    "import_errors": row(signed_in(404, pi=403), signed_in(405)),
-    "export_download": row(signed_in(403, coordinator=200), signed_in(403, coordinator=200)),
+    # An upload or an export request becomes a job and the browser is sent to its page (302); the
+    # other centre's nurse's upload of a row of MUC is refused there (tests/registry/transfer).
+    "import_upload": row(signed_in(pi=403), signed_in(302, pi=403)),
+    "export_download": row(signed_in(403, coordinator=200), signed_in(403, coordinator=302)),
+    # a job (here the nurse's refused import) is found only by the user who submitted it
+    "job_detail": row(signed_in(404, nurse=200), signed_in(405)),
+    "job_result": row(signed_in(404, nurse=200), signed_in(405)),
     # the survival dashboard (?centre=MUC: the nurse of BER may not choose it)
     "analysis:dashboard": READ_PAGE,
     "analysis:version": READ_PAGE,
@@ -134,6 +139,8 @@ def world(case, nurse, other_nurse, pi, coordinator):
         clients[role].force_login(user)
     deactivated.is_active = False
     deactivated.save()
+    Job.objects.create(kind=Job.IMPORT, user=nurse, state=Job.DONE, options={"file_name": "matrix.csv"},
+                       result=zlib.compress(b"sheet,row,column,value,message\n"), result_name="import-errors.csv")
     return {"case": case, "clients": clients}
 
 
@@ -154,6 +161,7 @@ def admin_url(name, pattern):
 
 def url_for(name, pattern, case):
     therapy = case.systemic_therapies.get()
+    job = Job.objects.get(options__file_name="matrix.csv")
     record = f"/patients/{case.pk}/systemic-therapies/"
     urls = {
         "home": "/", "patient_list": "/patients/?centre=MUC", "patient_new": "/centres/MUC/patients/new/",
@@ -161,8 +169,8 @@ def url_for(name, pattern, case):
         "patient_edit": f"/patients/{case.pk}/edit/", "patient_delete": f"/patients/{case.pk}/delete/",
         "patient_history": f"/patients/{case.pk}/history/", "record_add": record + "add/",
         "record_edit": f"{record}{therapy.pk}/edit/", "record_delete": f"{record}{therapy.pk}/delete/",
-        "import_upload": "/transfer/import/", "import_errors": "/transfer/import/errors/no-such-report/",
-        "export_download": "/transfer/export/",
+        "import_upload": "/transfer/import/", "export_download": "/transfer/export/",
+        "job_detail": f"/transfer/jobs/{job.pk}/", "job_result": f"/transfer/jobs/{job.pk}/file",
         "analysis:dashboard": "/analysis/?centre=MUC", "analysis:version": "/analysis/version?centre=MUC",
         "analysis:print": "/analysis/print/?centre=MUC", "analysis:figure": "/analysis/figures/km-dfs.svg?centre=MUC",
         "analysis:table": "/analysis/data/km.csv?centre=MUC", "analysis:json": "/analysis/report.json?centre=MUC",

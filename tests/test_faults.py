@@ -55,7 +55,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
 from registry import synthetic
-from registry.models import ExportLog, FollowUp, ImportRun, Patient
+from registry.models import ExportLog, FollowUp, ImportRun, Job, Patient
 from registry.services import bulk as writing
 from tests import factories as f
 from tests.registry.api.test_api_helpers import client_for, fresh_throttles  # noqa: F401 (fresh_throttles is autouse)
@@ -84,12 +84,12 @@ def other_connection(**options):
 
 
 def registry_tables():
-    """Every registry table (clinical, audit/historical, ImportRun, ExportLog, ...) read through a
-    fresh connection: {table: sorted rows}."""
+    """Every registry table (clinical, audit/historical, ImportRun, ExportLog, ...) but the job
+    queue's, read through a fresh connection: {table: sorted rows}."""
     with other_connection() as db:
         tables = [row[0] for row in db.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'registry%' "
-            "ORDER BY tablename")]
+            "AND tablename <> 'registry_job' ORDER BY tablename")]
         return {table: sorted(db.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr) for table in tables}
 
 
@@ -140,7 +140,10 @@ def kill_during_copy(table, killed):
 
 
 def upload(client, data, name):
-    return client.post(reverse("import_upload"), {"file": SimpleUploadedFile(name, data), "table": ""})
+    """The page of the import job the upload became (it runs at once: no worker here)."""
+    response = client.post(reverse("import_upload"), {"file": SimpleUploadedFile(name, data), "table": ""})
+    assert response.status_code == 302, response.content[:500]
+    return client.get(response.url)
 
 
 def test_an_import_whose_connection_is_killed_midway_leaves_nothing_and_says_so(client, monkeypatch):
@@ -166,8 +169,8 @@ def test_an_import_whose_connection_is_killed_midway_leaves_nothing_and_says_so(
     assert killed["wrote"]
     # What the coordinator sees: the import failed, nothing is half-stored, upload again.
     page = response.content.decode()
-    assert response.status_code == 503, page[:500]
-    assert "The database failed during the import" in page and "Upload the file again" in page
+    assert response.context["job"].state == "failed", page[:500]
+    assert "The database failed during the job" in page and "Submit it again" in page
     assert "Imported" not in page
     # Fresh connections: every registry and audit table exactly as before, no ImportRun for the file.
     connection.close()
@@ -407,9 +410,13 @@ def coordinator_session(server):
 
 
 def export(session, server, file_format, **options):
-    return session.post(f"{server.url}/transfer/export/", timeout=60, headers={
+    """Submit an export job and download its archive. This server has no job worker, so the job runs
+    in the web worker, within the request that submits it."""
+    submitted = session.post(f"{server.url}/transfer/export/", timeout=60, allow_redirects=False, headers={
         "X-CSRFToken": session.cookies["csrftoken"]}, data={"centre": "", "file_format": file_format,
-                                                            "deidentify": "none"}, **options)
+                                                            "deidentify": "none"})
+    assert submitted.status_code == 302, submitted.text[:500]
+    return session.get(f"{server.url}{submitted.headers['Location']}file", timeout=60, **options)
 
 
 def in_export_snapshot():
@@ -467,6 +474,7 @@ def test_a_worker_killed_during_an_export_never_serves_a_truncated_file(server):
         with pytest.raises(requests.ConnectionError):
             pending.result()
     assert not ExportLog.objects.exists()
+    assert not Job.objects.filter(state=Job.DONE).exists()
 
     # (b) Killed while sending: Content-Length tells the client the body is cut short.
     worker = server.worker(not_pid=worker)

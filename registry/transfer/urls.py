@@ -5,6 +5,7 @@ from registry.transfer import views
 
 urlpatterns = [
     path("import/", views.import_upload, name="import_upload"),
-    path("import/errors/<str:token>/", views.import_errors, name="import_errors"),
     path("export/", views.export_download, name="export_download"),
+    path("jobs/<uuid:pk>/", views.job_detail, name="job_detail"),
+    path("jobs/<uuid:pk>/file", views.job_result, name="job_result"),
 ]

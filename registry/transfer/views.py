@@ -1,34 +1,27 @@
 """Web pages to upload a centre's spreadsheet and to download the dataset export.
 
-Thin views over registry.transfer.importing (file_import) and registry.transfer.exporting (dataset_export).
+Thin views over registry.transfer.jobs: an upload or an export request becomes a job on the queue,
+and the browser is sent to the job's page, which shows its progress and outcome.
 Import: nurses (their centres) and coordinators (every centre); the file's rows decide which
 centres are written, and registry.transfer.importing refuses rows of centres the user may not write.
 Export: coordinators (any centre or pooled), and PIs their own centres when settings.EXPORT_ALLOW_PI
 is on (access.can_export); anyone else gets 403.
 """
-import secrets
-import tempfile
-import zlib
-
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError
-from django.http import FileResponse, Http404, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from registry import access
 from registry.dictionary import TABLES
-from registry.transfer.exporting import DEIDENTIFY, FORMATS, dataset_export, export_filename
-from registry.transfer.importing import file_import
-
-ERRORS_TTL = 3600  # seconds an error report stays downloadable
-SHOWN_ERRORS = 500  # errors listed on the page; the CSV has all of them
+from registry.models import Job
+from registry.transfer import jobs
+from registry.transfer.exporting import DEIDENTIFY, FORMATS
 
 
 class ImportForm(forms.Form):
@@ -71,70 +64,78 @@ def _require_export(user):
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_upload(request):
+    """The upload form; a valid upload becomes an import job, and the browser goes to its page."""
     _require_import(request.user)
     limit_bytes = settings.IMPORT_MAX_UPLOAD_BYTES
-    context = {"limit_mb": limit_bytes // 2**20, "tables": TABLES}
+    context = {"limit_mb": limit_bytes // 2**20, "tables": TABLES, "jobs": jobs.jobs_of(request.user)}
+    too_big = _("The file is larger than the limit of %(mb)s MB.") % {"mb": limit_bytes // 2**20}
     # Refuse an oversized upload from its announced length, before its body is read.
     if request.method == "POST" and int(request.META.get("CONTENT_LENGTH") or 0) > limit_bytes + 2**20:
-        context.update(form=ImportForm(), refused=_("The file is larger than the limit of %(mb)s MB.")
-                       % {"mb": limit_bytes // 2**20})
+        context.update(form=ImportForm(), refused=too_big)
         return render(request, "transfer/import.html", context, status=413)
     form = ImportForm(request.POST or None, request.FILES or None)
     context["form"] = form
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         if upload.size > limit_bytes:
-            context["refused"] = _("The file is larger than the limit of %(mb)s MB.") % {"mb": limit_bytes // 2**20}
+            context["refused"] = too_big
             return render(request, "transfer/import.html", context, status=413)
-        try:
-            report = file_import(user=request.user, data=upload.read(), filename=upload.name,
+        job = jobs.submit_import(request.user, data=upload.read(), file_name=upload.name,
                                  table=form.cleaned_data["table"] or None, dry_run=form.cleaned_data["dry_run"])
-        except DatabaseError:  # e.g. the connection was lost mid-import (file_import logged the traceback)
-            context["refused"] = _("The database failed during the import. An import is written in one "
-                                   "transaction, so nothing of this file is half-stored. Upload the file again: "
-                                   "rows that are already stored are recognised and left unchanged.")
-            return render(request, "transfer/import.html", context, status=503)
-        context.update(report=report, shown_errors=report.errors[:SHOWN_ERRORS])
-        if report.errors:
-            token = secrets.token_urlsafe(16)
-            cache.set(_errors_key(request.user, token), zlib.compress(report.errors_csv().encode("utf-8")), ERRORS_TTL)
-            context["errors_token"] = token
-        return render(request, "transfer/import.html", context, status=200 if report.ok else 422)
+        return redirect("job_detail", pk=job.pk)
     return render(request, "transfer/import.html", context)
-
-
-def _errors_key(user, token):
-    return f"import-errors:{user.pk}:{token}"
-
-
-@login_required
-@require_GET
-def import_errors(request, token):
-    """The error report of the user's last refused import, as CSV (kept for an hour)."""
-    _require_import(request.user)
-    data = cache.get(_errors_key(request.user, token))
-    if data is None:
-        raise Http404(_("This error report has expired: upload the file again."))
-    response = HttpResponse(zlib.decompress(data), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="import-errors.csv"'
-    return response
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def export_download(request):
+    """The export form; a valid request becomes an export job, and the browser goes to its page."""
     _require_export(request.user)
     codes = access.export_centre_codes(request.user)
     centres = list(access.centres_readable(access.SYSTEM if codes == access.ALL else request.user))
     centres = [c for c in centres if codes == access.ALL or c.code in codes]
     form = ExportForm(request.POST or None, centres=centres, pooled=codes == access.ALL)
     if request.method == "POST" and form.is_valid():
-        options = {"centre": form.cleaned_data["centre"] or None, "file_format": form.cleaned_data["file_format"],
-                   "deidentify": form.cleaned_data["deidentify"]}
-        # The archive grows in a temporary file (in memory up to 16 MB), never as one string.
-        spool = tempfile.SpooledTemporaryFile(max_size=16 * 2**20)
-        dataset_export(user=request.user, out=spool, **options)
-        spool.seek(0)
-        return FileResponse(spool, as_attachment=True, filename=export_filename(**options),
-                            content_type="application/zip")
-    return render(request, "transfer/export.html", {"form": form, "formats": FORMATS, "deidentify": DEIDENTIFY})
+        job = jobs.submit_export(request.user, centre=form.cleaned_data["centre"] or None,
+                                 file_format=form.cleaned_data["file_format"],
+                                 deidentify=form.cleaned_data["deidentify"])
+        return redirect("job_detail", pk=job.pk)
+    return render(request, "transfer/export.html", {"form": form, "formats": FORMATS, "deidentify": DEIDENTIFY,
+                                                    "jobs": jobs.jobs_of(request.user)})
+
+
+def _own_job(request, pk):
+    """The signed-in user's job `pk`; anyone else's, or none, is a 404."""
+    try:
+        return jobs.job_of(request.user, pk)
+    except Job.DoesNotExist:
+        raise Http404(_("There is no such job of yours.")) from None
+
+
+@login_required
+@require_GET
+def job_detail(request, pk):
+    """A job's state, step and outcome; the page reloads itself until the job has ended."""
+    job = _own_job(request, pk)
+    report = job.report
+    context = {"job": job, "report": report, "limit_seconds": settings.JOB_TIME_LIMIT,
+               "has_result": job.result_name and jobs.has_result(job)}
+    if report:
+        context["more_errors"] = report["error_count"] > len(report["errors"])
+    return render(request, "transfer/job.html", context)
+
+
+@login_required
+@require_GET
+def job_result(request, pk):
+    """The job's file: the export archive, or every problem of a refused import as CSV."""
+    job = _own_job(request, pk)
+    if job.kind == Job.EXPORT:
+        _require_export(request.user)  # rights may have been withdrawn since the job ran
+    data = jobs.result_bytes(job)
+    if not data:
+        raise Http404(_("This file is no longer kept: submit the job again."))
+    content_type = "application/zip" if job.kind == Job.EXPORT else "text/csv; charset=utf-8"
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{job.result_name}"'
+    return response

@@ -99,18 +99,18 @@ def gc_paused():
             gc.enable()
 
 
-def file_import(*, user, data, filename, table=None, dry_run=False):
+def file_import(*, user, data, filename, table=None, dry_run=False, on_step=None):
     """Check a whole file and, if every row passes and it is no dry run, write it in one transaction.
 
     `user` is the importing user (access.SYSTEM for the command without --user); `table` names the
-    table of a single CSV file whose name does not. Returns an ImportReport; never raises for a
-    bad file.
+    table of a single CSV file whose name does not; `on_step(name)` is told when each step begins
+    (read, check, merge, write). Returns an ImportReport; never raises for a bad file.
     """
     started, clock = timezone.now(), time.perf_counter()
     report = ImportReport(file_name=filename, sha256=hashlib.sha256(data).hexdigest(), dry_run=dry_run)
     try:
         with gc_paused():
-            _run(report, user=user, data=data, table=table, started=started)
+            _run(report, user=user, data=data, table=table, started=started, on_step=on_step or (lambda step: None))
     except FileRefused as refusal:
         report.errors = [Problem("", "", "", "", str(refusal))]
     except IntegrityError as error:  # a concurrent writer created the same record meanwhile
@@ -129,16 +129,22 @@ def file_import(*, user, data, filename, table=None, dry_run=False):
     return report
 
 
-def _run(report, *, user, data, table, started):
+STEPS = ("read", "check", "merge", "write")
+
+
+def _run(report, *, user, data, table, started, on_step):
     if not access.can_import(user):
         raise FileRefused(_("You may not import data."))
     clock = time.perf_counter()
+    on_step(STEPS[0])
 
     def lap(step):
         nonlocal clock
         now = time.perf_counter()
         report.timings[step] = now - clock
         clock = now
+        if step != STEPS[-1]:
+            on_step(STEPS[STEPS.index(step) + 1])
 
     source = read_source(data, filename=report.file_name, table=table)
     lap("read")

@@ -1,9 +1,12 @@
-"""The upload page: nurses and coordinators import, every error on screen and as CSV, nothing half-written."""
+"""The upload page: nurses and coordinators import, every error on screen and as CSV, nothing half-written.
+
+An upload becomes a job (registry/transfer/jobs.py); without a worker, as here, it runs at once and
+the browser lands on the job's page with the outcome."""
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from registry.models import ImportRun, Patient
+from registry.models import ImportRun, Job, Patient
 from tests import factories as f
 from tests.registry.transfer.test_import_support import centres, cohort, workbook_bytes
 
@@ -23,10 +26,15 @@ def own_centre(tables):
 
 
 def upload(client, data, *, name="muc.xlsx", dry_run=False, **extra):
+    """The upload's response, or, when it became a job, the job's page it redirects to."""
     form = {"file": SimpleUploadedFile(name, data), "table": ""}
     if dry_run:
         form["dry_run"] = "on"
-    return client.post(reverse("import_upload"), form, **extra)
+    response = client.post(reverse("import_upload"), form, **extra)
+    if response.status_code == 302:
+        assert response.url.startswith("/transfer/jobs/")
+        return client.get(response.url)
+    return response
 
 
 def test_anonymous_visitor_is_sent_to_sign_in(client):
@@ -73,11 +81,9 @@ def test_refused_file_lists_every_error_and_offers_them_as_csv(client, nurse):
     tables["follow_up"][0]["event"] = "lost"
     response = upload(client, workbook_bytes(tables))
     page = response.content.decode()
-    assert response.status_code == 422
     assert "2 problems: nothing was written" in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x" not in page
-    token = response.context["errors_token"]
-    download = client.get(reverse("import_errors", args=[token]))
+    download = client.get(reverse("job_result", args=[response.context["job"].pk]))
     assert download["Content-Type"].startswith("text/csv")
     lines = download.content.decode("utf-8-sig").splitlines()
     assert lines[0] == "sheet,row,column,value,message"
@@ -86,24 +92,36 @@ def test_refused_file_lists_every_error_and_offers_them_as_csv(client, nurse):
     assert not Patient.objects.exists()
 
 
-def test_error_report_of_another_user_is_not_found(client, nurse):
+def test_a_job_and_its_error_report_are_not_found_by_another_user(client, nurse):
     tables = own_centre(cohort(3))
     tables["patients"][0]["sex"] = "x"
-    token = upload(client, workbook_bytes(tables)).context["errors_token"]
+    job = upload(client, workbook_bytes(tables)).context["job"]
+    assert client.get(reverse("job_result", args=[job.pk])).status_code == 200
     client.force_login(f.user("other", memberships=[("MUC", "nurse")]))
-    assert client.get(reverse("import_errors", args=[token])).status_code == 404
+    assert client.get(reverse("job_detail", args=[job.pk])).status_code == 404
+    assert client.get(reverse("job_result", args=[job.pk])).status_code == 404
+
+
+def test_the_uploaded_file_is_not_kept_after_its_job(client, nurse):
+    job = upload(client, workbook_bytes(own_centre(cohort(3))), dry_run=True).context["job"]
+    assert Job.objects.filter(pk=job.pk, state=Job.DONE, payload=None).exists()
+
+
+def test_recent_jobs_are_listed_on_the_upload_page(client, nurse):
+    upload(client, workbook_bytes(own_centre(cohort(3))), name="first.xlsx", dry_run=True)
+    page = client.get(reverse("import_upload")).content.decode()
+    assert "first.xlsx (dry run)" in page and "finished" in page
 
 
 def test_nurse_uploading_another_centres_patients_is_refused(client, nurse):
     response = upload(client, workbook_bytes(cohort(10)))
-    assert response.status_code == 422
     assert "You may not write patients of centre HD." in response.content.decode()
     assert not Patient.objects.exists()
 
 
 def test_broken_file_gets_a_message_not_a_500(client, nurse):
     response = upload(client, b"PK\x03\x04 broken", name="muc.xlsx")
-    assert response.status_code == 422
+    assert response.status_code == 200
     assert "damaged or truncated" in response.content.decode()
 
 

@@ -1,0 +1,180 @@
+"""Imports and exports as jobs: submitted by the web page, run by a worker of the job queue.
+
+    job = submit_import(user, data=..., file_name="muc.xlsx", table=None, dry_run=True)
+    job = submit_export(user, centre=None, file_format="csv", deidentify="none")
+    run(job.id)   # what the worker does (registry/transfer/tasks.py)
+
+A hostile or huge file then costs a worker's time, within its limits (JOB_TIME_LIMIT,
+JOB_MAX_MEMORY_MB), not a web worker's. The job row carries everything the page shows: state, the
+current step, the import's summary, the export archive. A job is queued after its row is committed,
+so the worker always finds it.
+"""
+import dataclasses
+import io
+import logging
+import zlib
+from datetime import timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from registry import access
+from registry.models import Job
+from registry.transfer.exporting import dataset_export, export_filename
+from registry.transfer.importing import file_import
+
+log = logging.getLogger("registry.transfer.jobs")
+
+SHOWN_ERRORS = 500  # errors kept in the job's summary for the page; the CSV has all of them
+SHOWN_WARNINGS = 200
+
+
+def submit_import(user, *, data, file_name, table=None, dry_run=True):
+    options = {"file_name": file_name[:255], "table": table or "", "dry_run": bool(dry_run), "size": len(data)}
+    return _submit(Job(kind=Job.IMPORT, user=user, options=options, payload=data))
+
+
+def submit_export(user, *, centre=None, file_format="csv", deidentify="none"):
+    options = {"centre": centre or "", "file_format": file_format, "deidentify": deidentify}
+    return _submit(Job(kind=Job.EXPORT, user=user, options=options))
+
+
+def _submit(job):
+    from registry.transfer import tasks  # the task module imports this one
+
+    _forget_old_results()
+    job.save()
+    if tasks.run_job.app.conf.task_always_eager:  # no worker (make run, the tests): the job runs here, now
+        tasks.queue(job.pk)
+        job.refresh_from_db()
+    else:  # the worker must find the row: queue the job once it is committed
+        transaction.on_commit(lambda: tasks.queue(job.pk))
+    return job
+
+
+def _forget_old_results():
+    """Drop files and results of jobs that ended more than JOB_RESULT_HOURS ago."""
+    cutoff = timezone.now() - timedelta(hours=settings.JOB_RESULT_HOURS)
+    Job.objects.filter(finished_at__lt=cutoff).exclude(result=None, payload=None).update(result=None, payload=None)
+
+
+def jobs_of(user, limit=10):
+    """The user's newest jobs, without their files."""
+    return Job.objects.filter(user=user).defer("payload", "result")[:limit]
+
+
+def job_of(user, pk):
+    """The user's job `pk`, or Job.DoesNotExist (also for another user's job)."""
+    job = Job.objects.defer("payload").get(pk=pk, user=user)
+    _fail_if_lost(job)
+    return job
+
+
+def _fail_if_lost(job):
+    """A job still `running` well past the hard time limit lost its worker (killed, restarted):
+    say so, rather than let the page wait for ever. Its transaction died with the worker."""
+    lost_after = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    if job.state == Job.RUNNING and job.started_at < timezone.now() - lost_after:
+        job.state, job.finished_at = Job.FAILED, timezone.now()
+        job.error = _("The worker running this job stopped before it ended. Nothing was written. "
+                      "Submit it again.")
+        Job.objects.filter(pk=job.pk, state=Job.RUNNING).update(
+            state=job.state, finished_at=job.finished_at, error=job.error, payload=None)
+
+
+TOO_LONG = gettext_lazy("The job took longer than the limit of %(s)s seconds and was stopped. Nothing was "
+                        "written.")
+TOO_BIG = gettext_lazy("The job needed more memory than the limit of %(mb)s MB and was stopped. Nothing was "
+                       "written.")
+PROCESS_DIED = gettext_lazy("The process running the job stopped before the job ended; it may have needed more "
+                            "memory than the limit of %(mb)s MB. Nothing was written.")
+
+
+def _message(template):
+    return template % {"s": settings.JOB_TIME_LIMIT, "mb": settings.JOB_MAX_MEMORY_MB}
+
+
+def fail(pk, template):
+    """Record that a job which could not end itself failed (its process died or was killed)."""
+    Job.objects.filter(pk=pk, state__in=[Job.QUEUED, Job.RUNNING]).update(
+        state=Job.FAILED, error=_message(template), finished_at=timezone.now(), payload=None)
+
+
+def run(pk):
+    """Run a queued job to its end; a job that is not queued (run already) is left alone."""
+    claimed = Job.objects.filter(pk=pk, state=Job.QUEUED).update(state=Job.RUNNING, started_at=timezone.now())
+    if not claimed:
+        return
+    job = Job.objects.get(pk=pk)
+    try:
+        if job.kind == Job.IMPORT:
+            _run_import(job)
+        else:
+            _run_export(job)
+        job.state = Job.DONE
+    except PermissionDenied as refusal:
+        job.state, job.error = Job.FAILED, str(refusal)
+    except SoftTimeLimitExceeded:
+        job.state, job.error = Job.FAILED, _message(TOO_LONG)
+    except MemoryError:
+        job.state, job.error = Job.FAILED, _message(TOO_BIG)
+    except DatabaseError:
+        log.exception("job %s failed", pk)
+        connection.close_if_unusable_or_obsolete()  # a lost connection is replaced to record the failure
+        job.state, job.error = Job.FAILED, _(
+            "The database failed during the job. An import is written in one transaction, so nothing of this file "
+            "is half-stored. Submit it again: rows that are already stored are recognised and left unchanged.")
+    except Exception:  # the page must say that the job ended, whatever happened
+        log.exception("job %s failed", pk)
+        job.state, job.error = Job.FAILED, _("The job failed unexpectedly; the administrators can read why in the "
+                                             "log. Nothing was written.")
+    job.finished_at = timezone.now()
+    job.payload = None  # the uploaded file is not kept beyond its job
+    job.save(update_fields=["state", "error", "finished_at", "payload", "result", "result_name", "report"])
+
+
+def _step(job, step):
+    Job.objects.filter(pk=job.pk).update(step=step)
+
+
+def _run_import(job):
+    options = job.options
+    report = file_import(user=job.user, data=bytes(job.payload), filename=options["file_name"],
+                         table=options["table"] or None, dry_run=options["dry_run"],
+                         on_step=lambda step: _step(job, step))
+    job.report = {
+        "ok": report.ok, "dry_run": report.dry_run, "written": report.written, "rows": report.rows,
+        "counts": report.counts, "totals": report.totals(), "seconds": round(report.seconds, 1),
+        "error_count": len(report.errors),
+        "errors": [dataclasses.asdict(problem) for problem in report.errors[:SHOWN_ERRORS]],
+        "warnings": [dataclasses.asdict(problem) for problem in report.warnings[:SHOWN_WARNINGS]],
+    }
+    if report.errors:
+        job.result = zlib.compress(report.errors_csv().encode("utf-8"))
+        job.result_name = "import-errors.csv"
+
+
+def _run_export(job):
+    options = {"centre": job.options["centre"] or None, "file_format": job.options["file_format"],
+               "deidentify": job.options["deidentify"]}
+    if not access.can_export(job.user, options["centre"] or access.ALL):  # rights may have changed meanwhile
+        raise PermissionDenied(_("You may not export this dataset."))
+    buffer = io.BytesIO()
+    dataset_export(user=job.user, out=buffer, **options)
+    job.result = buffer.getvalue()
+    job.result_name = export_filename(**options)
+
+
+def has_result(job):
+    return Job.objects.filter(pk=job.pk, result__isnull=False).exists()
+
+
+def result_bytes(job):
+    """The job's downloadable file: the export archive, or the import's errors as CSV."""
+    data = bytes(Job.objects.values_list("result", flat=True).get(pk=job.pk) or b"")
+    return zlib.decompress(data) if job.kind == Job.IMPORT and data else data
