@@ -1,9 +1,12 @@
 """Production settings: `check --deploy` is clean with the documented production environment,
 and the settings refuse to start without a secret key."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,3 +68,16 @@ def test_the_docker_image_ships_neither_tests_nor_benchmarks_nor_test_packages()
     production = {line.split("==")[0].lower() for line in (ROOT / "requirements.txt").read_text().splitlines()
                   if "==" in line}
     assert not production & {"pytest", "pytest-django", "hypothesis", "playwright", "pycap", "ruff", "import-linter"}
+
+
+def test_docker_compose_runs_web_worker_proxy_database_and_redis():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"db", "redis", "web", "worker", "proxy"}
+    assert services["worker"]["command"][:4] == ["celery", "-A", "registry", "worker"]
+    assert services["worker"]["environment"]["REDIS_URL"] == services["web"]["environment"]["REDIS_URL"]
+    assert "ports" not in services["web"]  # reached through the proxy only
+    nginx = compose["configs"]["nginx"]["content"]
+    body_limit_mb = int(re.search(r"client_max_body_size (\d+)m;", nginx).group(1))
+    assert body_limit_mb * 2**20 > 50 * 2**20  # the default upload limit passes the proxy
+    assert "proxy_request_buffering on;" in nginx and "client_body_timeout" in nginx
