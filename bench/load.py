@@ -16,6 +16,13 @@ SECURE_COOKIES=0) and drives it over real HTTP, one requests.Session per user, o
   and poll /analysis/version as the open page does;
 - API clients (1 in 5) list /api/v1/ tables with token authentication, following `next`.
 
+With --import-patients N (needs --redis-url, the job queue's broker), a Celery worker runs beside
+gunicorn, as docker-compose does, and when the clock starts a coordinator uploads a synthetic
+workbook of N new patients of a centre of their own (IMP) through the upload page; the import runs
+as a job on the worker while the users go on, and the coordinator polls the job's page until it
+ends. The report then splits the data-entry pages' latencies into those during the import job and
+those after it.
+
 Users sign in one after another, 0.2 s apart, and start working, pausing --think seconds on average
 (uniform 0.5x-1.5x) before each request; once the last one has signed in, all of them are measured
 for --seconds (the sign-ins, during this ramp-up, are reported apart).
@@ -55,6 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "load-test-password-2025"
 DATA_ENTRY = ("patient list", "patient new GET", "patient new POST", "record add GET", "record add POST",
               "patient page")
+IMPORT_CENTRE = "IMP"  # the imported workbook's patients; the users' checks leave them out
 RECORD_KEYS = {"primary-tumour": "diagnosis_date", "metastasectomies": "surgery_date", "follow-up": "event_date"}
 
 
@@ -73,6 +81,10 @@ def parse_args():
     parser.add_argument("--database-url", help="use this existing database instead of a scratch one (kept)")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"),
                         help="cache shared by the workers (default: $REDIS_URL, else each worker's local memory)")
+    parser.add_argument("--import-patients", type=int, default=0,
+                        help="a coordinator imports a workbook of this many new patients as a job during the run "
+                             "(needs --redis-url; default 0: no import)")
+    parser.add_argument("--job-workers", type=int, default=2, help="job worker processes (default 2, as docker-compose)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database and the server log")
     return parser.parse_args()
 
@@ -84,7 +96,7 @@ def load_cohort(patients):
     from registry.models import Centre, Patient
     from registry.synthetic import CENTRE_CODES, generate_cohort
 
-    for code in CENTRE_CODES[:4]:  # the accounts belong to these, whatever the cohort's size
+    for code in (*CENTRE_CODES[:4], IMPORT_CENTRE):  # the accounts belong to these, whatever the cohort's size
         Centre.objects.get_or_create(code=code, defaults={"name": f"Synthetic centre {code}"})
     if not Patient.objects.exists():
         copy_cohort(generate_cohort(patients=patients, centres=CENTRE_CODES[:4], seed=1))
@@ -118,17 +130,28 @@ def seed_accounts(users):
 
 
 def snapshot():
-    from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour
+    from registry.models import FollowUp, Metastasectomy, PrimaryTumour
 
-    return {"patients": set(Patient.objects.values_list("pk", flat=True)),
-            **{model: model.objects.count() for model in (PrimaryTumour, Metastasectomy, FollowUp)}}
+    return {"patients": set(users_patients().values_list("pk", flat=True)),
+            **{model: users_records(model).count() for model in (PrimaryTumour, Metastasectomy, FollowUp)}}
+
+
+def users_patients():
+    """The patients of the simulated users' centres (not those of the import)."""
+    from registry.models import Patient
+
+    return Patient.objects.exclude(centre_id=IMPORT_CENTRE)
+
+
+def users_records(model):
+    return model.objects.exclude(patient__centre_id=IMPORT_CENTRE)
 
 
 def check_records(before, created):
     """(lost, duplicated or unexpected) comparing the database with what the clients were told was saved."""
-    from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour
+    from registry.models import FollowUp, Metastasectomy, PrimaryTumour
 
-    now = set(Patient.objects.values_list("pk", flat=True))
+    now = set(users_patients().values_list("pk", flat=True))
     told = {pid for kind, pid, _ in created if kind == "patient"}
     lost, extra = len(told - now), len(now - before["patients"] - told)
     for kind, model in (("primary-tumour", PrimaryTumour), ("metastasectomies", Metastasectomy),
@@ -138,7 +161,7 @@ def check_records(before, created):
                         .values_list("patient_id", RECORD_KEYS[kind]))
         lost += sum((expected - found).values())
         extra += sum((found - expected).values())
-        extra += max(0, model.objects.count() - before[model] - sum(found.values()))  # elsewhere
+        extra += max(0, users_records(model).count() - before[model] - sum(found.values()))  # elsewhere
     return lost, extra
 
 
@@ -162,6 +185,7 @@ def start_gunicorn(args, database_url, workdir):
     env.pop("REDIS_URL", None)
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url
+        env["JOB_QUEUE"] = workdir.name  # jobs of this run only, whatever else uses the Redis
     log = workdir / "gunicorn.log"
     command = [str(Path(sys.executable).parent / "gunicorn"), "registry.wsgi:application",
                "--bind", "127.0.0.1:0", "--workers", str(args.workers), "--threads", str(args.threads),
@@ -180,6 +204,54 @@ def start_gunicorn(args, database_url, workdir):
                 pass
     stop(process)
     raise SystemExit(f"gunicorn did not start; its log:\n{log.read_text()}")
+
+
+def start_job_worker(args, workdir):
+    """`celery -A registry worker`, with the web's environment (the same database, broker and queue)."""
+    env = {**os.environ, "DATABASE_URL": os.environ["DATABASE_URL"], "DJANGO_SETTINGS_MODULE": "load_settings",
+           "DEBUG": "0", "REDIS_URL": args.redis_url, "JOB_QUEUE": workdir.name,
+           "PYTHONPATH": f"{workdir}{os.pathsep}{ROOT}", "SECRET_KEY": os.environ.get("SECRET_KEY", "")}
+    log = workdir / "worker.log"
+    with log.open("wb") as output:
+        return subprocess.Popen([sys.executable, "-m", "celery", "-A", "registry", "worker", "--concurrency",
+                                 str(args.job_workers), "--loglevel", "WARNING"], cwd=ROOT, env=env, stdout=output,
+                                stderr=subprocess.STDOUT, preexec_fn=terminate_with_parent)
+
+
+def workbook(patients):
+    """A synthetic workbook of `patients` new patients of the import's own centre."""
+    from registry.synthetic import generate_cohort, write_workbook
+
+    path = Path(tempfile.mkdtemp(prefix="registry_load_import_")) / "import.xlsx"
+    write_workbook(generate_cohort(patients=patients, centres=[IMPORT_CENTRE], seed=2), path)
+    return path
+
+
+def import_job(base, coordinator, path, outcome):
+    """Sign in as the coordinator, upload the workbook, poll the job's page until the job ends."""
+    session = requests.Session()
+    page = session.get(f"{base}/accounts/login/", timeout=60)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    session.post(f"{base}/accounts/login/", timeout=60, allow_redirects=False,
+                 data={"csrfmiddlewaretoken": csrf, "username": coordinator, "password": PASSWORD})
+    form = session.get(f"{base}/transfer/import/", timeout=60)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+    outcome["started"] = time.monotonic()
+    with path.open("rb") as upload:
+        submitted = session.post(f"{base}/transfer/import/", timeout=120, allow_redirects=False,
+                                 data={"csrfmiddlewaretoken": csrf, "table": ""}, files={"file": upload})
+    outcome["upload seconds"] = time.monotonic() - outcome["started"]
+    if submitted.status_code != 302:
+        outcome["state"] = f"upload answered {submitted.status_code}"
+        outcome["ended"] = time.monotonic()
+        return
+    while True:
+        time.sleep(1)
+        page = session.get(base + submitted.headers["Location"], timeout=60).text
+        if 'http-equiv="refresh"' not in page:  # the job has ended
+            outcome["ended"] = time.monotonic()
+            outcome["state"] = "imported" if "rows imported in one transaction" in page else "failed"
+            return
 
 
 def forget_cache(redis_url, prefix):
@@ -207,10 +279,12 @@ class Stats:
 
     def __init__(self):
         self.lock, self.seconds, self.errors = threading.Lock(), defaultdict(list), Counter()
+        self.ended = defaultdict(list)  # when each request ended (time.monotonic), by page
 
     def add(self, label, seconds, status):
         with self.lock:
             self.seconds[label].append(seconds)
+            self.ended[label].append(time.monotonic())
             if status is not None:
                 self.errors[(label, status)] += 1
 
@@ -438,6 +512,28 @@ def report(ramp_up, stats, unloaded, elapsed):
           f"(slowest: {worst}, p95 {p95.get(worst, 0):.0f} ms)")
 
 
+def import_report(stats, unloaded, outcome, patients):
+    """The import job's time, and the data-entry pages' latencies while it ran and after it."""
+    if not outcome.get("ended"):
+        print(f"import of {patients} patients: still running at the end of the run")
+        return
+    print(f"\nimport of {patients} patients as a job: {outcome['state']}, upload {outcome['upload seconds']:.1f} s, "
+          f"submitted to ended {outcome['ended'] - outcome['started']:.1f} s")
+    print(f"{'data-entry page':<26} {'n during':>8} {'p95 during':>10} {'n after':>8} {'p95 after':>9} "
+          f"{'unloaded p50':>13}")
+    during, after = [], []
+    for label in DATA_ENTRY:
+        timed = list(zip(stats.ended.get(label, []), stats.seconds.get(label, [])))
+        inside = [seconds for end, seconds in timed if outcome["started"] <= end <= outcome["ended"]]
+        later = [seconds for end, seconds in timed if end > outcome["ended"]]
+        during += inside
+        after += later
+        print(f"{label:<26} {len(inside):>8} {milliseconds(inside, 0.95):>10} {len(later):>8} "
+              f"{milliseconds(later, 0.95):>9} {milliseconds(unloaded.seconds.get(label), 0.5):>13}")
+    print(f"{'all data-entry pages':<26} {len(during):>8} {milliseconds(during, 0.95):>10} {len(after):>8} "
+          f"{milliseconds(after, 0.95):>9}")
+
+
 def summary(stats, created, before, log):
     """The closing figures; True if the run failed."""
     lost, extra = check_records(before, created)
@@ -466,8 +562,11 @@ def run(args, database_url, workdir):
     load_cohort(args.patients)
     accounts = seed_accounts(args.users)
     before = snapshot()
+    path = workbook(args.import_patients) if args.import_patients else None
     connections.close_all()
     server, base, log = start_gunicorn(args, database_url, workdir)
+    worker = start_job_worker(args, workdir) if args.import_patients else None
+    outcome = {}
     try:
         roles = Counter(role for role, *_ in accounts)
         print(f"gunicorn at {base}: {args.workers} worker(s) x {args.threads} thread(s), cache "
@@ -477,23 +576,35 @@ def run(args, database_url, workdir):
               f"{roles['api']} API clients), think {args.think} s, {args.seconds:.0f} s", flush=True)
         unloaded, created = baseline(base, accounts, args.baseline_rounds)
         cpu = []
-        ramp_up, stats, elapsed, told = drive(base, accounts, args.seconds, args.think,
-                                              on_start=lambda: cpu.append(cpu_times(server)))
+
+        def on_start():
+            cpu.append(cpu_times(server))
+            if path:
+                threading.Thread(target=import_job, args=(base, f"load{os.getpid()}-coordinator", path, outcome),
+                                 daemon=True).start()
+        ramp_up, stats, elapsed, told = drive(base, accounts, args.seconds, args.think, on_start=on_start)
         load = os.getloadavg()
         gunicorn, client, busy, idle = (end - start for start, end in zip(cpu[0], cpu_times(server)))
         report(ramp_up, stats, unloaded, elapsed)
+        if path:
+            import_report(stats, unloaded, outcome, args.import_patients)
         print(f"CPU seconds of the timed run: gunicorn {gunicorn:.1f}, this client {client:.1f}, everything else "
               f"(PostgreSQL, other people's work) {busy - gunicorn - client:.1f}, idle {idle:.1f}\n"
               f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min, this run included)")
         stats.errors += ramp_up.errors + unloaded.errors
-        return summary(stats, created + told, before, log)
+        failed = summary(stats, created + told, before, log)
+        return failed or bool(path and outcome.get("state") != "imported")
     finally:
         stop(server)
+        if worker:
+            stop(worker)
         connections.close_all()
 
 
 def main():
     args = parse_args()
+    if args.import_patients and not args.redis_url:
+        raise SystemExit("--import-patients needs --redis-url: the job queue's broker")
     load = os.getloadavg()
     print(f"load test {datetime.datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores, load average before "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
