@@ -104,6 +104,11 @@ def export_download(request):
                                                     "jobs": jobs.jobs_of(request.user)})
 
 
+STEPS = {"read": gettext_lazy("reading the file"), "check": gettext_lazy("checking every cell"),
+         "merge": gettext_lazy("matching stored records and checking each case"),
+         "write": gettext_lazy("writing, in one transaction")}
+
+
 def _own_job(request, pk):
     """The signed-in user's job `pk`; anyone else's, or none, is a 404."""
     try:
@@ -118,7 +123,7 @@ def job_detail(request, pk):
     """A job's state, step and outcome; the page reloads itself until the job has ended."""
     job = _own_job(request, pk)
     report = job.report
-    context = {"job": job, "report": report, "limit_seconds": settings.JOB_TIME_LIMIT,
+    context = {"job": job, "report": report, "limit_seconds": settings.JOB_TIME_LIMIT, "step": STEPS.get(job.step, ""),
                "has_result": job.result_name and jobs.has_result(job)}
     if report:
         context["more_errors"] = report["error_count"] > len(report["errors"])
