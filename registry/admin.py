@@ -1,14 +1,17 @@
 """The Django admin: administrators manage centres, users and memberships; clinical records are
-visible with list filters and their history, and every save goes through the services."""
+visible with list filters and their history, every read of them is recorded, and every save goes
+through the services."""
 from axes.admin import AccessFailureLogAdmin, AccessLogAdmin
 from axes.models import AccessFailureLog, AccessLog
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
 from registry import access, services
 from registry.models import Centre, FollowUp, Membership, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.security import audit
 from registry.web.forms import RuleCheckedModelForm
 
 
@@ -60,6 +63,37 @@ class ClinicalAdmin(SimpleHistoryAdmin):
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             services.record_delete(source="admin", user=request.user, record=obj)
+
+    # Reads of patient-level data, recorded as everywhere else (registry.security.audit).
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
+        if changelist is not None:
+            audit.log_read(request, patient_ids=[obj.patient_id for obj in changelist.result_list])
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        return self.record_read(request, object_id, response)
+
+    def history_view(self, request, object_id, extra_context=None):
+        response = super().history_view(request, object_id, extra_context)
+        return self.record_read(request, object_id, response)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        response = super().history_form_view(request, object_id, version_id, extra_context)
+        return self.record_read(request, object_id, response)
+
+    def record_read(self, request, object_id, response):
+        """A page of one record that was shown: the read of its patient (found in the history,
+        which keeps deleted records too)."""
+        if request.method == "GET" and response.status_code == 200:
+            lookup = {self.model._meta.pk.attname: unquote(object_id)}
+            patient_id = self.model.history.filter(**lookup).values_list("patient_id", flat=True).first()
+            if patient_id:
+                audit.log_read(request, patient_ids=[patient_id])
+        return response
 
 
 @admin.register(Patient)

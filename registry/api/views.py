@@ -2,6 +2,8 @@
 
 - Another centre's record is a 404, exactly as in the web app; a user who may read but not write
   (a PI) gets 403 on every write.
+- Every list page and every record read is recorded (registry.security.audit): who, which
+  endpoint, the centres of the rows sent and their number.
 - Every write goes through registry.services: a rule violation is a 400 naming the column, and
   nothing is written; the audit trail records the API user.
 - Optimistic concurrency: every record answers with `ETag: "<version>"`; a change or deletion must
@@ -31,6 +33,7 @@ from registry import access, services
 from registry.api.authentication import TokenScope
 from registry.api.serializers import TABLES, CentreSerializer
 from registry.models import Centre
+from registry.security import audit
 from registry.services import StaleRecordError
 
 # Keys of services' ValidationErrors as the API names them.
@@ -274,10 +277,14 @@ class RecordViewSet(viewsets.GenericViewSet):
 
     def list(self, request, *args, **kwargs):
         rows = self.table.rows(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.paginate_queryset(rows))
+        page = self.paginate_queryset(rows)
+        audit.log_read(request, patient_ids=[row["patient_id"] for row in page])
+        return self.get_paginated_response(page)
 
     def retrieve(self, request, *args, **kwargs):
-        return self.record_response(self.stored_record(self.pk).pk)
+        record = self.stored_record(self.pk)
+        audit.log_read(request, patient_ids=[record.patient_id])
+        return self.record_response(record.pk)
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -68,7 +68,8 @@ D = datetime.date
 DAY = datetime.timedelta(days=1)
 TODAY = datetime.date.today()
 STORED, OTHER_CENTRE, BARE = "MUC-STORED", "HD-STORED", "MUC-BARE"
-REGISTRY_MODELS = list(apps.get_app_config("registry").get_models())  # clinical, audit, ImportRun, ...
+# Clinical, audit, ImportRun, ...; not SecurityEvent, where every read and refusal is recorded by design.
+REGISTRY_MODELS = [model for model in apps.get_app_config("registry").get_models() if model.__name__ != "SecurityEvent"]
 # What an accepted import may change: the clinical tables, their audit tables and ImportRun.
 IMPORT_WRITES = ["ImportRun", "DataVersion", *[m.__name__ for t in TABLES for m in (TABLE_MODELS[t], TABLE_MODELS[t].history.model)]]
 BY_NAME = {table: {c.name: c for c in COLUMNS[table]} for table in TABLES}
