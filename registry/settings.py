@@ -102,6 +102,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "registry.security.middleware.SessionLimitMiddleware",
     "registry.security.two_factor.TwoFactorMiddleware",
+    # Records every 401, 403 and 429 in the security log (after authentication: it names the user).
+    "registry.security.middleware.RefusedRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the signed-in user on every history row written during a request.

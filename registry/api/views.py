@@ -1,7 +1,7 @@
 """The REST API (/api/v1/): thin views over registry.access (reads) and registry.services (writes).
 
-- Another centre's record is a 404, exactly as in the web app; a user who may read but not write
-  (a PI) gets 403 on every write.
+- Another centre's record is a 404, exactly as in the web app (and recorded as a refusal); a user
+  who may read but not write (a PI) gets 403 on every write.
 - Every list page and every record read is recorded (registry.security.audit): who, which
   endpoint, the centres of the rows sent and their number.
 - Every write goes through registry.services: a rule violation is a 400 naming the column, and
@@ -32,7 +32,7 @@ from rest_framework.views import APIView
 from registry import access, services
 from registry.api.authentication import TokenScope
 from registry.api.serializers import TABLES, CentreSerializer
-from registry.models import Centre
+from registry.models import Centre, Patient
 from registry.security import audit
 from registry.services import StaleRecordError
 
@@ -227,6 +227,7 @@ class RecordViewSet(viewsets.GenericViewSet):
             raise exceptions.NotFound()
         record = self.get_queryset().filter(pk=pk).first()
         if record is None:
+            audit.log_if_hidden(self.request, self.table.model, pk)
             raise exceptions.NotFound()
         return record
 
@@ -267,6 +268,7 @@ class RecordViewSet(viewsets.GenericViewSet):
         patient_id = data.pop("patient_id")
         patient = access.patients_readable(user).filter(pk=patient_id).first()
         if patient is None:  # another centre's patient is not revealed: it looks absent
+            audit.log_if_hidden(self.request, Patient, patient_id)
             raise serializers.ValidationError({"patient_id": [_("There is no patient %(id)s.") % {"id": patient_id}]})
         access.require_writable(user, patient.centre_id)
         with service_errors():

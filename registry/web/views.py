@@ -3,7 +3,8 @@
 
 A user who may not read a patient or centre gets 404 (its existence is not revealed); a user who
 may read but not write (a PI) gets 403 on every form, GET or POST. Every page that shows
-patient-level data records the read (registry.security.audit).
+patient-level data records the read (registry.security.audit), and a lookup of another centre's
+patient records the refusal.
 """
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -44,7 +45,10 @@ PAGE_SIZE = 25
 
 def readable_patient(request, patient_id, *, write=False):
     patients = quality.with_completeness(access.patients_readable(request.user)).select_related("centre")
-    patient = get_object_or_404(patients, pk=patient_id)
+    patient = patients.filter(pk=patient_id).first()
+    if patient is None:
+        audit.log_if_hidden(request, Patient, patient_id)
+        raise Http404
     if write and not access.can_write_centre(request.user, patient.centre_id):
         raise PermissionDenied(_("You may read but not change patients of this centre."))
     return patient
