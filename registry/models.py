@@ -409,7 +409,7 @@ class ImportRun(models.Model):
     """One successful bulk import: who, when, which file (name and sha256) and what it changed.
 
     `counts` is {table: {"created": n, "updated": n, "unchanged": n}}. Refused files and dry runs
-    write nothing, so they leave no row here (they are logged by registry.transfer.importing).
+    write nothing, so they leave no row here; a refused file is a SecurityEvent (import-refused).
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,

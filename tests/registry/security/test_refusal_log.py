@@ -1,9 +1,12 @@
 """Every refused request is recorded (401, 403, 429; a 404 for another centre's patient), each
-invalid API token once."""
+invalid API token once, and every refused import with who, which file and how many errors."""
+import hashlib
+
 import pytest
 from django.test import Client
 
 from registry.models import SecurityEvent
+from registry.transfer.importing import file_import
 from tests.registry.api.test_api_helpers import client_for, fresh_throttles  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -80,3 +83,14 @@ def test_another_centres_record_through_the_api_is_a_recorded_404(case, other_nu
     event = the_event()
     assert (event.status, event.patient_id, event.what) == (404, case.pk, "api:metastasectomies-detail")
 
+
+def test_a_refused_import_is_recorded_with_the_file_its_hash_and_its_errors(case, nurse):
+    accepted = f"patient_id,event_date,event,recurrence_site,cause_of_death\n{case.pk},2016-06-01,contact,,\n"
+    assert file_import(user=nurse, data=accepted.encode(), filename="follow_up.csv").written  # no refusal
+    data = b"patient_id,event_date,event,recurrence_site,cause_of_death\nMUC-NOSUCH,2016-06-01,contact,,\n"
+    report = file_import(user=nurse, data=data, filename="follow_up.csv")
+    assert not report.ok
+    event = the_event()
+    assert (event.event, event.username, event.rows) == (SecurityEvent.IMPORT_REFUSED, "nurse", 1)
+    assert event.detail == (f"follow_up.csv, sha256 {hashlib.sha256(data).hexdigest()}, "
+                            f"{len(report.errors)} errors")
