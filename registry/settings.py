@@ -243,6 +243,8 @@ IMPORT_MAX_COLUMNS = env_number("IMPORT_MAX_COLUMNS", 200)
 IMPORT_MAX_CELLS = env_number("IMPORT_MAX_CELLS", 20_000_000)
 # PIs may download the pooled dataset only when this is on (coordinators always may).
 EXPORT_ALLOW_PI = env_flag("EXPORT_ALLOW_PI")
+# The coordinators' audit export (/security/audit/) stops after this many rows (and says so).
+AUDIT_EXPORT_MAX_ROWS = env_number("AUDIT_EXPORT_MAX_ROWS", 200_000)
 
 # REST API (registry/api): token or session authentication, cursor pagination, throttles.
 # Rates are "N/second|minute|hour|day", per API token, per signed-in user and per anonymous client.

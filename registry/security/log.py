@@ -1,7 +1,8 @@
 """The security log: sign-ins, sign-outs, failed sign-ins, two-factor events, reads of patient
 data, refused requests, imports and exports in one list, newest first, for one user name or all.
 Coordinators only. The rows come from django-axes (AccessLog, AccessFailureLog) and from the
-registry's own SecurityEvent, ImportRun and ExportLog."""
+registry's own SecurityEvent, ImportRun and ExportLog; the whole audit trail, clinical changes
+included, is downloaded from the audit export (registry.security.export)."""
 from dataclasses import dataclass
 from datetime import datetime
 
