@@ -1,12 +1,15 @@
-"""The Django admin: administrators manage centres, users and memberships; clinical records are
-visible with list filters and their history, every read of them is recorded, and every save goes
-through the services."""
-from axes.admin import AccessFailureLogAdmin, AccessLogAdmin
-from axes.models import AccessFailureLog, AccessLog
+"""The Django admin: administrators manage centres, users and memberships (and lift sign-in
+lockouts); clinical records are visible with list filters and their history, every read of them is
+recorded, and every save goes through the services."""
+from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from axes.utils import reset as axes_reset
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from registry import access, services
@@ -34,6 +37,18 @@ admin.site.unregister(User)
 class RegistryUserAdmin(UserAdmin):
     inlines = [MembershipInline]
     list_filter = UserAdmin.list_filter + ("memberships__role", "memberships__centre")
+    actions = ["unlock_sign_in"]
+
+    @admin.action(description=_("Unlock sign-in of the selected users"), permissions=["change"])
+    def unlock_sign_in(self, request, queryset):
+        """Clears the users' failed sign-ins from every address (django-axes), which lifts both the
+        lockout of a user name and that of a (user name, address) pair; each unlock is recorded."""
+        for user in queryset:
+            cleared = axes_reset(username=user.get_username())
+            audit.log_unlock(request, user.get_username(), cleared)
+        self.message_user(request, ngettext("Unlocked the sign-in of %(count)d user.",
+                                            "Unlocked the sign-in of %(count)d users.", len(queryset))
+                          % {"count": len(queryset)})
 
 
 @admin.register(Membership)
@@ -136,9 +151,10 @@ class FollowUpAdmin(ClinicalAdmin):
     raw_id_fields = ("patient",)
 
 
-# The sign-in logs are the security log's source: nobody deletes them through the admin (the
-# lockout counters, AccessAttempt, may still be deleted: that is how a user is unlocked).
-for model, model_admin in ((AccessLog, AccessLogAdmin), (AccessFailureLog, AccessFailureLogAdmin)):
+# The sign-in logs are the security log's source: nobody deletes them through the admin. Nor the
+# lockout counters (AccessAttempt): a user is unlocked by the users' action above, which is recorded.
+for model, model_admin in ((AccessLog, AccessLogAdmin), (AccessFailureLog, AccessFailureLogAdmin),
+                           (AccessAttempt, AccessAttemptAdmin)):
     admin.site.unregister(model)
     admin.site.register(model, type(model_admin.__name__, (model_admin,), {
         "has_delete_permission": lambda self, request, obj=None: False}))
