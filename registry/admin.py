@@ -1,14 +1,20 @@
-"""The Django admin: administrators manage centres, users and memberships; clinical records are
-visible with list filters and their history, and every save goes through the services."""
-from axes.admin import AccessFailureLogAdmin, AccessLogAdmin
-from axes.models import AccessFailureLog, AccessLog
+"""The Django admin: administrators manage centres, users and memberships (and lift sign-in
+lockouts); clinical records are visible with list filters and their history, every read of them is
+recorded, and every save goes through the services."""
+from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from axes.utils import reset as axes_reset
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from registry import access, services
 from registry.models import Centre, FollowUp, Membership, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.security import audit
 from registry.web.forms import RuleCheckedModelForm
 
 
@@ -31,6 +37,18 @@ admin.site.unregister(User)
 class RegistryUserAdmin(UserAdmin):
     inlines = [MembershipInline]
     list_filter = UserAdmin.list_filter + ("memberships__role", "memberships__centre")
+    actions = ["unlock_sign_in"]
+
+    @admin.action(description=_("Unlock sign-in of the selected users"), permissions=["change"])
+    def unlock_sign_in(self, request, queryset):
+        """Clears the users' failed sign-ins from every address (django-axes), which lifts both the
+        lockout of a user name and that of a (user name, address) pair; each unlock is recorded."""
+        for user in queryset:
+            cleared = axes_reset(username=user.get_username())
+            audit.log_unlock(request, user.get_username(), cleared)
+        self.message_user(request, ngettext("Unlocked the sign-in of %(count)d user.",
+                                            "Unlocked the sign-in of %(count)d users.", len(queryset))
+                          % {"count": len(queryset)})
 
 
 @admin.register(Membership)
@@ -60,6 +78,37 @@ class ClinicalAdmin(SimpleHistoryAdmin):
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             services.record_delete(source="admin", user=request.user, record=obj)
+
+    # Reads of patient-level data, recorded as everywhere else (registry.security.audit).
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
+        if changelist is not None:
+            audit.log_read(request, patient_ids=[obj.patient_id for obj in changelist.result_list])
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        return self.record_read(request, object_id, response)
+
+    def history_view(self, request, object_id, extra_context=None):
+        response = super().history_view(request, object_id, extra_context)
+        return self.record_read(request, object_id, response)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        response = super().history_form_view(request, object_id, version_id, extra_context)
+        return self.record_read(request, object_id, response)
+
+    def record_read(self, request, object_id, response):
+        """A page of one record that was shown: the read of its patient (found in the history,
+        which keeps deleted records too)."""
+        if request.method == "GET" and response.status_code == 200:
+            lookup = {self.model._meta.pk.attname: unquote(object_id)}
+            patient_id = self.model.history.filter(**lookup).values_list("patient_id", flat=True).first()
+            if patient_id:
+                audit.log_read(request, patient_ids=[patient_id])
+        return response
 
 
 @admin.register(Patient)
@@ -102,9 +151,10 @@ class FollowUpAdmin(ClinicalAdmin):
     raw_id_fields = ("patient",)
 
 
-# The sign-in logs are the security log's source: nobody deletes them through the admin (the
-# lockout counters, AccessAttempt, may still be deleted: that is how a user is unlocked).
-for model, model_admin in ((AccessLog, AccessLogAdmin), (AccessFailureLog, AccessFailureLogAdmin)):
+# The sign-in logs are the security log's source: nobody deletes them through the admin. Nor the
+# lockout counters (AccessAttempt): a user is unlocked by the users' action above, which is recorded.
+for model, model_admin in ((AccessLog, AccessLogAdmin), (AccessFailureLog, AccessFailureLogAdmin),
+                           (AccessAttempt, AccessAttemptAdmin)):
     admin.site.unregister(model)
     admin.site.register(model, type(model_admin.__name__, (model_admin,), {
         "has_delete_permission": lambda self, request, obj=None: False}))

@@ -410,7 +410,7 @@ class ImportRun(models.Model):
     """One successful bulk import: who, when, which file (name and sha256) and what it changed.
 
     `counts` is {table: {"created": n, "updated": n, "unchanged": n}}. Refused files and dry runs
-    write nothing, so they leave no row here (they are logged by registry.transfer.importing).
+    write nothing, so they leave no row here; a refused file is a SecurityEvent (import-refused).
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
@@ -459,9 +459,15 @@ class ExportLog(models.Model):
 
 
 class SecurityEvent(models.Model):
-    """A two-factor sign-in event, or an API token created or revoked (`detail` names the token).
-    Password sign-ins, sign-outs and failed sign-ins are kept by django-axes (AccessLog,
-    AccessFailureLog); exports and imports by ExportLog and ImportRun."""
+    """The audit trail of requests and accounts, one row per event: two-factor sign-in events, API
+    tokens created or revoked, every read of patient-level data, every refused request (401, 403,
+    429, a lookup of another centre's patient), invalid API tokens, refused imports and sign-in
+    unlocks. Written by registry.security.audit, one INSERT per request.
+
+    One table rather than one per kind: every row answers the same who, when and from where, and
+    the security log and the audit export read one place. Elsewhere: password sign-ins, sign-outs
+    and failed sign-ins are kept by django-axes (AccessLog, AccessFailureLog); dataset exports by
+    ExportLog; written imports by ImportRun; clinical changes by django-simple-history."""
 
     TWO_FACTOR_ENABLED = "2fa-enabled"
     TWO_FACTOR_REMOVED = "2fa-removed"
@@ -469,6 +475,12 @@ class SecurityEvent(models.Model):
     TWO_FACTOR_FAILED = "2fa-failed"
     TOKEN_CREATED = "token-created"
     TOKEN_REVOKED = "token-revoked"
+    READ = "read"
+    DENIED = "denied"
+    THROTTLED = "throttled"
+    TOKEN_INVALID = "token-invalid"
+    IMPORT_REFUSED = "import-refused"
+    UNLOCKED = "unlocked"
     EVENTS = [
         (TWO_FACTOR_ENABLED, _("two-factor sign-in set up")),
         (TWO_FACTOR_REMOVED, _("two-factor sign-in removed")),
@@ -476,7 +488,15 @@ class SecurityEvent(models.Model):
         (TWO_FACTOR_FAILED, _("two-factor code refused")),
         (TOKEN_CREATED, _("API token created")),
         (TOKEN_REVOKED, _("API token revoked")),
+        (READ, _("read patient data")),
+        (DENIED, _("request refused")),
+        (THROTTLED, _("too many requests")),
+        (TOKEN_INVALID, _("invalid API token")),
+        (IMPORT_REFUSED, _("import refused")),
+        (UNLOCKED, _("sign-in unlocked")),
     ]
+    # Events that a coordinator should look at (highlighted in the security log).
+    ALERTS = (TWO_FACTOR_FAILED, DENIED, THROTTLED, TOKEN_INVALID, IMPORT_REFUSED)
 
     at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
@@ -485,11 +505,21 @@ class SecurityEvent(models.Model):
     event = models.CharField(_("event"), max_length=16, choices=EVENTS)
     ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     detail = models.CharField(_("detail"), max_length=200, blank=True)
+    what = models.CharField(_("page or endpoint"), max_length=100, blank=True,
+                            help_text=_("The URL name of the page or API endpoint, or the command."))
+    centres = models.TextField(_("centres"), blank=True,
+                               help_text=_("The centres whose data were read, space-separated; * for every centre."))
+    patient_id = models.CharField(_("patient"), max_length=21, blank=True, db_index=True,
+                                  help_text=_("The pseudonym, when the event concerns one patient."))
+    rows = models.PositiveIntegerField(_("rows"), null=True, blank=True,
+                                       help_text=_("Rows of patient-level data sent (records, or patients)."))
+    status = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
 
     class Meta:
         ordering = ["-at"]
         verbose_name = _("security event")
         verbose_name_plural = _("security events")
+        indexes = [models.Index(fields=["username", "at"], name="securityevent_username_at")]
 
     def __str__(self):
         return f"{self.username} {self.event} ({self.at:%Y-%m-%d %H:%M})"

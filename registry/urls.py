@@ -7,6 +7,7 @@ from django.urls import include, path
 
 from analysis.api import urls as analysis_api_urls
 from registry.api import urls as api_urls
+from registry.security import export as audit_export
 from registry.security import log as security_log
 from registry.security import two_factor
 
@@ -19,6 +20,7 @@ urlpatterns = [
     path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("security/", security_log.security_log, name="security_log"),
+    path("security/audit/", audit_export.audit_export, name="audit_export"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", include((analysis_api_urls.urlpatterns + api_urls.urlpatterns, api_urls.app_name))),
     path("redcap/api/", include("registry.api.redcap_urls")),

@@ -105,6 +105,7 @@ EXPECTED = {
     "password_change": row(signed_in(), signed_in()),
     "password_change_done": SIGNED_IN_PAGE,
     "security_log": row(signed_in(403, coordinator=200), signed_in(405)),
+    "audit_export": row(signed_in(403, coordinator=200), signed_in(405)),
     "set_language": row(everyone(302), everyone(302)),
     # the admin is for staff only: nobody here is staff (tests/registry/test_admin.py covers superusers)
     "admin:login": row(everyone(200), everyone(200)),
@@ -178,7 +179,7 @@ def url_for(name, pattern, case):
         "login": "/accounts/login/", "logout": "/accounts/logout/", "two_factor_verify": "/accounts/two-factor/",
         "two_factor_setup": "/accounts/two-factor/setup/", "password_change": "/accounts/password_change/",
         "password_change_done": "/accounts/password_change/done/",
-        "security_log": "/security/", "set_language": "/i18n/setlang/",
+        "security_log": "/security/", "audit_export": "/security/audit/", "set_language": "/i18n/setlang/",
     }
     return urls.get(name) or admin_url(name, pattern)
 

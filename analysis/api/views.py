@@ -4,7 +4,8 @@ The analysis plan comes from query parameters, one per AnalysisPlan field (lists
 or repeated), each defaulting to endpoints.md; `centres` narrows the scope (access.patients_for_analysis):
 the report pools a nurse's centres, and every centre for a PI or a coordinator; the frame, one row
 per patient, covers only the centres whose records the user may read (every centre for a
-coordinator or a holder of the analyst permission).
+coordinator or a holder of the analyst permission). Both record the read
+(registry.security.audit): the frame its patients, the report the centres and patients it covers.
 """
 import json
 
@@ -17,6 +18,7 @@ from rest_framework.views import APIView
 
 from analysis import plan as plans
 from analysis.plan import ENDPOINTS, FACTORS, HISTOLOGIES, AnalysisPlan, PlanError, split_list
+from registry.security import audit
 
 PLAN_DEFAULTS = AnalysisPlan()
 PLAN_ENUMS = {"histologies": HISTOLOGIES, "multivariable_covariates": FACTORS, "multivariable_endpoints": ENDPOINTS}
@@ -100,7 +102,9 @@ class ReportView(AnalysisView):
         from analysis.report import survival_report  # lifelines takes seconds to import: only when asked
 
         plan, centres = plan_and_centres(request.query_params)
-        return Response(survival_report(plan, user=request.user, centres=centres))
+        report = survival_report(plan, user=request.user, centres=centres)
+        audit.log_read(request, centres=report["scope"]["centres_included"], rows=report["cohort"]["registered"])
+        return Response(report)
 
 
 class FrameView(AnalysisView):
@@ -119,6 +123,7 @@ class FrameView(AnalysisView):
         plan, centres = plan_and_centres(request.query_params)
         # One row per patient: only the centres whose records the user may read (a PI's own).
         frame, version = frame_with_version(plan, user=request.user, centres=centres, row_level=True)
+        audit.log_read(request, patient_ids=frame["patient_id"].tolist())
         for column in frame.columns:
             if str(frame[column].dtype).startswith("datetime"):
                 frame[column] = frame[column].dt.strftime("%Y-%m-%d")

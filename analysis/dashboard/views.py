@@ -6,6 +6,8 @@ analysis.plots (figures). Who sees which centres is decided by registry.access o
 - a nurse sees her own centre(s); asking for another centre's view gets 404, as everywhere in
   the registry (its existence is not confirmed);
 - anonymous visitors are sent to sign in.
+Every download of results (figures, tables, the report) is recorded with the centres and the
+number of patients it covers (registry.security.audit); the pages themselves are not.
 """
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -22,6 +24,7 @@ from analysis import dashboard
 from analysis.models import SavedPlan
 from analysis.plan import AnalysisPlan, PlanError
 from registry import access, selectors
+from registry.security import audit
 
 # --- request parsing ----------------------------------------------------------------------------
 
@@ -142,6 +145,7 @@ def figure_download(request, name, fmt):
         raise Http404
     state = compute(request)
     content, content_type = dashboard.figure(state["results"], name, fmt)
+    log_download(request, state["results"])
     return attachment(HttpResponse(content, content_type=content_type), f"{name}-{state['plan'].hash}.{fmt}",
                       state["results"])
 
@@ -153,6 +157,7 @@ def table_download(request, table):
         raise Http404
     state = compute(request)
     header, rows = dashboard.csv_rows(state["results"], table)
+    log_download(request, state["results"])
     response = HttpResponse(dashboard.csv_text(header, rows), content_type="text/csv; charset=utf-8")
     return attachment(response, f"{table}-{state['plan'].hash}.csv", state["results"])
 
@@ -161,6 +166,7 @@ def table_download(request, table):
 @require_GET
 def json_download(request):
     state = compute(request)
+    log_download(request, state["results"])
     response = HttpResponse(dashboard.json_text(state["results"]), content_type="application/json")
     return attachment(response, f"survival-report-{state['plan'].hash}.json", state["results"])
 
@@ -177,6 +183,11 @@ def plan_download(request):
 def attachment(response, filename, results=None):
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return with_cache_header(response, results) if results else response
+
+
+def log_download(request, results):
+    report = results["report"]
+    audit.log_read(request, centres=report["scope"]["centres_included"], rows=report["cohort"]["registered"])
 
 
 # --- saved plans --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Authentication of machine clients by the tokens of registry.api.models: the REST API's header
 here, the REDCap endpoint's form field in registry.api.redcap. Wrong tokens are counted per client
-address: past settings.API_BAD_TOKEN_LIMIT in 10 minutes, every request of it is answered 429."""
+address: past settings.API_BAD_TOKEN_LIMIT in 10 minutes, every request of it is answered 429.
+Every wrong token is recorded in the security log (registry.security.audit)."""
 from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.core.cache import cache
@@ -10,6 +11,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from registry.api.models import API, ApiToken
+from registry.security import audit
 
 BAD_TOKEN_WINDOW = 600  # seconds
 
@@ -39,6 +41,8 @@ def authenticate_key(request, key, kind, message):
     token = ApiToken.authenticate(key, kind=kind)
     if token is None:
         count_bad_token(request)
+        if key:  # no key at all is no token: the refusal is recorded as any other (middleware)
+            audit.log_invalid_token(request)
         raise exceptions.AuthenticationFailed(message)
     return token.user, token
 

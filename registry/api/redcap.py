@@ -22,7 +22,8 @@ The registry is presented as a classic (non-longitudinal) REDCap project:
   yesno 1/0, dates as YYYY-MM-DD, blanks as "";
 - ``formEventMapping``, ``event`` and ``arm`` answer with REDCap's error for classic projects,
   which is how clients tell a classic project from a longitudinal one.
-Records are those the token's user may read (registry.access), as in the web app.
+Records are those the token's user may read (registry.access), as in the web app; every export
+of records is recorded (registry.security.audit).
 """
 import csv
 import io
@@ -55,6 +56,7 @@ from registry.api.redcap_project import (
 )
 from registry.api.throttling import TokenRateThrottle, UserRateThrottle
 from registry.models import Patient
+from registry.security import audit
 from registry.transfer.exporting.writers import neutral
 
 # --- the protocol ------------------------------------------------------------------------------
@@ -104,13 +106,13 @@ def centre_names(user):
     return dict(access.centres_readable(user).values_list("code", "name"))
 
 
-def export_metadata(user, post, fmt):
+def export_metadata(request, post, fmt):
     fields = selected_fields(post, with_complete=False)
-    centres = centre_names(user)
+    centres = centre_names(request.user)
     return table_response([metadata_row(field, centres) for field in fields], METADATA_COLUMNS, fmt)
 
 
-def export_field_names(user, post, fmt):
+def export_field_names(request, post, fmt):
     ordered = []  # instrument order: a form's _complete field follows its fields
     for form in FORMS:
         ordered += [field.name for field in FIELDS if field.form is form] + [f"{form.name}_complete"]
@@ -122,17 +124,17 @@ def export_field_names(user, post, fmt):
     return table_response(rows, ["original_field_name", "choice_value", "export_field_name"], fmt)
 
 
-def export_instruments(user, post, fmt):
+def export_instruments(request, post, fmt):
     rows = [{"instrument_name": form.name, "instrument_label": form.label} for form in FORMS]
     return table_response(rows, ["instrument_name", "instrument_label"], fmt)
 
 
-def export_repeating(user, post, fmt):
+def export_repeating(request, post, fmt):
     rows = [{"form_name": form.name, "custom_form_label": ""} for form in FORMS if form.repeating]
     return table_response(rows, ["form_name", "custom_form_label"], fmt)
 
 
-def export_project(user, post, fmt):
+def export_project(request, post, fmt):
     info = {
         "project_id": 1, "project_title": "Sarcoma PM registry", "creation_time": "", "production_time": "",
         "in_production": 1, "project_language": "English", "purpose": 2, "purpose_other": "",
@@ -174,7 +176,14 @@ def selected_fields(post, *, with_complete=True):
     return ordered
 
 
-def export_records(user, post, fmt):
+def export_records(request, post, fmt):
+    rows, columns, headers = record_rows(request.user, post)
+    audit.log_read(request, patient_ids=[row[RECORD_ID] for row in rows])
+    return table_response(rows, columns, fmt, headers=headers)
+
+
+def record_rows(user, post):
+    """(rows, columns, header line or None) of a record export: the records the user may read."""
     if post.get("type", "flat") != "flat":
         raise RedcapError(f'type={post["type"]} is not supported: this registry exports records as type=flat.')
     for unsupported in ("filterLogic", "dateRangeBegin", "dateRangeEnd"):
@@ -249,11 +258,11 @@ def export_records(user, post, fmt):
         labels = {f.name: str(capfirst(f.model_field.verbose_name)) for f in FIELDS if f.model_field is not None}
         labels.update({f"{form.name}_complete": "Complete?" for form in FORMS})
         headers = [special.get(column) or labels.get(column, column) for column in columns]
-    return table_response(out, columns, fmt, headers=headers)
+    return out, columns, headers
 
 
 def classic_project(message):
-    def answer(user, post, fmt):
+    def answer(request, post, fmt):
         raise RedcapError(message)
     return answer
 
@@ -316,7 +325,7 @@ class RedcapApiView(APIView):
             raise RedcapError('The value of the parameter "content" is not valid')
         if fmt not in ("json", "csv"):
             raise RedcapError(f'The value of the parameter "format" ({fmt}) is not supported here: use json or csv')
-        return CONTENT[content](request.user, post, fmt)
+        return CONTENT[content](request, post, fmt)
 
     def handle_exception(self, exc):
         fmt = error_format(self.request.POST) if getattr(self, "request", None) is not None else "json"

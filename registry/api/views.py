@@ -1,7 +1,9 @@
 """The REST API (/api/v1/): thin views over registry.access (reads) and registry.services (writes).
 
-- Another centre's record is a 404, exactly as in the web app; a user who may read but not write
-  (a PI) gets 403 on every write.
+- Another centre's record is a 404, exactly as in the web app (and recorded as a refusal); a user
+  who may read but not write (a PI) gets 403 on every write.
+- Every list page and every record read is recorded (registry.security.audit): who, which
+  endpoint, the centres of the rows sent and their number.
 - Every write goes through registry.services: a rule violation is a 400 naming the column, and
   nothing is written; the audit trail records the API user.
 - Optimistic concurrency: every record answers with `ETag: "<version>"`; a change or deletion must
@@ -30,7 +32,8 @@ from rest_framework.views import APIView
 from registry import access, services
 from registry.api.authentication import TokenScope
 from registry.api.serializers import TABLES, CentreSerializer
-from registry.models import Centre
+from registry.models import Centre, Patient
+from registry.security import audit
 from registry.services import StaleRecordError
 
 # Keys of services' ValidationErrors as the API names them.
@@ -224,6 +227,7 @@ class RecordViewSet(viewsets.GenericViewSet):
             raise exceptions.NotFound()
         record = self.get_queryset().filter(pk=pk).first()
         if record is None:
+            audit.log_if_hidden(self.request, self.table.model, pk)
             raise exceptions.NotFound()
         return record
 
@@ -264,6 +268,7 @@ class RecordViewSet(viewsets.GenericViewSet):
         patient_id = data.pop("patient_id")
         patient = access.patients_readable(user).filter(pk=patient_id).first()
         if patient is None:  # another centre's patient is not revealed: it looks absent
+            audit.log_if_hidden(self.request, Patient, patient_id)
             raise serializers.ValidationError({"patient_id": [_("There is no patient %(id)s.") % {"id": patient_id}]})
         access.require_writable(user, patient.centre_id)
         with service_errors():
@@ -274,10 +279,14 @@ class RecordViewSet(viewsets.GenericViewSet):
 
     def list(self, request, *args, **kwargs):
         rows = self.table.rows(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.paginate_queryset(rows))
+        page = self.paginate_queryset(rows)
+        audit.log_read(request, patient_ids=[row["patient_id"] for row in page])
+        return self.get_paginated_response(page)
 
     def retrieve(self, request, *args, **kwargs):
-        return self.record_response(self.stored_record(self.pk).pk)
+        record = self.stored_record(self.pk)
+        audit.log_read(request, patient_ids=[record.patient_id])
+        return self.record_response(record.pk)
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -1,6 +1,8 @@
-"""The security log: sign-ins, sign-outs, failed sign-ins, two-factor events, imports and exports
-in one list, newest first. Coordinators only. The rows come from django-axes (AccessLog,
-AccessFailureLog) and from the registry's own SecurityEvent, ImportRun and ExportLog."""
+"""The security log: sign-ins, sign-outs, failed sign-ins, two-factor events, reads of patient
+data, refused requests, imports and exports in one list, newest first, for one user name or all.
+Coordinators only. The rows come from django-axes (AccessLog, AccessFailureLog) and from the
+registry's own SecurityEvent, ImportRun and ExportLog; the whole audit trail, clinical changes
+included, is downloaded from the audit export (registry.security.export)."""
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,9 +45,8 @@ def entries(username=""):
         event = _("failed sign-in, account locked") if failure.locked_out else _("failed sign-in")
         rows.append(Entry(failure.attempt_time, failure.username, event, failure.ip_address or "", alert=True))
     for event in _newest(SecurityEvent.objects.all(), "at", username):
-        detail = ", ".join(part for part in (event.detail, event.ip_address) if part)
-        rows.append(Entry(event.at, event.username, event.get_event_display(), detail,
-                          alert=event.event == SecurityEvent.TWO_FACTOR_FAILED))
+        rows.append(Entry(event.at, event.username, event.get_event_display(), event_detail(event),
+                          alert=event.event in SecurityEvent.ALERTS))
     for export in _newest(ExportLog.objects.all(), "created_at", username):
         detail = f"{export.scope or _('pooled')}, {export.file_format}, {export.deidentify}"
         rows.append(Entry(export.created_at, export.username, _("exported the dataset"), detail))
@@ -53,6 +54,21 @@ def entries(username=""):
         rows.append(Entry(run.finished_at, run.username, _("imported a file"), run.file_name))
     rows.sort(key=lambda entry: entry.at, reverse=True)
     return rows[:SHOWN]
+
+
+def event_detail(event):
+    """What a SecurityEvent concerns, in one line: page or endpoint, status, scope, rows, detail, address."""
+    scope = event.patient_id or ("" if not event.centres else _("every centre") if event.centres == "*"
+                                 else event.centres)
+    parts = [
+        event.what,
+        str(event.status) if event.status else "",
+        scope,
+        _("%(rows)s rows") % {"rows": event.rows} if event.rows is not None else "",
+        event.detail,
+        event.ip_address or "",
+    ]
+    return ", ".join(part for part in parts if part)
 
 
 @login_required

@@ -1,11 +1,13 @@
-"""Security middleware of the site's own: invalid input refused early, a Content-Security-Policy
-and no caching of responses outside the static files."""
+"""Security middleware of the site's own: invalid input refused early, a Content-Security-Policy,
+no caching of responses outside the static files, and every refused request recorded."""
 import time
 
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseBadRequest, JsonResponse
+
+from registry.security import audit
 
 # A Content-Security-Policy on every response: scripts, styles and images only from the
 # registry itself, no inline script, no framing. The pages are built for it (no CDN, no inline
@@ -76,3 +78,22 @@ class SessionLimitMiddleware:
                 logout(request)
                 return redirect_to_login(request.get_full_path())
         return self.get_response(request)
+
+
+class RefusedRequestMiddleware:
+    """Records every refused request, 401, 403 and 429 (registry.security.audit), unless the view
+    recorded it already (an invalid token) or django-axes did (a sign-in while locked out is in
+    its AccessFailureLog). A 404 is recorded by the lookups that can tell another centre's
+    patient from a missing one (audit.log_if_hidden), not here."""
+
+    REFUSED = (401, 403, 429)
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (response.status_code in self.REFUSED and not audit.already_recorded(request)
+                and not getattr(request, "axes_locked_out", False)):
+            audit.log_refused(request, response.status_code)
+        return response

@@ -2,7 +2,9 @@
 (writes) and registry.web.quality (completeness).
 
 A user who may not read a patient or centre gets 404 (its existence is not revealed); a user who
-may read but not write (a PI) gets 403 on every form, GET or POST.
+may read but not write (a PI) gets 403 on every form, GET or POST. Every page that shows
+patient-level data records the read (registry.security.audit), and a lookup of another centre's
+patient records the refusal.
 """
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from registry import access, rules, selectors, services
 from registry.index_date import index_operation
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.security import audit
 from registry.services import StaleRecordError
 from registry.web import quality
 from registry.web.filters import PatientFilterForm
@@ -42,7 +45,10 @@ PAGE_SIZE = 25
 
 def readable_patient(request, patient_id, *, write=False):
     patients = quality.with_completeness(access.patients_readable(request.user)).select_related("centre")
-    patient = get_object_or_404(patients, pk=patient_id)
+    patient = patients.filter(pk=patient_id).first()
+    if patient is None:
+        audit.log_if_hidden(request, Patient, patient_id)
+        raise Http404
     if write and not access.can_write_centre(request.user, patient.centre_id):
         raise PermissionDenied(_("You may read but not change patients of this centre."))
     return patient
@@ -118,6 +124,7 @@ def patient_list(request):
         patients = patients.order_by("patient_id")
     page = Paginator(patients, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [(patient, quality.gaps(patient)) for patient in page]
+    audit.log_read(request, patient_ids=[patient.pk for patient, _gaps in rows])
     chosen = form.cleaned_data.get("centre") if form.is_bound and form.is_valid() else ""
     summaries = centre_summaries(request.user, centres)
     new_patient_centres = [centre for centre, _n, _i, writable in summaries
@@ -158,6 +165,7 @@ def patient_detail(request, patient_id):
                                               case.follow_ups)
     index = index_operation(operations)
     index_date = index.surgery_date if index else None
+    audit.log_read(request, patient_ids=[patient.pk])
     return render(request, "registry/patient_detail.html", {
         "patient": patient,
         "patient_details": details(patient),
@@ -265,6 +273,8 @@ def save(request, form):
 
 
 def edit_record(request, patient, record, form_class, *, title, section=""):
+    if request.method == "GET":  # the form shows the record's values
+        audit.log_read(request, patient_ids=[patient.pk])
     form = form_class(request.POST or None, instance=record)
     changes, stale = [], False
     if request.method == "POST" and form.is_valid():
@@ -288,6 +298,8 @@ def edit_record(request, patient, record, form_class, *, title, section=""):
 
 
 def delete_record(request, patient, record, *, done_url, warning=""):
+    if request.method == "GET":  # the confirmation shows the record's values
+        audit.log_read(request, patient_ids=[patient.pk])
     errors = []
     if request.method == "POST":
         version = request.POST.get("version")
@@ -313,6 +325,7 @@ def delete_record(request, patient, record, *, done_url, warning=""):
 @require_GET
 def patient_history(request, patient_id):
     patient = readable_patient(request, patient_id)
+    audit.log_read(request, patient_ids=[patient.pk])
     return render(request, "registry/patient_history.html", {
         "patient": patient, "entries": history_entries(patient.pk),
     })
@@ -324,6 +337,7 @@ def data_quality(request, code):
     centre = readable_centre(request, code)
     patients = quality.incomplete(access.patients_readable(request.user).filter(centre=centre))
     rows = [(patient, gaps_with_links(patient)) for patient in patients.order_by("patient_id")]
+    audit.log_read(request, patient_ids=[patient.pk for patient, _gaps in rows])
     total = access.patients_readable(request.user).filter(centre=centre).count()
     return render(request, "registry/data_quality.html", {
         "centre": centre, "rows": rows, "total": total,

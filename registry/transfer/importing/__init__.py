@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 from registry import access, services
 from registry.dictionary import TABLES
 from registry.models import Centre, ImportRun
+from registry.security import audit
 from registry.transfer.importing.merge import Plan, plan_import
 from registry.transfer.importing.sources import FileRefused, read_source
 from registry.transfer.importing.validation import Problem, parse_sheet
@@ -126,6 +127,9 @@ def file_import(*, user, data, filename, table=None, dry_run=False, on_step=None
     log.info("import %s by %s: %s, %d errors, %s", filename, getattr(user, "username", "system"),
              "dry run" if dry_run else ("written" if report.written else "refused"), len(report.errors),
              report.totals())
+    if report.errors:  # a refused file (or a dry run that found errors): the security log keeps who and which
+        audit.log_import_refused(user=user, file_name=filename, sha256=report.sha256, errors=len(report.errors),
+                                 rows=report.rows, dry_run=dry_run)
     return report
 
 

@@ -20,7 +20,7 @@ def test_successful_sign_in_is_logged(client):
     assert AccessLog.objects.filter(username="nurse").count() == 1
 
 
-@override_settings(AXES_FAILURE_LIMIT=3)
+@override_settings(AXES_PAIR_FAILURE_LIMIT=3)
 def test_repeated_failed_sign_ins_lock_the_account_even_for_the_right_password(client):
     f.user("nurse", memberships=[("MUC", "nurse")], password=PASSWORD)
     for _ in range(2):
@@ -32,7 +32,7 @@ def test_repeated_failed_sign_ins_lock_the_account_even_for_the_right_password(c
     assert "_auth_user_id" not in client.session
 
 
-@override_settings(AXES_FAILURE_LIMIT=3)
+@override_settings(AXES_PAIR_FAILURE_LIMIT=3)
 def test_a_successful_sign_in_resets_the_failure_count(client):
     f.user("nurse", memberships=[("MUC", "nurse")], password=PASSWORD)
     sign_in(client, "nurse", "wrong")

@@ -78,7 +78,7 @@ def test_after_set_up_every_page_asks_for_the_code(client):
     right = client.post("/accounts/two-factor/", {"code": code(device, step=1), "next": "/patients/"})
     assert right.status_code == 302 and right["Location"] == "/patients/"
     assert client.get("/patients/").status_code == 200
-    events = list(SecurityEvent.objects.order_by("id").values_list("event", flat=True))
+    events = list(SecurityEvent.objects.exclude(event=SecurityEvent.READ).order_by("id").values_list("event", flat=True))
     assert events == [SecurityEvent.TWO_FACTOR_ENABLED, SecurityEvent.TWO_FACTOR_FAILED,
                       SecurityEvent.TWO_FACTOR_PASSED]
 

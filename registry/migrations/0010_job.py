@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0008_analyst_permission'),
+        ('registry', '0009_securityevent_reads_and_denials'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
