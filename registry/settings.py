@@ -128,6 +128,10 @@ AXES_FAILURE_LIMIT = "registry.security.lockout.failure_limit"
 AXES_COOLOFF_TIME = env_number("AXES_COOLOFF_HOURS", 1.0, float)
 # The pair, not the user name alone: a user name lock at a few failures would let anyone lock
 # anyone out; not the address alone: a hospital's staff share one outgoing address.
+# Reverse proxies in front of the registry that append the client's address to X-Forwarded-For
+# (docker-compose's nginx: 1; with a TLS terminator in front of it: 2). 0: the connection's address.
+TRUSTED_PROXIES = env_number("TRUSTED_PROXIES", 0)
+AXES_CLIENT_IP_CALLABLE = "registry.security.lockout.client_address"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
@@ -281,6 +285,7 @@ REST_FRAMEWORK = {
         "registry.api.throttling.UserRateThrottle",
         "registry.api.throttling.TokenRateThrottle",
     ],
+    "NUM_PROXIES": TRUSTED_PROXIES,  # anonymous clients are told apart by address, as the lockout does
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("API_RATE_ANON", "60/minute"),
         "user": os.environ.get("API_RATE_USER", "1200/minute"),

@@ -29,3 +29,15 @@ def failure_limit(request, credentials):
     if username and username_failures(request, username) >= settings.AXES_USERNAME_FAILURE_LIMIT:
         return 0
     return settings.AXES_PAIR_FAILURE_LIMIT
+
+
+def client_address(request):
+    """The client's address as the lockout and the logs count it. Behind TRUSTED_PROXIES reverse
+    proxies (docker-compose: nginx, 1; a TLS terminator in front of it makes 2), each of which appends
+    the address it saw to X-Forwarded-For, the client is that many entries from the right; what a
+    client writes into the header itself is further left and never read."""
+    hops = settings.TRUSTED_PROXIES
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    if hops and len(forwarded) >= hops:
+        return forwarded[-hops]
+    return request.META.get("REMOTE_ADDR")

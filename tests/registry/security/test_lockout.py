@@ -59,3 +59,22 @@ def test_the_lockout_counters_cannot_be_deleted_past_the_recorded_unlock():
     admin.force_login(f.user("root", is_superuser=True))
     assert admin.get(f"/admin/axes/accessattempt/{attempt.pk}/delete/").status_code == 403
     assert AccessAttempt.objects.exists()
+
+
+@override_settings(TRUSTED_PROXIES=2)
+def test_behind_the_proxies_the_client_address_counts_and_a_forged_header_does_not_help():
+    """Behind nginx and a TLS terminator every request comes from the proxy's address; the client is
+    the second address from the right of X-Forwarded-For, whatever the client wrote further left."""
+    f.user("nurse", memberships=[("MUC", "nurse")])
+
+    def through_proxies(client_address, forged=""):
+        chain = ", ".join(part for part in (forged, client_address, "172.18.0.5") if part)
+        return Client(REMOTE_ADDR="172.18.0.7", HTTP_X_FORWARDED_FOR=chain).post(
+            "/accounts/login/", {"username": "nurse", "password": "guess"})
+
+    for number in range(5):  # a guesser who forges a new "address" each time is still one address
+        through_proxies("203.0.113.9", forged=f"198.51.100.{number}")
+    assert through_proxies("203.0.113.9").status_code == 429
+    good = Client(REMOTE_ADDR="172.18.0.7", HTTP_X_FORWARDED_FOR="10.1.1.20, 172.18.0.5")
+    assert good.post("/accounts/login/", {"username": "nurse", "password": PASSWORD}).status_code == 302
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"203.0.113.9"}
