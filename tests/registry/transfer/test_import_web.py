@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from registry.models import ImportRun, Patient
 from tests import factories as f
-from tests.registry.transfer.test_import_support import centres, cohort, workbook_bytes
+from tests.registry.transfer.test_import_support import centres, cohort, new_patients, workbook_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,8 @@ def nurse(client):
 
 
 def own_centre(tables):
-    return {t: [r for r in rows if r["patient_id"].startswith("MUC-")] for t, rows in tables.items()}
+    """The MUC patients of a cohort, as new patients named by local keys."""
+    return new_patients({t: [r for r in rows if r["patient_id"].startswith("MUC-")] for t, rows in tables.items()})
 
 
 def upload(client, data, *, name="muc.xlsx", dry_run=False, **extra):
@@ -95,7 +96,7 @@ def test_error_report_of_another_user_is_not_found(client, nurse):
 
 
 def test_nurse_uploading_another_centres_patients_is_refused(client, nurse):
-    response = upload(client, workbook_bytes(cohort(10)))
+    response = upload(client, workbook_bytes(new_patients(cohort(10))))
     assert response.status_code == 422
     assert "You may not write patients of centre HD." in response.content.decode()
     assert not Patient.objects.exists()
