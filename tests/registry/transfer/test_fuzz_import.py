@@ -672,7 +672,7 @@ def mutate(draw, sheets, fmt):
         r = draw(st.integers(0, len(s["rows"]) - 1))
         names = list(BY_NAME[s["table"]])
         i = draw(st.integers(0, len(names) - 1))
-        s["rows"][r][i] = draw(st.sampled_from(cell_variants(s["table"], names[i], s["typed"][r][names[i]], fmt, ",")))
+        s["rows"][r][i] = draw(st.sampled_from(cell_variants(s["table"], names[i], s["typed"][r].get(names[i]), fmt, ",")))
         s["dirty"].add(kind)
         return f"{s['name']} row {r + 2} col {i}: {s['rows'][r][i]!r:.80} (same value)"
     s["dirty"].add("cell" if kind == "benign" else kind)
