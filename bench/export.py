@@ -82,13 +82,15 @@ def load_cohort(patients, seed):
     from registry.transfer.exporting import xlsx
     from registry.transfer.importing import file_import
 
-    cohort = synthetic.generate_cohort(patients=patients, centres=8, seed=seed)
+    # New patients, named by local keys: the registry issues their pseudonyms.
+    cohort = synthetic.local_keys(synthetic.generate_cohort(patients=patients, centres=8, seed=seed))
     for code in sorted({row["centre"] for row in cohort["patients"]}):
         Centre.objects.get_or_create(code=code, defaults={"name": f"Synthetic centre {code}"})
     buffer = io.BytesIO()
     cell = lambda v: ("yes" if v else "no") if isinstance(v, bool) else v  # noqa: E731
-    xlsx.write_package(buffer, [(t, synthetic.COLUMNS[t], [[cell(r[c]) for c in synthetic.COLUMNS[t]]
-                                                           for r in cohort[t]]) for t in synthetic.TABLES])
+    columns = {t: synthetic.import_columns(t) for t in synthetic.TABLES}
+    xlsx.write_package(buffer, [(t, columns[t], [[cell(r[c]) for c in columns[t]] for r in cohort[t]])
+                                for t in synthetic.TABLES])
     report = file_import(user=access.SYSTEM, data=buffer.getvalue(), filename="bench.xlsx")
     assert report.ok, report.errors[:3]
     return report.rows

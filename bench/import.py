@@ -4,8 +4,9 @@
 
 Creates a scratch PostgreSQL database `registry_bench_import` on 127.0.0.1 (user postgres, trust
 auth), migrates it, and drops it at the end. It writes the workbook with registry.synthetic
-(`generate_cohort` + `write_workbook`, the format `generate_cohort --out` writes), then times, each
-in a fresh child process so that its peak memory is its own:
+(`generate_cohort` + `write_workbook`, the format `generate_cohort --out` writes: new patients named
+by local keys, so the registry issues every pseudonym), then times, each in a fresh child process
+so that its peak memory is its own:
 
 - import: registry.transfer.importing.file_import of the whole workbook, end to end (file bytes → every
   cell, key, access, model and cross-record check → one committed, audited transaction), --runs
@@ -13,7 +14,8 @@ in a fresh child process so that its peak memory is its own:
 - refused: the same workbook with one bad cell, which must name the cell and write nothing;
 - baseline: django-import-export's default row-by-row import (a plain resources.ModelResource per
   model, default settings, import_data) of the first --baseline-rows rows per table, in the same
-  run, so the ratio holds on a noisy machine.
+  run, so the ratio holds on a noisy machine. It cannot issue pseudonyms, so it reads the same
+  cohort written with the generator's pseudonyms (`write_workbook(..., pseudonyms=True)`).
 
 Prints rows/s (wall clock), CPU seconds, the time of each import step, and the child's peak
 resident memory (resource.getrusage) next to its memory before the import.
@@ -100,6 +102,7 @@ def child_import(path, *, expect_refusal):
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     pg_cpu = process_cpu(backend) - pg_before if pg_before is not None else None
     return {"ok": report.ok, "rows": report.rows, "seconds": wall, "cpu": cpu, "pg_cpu": pg_cpu,
+            "pseudonyms_issued": sum(pseudonym is not None for _key, pseudonym, _centre in report.pseudonyms),
             "timings": report.timings,
             "rss_before_mb": before, "peak_rss_mb": rss_mb(), "counts": report.totals(),
             "errors": [e.as_list() for e in report.errors[:5]], "error_count": len(report.errors),
@@ -189,6 +192,8 @@ def make_workbooks(patients, seed, directory):
     cohort = synthetic.generate_cohort(patients=patients, centres=8, seed=seed)
     good = Path(directory) / f"cohort-{patients}.xlsx"
     synthetic.write_workbook(cohort, good)
+    named = Path(directory) / f"cohort-{patients}-pseudonyms.xlsx"  # for the baseline
+    synthetic.write_workbook(cohort, named, pseudonyms=True)
     table, column, value = BAD_CELL
     index = len(cohort[table]) // 2
     cohort[table][index][column] = value
@@ -198,7 +203,7 @@ def make_workbooks(patients, seed, directory):
     rows = sum(len(rows) for rows in cohort.values())
     print(f"workbooks: {patients:,} patients, {rows:,} rows over 5 sheets, {good.stat().st_size / 2**20:.1f} MB "
           f"(generated in {time.perf_counter() - started:.0f} s)")
-    return good, bad, centres, index
+    return good, bad, named, centres, index
 
 
 def main():
@@ -219,7 +224,7 @@ def main():
         from registry.models import Centre
 
         with tempfile.TemporaryDirectory() as directory:
-            good, bad, centres, bad_index = make_workbooks(args.patients, args.seed, directory)
+            good, bad, named, centres, bad_index = make_workbooks(args.patients, args.seed, directory)
             if args.keep_file:
                 Path(args.keep_file).write_bytes(good.read_bytes())
             for code in centres:
@@ -238,6 +243,7 @@ def main():
                 empty_tables()
                 result = run_child("import", good)
                 assert result["ok"], result["errors"]
+                assert result["pseudonyms_issued"] == result["patients_in_db"] == args.patients, result
                 runs.append(result)
                 steps = ", ".join(f"{step} {seconds:.2f} s" for step, seconds in result["timings"].items())
                 pg_cpu = f", {result['pg_cpu']:.2f} s in PostgreSQL" if result["pg_cpu"] is not None else ""
@@ -251,7 +257,7 @@ def main():
                   f"of {len(runs)} runs; peak memory {max(r['peak_rss_mb'] for r in runs):.0f} MB resident "
                   f"(before the import {best['rss_before_mb']:.0f} MB)")
 
-            baseline = run_child("baseline", good, ["--baseline-rows", str(args.baseline_rows)])
+            baseline = run_child("baseline", named, ["--baseline-rows", str(args.baseline_rows)])
             base_rate = baseline["rows"] / baseline["seconds"]
             detail = ", ".join(f"{t} {v['rows'] / v['seconds']:,.0f}" for t, v in baseline["per_table"].items())
             print(f"baseline: django-import-export ModelResource.import_data, {baseline['rows']:,} rows in "

@@ -4,6 +4,11 @@ Derived from the models (field types, null/blank, validators, max_length) and re
 (the code lists), so the import validator, the export's dictionary file and its Stata/SPSS labels
 have one source. Only what a model cannot say — natural keys, units, the wording of conditional
 and cross-record rules — is written down here.
+
+One column exists in import files only: `local_id`, the file's own key for a patient new to the
+registry (the registry issues the pseudonym and answers with it). Every sheet names its row's
+patient by `patient_id` (a patient already in the registry) or by `local_id` (a patient new in
+the file). The registry stores and exports no local key.
 """
 import datetime
 import re
@@ -34,33 +39,50 @@ KEYS = {
 }
 
 BOOKKEEPING = ("id", "version", "created_at", "updated_at")
+LOCAL_ID = "local_id"
+LOCAL_ID_MAX_LENGTH = 40
 
 # Rules a model field cannot express, in the dictionary's words (conditional requirements are
 # enforced by the models' clean(), cross-record rules by registry/rules.py).
+EXISTING_PATIENT = _("existing patient; on import blank for a patient new in the file (then local_id)")
+LOCAL_ID_ON_IMPORT = _("import only, instead of patient_id for a patient new in the file: the local_id "
+                       "of its row on the patients sheet")
 RULES = {
-    ("patients", "patient_id"): _("registry pseudonym; the part before '-' is the centre code"),
+    ("patients", "patient_id"): _("registry pseudonym, issued by the registry; the part before '-' is the centre "
+                                  "code; on import: a patient already in the registry, blank for a patient new in "
+                                  "the file (then local_id)"),
+    ("patients", LOCAL_ID): _("import only, instead of patient_id for a patient new in the file: the file's own "
+                              "key for it (e.g. 1, 2, 3), unique in the file, not shaped like a pseudonym; "
+                              "other sheets name the patient by it; the import answers with the pseudonym "
+                              "issued for each local_id; never stored or exported"),
     ("patients", "centre"): _("an existing centre code; a user may only write patients of their centres"),
     ("patients", "lung_mets_diagnosis_date"): _("first radiological diagnosis; ≤ first PM surgery_date"),
     ("patients", "extrapulmonary_disease_at_pm"): _("metastases outside the lung at the first PM"),
-    ("primary_tumours", "patient_id"): _("existing patient; at most one primary tumour per patient"),
+    ("primary_tumours", "patient_id"): _("existing patient; at most one primary tumour per patient; on import blank "
+                                         "for a patient new in the file (then local_id)"),
+    ("primary_tumours", LOCAL_ID): LOCAL_ID_ON_IMPORT,
     ("primary_tumours", "diagnosis_date"): _("year ≥ birth_year"),
     ("primary_tumours", "surgery_date"): _("≥ diagnosis_date"),
     ("primary_tumours", "radiotherapy_end_date"): _(
         "required when radiotherapy is neoadjuvant or adjuvant; ≥ diagnosis_date"),
-    ("metastasectomies", "patient_id"): _("existing patient"),
+    ("metastasectomies", "patient_id"): EXISTING_PATIENT,
+    ("metastasectomies", LOCAL_ID): LOCAL_ID_ON_IMPORT,
     ("metastasectomies", "surgery_date"): _(
         "≥ lung_mets_diagnosis_date for the first PM; two PMs of one patient cannot share a date"),
-    ("systemic_therapies", "patient_id"): _("existing patient"),
+    ("systemic_therapies", "patient_id"): EXISTING_PATIENT,
+    ("systemic_therapies", LOCAL_ID): LOCAL_ID_ON_IMPORT,
     ("systemic_therapies", "end_date"): _("blank while ongoing; ≥ start_date"),
     ("systemic_therapies", "regimen_other"): _("required when regimen is 'other'"),
-    ("follow_up", "patient_id"): _("existing patient"),
+    ("follow_up", "patient_id"): EXISTING_PATIENT,
+    ("follow_up", LOCAL_ID): LOCAL_ID_ON_IMPORT,
     ("follow_up", "event_date"): _("≥ first PM date; no event of any kind after a death"),
     ("follow_up", "event"): _("at most one death per patient"),
     ("follow_up", "recurrence_site"): _("required for a recurrence, blank otherwise"),
     ("follow_up", "cause_of_death"): _("only for a death"),
 }
 CONDITIONAL = {("primary_tumours", "radiotherapy_end_date"), ("systemic_therapies", "regimen_other"),
-               ("follow_up", "recurrence_site")}
+               ("follow_up", "recurrence_site"),
+               *((table, name) for table in TABLES for name in ("patient_id", LOCAL_ID))}
 
 
 @dataclass(frozen=True)
@@ -170,12 +192,24 @@ def _build():
     return tables
 
 
+def _local_id(table):
+    column = Column(table=table, name=LOCAL_ID, type="text", label=str(_("local key (import only)")),
+                    required=False, max_length=LOCAL_ID_MAX_LENGTH)
+    return Column(**{**column.__dict__, "rule": _describe(column)})
+
+
 COLUMNS = _build()
+IMPORT_COLUMNS = {table: (*columns, _local_id(table)) for table, columns in COLUMNS.items()}
 
 
 def columns(table):
     """The columns of one table in the dictionary's order."""
     return COLUMNS[table]
+
+
+def import_columns(table):
+    """The columns an import file may have for one table: the table's own, then `local_id`."""
+    return IMPORT_COLUMNS[table]
 
 
 def column(table, name):
@@ -191,10 +225,11 @@ def required_label(col):
 def as_rows(centre_codes=()):
     """The dictionary as rows for the export: variable, table, type, label, codes, unit, required, rule.
 
-    `codes` reads "code=label | code=label"; the centre column lists the centres given.
+    `codes` reads "code=label | code=label"; the centre column lists the centres given. Each table
+    ends with `local_id`, the import-only column (its rule says so).
     """
     rows = []
-    for table, cols in COLUMNS.items():
+    for table, cols in IMPORT_COLUMNS.items():
         for col in cols:
             codes = col.codes if col.name != "centre" else tuple((c, c) for c in centre_codes)
             rows.append({

@@ -1,5 +1,6 @@
-"""Reads that more than one layer needs: a patient's stored case, which pseudonyms are taken, one
-consistent snapshot of the database, and the data version. Writes live in registry.services."""
+"""Reads that more than one layer needs: a patient's stored case, which pseudonyms are taken or were
+ever issued, one consistent snapshot of the database, and the data version. Writes live in
+registry.services."""
 import contextlib
 import hashlib
 from collections import defaultdict
@@ -55,6 +56,29 @@ def existing_patient_ids(patient_ids, chunk=5000):
     for start in range(0, len(patient_ids), chunk):
         taken.update(Patient.objects.filter(pk__in=patient_ids[start:start + chunk]).values_list("pk", flat=True))
     return taken
+
+
+def issued_patient_ids(patient_ids, chunk=5000):
+    """Which of these pseudonyms the registry has ever issued: stored patients and, from the audit
+    trail, deleted ones (a pseudonym is never given to a second person)."""
+    issued = existing_patient_ids(patient_ids, chunk)
+    for start in range(0, len(patient_ids), chunk):
+        issued.update(Patient.history.filter(patient_id__in=patient_ids[start:start + chunk])
+                      .values_list("patient_id", flat=True).distinct())
+    return issued
+
+
+def deleted_patients(patient_ids, chunk=5000):
+    """{pseudonym: date of its deletion} for those of these pseudonyms that belonged to a patient
+    who was deleted and is not stored now (the audit trail keeps the deletion)."""
+    deleted = {}
+    for start in range(0, len(patient_ids), chunk):
+        deletions = Patient.history.filter(patient_id__in=patient_ids[start:start + chunk], history_type="-")
+        for patient_id, when in deletions.order_by("history_date").values_list("patient_id", "history_date"):
+            deleted[patient_id] = when.date()
+    for patient_id in existing_patient_ids(list(deleted)):
+        del deleted[patient_id]
+    return deleted
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from registry.models import ExportLog, FollowUp, ImportRun, Job, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.transfer import jobs
 from tests import factories as f
 from tests.registry.api.test_api_access import EXPECTED as API_EXPECTED
 
@@ -85,9 +86,12 @@ EXPECTED = {
     # other centre's nurse's upload of a row of MUC is refused there (tests/registry/transfer).
     "import_upload": row(signed_in(pi=403), signed_in(302, pi=403)),
     "export_download": row(signed_in(403, coordinator=200), signed_in(403, coordinator=302)),
-    # a job (here the nurse's refused import) is found only by the user who submitted it
+    # a job is found only by the user who submitted it: the nurse's import (its problems and the
+    # pseudonyms it issued), the coordinator's export (its archive)
     "job_detail": row(signed_in(404, nurse=200), signed_in(405)),
-    "job_result": row(signed_in(404, nurse=200), signed_in(405)),
+    "job_errors": row(signed_in(404, nurse=200), signed_in(405)),
+    "job_pseudonyms": row(signed_in(404, nurse=200), signed_in(405)),
+    "job_result": row(signed_in(404, coordinator=200), signed_in(405)),
     # the survival dashboard (?centre=MUC: the nurse of BER may not choose it)
     "analysis:dashboard": READ_PAGE,
     "analysis:version": READ_PAGE,
@@ -141,8 +145,17 @@ def world(case, nurse, other_nurse, pi, coordinator):
     deactivated.is_active = False
     deactivated.save()
     Job.objects.create(kind=Job.IMPORT, user=nurse, state=Job.DONE, options={"file_name": "matrix.csv"},
-                       result=zlib.compress(b"sheet,row,column,value,message\n"), result_name="import-errors.csv")
+                       report={"ok": False, "error_count": 0})
+    Job.objects.create(kind=Job.EXPORT, user=coordinator, state=Job.DONE, options={"centre": ""},
+                       result=b"PK\x05\x06" + bytes(18), result_name="registry.zip")
     return {"case": case, "clients": clients}
+
+
+def cache_job_details():
+    """The nurse's import job's details, which live in the cache (cleared before every request)."""
+    job = Job.objects.get(kind=Job.IMPORT)
+    text = zlib.compress(b"sheet,row,column,value,message\n")
+    cache.set(jobs.import_details_key(job.pk), {"errors": [], "warnings": [], "errors_csv": text, "mapping_csv": text})
 
 
 # Sample values for the admin's URL arguments: every admin page refuses non-staff before reading them.
@@ -162,7 +175,8 @@ def admin_url(name, pattern):
 
 def url_for(name, pattern, case):
     therapy = case.systemic_therapies.get()
-    job = Job.objects.get(options__file_name="matrix.csv")
+    job = Job.objects.get(kind=Job.IMPORT)
+    export = Job.objects.get(kind=Job.EXPORT)
     record = f"/patients/{case.pk}/systemic-therapies/"
     urls = {
         "home": "/", "patient_list": "/patients/?centre=MUC", "patient_new": "/centres/MUC/patients/new/",
@@ -171,7 +185,8 @@ def url_for(name, pattern, case):
         "patient_history": f"/patients/{case.pk}/history/", "record_add": record + "add/",
         "record_edit": f"{record}{therapy.pk}/edit/", "record_delete": f"{record}{therapy.pk}/delete/",
         "import_upload": "/transfer/import/", "export_download": "/transfer/export/",
-        "job_detail": f"/transfer/jobs/{job.pk}/", "job_result": f"/transfer/jobs/{job.pk}/file",
+        "job_detail": f"/transfer/jobs/{job.pk}/", "job_result": f"/transfer/jobs/{export.pk}/file",
+        "job_errors": f"/transfer/jobs/{job.pk}/errors.csv", "job_pseudonyms": f"/transfer/jobs/{job.pk}/pseudonyms.csv",
         "analysis:dashboard": "/analysis/?centre=MUC", "analysis:version": "/analysis/version?centre=MUC",
         "analysis:print": "/analysis/print/?centre=MUC", "analysis:figure": "/analysis/figures/km-dfs.svg?centre=MUC",
         "analysis:table": "/analysis/data/km.csv?centre=MUC", "analysis:json": "/analysis/report.json?centre=MUC",
@@ -230,6 +245,7 @@ def test_matrix(world, name):
         for method, wanted in zip(("GET", "POST"), expected[role]):
             savepoint = transaction.savepoint()
             cache.clear()
+            cache_job_details()
             before = clinical_state()
             client = world["clients"][role]
             response = client.get(url) if method == "GET" else client.post(url, post_data(name, case))

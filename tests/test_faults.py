@@ -59,7 +59,17 @@ from registry.models import ExportLog, FollowUp, ImportRun, Job, Patient
 from registry.services import bulk as writing
 from tests import factories as f
 from tests.registry.api.test_api_helpers import client_for, fresh_throttles  # noqa: F401 (fresh_throttles is autouse)
-from tests.registry.transfer.test_import_support import centres, cohort, csv_bytes, run, workbook_bytes, zip_bytes
+from tests.registry.transfer.test_import_support import (
+    centres,
+    csv_bytes,
+    new_cohort,
+    new_patients,
+    pseudonymised,
+    run,
+    sheet_columns,
+    workbook_bytes,
+    zip_bytes,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
@@ -149,9 +159,11 @@ def upload(client, data, name):
 def test_an_import_whose_connection_is_killed_midway_leaves_nothing_and_says_so(client, monkeypatch):
     centres()
     coordinator = f.user("coordinator", memberships=[("MUC", "coordinator")])
-    earlier = cohort(40, seed=21)
-    assert run(workbook_bytes(earlier), filename="earlier.xlsx").written  # stored rows, audit rows, an ImportRun
-    tables = cohort(2200, seed=23)
+    earlier = new_cohort(40, seed=21)
+    report = run(workbook_bytes(earlier), filename="earlier.xlsx")
+    assert report.written  # stored rows, audit rows, an ImportRun
+    earlier = pseudonymised(earlier, report)  # from now on named by the pseudonyms issued
+    tables = new_cohort(2200, seed=23)
     tables["patients"] += [dict(row, ecog=1 if row["ecog"] != 1 else 2) for row in earlier["patients"]]
     data = workbook_bytes(tables)
     assert len(tables["follow_up"]) > 2 * writing.BATCH  # the COPY is killed between its batches
@@ -391,8 +403,8 @@ class SmallReceiveBuffer(HTTPAdapter):
 def load_patients(patients, seed):
     """A synthetic cohort written through the import (COPY): the quickest real way to a big registry."""
     centres()
-    tables = synthetic.generate_cohort(patients=patients, centres=2, seed=seed)
-    report = run(zip_bytes({f"{t}.csv": csv_bytes(rows, synthetic.COLUMNS[t]) for t, rows in tables.items()}),
+    tables = new_patients(synthetic.generate_cohort(patients=patients, centres=2, seed=seed))
+    report = run(zip_bytes({f"{t}.csv": csv_bytes(rows, sheet_columns(t, rows)) for t, rows in tables.items()}),
                  filename="cohort.zip")
     assert report.written, report.errors[:5]
 

@@ -1,8 +1,10 @@
 """Synthetic multicentre cohorts with a known truth, for tests, benchmarks and demonstrations.
 
 Pure Python and numpy (no Django): `generate_cohort` returns the five registry tables as lists of
-row dicts keyed exactly like the data dictionary (../shared/spec/data-dictionary.md);
-`write_workbook` writes them as an import workbook. The same seed always gives the same cohort:
+row dicts keyed exactly like the data dictionary (../shared/spec/data-dictionary.md), each patient
+with a pseudonym of the registry's form (for loading straight into a registry: `--load`);
+`write_workbook` writes them as an import workbook of new patients, named by local keys
+(`local_keys`: P1, P2, … in `local_id`), since only the registry issues pseudonyms on import. The same seed always gives the same cohort:
 every random number comes from `numpy.random.default_rng(seed)` and the data cut is a fixed date,
 never today's.
 
@@ -99,4 +101,4 @@ from registry.synthetic.model import (  # noqa: F401
     LogHazardRatios,
 )
 from registry.synthetic.simulate import generate_cohort  # noqa: F401
-from registry.synthetic.workbook import write_workbook  # noqa: F401
+from registry.synthetic.workbook import import_columns, local_keys, write_workbook  # noqa: F401

@@ -5,8 +5,8 @@
     run(job.id)   # what the worker does (registry/transfer/tasks.py)
 
 A hostile or huge file then costs a worker's time, within its limits (JOB_TIME_LIMIT,
-JOB_MAX_MEMORY_MB), not a web worker's. The job row carries everything the page shows: state, the
-current step, the import's summary, the export archive. A job is queued after its row is committed,
+JOB_MAX_MEMORY_MB), not a web worker's. The job row carries the state, the current step, the import's
+counts and the export archive; an import's details are held in the cache (see import_details). A job is queued after its row is committed,
 so the worker always finds it.
 """
 import dataclasses
@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -143,6 +144,7 @@ def _step(job, step):
 
 
 def _run_import(job):
+    """Run the import; the job row keeps its counts, the cache its details (below)."""
     options = job.options
     report = file_import(user=job.user, data=bytes(job.payload), filename=options["file_name"],
                          table=options["table"] or None, dry_run=options["dry_run"],
@@ -150,13 +152,33 @@ def _run_import(job):
     job.report = {
         "ok": report.ok, "dry_run": report.dry_run, "written": report.written, "rows": report.rows,
         "counts": report.counts, "totals": report.totals(), "seconds": round(report.seconds, 1),
-        "error_count": len(report.errors),
+        "error_count": len(report.errors), "new_patients": len(report.pseudonyms),
+    }
+    cache.set(import_details_key(job.pk), {
         "errors": [dataclasses.asdict(problem) for problem in report.errors[:SHOWN_ERRORS]],
         "warnings": [dataclasses.asdict(problem) for problem in report.warnings[:SHOWN_WARNINGS]],
-    }
-    if report.errors:
-        job.result = zlib.compress(report.errors_csv().encode("utf-8"))
-        job.result_name = "import-errors.csv"
+        "errors_csv": zlib.compress(report.errors_csv().encode("utf-8")) if report.errors else None,
+        "mapping_csv": zlib.compress(report.mapping_csv().encode("utf-8")) if report.written and report.pseudonyms
+        else None,
+    }, timeout=int(settings.JOB_RESULT_HOURS * 3600))
+
+
+# An import's details — its errors and warnings, which quote the file's cells, and the mapping of the
+# file's local keys to the pseudonyms issued — may hold the uploader's local keys, which the registry
+# does not store: they are held in the cache (shared by web and worker: Redis) for JOB_RESULT_HOURS.
+def import_details_key(pk):
+    return f"import-job-details:{pk}"
+
+
+def import_details(job):
+    """{errors, warnings, errors_csv, mapping_csv} of an import job, or None once expired."""
+    return cache.get(import_details_key(job.pk))
+
+
+def details_file(job, name):
+    """The import's errors ("errors_csv") or pseudonym mapping ("mapping_csv") as text, or None."""
+    data = (import_details(job) or {}).get(name)
+    return zlib.decompress(data).decode("utf-8") if data else None
 
 
 def _run_export(job):
@@ -175,6 +197,5 @@ def has_result(job):
 
 
 def result_bytes(job):
-    """The job's downloadable file: the export archive, or the import's errors as CSV."""
-    data = bytes(Job.objects.values_list("result", flat=True).get(pk=job.pk) or b"")
-    return zlib.decompress(data) if job.kind == Job.IMPORT and data else data
+    """An export job's archive (b"" once it is no longer kept)."""
+    return bytes(Job.objects.values_list("result", flat=True).get(pk=job.pk) or b"")

@@ -122,25 +122,52 @@ def _own_job(request, pk):
 def job_detail(request, pk):
     """A job's state, step and outcome; the page reloads itself until the job has ended."""
     job = _own_job(request, pk)
-    report = job.report
-    context = {"job": job, "report": report, "limit_seconds": settings.JOB_TIME_LIMIT, "step": STEPS.get(job.step, ""),
-               "has_result": job.result_name and jobs.has_result(job)}
-    if report:
-        context["more_errors"] = report["error_count"] > len(report["errors"])
+    context = {"job": job, "report": job.report, "limit_seconds": settings.JOB_TIME_LIMIT,
+               "step": STEPS.get(job.step, "")}
+    if job.kind == Job.EXPORT:
+        context["has_result"] = jobs.has_result(job)
+    elif job.report:
+        details = jobs.import_details(job)
+        context.update(details=details, more_errors=details and job.report["error_count"] > len(details["errors"]))
     return render(request, "transfer/job.html", context)
 
 
 @login_required
 @require_GET
 def job_result(request, pk):
-    """The job's file: the export archive, or every problem of a refused import as CSV."""
+    """An export job's archive."""
     job = _own_job(request, pk)
-    if job.kind == Job.EXPORT:
-        _require_export(request.user)  # rights may have been withdrawn since the job ran
-    data = jobs.result_bytes(job)
+    _require_export(request.user)  # rights may have been withdrawn since the job ran
+    data = jobs.result_bytes(job) if job.kind == Job.EXPORT else b""
     if not data:
         raise Http404(_("This file is no longer kept: submit the job again."))
-    content_type = "application/zip" if job.kind == Job.EXPORT else "text/csv; charset=utf-8"
+    return _attachment(data, job.result_name, "application/zip")
+
+
+@login_required
+@require_GET
+def job_errors(request, pk):
+    """Every problem of a refused import, as CSV."""
+    return _import_file(request, pk, "errors_csv", "import-errors.csv")
+
+
+@login_required
+@require_GET
+def job_pseudonyms(request, pk):
+    """The pseudonyms issued to the import's new patients, by the file's local keys, as CSV."""
+    return _import_file(request, pk, "mapping_csv", "pseudonyms.csv")
+
+
+def _import_file(request, pk, name, file_name):
+    job = _own_job(request, pk)
+    text = jobs.details_file(job, name) if job.kind == Job.IMPORT else None
+    if text is None:
+        raise Http404(_("This file is no longer kept (it is kept for %(hours)s hours).")
+                      % {"hours": settings.JOB_RESULT_HOURS})
+    return _attachment(text.encode("utf-8"), file_name, "text/csv; charset=utf-8")
+
+
+def _attachment(data, file_name, content_type):
     response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{job.result_name}"'
+    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
     return response

@@ -39,8 +39,14 @@ def test_generate_cohort_writes_a_workbook_with_one_sheet_per_table(tmp_path):
     workbook = openpyxl.load_workbook(out, read_only=True)
     assert workbook.sheetnames == ["patients", "primary_tumours", "metastasectomies", "systemic_therapies", "follow_up"]
     header = next(workbook["patients"].iter_rows(max_row=1, values_only=True))
-    assert header[:3] == ("patient_id", "centre", "sex")
+    assert header[:3] == ("local_id", "centre", "sex")  # new patients: the registry issues their pseudonyms
     assert not Patient.objects.exists()
+
+    # With --load the workbook names the loaded patients, by their pseudonyms.
+    call_command("generate_cohort", patients=6, centres=2, seed=5, out=str(out), load=True)
+    rows = openpyxl.load_workbook(out, read_only=True)["patients"].iter_rows(values_only=True)
+    assert next(rows)[0] == "patient_id"
+    assert sorted(row[0] for row in rows) == sorted(Patient.objects.values_list("pk", flat=True))
 
 
 def test_generate_cohort_needs_an_output():

@@ -4,7 +4,7 @@ import re
 import pytest
 from django.core.exceptions import ValidationError
 
-from registry import pseudonyms, services
+from registry import access, pseudonyms, selectors, services
 from registry.models import Patient
 from tests import factories as f
 
@@ -31,6 +31,23 @@ def test_pseudonyms_are_unique_even_when_the_random_source_repeats(monkeypatch):
 def test_many_pseudonyms_are_distinct():
     issued = {pseudonyms.new_pseudonym("HD") for _ in range(5000)}
     assert len(issued) == 5000
+
+
+def test_many_at_once_are_distinct_and_never_one_in_use_or_of_a_deleted_patient(monkeypatch):
+    """An import's new patients: one draw for all, drawn again where a pseudonym is taken, was
+    issued to a patient since deleted (the audit trail remembers), or repeats within the batch."""
+    f.patient("MUC", suffix="AAAAAA")
+    deleted = services.patient_create(user=access.SYSTEM, centre=f.centre("MUC"), **f.patient_values())
+    services.record_delete(user=access.SYSTEM, record=deleted)
+    deleted_suffix = deleted.patient_id.removeprefix("MUC-")
+    byte = {character: bytes([index]) for index, character in enumerate(pseudonyms.CROCKFORD_BASE32)}
+    draws = iter(["AAAAAA" + deleted_suffix + "CCCCCC" + "CCCCCC", "DDDDDD" + "EEEEEE" + "FFFFFF"])
+    monkeypatch.setattr(pseudonyms.secrets, "token_bytes",
+                        lambda n: b"".join(byte[character] for character in next(draws)))
+
+    issued = pseudonyms.unique_pseudonyms(["MUC", "MUC", "HD", "HD"], selectors.issued_patient_ids)
+
+    assert issued == ["MUC-DDDDDD", "MUC-EEEEEE", "HD-CCCCCC", "HD-FFFFFF"]
 
 
 def test_patient_cannot_move_to_another_centre():

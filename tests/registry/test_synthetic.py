@@ -369,15 +369,16 @@ def test_workbook_round_trip(tmp_path):
     write_workbook(cohort, path)
     workbook = load_workbook(path)
     assert workbook.sheetnames == list(TABLES)
+    columns = {table: ["local_id", *COLUMNS[table][1:]] for table in TABLES}  # new patients: local keys
     for table in TABLES:
         sheet = workbook[table]
         rows = list(sheet.iter_rows(values_only=True))
-        assert list(rows[0]) == COLUMNS[table]
+        assert list(rows[0]) == columns[table]
         assert len(rows) == 1 + len(cohort[table])
     patients = workbook["patients"]
-    first = dict(zip(COLUMNS["patients"], next(patients.iter_rows(min_row=2, max_row=2))))
+    first = dict(zip(columns["patients"], next(patients.iter_rows(min_row=2, max_row=2))))
     expected = cohort["patients"][0]
-    assert first["patient_id"].value == expected["patient_id"]
+    assert first["local_id"].value == "P1"
     assert first["lung_mets_diagnosis_date"].is_date
     assert first["lung_mets_diagnosis_date"].number_format == "yyyy-mm-dd"
     assert first["lung_mets_diagnosis_date"].value.date() == expected["lung_mets_diagnosis_date"]
@@ -387,6 +388,28 @@ def test_workbook_round_trip(tmp_path):
     assert sum(cell.value is None for (cell,) in patients.iter_rows(
         min_row=2, min_col=COLUMNS["patients"].index("ecog") + 1,
         max_col=COLUMNS["patients"].index("ecog") + 1)) == blanks
+
+
+def test_a_workbook_names_new_patients_by_local_keys_and_their_records_by_the_same(tmp_path):
+    cohort = generate_cohort(patients=30, centres=3, seed=4)
+    path = tmp_path / "cohort.xlsx"
+    write_workbook(cohort, path)
+    workbook = load_workbook(path, read_only=True)
+    local = {row[0]: row for row in workbook["patients"].iter_rows(min_row=2, values_only=True)}
+    assert list(local) == [f"P{n}" for n in range(1, 31)]
+    keys = {row["patient_id"]: f"P{n}" for n, row in enumerate(cohort["patients"], start=1)}
+    for table in TABLES[1:]:
+        assert [row[0] for row in workbook[table].iter_rows(min_row=2, values_only=True)] == [
+            keys[row["patient_id"]] for row in cohort[table]]
+
+
+def test_a_workbook_with_pseudonyms_names_the_generated_patients(tmp_path):
+    cohort = generate_cohort(patients=5, centres=2, seed=4)
+    path = tmp_path / "cohort.xlsx"
+    write_workbook(cohort, path, pseudonyms=True)
+    header, *rows = load_workbook(path, read_only=True)["follow_up"].iter_rows(values_only=True)
+    assert list(header) == COLUMNS["follow_up"]
+    assert [row[0] for row in rows] == [row["patient_id"] for row in cohort["follow_up"]]
 
 
 def test_no_two_therapies_share_patient_start_date_and_regimen():

@@ -17,7 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--patients", type=int, required=True)
         parser.add_argument("--centres", type=int, default=3, help="number of centres (default 3)")
         parser.add_argument("--seed", type=int, default=1)
-        parser.add_argument("--out", help="write an import workbook (.xlsx), one sheet per table")
+        parser.add_argument("--out", help="write an import workbook (.xlsx), one sheet per table: new patients "
+                                          "named by local keys (local_id), or with --load the loaded patients "
+                                          "by their pseudonyms (patient_id)")
         parser.add_argument("--load", action="store_true", help="write the cohort into the database")
         parser.add_argument("--user", help="username recorded in the audit trail for --load")
 
@@ -29,7 +31,7 @@ class Command(BaseCommand):
         counts = ", ".join(f"{len(cohort[t])} {t}" for t in synthetic.TABLES)
         self.stdout.write(f"Generated {counts} (seed {seed}).")
         if out:
-            synthetic.write_workbook(cohort, out)
+            synthetic.write_workbook(cohort, out, pseudonyms=load)
             self.stdout.write(f"Wrote {out}.")
         if load:
             cohort_load(cohort, user=command_user(user, default=None))

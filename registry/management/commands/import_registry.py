@@ -1,4 +1,5 @@
-"""python manage.py import_registry PATH [--user NAME] [--dry-run] [--table TABLE] [--errors-csv FILE]"""
+"""python manage.py import_registry PATH [--user NAME] [--dry-run] [--table TABLE] [--errors-csv FILE]
+[--mapping-out FILE]"""
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -19,8 +20,11 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
         parser.add_argument("--table", choices=TABLES, help="the table of a single CSV file whose name does not say it")
         parser.add_argument("--errors-csv", help="also write every error to this CSV file")
+        parser.add_argument("--mapping-out", help="write the pseudonyms issued to the file's new patients to this CSV "
+                                                  "file (local_id, patient_id, centre), when the import wrote "
+                                                  "something; without it they are printed")
 
-    def handle(self, *args, path, user, dry_run, table, errors_csv, **options):
+    def handle(self, *args, path, user, dry_run, table, errors_csv, mapping_out, **options):
         source = Path(path)
         if not source.is_file():
             raise CommandError(f"There is no file {path}.")
@@ -40,6 +44,16 @@ class Command(BaseCommand):
         verb = "Dry run: nothing written" if dry_run else f"Imported as import #{report.run.pk}"
         self.stdout.write(f"{verb}; {report.rows} rows checked in {report.seconds:.1f} s "
                           f"({report.rows / max(report.seconds, 1e-9):,.0f} rows/s).")
+        if not report.written:
+            return
+        # The only copy of the mapping: the registry keeps no local key.
+        if mapping_out:
+            Path(mapping_out).write_text(report.mapping_csv(), encoding="utf-8")
+            self.stdout.write(f"The pseudonyms of {len(report.pseudonyms)} new patient(s) are in {mapping_out}.")
+        elif report.pseudonyms:
+            self.stdout.write("New patients (local_id → patient_id, centre):")
+            for local_id, pseudonym, centre in report.pseudonyms:
+                self.stdout.write(f"  {local_id} → {pseudonym}, {centre}")
 
 
 def describe(problem):

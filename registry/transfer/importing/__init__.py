@@ -1,7 +1,8 @@
 """Bulk import of centre spreadsheets: all or nothing, every error at once.
 
     report = file_import(user=user, data=bytes_of_the_file, filename="muc.xlsx", dry_run=False)
-    report.ok, report.counts, report.errors, report.warnings, report.run (the ImportRun)
+    report.ok, report.counts, report.errors, report.warnings, report.run (the ImportRun),
+    report.pseudonyms, report.mapping_csv() (the pseudonyms issued to the file's new patients)
 
 The one code path for the web upload and `manage.py import_registry`:
 1. sources    read the file (xlsx / zip of CSV / one CSV), refusing hostile or broken files;
@@ -11,6 +12,11 @@ The one code path for the web upload and `manage.py import_registry`:
 4. writing    only when nothing failed and it is no dry run: one transaction, audited rows.
 Steps 3 and 4 run in one transaction with the touched patients locked, so what was checked is
 what is written.
+
+A patient new to the registry is named in the file by a local key (`local_id`); the registry
+issues its pseudonym when the import is written, and the report hands the uploader the mapping
+(local_id, patient_id, centre). The registry keeps no local key: not in the clinical or audit
+tables, not in the ImportRun, not in the log. A dry run issues no pseudonym.
 """
 import contextlib
 import csv
@@ -36,6 +42,7 @@ from registry.transfer.importing.validation import Problem, parse_sheet
 log = logging.getLogger("registry.transfer.importing")
 
 PROBLEM_COLUMNS = ("sheet", "row", "column", "value", "message")
+MAPPING_COLUMNS = ("local_id", "patient_id", "centre")
 TABLE_ORDER = {table: index for index, table in enumerate(TABLES)}
 
 
@@ -52,6 +59,9 @@ class ImportReport:
     seconds: float = 0.0
     sheet_order: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)  # seconds per step: read, check, merge, write
+    # [(local_id, pseudonym, centre)] of the file's new patients, in file order; the pseudonym is
+    # None in a dry run (issued only when the file is imported).
+    pseudonyms: list = field(default_factory=list)
 
     @property
     def ok(self):
@@ -68,13 +78,24 @@ class ImportReport:
         """Every error as CSV (sheet, row, column, value, message), UTF-8 with BOM for Excel."""
         return problems_csv(self.errors)
 
+    def mapping_csv(self):
+        """The file's new patients as CSV (local_id, patient_id, centre): the pseudonym the registry
+        issued for each local_id (blank in a dry run), UTF-8 with BOM for Excel. The only copy: the
+        registry keeps no local key."""
+        return _csv(MAPPING_COLUMNS, ([local_id, pseudonym or "", centre] for local_id, pseudonym, centre
+                                      in self.pseudonyms))
+
 
 def problems_csv(problems):
+    return _csv(PROBLEM_COLUMNS, (problem.as_list() for problem in problems))
+
+
+def _csv(header, rows):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(PROBLEM_COLUMNS)
-    for problem in problems:
-        writer.writerow([_neutral(cell) for cell in problem.as_list()])
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_neutral(cell) for cell in row])
     return "\ufeff" + buffer.getvalue()
 
 
@@ -172,9 +193,16 @@ def _run(report, *, user, data, table, started, on_step):
     with transaction.atomic():
         plan = plan_import(sheets, user=user, errors=report.errors, lock=not report.dry_run)
         report.counts = plan.counts()
+        if plan.new_patients:
+            _refuse_a_second_time(report)
         lap("merge")
         if report.errors or report.dry_run:
             transaction.set_rollback(True)
+            if report.dry_run and not report.errors and plan.new_patients:
+                report.pseudonyms = [(local_id, None, patient.centre_id) for local_id, patient in plan.new_patients]
+                report.warnings.append(Problem("", "", "", "", _(
+                    "Dry run: %(n)s new patients would be created. The registry issues their pseudonyms only "
+                    "when the file is imported, so a dry run cannot name them.") % {"n": len(plan.new_patients)}))
             return
         username = getattr(access.audit_user(user), "username", "")
         reason = f"import {report.file_name}"[:100]
@@ -183,7 +211,21 @@ def _run(report, *, user, data, table, started, on_step):
             user=access.audit_user(user), username=username, started_at=started, finished_at=finished,
             file_name=report.file_name[:255], sha256=report.sha256, file_size=len(data), rows=report.rows,
             counts=report.counts, warnings=[[_storable(part) for part in w.as_list()] for w in report.warnings][:200])
+        # import_write gave each new patient the pseudonym it issued.
+        report.pseudonyms = [(local_id, patient.patient_id, patient.centre_id) for local_id, patient in plan.new_patients]
         lap("write")
+
+
+def _refuse_a_second_time(report):
+    """The same file (byte for byte) created patients before: its local keys would create them again."""
+    for earlier in ImportRun.objects.filter(sha256=report.sha256).order_by("started_at"):
+        if earlier.counts.get("patients", {}).get("created"):
+            report.errors.append(Problem("", "", "", "", _(
+                "This file was imported before (import #%(run)s on %(date)s), and its new patients were created "
+                "then. Importing it again would create them a second time. To change them, write their "
+                "pseudonyms (the mapping of that import) into patient_id instead of their local_id.")
+                % {"run": earlier.pk, "date": timezone.localtime(earlier.finished_at).date().isoformat()}))
+            return
 
 
 def _storable(value):

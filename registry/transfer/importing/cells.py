@@ -12,7 +12,8 @@ from decimal import Decimal, InvalidOperation
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
-from registry.models import not_in_future
+from registry.dictionary import LOCAL_ID
+from registry.models import PATIENT_ID_PATTERN, not_in_future
 
 EXCEL_EPOCH = datetime.date(1899, 12, 30)  # serial 1 = 1900-01-01 (after Excel's 1900 leap-year bug)
 ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T]00:00(?::00(?:\.0+)?)?)?$")
@@ -24,6 +25,7 @@ NEUTRALISED = re.compile(r"^'[=+\-@]")  # the export's formula neutralisation, u
 # Control characters XML cannot carry (the xlsx export) and PostgreSQL cannot store (NUL).
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 MAX_DIGITS = 20  # longer numbers are out of every range, and int() refuses > 4300 digits
+PSEUDONYM_SHAPE = re.compile(PATIENT_ID_PATTERN)
 
 
 class CellError(ValueError):
@@ -65,6 +67,20 @@ def _text(column):
                 raise CellError(_("Not a patient ID: a patient ID looks like MUC-7K3QZ9 (centre code, '-', "
                                   "2 to 12 capital letters or digits)."))
             raise CellError(_("Does not have the required format %(pattern)s.") % {"pattern": column.pattern})
+        return value
+    return convert
+
+
+def _local_id(column):
+    text = _text(column)
+
+    def convert(raw):
+        value = text(raw)
+        # Only the registry issues pseudonyms: a key shaped like one would pass for one.
+        if PSEUDONYM_SHAPE.match(value.upper()):
+            raise CellError(_("Looks like a registry pseudonym. A local_id is your own key for a patient new in this "
+                              "file, e.g. 1, 2, 3 or P017 (the registry issues the pseudonym); a patient already in "
+                              "the registry is named by its pseudonym in patient_id instead."))
         return value
     return convert
 
@@ -210,4 +226,6 @@ def converter(column, *, centre_codes=(), decimal_comma=False):
         return _date(column)
     if column.type == "bool":
         return _bool(column)
+    if column.name == LOCAL_ID:
+        return _local_id(column)
     return _text(column)

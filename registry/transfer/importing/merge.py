@@ -8,6 +8,12 @@ changes applied, plus the new ones — is then checked with the models' own `cle
 
 A record is never deleted by an import, and a row whose key changed (e.g. a corrected surgery
 date) is a new record: the old one stays until someone deletes it in the web application.
+
+Patients: a row names a patient already in the registry by its pseudonym (`patient_id`), or a
+patient new in the file by the file's own key (`local_id`, defined by its row on the patients
+sheet). A pseudonym the registry does not hold is refused, whatever its shape: only the registry
+issues pseudonyms. A new patient carries a provisional id through the merge; services.import_write
+replaces it by the pseudonym it issues.
 """
 import re
 from collections import defaultdict
@@ -19,7 +25,7 @@ from django.db.models.base import ModelState
 from django.utils.translation import gettext as _
 
 from registry import access, cases, rules, selectors
-from registry.dictionary import KEYS, TABLE_MODELS, TABLES, column
+from registry.dictionary import KEYS, LOCAL_ID, TABLE_MODELS, TABLES, column
 from registry.models import PATIENT_ID_PATTERN
 from registry.transfer.importing.cells import shown
 from registry.transfer.importing.validation import Problem
@@ -29,6 +35,8 @@ ATTNAMES = {model: [f.attname for f in model._meta.concrete_fields] for model in
 DEFAULTS = {"version": 1}
 BLANK = {model: {name: DEFAULTS.get(name) for name in names} for model, names in ATTNAMES.items()}
 TABLE_OF = {model: table for table, model in TABLE_MODELS.items()}
+# A new patient's id until the import is written: lower case, so never a stored pseudonym.
+PROVISIONAL_ID = "{centre}-new{number}"
 
 
 @dataclass
@@ -38,6 +46,7 @@ class Plan:
     creates: dict = field(default_factory=lambda: {t: [] for t in TABLES})
     updates: dict = field(default_factory=lambda: {t: [] for t in TABLES})
     unchanged: dict = field(default_factory=lambda: {t: 0 for t in TABLES})
+    new_patients: list = field(default_factory=list)  # [(local_id, new Patient)] in file order
 
     def counts(self):
         return {t: {"created": len(self.creates[t]), "updated": len(self.updates[t]),
@@ -79,6 +88,8 @@ class Merger:
         self.new_children = {t: defaultdict(list) for t in CHILD_TABLES}
         self.file_tumours = {}
         self.touched = set()
+        self.provisional = set()  # the provisional ids of the patients new in the file
+        self.deleted = {}         # pseudonym -> date its patient was deleted (for the message)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -91,9 +102,24 @@ class Merger:
         for table in TABLES:
             yield from self.rows[table]
 
+    def patient_cell(self, row):
+        """(column, value) that names the row's patient in the file: its local_id or its patient_id."""
+        return (LOCAL_ID, row.local_id) if row.local_id is not None else ("patient_id", row.values.get("patient_id"))
+
+    def no_such_patient(self, pid):
+        deleted = self.deleted.get(pid)
+        if deleted:
+            return _("The patient %(id)s was deleted from the registry on %(date)s; an import does not bring a "
+                     "deleted patient back. To enter the patient again, name it by a local_id instead (the "
+                     "registry issues a new pseudonym).") % {"id": pid, "date": deleted.isoformat()}
+        return _("There is no patient %(id)s in the registry, and only the registry issues pseudonyms. Name a "
+                 "patient new in this file by a local_id on every sheet (its patient_id blank); the import "
+                 "answers with the pseudonym issued for it.") % {"id": pid}
+
     # --- the steps -------------------------------------------------------------------------
 
     def run(self):
+        self.name_new_patients()
         for row in self.all_rows():
             if not row.ok:
                 self.bad.add(row.patient_id)
@@ -106,8 +132,46 @@ class Merger:
         self.check_cases()
         return self.plan
 
+    def name_new_patients(self):
+        """Give each patient new in the file (a local_id on the patients sheet) a provisional id, and
+        every row that names it by its local_id the same. Local keys match case-insensitively."""
+        defined = {}  # folded local_id -> (its row on the patients sheet, provisional id or None)
+        for row in self.rows["patients"]:
+            if not isinstance(row.local_id, str):
+                continue
+            key = row.local_id.casefold()
+            if key in defined:
+                first, pid = defined[key]
+                self.fail(row, LOCAL_ID, row.local_id,
+                          _("Duplicate: row %(row)s has the same local_id.") % {"row": first.number})
+                self.bad.add(pid)
+                continue
+            pid = None  # a row with an error gives no id: its patient's other rows are left out
+            if row.ok:
+                pid = PROVISIONAL_ID.format(centre=row.values["centre_id"], number=len(self.provisional))
+                row.values["patient_id"] = pid
+                self.provisional.add(pid)
+            defined[key] = row, pid
+        for table in ("primary_tumours", *CHILD_TABLES):
+            for row in self.rows[table]:
+                if not isinstance(row.local_id, str) or row.patient_id is not None:  # (both: refused already)
+                    continue
+                key = row.local_id.casefold()
+                if key not in defined:
+                    self.fail(row, LOCAL_ID, row.local_id, _(
+                        "No row of the patients sheet has this local_id: a local_id names a patient new in this "
+                        "file, entered on the patients sheet. A patient already in the registry is named by its "
+                        "pseudonym in patient_id."))
+                    continue
+                _first, pid = defined[key]
+                if pid is None:
+                    row.ok = False  # the patient's own row has the error
+                else:
+                    row.values["patient_id"] = pid
+
     def check_access(self):
-        """Every row must concern a patient of a centre the user may write (the pseudonym names it)."""
+        """Every row must concern a patient of a centre the user may write (the pseudonym names it; a
+        new patient's provisional id the centre of its row)."""
         valid_id = re.compile(PATIENT_ID_PATTERN)
         allowed = {}  # patient id -> may write (many rows share a patient)
         self.ids = set()
@@ -116,15 +180,16 @@ class Merger:
                 pid = row.patient_id
                 may = allowed.get(pid)
                 if may is None:
-                    if not isinstance(pid, str) or not valid_id.match(pid):
+                    if not isinstance(pid, str) or not (pid in self.provisional or valid_id.match(pid)):
                         continue
                     centre = pid.split("-", 1)[0]
                     may = allowed[pid] = self.writable == access.ALL or centre in self.writable
-                    if may:
+                    if may and pid not in self.provisional:
                         self.ids.add(pid)
                 if not may:
-                    where = "centre" if table == "patients" else "patient_id"
-                    self.fail(row, where, row.values.get("centre_id" if where == "centre" else "patient_id"),
+                    where, value = ("centre", row.values.get("centre_id")) if table == "patients" \
+                        else self.patient_cell(row)
+                    self.fail(row, where, value,
                               _("You may not write patients of centre %(centre)s.") % {"centre": pid.split("-", 1)[0]})
 
     def check_duplicates(self):
@@ -132,20 +197,27 @@ class Merger:
             keys = [column(table, name).attname for name in KEYS[table]]
             seen = {}
             for row in self.rows[table]:
+                if row.patient_id is None:  # a patient new in the file whose own row has an error
+                    continue
                 try:
                     key = tuple(row.values.get(name) for name in keys)
                     first = seen.setdefault(key, row)
                 except TypeError:  # an unhashable raw value: already an error
                     continue
                 if first is not row:
-                    self.fail(row, KEYS[table][-1], row.values.get(keys[-1]),
-                              _("Duplicate: row %(row)s has the same %(key)s.")
-                              % {"row": first.number, "key": ", ".join(KEYS[table])})
+                    names = [LOCAL_ID if name == "patient_id" and row.local_id is not None else name
+                             for name in KEYS[table]]
+                    value = row.local_id if names[-1] == LOCAL_ID else row.values.get(keys[-1])
+                    self.fail(row, names[-1], value, _("Duplicate: row %(row)s has the same %(key)s.")
+                              % {"row": first.number, "key": ", ".join(names)})
                     self.bad.add(first.patient_id)
 
     def load_stored(self):
         self.stored_patients, self.stored_tumours, self.stored_children = selectors.stored_records(
             sorted(self.ids), lock=self.lock)
+        unknown = sorted(self.ids - self.stored_patients.keys())
+        if unknown:
+            self.deleted = selectors.deleted_patients(unknown)
 
     def _diff(self, table, row, stored):
         changed = [name for name, value in row.values.items()
@@ -174,7 +246,11 @@ class Merger:
             self.touched.add(pid)
             stored = self.stored_patients.get(pid)
             if stored is None:
-                self.file_patients[pid] = self._create("patients", row)
+                if pid in self.provisional:
+                    self.file_patients[pid] = self._create("patients", row)
+                    self.plan.new_patients.append((row.local_id, self.file_patients[pid]))
+                else:
+                    self.fail(row, "patient_id", pid, self.no_such_patient(pid))
                 continue
             if row.values.get("centre_id") != stored.centre_id:
                 self.fail(row, "centre", row.values.get("centre_id"),
@@ -197,8 +273,7 @@ class Merger:
                 pid = row.patient_id
                 if pid not in known:
                     if pid not in failed_patient_rows:
-                        self.fail(row, "patient_id", pid,
-                                  _("There is no patient %(id)s: add the patient to the patients sheet.") % {"id": pid})
+                        self.fail(row, "patient_id", pid, self.no_such_patient(pid))
                     else:
                         self.bad.add(pid)
                     continue

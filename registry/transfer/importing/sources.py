@@ -205,8 +205,8 @@ def decode_text(data, name):
 
 def _delimiter(first_line):
     """The separator that splits the header into the most known column names (',' on a tie)."""
-    from registry.dictionary import COLUMNS
-    known = {c.name for cols in COLUMNS.values() for c in cols}
+    from registry.dictionary import IMPORT_COLUMNS
+    known = {c.name for cols in IMPORT_COLUMNS.values() for c in cols}
 
     def score(delimiter):
         cells = [snake(c.strip().strip('"')) for c in first_line.split(delimiter)]

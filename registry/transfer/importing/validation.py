@@ -3,6 +3,10 @@
 Header: column names are matched case-insensitively ('Event Date' = event_date); unknown columns
 are ignored with a warning; a missing required column is an error; a missing optional column is
 a warning and leaves that column of existing records unchanged (new records get a blank).
+
+Each row names its patient by `patient_id` (the pseudonym of a patient already in the registry)
+or by `local_id` (the file's own key for a patient new in it): a sheet has one of the two columns
+or both, and a row fills exactly one. The local key is kept on the Row, never among its values.
 """
 from dataclasses import dataclass, field
 
@@ -10,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from registry import dictionary
+from registry.dictionary import LOCAL_ID
 from registry.transfer.importing.cells import CellError, converter, is_blank, shown
 
 
@@ -35,6 +40,7 @@ class Row:
     values: dict              # attname -> typed value, for the columns present in the sheet
     ok: bool = True
     record: object = None     # the model instance the row became (new or stored)
+    local_id: object = None   # the file's key of a patient new in it (never stored)
 
     @property
     def patient_id(self):
@@ -55,7 +61,7 @@ UNKNOWN_NAMED = 20  # unknown columns named in the one warning about them
 
 def _header(sheet, errors, warnings):
     """[(index, Column)] for the recognised columns of the sheet's header row."""
-    by_name = {c.name: c for c in dictionary.columns(sheet.table)}
+    by_name = {c.name: c for c in dictionary.import_columns(sheet.table)}
     found, seen, unknown = [], {}, []
     for index, raw in enumerate(sheet.header):
         if is_blank(raw):
@@ -87,8 +93,14 @@ def parse_sheet(sheet, *, centre_codes, errors, warnings):
         return parsed
     header = _header(sheet, errors, warnings)
     present = {column.name for _index, column in header}
+    keys = present & {"patient_id", LOCAL_ID}
+    if not keys:
+        errors.append(Problem(sheet.name, 1, "patient_id", "", _(
+            "The sheet needs a patient_id column (the pseudonyms of patients already in the registry) or a "
+            "local_id column (your keys for patients new in this file), or both.")))
+        parsed.complete = False
     for column in dictionary.columns(sheet.table):
-        if column.name in present:
+        if column.name in present or column.name == "patient_id":
             continue
         if column.required:
             errors.append(Problem(sheet.name, 1, column.name, "", _("The required column %(column)s is missing.")
@@ -98,8 +110,9 @@ def parse_sheet(sheet, *, centre_codes, errors, warnings):
             warnings.append(Problem(sheet.name, 1, column.name, "",
                                     _("Column missing: left unchanged in existing records, blank in new ones.")))
     parsed.columns = tuple(column for _index, column in header)
-    plan = [(index, column, column.attname, _memoised(column, converter(
-        column, centre_codes=centre_codes, decimal_comma=sheet.decimal_comma))) for index, column in header]
+    plan = [(index, column, column.attname, _memoised(converter(
+        column, centre_codes=centre_codes, decimal_comma=sheet.decimal_comma), blank=_blank(column, keys)))
+        for index, column in header]
     name, table, complete = sheet.name, sheet.table, parsed.complete
     rows = [(number, cells) for number, cells in sheet.rows if not _blank_line(cells)]
     numbers = [number for number, _cells in rows]
@@ -130,7 +143,41 @@ def parse_sheet(sheet, *, centre_codes, errors, warnings):
     attnames = [attname for _index, _column, attname, _convert in plan]
     parsed.rows = [Row(table, name, number, dict(zip(attnames, values)), ok=row_ok)
                    for number, values, row_ok in zip(numbers, zip(*converted) if converted else [()] * len(rows), ok)]
+    if LOCAL_ID in keys:
+        _local_ids(parsed.rows, both="patient_id" in keys, errors=errors)
     return parsed
+
+
+def _blank(column, keys):
+    """The problem of a blank cell of `column` (None: blank is allowed), given the patient key
+    columns of the sheet: with both, a row fills one of them (checked by _local_ids)."""
+    if column.name == "patient_id" and LOCAL_ID not in keys:
+        return _("A value is required: the pseudonym of a patient already in the registry. A patient new in "
+                 "this file is named by a local_id instead (add a local_id column).")
+    if column.name == LOCAL_ID and "patient_id" not in keys:
+        return _("A value is required: your key for a patient new in this file. A patient already in the "
+                 "registry is named by its pseudonym instead (add a patient_id column).")
+    if column.name in ("patient_id", LOCAL_ID):
+        return None
+    return _("A value is required.") if column.required else None
+
+
+def _local_ids(rows, *, both, errors):
+    """Move each row's local key out of its values; with both key columns, a row fills exactly one."""
+    for row in rows:
+        row.local_id = local_id = row.values.pop(LOCAL_ID)
+        if not both:
+            continue
+        patient_id = row.values["patient_id"]
+        if patient_id is None and local_id is None:
+            errors.append(Problem(row.sheet, row.number, "patient_id", "", _(
+                "Fill patient_id (a patient already in the registry) or local_id (a patient new in this file).")))
+            row.ok = False
+        elif patient_id is not None and local_id is not None:
+            errors.append(Problem(row.sheet, row.number, LOCAL_ID, shown(local_id), _(
+                "Fill either patient_id or local_id, not both: patient_id names a patient already in the "
+                "registry, local_id a patient new in this file.")))
+            row.ok = False
 
 
 def _blank_line(cells):
@@ -149,9 +196,10 @@ class Invalid:
         self.message = message
 
 
-def _memoised(column, convert):
-    """convert() with blank handling, returning Invalid instead of raising (so it can be looked up)."""
-    required = Invalid(_("A value is required.")) if column.required else None
+def _memoised(convert, *, blank):
+    """convert() with blank handling (`blank`: the problem of a blank cell, or None), returning
+    Invalid instead of raising (so it can be looked up)."""
+    required = Invalid(blank) if blank else None
 
     def checked(raw):
         if is_blank(raw):

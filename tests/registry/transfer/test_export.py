@@ -51,16 +51,30 @@ def read_csv(archive, member):
     return list(csv.DictReader(io.TextIOWrapper(archive.open(member), encoding="utf-8", newline="")))
 
 
-def test_csv_export_imported_into_an_empty_registry_gives_identical_tables(loaded, tmp_path):
+def test_csv_export_imports_back_unchanged_and_restores_records_deleted_since(loaded, tmp_path):
     before = table_contents()
-    archive = export(tmp_path)
-    for model in CLINICAL:
-        model.objects.all().delete()
+    data = open(export(tmp_path).filename, "rb").read()
 
-    report = run(open(archive.filename, "rb").read(), filename="export.zip")
+    report = run(data, filename="export.zip")
 
     assert report.ok, report.errors[:5]
+    assert report.totals() == {"created": 0, "updated": 0, "unchanged": report.rows} and not report.pseudonyms
+    for model in CLINICAL[:-1]:  # every record but the patients themselves
+        model.objects.all().delete()
+    report = run(data, filename="export.zip")
+    assert report.ok, report.errors[:5]
     assert table_contents() == before
+
+
+def test_an_export_does_not_bring_deleted_patients_back(loaded, tmp_path):
+    data = open(export(tmp_path).filename, "rb").read()
+    Patient.objects.all().delete()
+
+    report = run(data, filename="export.zip")
+
+    assert not report.ok and not Patient.objects.exists()
+    assert {e.column for e in report.errors} == {"patient_id"}
+    assert all("was deleted from the registry" in e.message for e in report.errors if e.sheet == "patients.csv")
 
 
 def test_archive_holds_tables_frame_dictionary_and_readme(loaded, tmp_path, coordinator):
@@ -143,8 +157,7 @@ def test_formulas_are_neutralised_and_negative_numbers_stay_numbers(tmp_path):
     assert isinstance(dfi, float) and dfi < 0
 
     # Re-importing the neutralised text gives back what was stored.
-    for model in CLINICAL:
-        model.objects.all().delete()
+    SystemicTherapy.objects.all().delete()
     assert run(open(archive.filename, "rb").read(), filename="export.zip").ok
     assert sorted(SystemicTherapy.objects.values_list("regimen_other", flat=True)) == sorted(
         ['=HYPERLINK("http://x","click")', "-1+2", "@SUM(A1)"])

@@ -1,4 +1,5 @@
-"""Bulk import: all or nothing, every error named by sheet/row/column/value, upsert by natural keys."""
+"""Bulk import: all or nothing, every error named by sheet/row/column/value, upsert by natural keys;
+new patients named by local keys, their pseudonyms issued by the registry."""
 import datetime
 import io
 
@@ -13,8 +14,12 @@ from tests.registry.transfer.test_import_support import (
     cohort,
     csv_bytes,
     errors_of,
+    new_cohort,
+    new_patients,
+    pseudonym_of,
+    pseudonymised,
     run,
-    table_contents,
+    sheet_columns,
     workbook_bytes,
     zip_bytes,
 )
@@ -41,7 +46,7 @@ def nothing_written():
 
 
 def test_workbook_import_creates_every_row_audited_as_the_importing_user(coordinator):
-    tables = cohort(30)
+    tables = new_cohort(30)
     report = run(workbook_bytes(tables), user=coordinator, filename="muc-2024.xlsx")
 
     assert report.ok, report.errors
@@ -65,13 +70,14 @@ def test_workbook_written_by_generate_cohort_imports_as_generated(coordinator, t
     report = run(path.read_bytes(), user=coordinator)
 
     assert report.ok, report.errors
-    stored = Patient.objects.get(pk=tables["patients"][0]["patient_id"])
+    stored = Patient.objects.get(pk=pseudonym_of(report, "P1"))
     assert stored.lung_mets_diagnosis_date == tables["patients"][0]["lung_mets_diagnosis_date"]
+    assert stored.pk != tables["patients"][0]["patient_id"]  # the registry's pseudonym, not the generator's
     assert PrimaryTumour.objects.count() == 15
 
 
 def test_import_with_one_bad_cell_among_1000_patients_writes_nothing_and_names_the_cell(coordinator):
-    tables = cohort(1000, seed=3)
+    tables = new_cohort(1000, seed=3)
     tables["metastasectomies"][600]["side"] = "middle"
 
     report = run(workbook_bytes(tables), user=coordinator)
@@ -82,7 +88,7 @@ def test_import_with_one_bad_cell_among_1000_patients_writes_nothing_and_names_t
 
 
 def test_every_error_is_reported_at_once(coordinator):
-    tables = cohort(20)
+    tables = new_cohort(20)
     tables["patients"][0]["birth_year"] = 1850
     tables["patients"][3]["sex"] = "m"
     tables["primary_tumours"][5]["size_mm"] = "big"
@@ -96,7 +102,7 @@ def test_every_error_is_reported_at_once(coordinator):
 
 
 def test_dry_run_writes_nothing_and_counts_what_would_change(coordinator):
-    tables = cohort(12)
+    tables = new_cohort(12)
     report = run(workbook_bytes(tables), user=coordinator, dry_run=True)
     assert report.ok and not report.written
     assert report.counts["metastasectomies"] == {
@@ -104,12 +110,12 @@ def test_dry_run_writes_nothing_and_counts_what_would_change(coordinator):
     assert nothing_written()
 
 
-def test_reimport_of_the_same_file_reports_everything_unchanged(coordinator):
-    data = workbook_bytes(cohort(12))
-    run(data, user=coordinator)
+def test_reimport_with_the_issued_pseudonyms_reports_everything_unchanged(coordinator):
+    tables = new_cohort(12)
+    first = run(workbook_bytes(tables), user=coordinator)
     audit_rows = Patient.history.count() + FollowUp.history.count()
 
-    report = run(data, user=coordinator)
+    report = run(workbook_bytes(pseudonymised(tables, first)), user=coordinator)
 
     assert report.ok
     assert report.totals() == {"created": 0, "updated": 0, "unchanged": report.rows}
@@ -118,8 +124,8 @@ def test_reimport_of_the_same_file_reports_everything_unchanged(coordinator):
 
 
 def test_changing_one_cell_updates_one_row_version_and_audit(coordinator):
-    tables = cohort(12)
-    run(workbook_bytes(tables), user=coordinator)
+    tables = new_cohort(12)
+    tables = pseudonymised(tables, run(workbook_bytes(tables), user=coordinator))
     pm = tables["metastasectomies"][4]
     pm["max_lesion_diameter_mm"] = 33.5
 
@@ -137,8 +143,8 @@ def test_changing_one_cell_updates_one_row_version_and_audit(coordinator):
 
 
 def test_a_file_may_add_records_to_stored_patients(coordinator):
-    tables = cohort(6)
-    run(workbook_bytes(tables), user=coordinator)
+    tables = new_cohort(6)
+    tables = pseudonymised(tables, run(workbook_bytes(tables), user=coordinator))
     pid = tables["patients"][0]["patient_id"]
     first_pm = min(pm["surgery_date"] for pm in tables["metastasectomies"] if pm["patient_id"] == pid)
     new_event = {"patient_id": pid, "event_date": first_pm + datetime.timedelta(days=1), "event": "contact"}
@@ -153,8 +159,8 @@ def test_a_file_may_add_records_to_stored_patients(coordinator):
 
 
 def test_cross_record_rules_run_on_the_merged_state_of_database_and_file(coordinator):
-    tables = cohort(8)
-    run(workbook_bytes(tables), user=coordinator)
+    tables = new_cohort(8)
+    tables = pseudonymised(tables, run(workbook_bytes(tables), user=coordinator))
     pid = tables["patients"][2]["patient_id"]
     first_pm = min(pm["surgery_date"] for pm in tables["metastasectomies"] if pm["patient_id"] == pid)
     header = ["patient_id", "event_date", "event", "recurrence_site", "cause_of_death"]
@@ -168,7 +174,7 @@ def test_cross_record_rules_run_on_the_merged_state_of_database_and_file(coordin
 
 
 def test_second_death_in_the_file_is_refused(coordinator):
-    tables = cohort(30)
+    tables = new_cohort(30)
     death = next(fu for fu in tables["follow_up"] if fu["event"] == "death")
     tables["follow_up"].append({**death, "event_date": death["event_date"] - datetime.timedelta(days=1),
                                 "cause_of_death": "other"})
@@ -179,7 +185,7 @@ def test_second_death_in_the_file_is_refused(coordinator):
 
 
 def test_conditional_requirements_of_the_models_are_checked(coordinator):
-    tables = cohort(10)
+    tables = new_cohort(10)
     tumour = next(t for t in tables["primary_tumours"] if t["radiotherapy"] in ("adjuvant", "neoadjuvant"))
     tumour["radiotherapy_end_date"] = None
     index = tables["primary_tumours"].index(tumour)
@@ -196,7 +202,7 @@ def test_conditional_requirements_of_the_models_are_checked(coordinator):
 ])
 def test_one_error_in_a_file_is_one_message(coordinator, table, column, value, words):
     """A rule lives once (the model's, or a cross-record rule's), so the import reports it once."""
-    tables = cohort(10)
+    tables = new_cohort(10)
     row = next(r for r in tables[table] if table != "primary_tumours" or r["surgery_date"])
     row[column] = (row["diagnosis_date"] - datetime.timedelta(days=10) if value == "before diagnosis"
                    else datetime.date.today() + datetime.timedelta(days=30))
@@ -207,7 +213,7 @@ def test_one_error_in_a_file_is_one_message(coordinator, table, column, value, w
 
 
 def test_nurse_of_centre_a_importing_a_centre_b_patient_is_refused(nurse):
-    tables = cohort(10)
+    tables = new_cohort(10)
     hd_row = next(i for i, p in enumerate(tables["patients"]) if p["centre"] == "HD")
 
     report = run(workbook_bytes(tables), user=nurse)
@@ -219,7 +225,7 @@ def test_nurse_of_centre_a_importing_a_centre_b_patient_is_refused(nurse):
 
 def test_nurse_imports_her_own_centre(nurse):
     tables = cohort(10)
-    own = {t: [r for r in rows if r["patient_id"].startswith("MUC-")] for t, rows in tables.items()}
+    own = new_patients({t: [r for r in rows if r["patient_id"].startswith("MUC-")] for t, rows in tables.items()})
     report = run(workbook_bytes(own), user=nurse)
     assert report.ok, report.errors
     assert set(Patient.objects.values_list("centre", flat=True)) == {"MUC"}
@@ -227,13 +233,13 @@ def test_nurse_imports_her_own_centre(nurse):
 
 def test_pi_may_not_import(coordinator):
     pi = f.user("pi", memberships=[("MUC", "pi")])
-    report = run(workbook_bytes(cohort(3)), user=pi)
+    report = run(workbook_bytes(new_cohort(3)), user=pi)
     assert "may not import" in report.errors[0].message
     assert nothing_written()
 
 
 def test_codes_are_case_insensitive_and_stored_as_listed(coordinator):
-    row = {"patient_id": "MUC-CASE01", "centre": "muc", "sex": "FEMALE", "birth_year": "1961", "histology": "lms",
+    row = {"local_id": "case 1", "centre": "muc", "sex": "FEMALE", "birth_year": "1961", "histology": "lms",
            "lung_mets_diagnosis_date": "2015-03-01", "extrapulmonary_disease_at_pm": "No", "ecog": ""}
     report = run(csv_bytes([row], list(row)), user=coordinator, filename="patients.csv")
     assert report.ok, report.errors
@@ -258,11 +264,11 @@ def test_german_excel_csv_in_windows_1252_with_semicolons_and_decimal_commas(coo
 
 
 def test_utf8_csv_with_bom_and_excel_serial_and_iso_dates(coordinator):
-    header = ["patient_id", "centre", "sex", "birth_year", "histology", "lung_mets_diagnosis_date",
+    header = ["local_id", "centre", "sex", "birth_year", "histology", "lung_mets_diagnosis_date",
               "extrapulmonary_disease_at_pm", "ecog"]
-    rows = [{"patient_id": "MUC-SERIAL", "centre": "MUC", "sex": "male", "birth_year": 1970, "histology": "UPS",
+    rows = [{"local_id": "serial", "centre": "MUC", "sex": "male", "birth_year": 1970, "histology": "UPS",
              "lung_mets_diagnosis_date": "42064", "extrapulmonary_disease_at_pm": "false", "ecog": "1"},
-            {"patient_id": "MUC-ISO001", "centre": "MUC", "sex": "diverse", "birth_year": 1980, "histology": "SyS",
+            {"local_id": "iso", "centre": "MUC", "sex": "diverse", "birth_year": 1980, "histology": "SyS",
              "lung_mets_diagnosis_date": "2015-03-01", "extrapulmonary_disease_at_pm": "1", "ecog": "0"}]
     report = run(b"\xef\xbb\xbf" + csv_bytes(rows, header), user=coordinator, filename="patients.csv")
     assert report.ok, report.errors
@@ -270,7 +276,7 @@ def test_utf8_csv_with_bom_and_excel_serial_and_iso_dates(coordinator):
 
 
 def test_duplicate_keys_within_the_file_are_refused(coordinator):
-    tables = cohort(5)
+    tables = new_cohort(5)
     tables["metastasectomies"].append(dict(tables["metastasectomies"][0]))
     report = run(workbook_bytes(tables), user=coordinator)
     last_row = len(tables["metastasectomies"]) + 1
@@ -281,7 +287,7 @@ def test_duplicate_keys_within_the_file_are_refused(coordinator):
 
 
 def test_unknown_centre_and_unknown_patient_are_refused(coordinator):
-    tables = cohort(4)
+    tables = new_cohort(4)
     tables["patients"][1]["centre"] = "XYZ"
     tables["follow_up"].append({"patient_id": "MUC-NOBODY", "event_date": D(2020, 1, 1), "event": "contact"})
     report = run(workbook_bytes(tables), user=coordinator)
@@ -291,8 +297,8 @@ def test_unknown_centre_and_unknown_patient_are_refused(coordinator):
 
 
 def test_zip_of_csv_files_imports_like_a_workbook(coordinator):
-    tables = cohort(8)
-    members = {f"export/{t}.csv": csv_bytes(rows, synthetic.COLUMNS[t]) for t, rows in tables.items()}
+    tables = new_cohort(8)
+    members = {f"export/{t}.csv": csv_bytes(rows, sheet_columns(t, rows)) for t, rows in tables.items()}
     members["README.txt"] = b"ignored"
     report = run(zip_bytes(members), user=coordinator, filename="centre.zip")
     assert report.ok, report.errors
@@ -301,18 +307,18 @@ def test_zip_of_csv_files_imports_like_a_workbook(coordinator):
 
 def test_command_imports_and_reports_counts(coordinator, tmp_path):
     path = tmp_path / "centre.xlsx"
-    path.write_bytes(workbook_bytes(cohort(5)))
+    path.write_bytes(workbook_bytes(new_cohort(5)))
+    out = io.StringIO()
+    call_command("import_registry", str(path), dry_run=True, stdout=out)
+    assert "Dry run: nothing written" in out.getvalue() and nothing_written()
     out = io.StringIO()
     call_command("import_registry", str(path), user="coordinator", stdout=out)
     assert "Imported as import #" in out.getvalue()
     assert ImportRun.objects.get().user == coordinator
-    before = table_contents()
-    call_command("import_registry", str(path), dry_run=True, stdout=io.StringIO())
-    assert table_contents() == before
 
 
 def test_command_exits_non_zero_on_any_error_and_can_write_the_errors(coordinator, tmp_path):
-    tables = cohort(5)
+    tables = new_cohort(5)
     tables["patients"][0]["ecog"] = 7
     path = tmp_path / "centre.xlsx"
     path.write_bytes(workbook_bytes(tables))
@@ -325,38 +331,41 @@ def test_command_exits_non_zero_on_any_error_and_can_write_the_errors(coordinato
 
 
 def test_free_text_with_tabs_newlines_and_backslashes_is_stored_exactly(coordinator):
-    tables = cohort(12)
+    tables = new_cohort(12)
     therapy = tables["systemic_therapies"][0]
     therapy.update(regimen="other", regimen_other='trial\tarm "B"\\2\nweekly')
-    members = {f"{t}.csv": csv_bytes(rows, synthetic.COLUMNS[t]) for t, rows in tables.items()}
+    members = {f"{t}.csv": csv_bytes(rows, sheet_columns(t, rows)) for t, rows in tables.items()}
     report = run(zip_bytes(members), user=coordinator, filename="centre.zip")
     assert report.ok, report.errors
-    stored = SystemicTherapy.objects.get(patient_id=therapy["patient_id"], start_date=therapy["start_date"])
+    stored = SystemicTherapy.objects.get(patient_id=pseudonym_of(report, therapy["local_id"]),
+                                         start_date=therapy["start_date"])
     assert stored.regimen_other == 'trial\tarm "B"\\2\nweekly'
     assert SystemicTherapy.history.get(id=stored.pk).regimen_other == stored.regimen_other
 
 
 def test_workbook_dates_may_be_excel_serial_numbers_or_iso_text(coordinator):
-    tables = cohort(3)
+    tables = new_cohort(3)
     tables["patients"][0]["lung_mets_diagnosis_date"] = 42064          # a number cell: 2015-03-01
     tables["patients"][1]["lung_mets_diagnosis_date"] = "2015-03-01"   # a text cell
-    expected = {tables["patients"][i]["patient_id"]: D(2015, 3, 1) for i in (0, 1)}
+    changed = {tables["patients"][i]["local_id"] for i in (0, 1)}
     for pm in tables["metastasectomies"]:  # keep the first PM after the (earlier) lung diagnosis
-        if pm["patient_id"] in expected:
+        if pm["local_id"] in changed:
             pm["surgery_date"] = max(pm["surgery_date"], D(2015, 3, 2))
     report = run(workbook_bytes(tables), user=coordinator)
     assert report.ok, report.errors
+    expected = {pseudonym_of(report, local_id): D(2015, 3, 1) for local_id in changed}
     stored = dict(Patient.objects.filter(pk__in=expected).values_list("patient_id", "lung_mets_diagnosis_date"))
     assert stored == expected
 
 
 def test_excel_boolean_cells_are_yes_no_and_never_numbers(coordinator):
-    tables = cohort(3)
+    tables = new_cohort(3)
     tables["patients"][0]["extrapulmonary_disease_at_pm"] = True
     tables["patients"][1]["ecog"] = True
     patients = {"patients": tables["patients"]}
     report = run(workbook_bytes(patients, boolean_cells=True), user=coordinator)
     assert errors_of(report) == [("patients", 3, "ecog", "True")]
     tables["patients"][1]["ecog"] = 1
-    assert run(workbook_bytes(patients, boolean_cells=True), user=coordinator).ok
-    assert Patient.objects.get(pk=tables["patients"][0]["patient_id"]).extrapulmonary_disease_at_pm is True
+    report = run(workbook_bytes(patients, boolean_cells=True), user=coordinator)
+    assert report.ok, report.errors
+    assert Patient.objects.get(pk=pseudonym_of(report, "P1")).extrapulmonary_disease_at_pm is True

@@ -12,7 +12,10 @@ from tests.registry.transfer.test_import_support import (
     cohort,
     csv_bytes,
     errors_of,
+    new_cohort,
+    pseudonymised,
     run,
+    sheet_columns,
     workbook_bytes,
     zip_bytes,
 )
@@ -48,12 +51,12 @@ def test_old_excel_or_password_protected_workbook():
 
 
 def test_truncated_workbook():
-    data = workbook_bytes(cohort(20))
+    data = workbook_bytes(new_cohort(20))
     refused(run(data[: len(data) // 2], filename="centre.xlsx"), "truncated")
 
 
 def test_corrupt_workbook_whose_sheet_is_not_xml():
-    good = zipfile.ZipFile(io.BytesIO(workbook_bytes(cohort(3))))
+    good = zipfile.ZipFile(io.BytesIO(workbook_bytes(new_cohort(3))))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bad:
         for item in good.infolist():
@@ -70,17 +73,17 @@ def test_zip_bomb_is_refused_before_unpacking(settings):
 
 def test_archive_unpacking_beyond_the_limit_is_refused(settings):
     settings.IMPORT_MAX_UNPACKED_BYTES = 10_000
-    refused(run(workbook_bytes(cohort(30))), "unpacks to", "limit")
+    refused(run(workbook_bytes(new_cohort(30))), "unpacks to", "limit")
 
 
 def test_oversized_file_is_refused(settings):
     settings.IMPORT_MAX_UPLOAD_BYTES = 1000
-    refused(run(workbook_bytes(cohort(3))), "larger than the limit")
+    refused(run(workbook_bytes(new_cohort(3))), "larger than the limit")
 
 
 def test_too_many_rows_are_refused(settings):
     settings.IMPORT_MAX_ROWS = 10
-    refused(run(workbook_bytes(cohort(20))), "rows", "limit")
+    refused(run(workbook_bytes(new_cohort(20))), "rows", "limit")
 
 
 def test_formulas_are_refused_with_their_cells(tmp_path):
@@ -95,7 +98,7 @@ def test_formulas_are_refused_with_their_cells(tmp_path):
 
 
 def test_missing_sheets_are_warned_and_a_sheetless_workbook_refused():
-    tables = cohort(3)
+    tables = new_cohort(3)
     report = run(workbook_bytes({"patients": tables["patients"]}))
     assert report.ok, report.errors
     assert any("No sheet for primary_tumours, metastasectomies" in w.message for w in report.warnings)
@@ -111,8 +114,8 @@ def test_missing_sheets_are_warned_and_a_sheetless_workbook_refused():
 
 
 def test_missing_required_column_is_an_error_and_unknown_columns_a_warning():
-    tables = cohort(3)
-    header = [c for c in synthetic.COLUMNS["patients"] if c != "sex"] + ["Name"]
+    tables = new_cohort(3)
+    header = [c for c in sheet_columns("patients", tables["patients"]) if c != "sex"] + ["Name"]
     report = run(workbook_bytes({"patients": tables["patients"]}, columns={"patients": header}))
     refused(report, "required column sex is missing")
     assert [(w.sheet, w.column, w.message) for w in report.warnings if w.column == "Name"] == [
@@ -120,8 +123,8 @@ def test_missing_required_column_is_an_error_and_unknown_columns_a_warning():
 
 
 def test_missing_optional_column_leaves_stored_values_unchanged():
-    tables = cohort(3)
-    run(workbook_bytes(tables))
+    tables = new_cohort(3)
+    tables = pseudonymised(tables, run(workbook_bytes(tables)))
     header = [c for c in synthetic.COLUMNS["patients"] if c != "ecog"]
     ecogs = dict(Patient.objects.values_list("patient_id", "ecog"))
     report = run(workbook_bytes({"patients": tables["patients"]}, columns={"patients": header}))
@@ -139,25 +142,26 @@ def test_binary_garbage_named_csv():
 
 
 def test_csv_whose_name_says_no_table():
-    refused(run(csv_bytes(cohort(2)["patients"], synthetic.COLUMNS["patients"]), filename="export.csv"),
-            "Cannot tell which table")
+    rows = new_cohort(2)["patients"]
+    refused(run(csv_bytes(rows, sheet_columns("patients", rows)), filename="export.csv"), "Cannot tell which table")
 
 
 def test_duplicate_column_header():
-    header = synthetic.COLUMNS["patients"] + ["Sex"]
-    rows = [dict(r, Sex=r["sex"]) for r in cohort(2)["patients"]]
+    rows = [dict(r, Sex=r["sex"]) for r in new_cohort(2)["patients"]]
+    header = sheet_columns("patients", rows) + ["Sex"]
     report = run(csv_bytes(rows, header), filename="patients.csv")
     assert errors_of(report) == [("patients.csv", 1, "sex", "")]
 
 
 def test_blank_lines_are_skipped_and_rows_keep_their_numbers():
-    rows = cohort(3)["patients"]
-    data = csv_bytes(rows, synthetic.COLUMNS["patients"]).replace(b"\r\n", b"\r\n,,,,,,,\r\n", 1)
+    rows = new_cohort(3)["patients"]
+    header = sheet_columns("patients", rows)
+    data = csv_bytes(rows, header).replace(b"\r\n", b"\r\n,,,,,,,\r\n", 1)
     rows_bad = [dict(rows[1], sex="x")]
     assert run(data, filename="patients.csv").ok
     Patient.objects.all().delete()
     ImportRun.objects.all().delete()
-    data = csv_bytes(rows[:1] + rows_bad, synthetic.COLUMNS["patients"]).replace(b"\r\n", b"\r\n\r\n", 1)
+    data = csv_bytes(rows[:1] + rows_bad, header).replace(b"\r\n", b"\r\n\r\n", 1)
     assert errors_of(run(data, filename="patients.csv")) == [("patients.csv", 4, "sex", "x")]
 
 
@@ -178,7 +182,7 @@ def test_a_crafted_sheet_is_refused_in_bounded_time_as_a_dry_run(coordinator, re
 
     xml = (b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1">'
            + b'<c r="A1"' * repeats + b"<f>")
-    data = with_sheet(workbook_bytes(cohort(3)), "xl/worksheets/sheet1.xml", xml)
+    data = with_sheet(workbook_bytes(new_cohort(3)), "xl/worksheets/sheet1.xml", xml)
     started = time.monotonic()
     report = run(data, user=coordinator, dry_run=True)
     assert time.monotonic() - started < 2
@@ -189,7 +193,7 @@ def test_formula_cells_are_named_whatever_the_namespace_prefix(coordinator):
     xml = (b'<x:worksheet xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><x:sheetData>'
            b'<x:row r="2"><x:c r="B2"><x:v>1</x:v></x:c><x:c r="C2"><x:f>1+1</x:f><x:v>2</x:v></x:c></x:row>'
            b'</x:sheetData></x:worksheet>')
-    data = with_sheet(workbook_bytes(cohort(3)), "xl/worksheets/sheet1.xml", xml)
+    data = with_sheet(workbook_bytes(new_cohort(3)), "xl/worksheets/sheet1.xml", xml)
     assert ": C2" in refused(run(data, user=coordinator), "formulas")
 
 
@@ -215,11 +219,11 @@ def test_a_row_wider_than_the_limit_is_refused(coordinator):
 
 def test_too_many_cells_in_all_are_refused(coordinator, settings):
     settings.IMPORT_MAX_CELLS = 50
-    refused(run(workbook_bytes(cohort(20)), user=coordinator, dry_run=True), "limit of 50 cells")
+    refused(run(workbook_bytes(new_cohort(20)), user=coordinator, dry_run=True), "limit of 50 cells")
 
 
 def test_many_unknown_columns_are_one_warning_naming_the_first_twenty(coordinator):
-    tables = cohort(3)
+    tables = new_cohort(3)
     header = list(synthetic.COLUMNS["patients"]) + [f"extra_{i}" for i in range(30)]
     report = run(workbook_bytes({"patients": tables["patients"]}, columns={"patients": header}), user=coordinator,
                  dry_run=True)

@@ -20,8 +20,43 @@ def _cohort(patients, seed):
 
 
 def cohort(patients=30, seed=5):
-    """A synthetic cohort (a private copy, free to change): {table: [row dict]}."""
+    """A synthetic cohort (a private copy, free to change): {table: [row dict]}, each patient with a
+    pseudonym (to load with cohort_load, or to filter by centre before `new_patients`)."""
     return copy.deepcopy(_cohort(patients, seed))
+
+
+def new_patients(tables):
+    """The tables as a centre writes patients new to the registry: named by local keys (local_id
+    P1, P2, …, in the order of the patients sheet) instead of pseudonyms."""
+    return synthetic.local_keys(tables)
+
+
+def new_cohort(patients=30, seed=5):
+    """A synthetic cohort of new patients, named by local keys (a private copy, free to change)."""
+    return new_patients(cohort(patients, seed))
+
+
+def pseudonym_of(report, local_id):
+    """The pseudonym the import issued for a local key."""
+    return next(pseudonym for key, pseudonym, _centre in report.pseudonyms if key == local_id)
+
+
+def pseudonymised(tables, report):
+    """The tables as the centre writes them once it has the import's mapping: the patients the
+    import created named by their pseudonyms (a private copy, free to change)."""
+    issued = {key: pseudonym for key, pseudonym, _centre in report.pseudonyms}
+    return {table: [{"patient_id": issued[row["local_id"]], **{k: v for k, v in row.items() if k != "local_id"}}
+                     if row.get("local_id") in issued else dict(row) for row in rows]
+            for table, rows in tables.items()}
+
+
+def sheet_columns(table, rows):
+    """The sheet's columns: the dictionary's, naming patients by patient_id, local_id or both (as
+    the rows do)."""
+    keys = [key for key in ("patient_id", "local_id") if any(row.get(key) is not None for row in rows)]
+    columns = list(synthetic.COLUMNS[table])
+    columns[0:1] = keys or ["patient_id"]
+    return columns
 
 
 def centres():
@@ -39,8 +74,8 @@ def workbook_bytes(tables, columns=None, *, boolean_cells=False):
     sheets = []
     convert = (lambda value: value) if boolean_cells else cell
     for table, rows in tables.items():
-        header = (columns or {}).get(table, synthetic.COLUMNS[table])
-        sheets.append((table, header, [[convert(row.get(c)) for c in header] for row in rows]))
+        names = (columns or {}).get(table) or sheet_columns(table, rows)
+        sheets.append((table, names, [[convert(row.get(c)) for c in names] for row in rows]))
     xlsx.write_package(buffer, sheets)
     return buffer.getvalue()
 

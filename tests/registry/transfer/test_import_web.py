@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from registry.models import ImportRun, Job, Patient
 from tests import factories as f
-from tests.registry.transfer.test_import_support import centres, cohort, workbook_bytes
+from tests.registry.transfer.test_import_support import centres, cohort, new_patients, workbook_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,8 @@ def nurse(client):
 
 
 def own_centre(tables):
-    return {t: [r for r in rows if r["patient_id"].startswith("MUC-")] for t, rows in tables.items()}
+    """The MUC patients of a cohort, as new patients named by local keys."""
+    return new_patients({t: [r for r in rows if r["patient_id"].startswith("MUC-")] for t, rows in tables.items()})
 
 
 def upload(client, data, *, name="muc.xlsx", dry_run=False, **extra):
@@ -83,7 +84,7 @@ def test_refused_file_lists_every_error_and_offers_them_as_csv(client, nurse):
     page = response.content.decode()
     assert "2 problems: nothing was written" in page
     assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x" not in page
-    download = client.get(reverse("job_result", args=[response.context["job"].pk]))
+    download = client.get(reverse("job_errors", args=[response.context["job"].pk]))
     assert download["Content-Type"].startswith("text/csv")
     lines = download.content.decode("utf-8-sig").splitlines()
     assert lines[0] == "sheet,row,column,value,message"
@@ -92,14 +93,35 @@ def test_refused_file_lists_every_error_and_offers_them_as_csv(client, nurse):
     assert not Patient.objects.exists()
 
 
+def test_the_nurse_downloads_the_issued_pseudonyms_by_her_local_keys_and_the_database_keeps_none(client, nurse):
+    tables = own_centre(cohort(6))
+    tables["patients"][0]["local_id"] = "ward-7-bed-3"
+    for table in ("primary_tumours", "metastasectomies", "systemic_therapies", "follow_up"):
+        for row in tables[table]:
+            if row["local_id"] == "P1":
+                row["local_id"] = "ward-7-bed-3"
+    page = upload(client, workbook_bytes(tables))
+    new = len(tables["patients"])
+    assert new > 1 and f"The registry issued pseudonyms to {new} new patients." in page.content.decode()
+
+    download = client.get(reverse("job_pseudonyms", args=[page.context["job"].pk]))
+
+    lines = download.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == "local_id,patient_id,centre" and len(lines) == new + 1
+    local_id, pseudonym, centre = lines[1].split(",")
+    assert local_id == "ward-7-bed-3" and Patient.objects.filter(pk=pseudonym, centre_id="MUC").exists()
+    stored = Job.objects.filter(pk=page.context["job"].pk).values_list("report", "payload", "result").get()
+    assert "ward-7-bed-3" not in repr(stored)
+
+
 def test_a_job_and_its_error_report_are_not_found_by_another_user(client, nurse):
     tables = own_centre(cohort(3))
     tables["patients"][0]["sex"] = "x"
     job = upload(client, workbook_bytes(tables)).context["job"]
-    assert client.get(reverse("job_result", args=[job.pk])).status_code == 200
+    assert client.get(reverse("job_errors", args=[job.pk])).status_code == 200
     client.force_login(f.user("other", memberships=[("MUC", "nurse")]))
     assert client.get(reverse("job_detail", args=[job.pk])).status_code == 404
-    assert client.get(reverse("job_result", args=[job.pk])).status_code == 404
+    assert client.get(reverse("job_errors", args=[job.pk])).status_code == 404
 
 
 def test_the_uploaded_file_is_not_kept_after_its_job(client, nurse):
@@ -114,7 +136,7 @@ def test_recent_jobs_are_listed_on_the_upload_page(client, nurse):
 
 
 def test_nurse_uploading_another_centres_patients_is_refused(client, nurse):
-    response = upload(client, workbook_bytes(cohort(10)))
+    response = upload(client, workbook_bytes(new_patients(cohort(10))))
     assert "You may not write patients of centre HD." in response.content.decode()
     assert not Patient.objects.exists()
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 from registry import celery_app
 from registry.models import Job, Patient
 from tests import factories as f
-from tests.registry.transfer.test_import_support import centres, cohort, workbook_bytes
+from tests.registry.transfer.test_import_support import centres, new_cohort, workbook_bytes
 from tests.test_faults import database_url, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -86,7 +86,7 @@ def coordinator(client, queue):
 def large_workbook():
     """15,000 patients: some seconds of work for a worker (its time limit is checked once a
     second), and some hundred MB."""
-    return workbook_bytes(cohort(15000, seed=8))
+    return workbook_bytes(new_cohort(15000, seed=8))
 
 
 def submit(client, data):
@@ -109,7 +109,7 @@ def finished_page(client, url, timeout=90):
 
 @on_postgresql
 def test_an_import_runs_on_the_worker_and_its_page_follows_it(coordinator, worker):
-    tables = cohort(30)
+    tables = new_cohort(30)
     url = submit(coordinator, workbook_bytes(tables))
     job = Job.objects.get()
     assert job.state == Job.QUEUED and not Patient.objects.exists()  # nothing ran in the web process
