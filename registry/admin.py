@@ -1,14 +1,23 @@
 """The Django admin: administrators manage centres, users and memberships; clinical records are
-visible with list filters and their history, and every save goes through the services."""
-from axes.admin import AccessFailureLogAdmin, AccessLogAdmin
-from axes.models import AccessFailureLog, AccessLog
+visible with list filters and their history, and every save goes through the services. The audit
+tables (registry.audit_tables) are read-only here."""
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
 from registry import access, services
-from registry.models import Centre, FollowUp, Membership, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.audit_tables import AUDITED
+from registry.models import (
+    Centre,
+    ErasureTombstone,
+    FollowUp,
+    Membership,
+    Metastasectomy,
+    Patient,
+    PrimaryTumour,
+    SystemicTherapy,
+)
 from registry.web.forms import RuleCheckedModelForm
 
 
@@ -31,6 +40,10 @@ admin.site.unregister(User)
 class RegistryUserAdmin(UserAdmin):
     inlines = [MembershipInline]
     list_filter = UserAdmin.list_filter + ("memberships__role", "memberships__centre")
+
+    def has_delete_permission(self, request, obj=None):
+        # The audit trail names its users and cannot be changed: someone who leaves is deactivated.
+        return False
 
 
 @admin.register(Membership)
@@ -102,9 +115,32 @@ class FollowUpAdmin(ClinicalAdmin):
     raw_id_fields = ("patient",)
 
 
-# The sign-in logs are the security log's source: nobody deletes them through the admin (the
-# lockout counters, AccessAttempt, may still be deleted: that is how a user is unlocked).
-for model, model_admin in ((AccessLog, AccessLogAdmin), (AccessFailureLog, AccessFailureLogAdmin)):
-    admin.site.unregister(model)
-    admin.site.register(model, type(model_admin.__name__, (model_admin,), {
-        "has_delete_permission": lambda self, request, obj=None: False}))
+class ReadOnly:
+    """No add, change or delete: the admin shows the rows and nothing more."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ErasureTombstone)
+class ErasureTombstoneAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("at", "username", "centre", "reference")
+    list_filter = ("centre",)
+    search_fields = ("reference", "username")
+
+
+# Every audit table registered here, or by its own app (django-axes' sign-in logs), becomes read-only;
+# the lockout counters (AccessAttempt) are no log and may still be deleted: that unlocks a user.
+for audited in AUDITED:
+    model = audited.model._meta.concrete_model
+    if admin.site.is_registered(model):
+        model_admin = type(admin.site.get_model_admin(model))
+        if not issubclass(model_admin, ReadOnly):
+            admin.site.unregister(model)
+            admin.site.register(model, type(model_admin.__name__, (ReadOnly, model_admin), {}))
