@@ -503,6 +503,7 @@ class AuditSeal(models.Model):
     table = models.CharField(max_length=63)
     last_id = models.BigIntegerField(help_text="The highest row id this seal covers.")
     rows = models.PositiveIntegerField()
+    columns = models.JSONField(help_text="The columns hashed, in order (a column added later is not in older seals).")
     row_digests = models.BinaryField(help_text="(id, digest) of every row covered, packed.")
     previous = models.CharField(max_length=64, blank=True, help_text="The digest of the seal before, any table.")
     digest = models.CharField(max_length=64, unique=True)

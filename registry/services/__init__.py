@@ -5,6 +5,7 @@ suite to it). Reads shared by several layers are in registry.selectors.
 - records: one record at a time (create, change, delete) and whole new cases in bulk
 - bulk: an import's checked plan, written with COPY and its audit rows
 - versions: the per-centre data version every write moves
+- seals: the audit tables' hash chain, sealed when a transaction that added audit rows commits
 """
 from registry.services.bulk import import_write
 from registry.services.records import (

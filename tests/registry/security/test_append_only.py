@@ -72,7 +72,8 @@ def test_a_sign_in_log_takes_its_logout_time_once_and_nothing_else():
 
 
 def test_the_seals_refuse_update_and_delete():
-    seal = AuditSeal.objects.create(table="t", last_id=1, rows=1, row_digests=b"", digest="d", sealed_at=timezone.now())
+    seal = AuditSeal.objects.create(table="t", last_id=1, rows=1, columns=[], row_digests=b"", digest="d",
+                                    sealed_at=timezone.now())
     refused(lambda: AuditSeal.objects.filter(pk=seal.pk).update(last_id=2))
     refused(lambda: AuditSeal.objects.filter(pk=seal.pk).delete())
 
