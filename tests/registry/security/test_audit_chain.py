@@ -2,11 +2,10 @@
 `manage.py audit_verify` names the table and the row of any change made behind the application's back
 (on PostgreSQL by someone who switched the append-only triggers off: a database superuser)."""
 import io
-from contextlib import contextmanager
 
 import pytest
 from axes.models import AccessLog
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -14,40 +13,9 @@ from registry import cases, services
 from registry.models import AuditSeal, FollowUp, Metastasectomy, Patient, SecurityEvent
 from registry.services.seals import tables_seal
 from tests import factories as f
+from tests.audit import behind_the_back, verify, verify_fails
 
 pytestmark = pytest.mark.django_db
-
-
-def verify():
-    out = io.StringIO()
-    call_command("audit_verify", stdout=out)
-    return out.getvalue()
-
-
-def verify_fails():
-    with pytest.raises(CommandError) as error:
-        verify()
-    return str(error.value)
-
-
-@contextmanager
-def triggers_off(model):
-    """What a database superuser can do on PostgreSQL; SQLite has no triggers to switch off."""
-    table = connection.ops.quote_name(model._meta.db_table)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            # The test's own transaction has foreign-key checks pending, which ALTER TABLE refuses.
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-    yield table
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
-
-
-def behind_the_back(model, statement, *params):
-    with triggers_off(model) as table, connection.cursor() as cursor:
-        cursor.execute(statement.format(table=table), params)
 
 
 @pytest.fixture
@@ -153,6 +121,6 @@ def test_a_column_added_to_an_audit_table_later_leaves_the_older_seals_valid(sea
     table = connection.ops.quote_name(Patient.history.model._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as in triggers_off()
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as in tests.audit.triggers_off()
         cursor.execute(f"ALTER TABLE {table} ADD COLUMN later_field boolean NOT NULL DEFAULT true")
     assert "The audit trail is intact." in verify()
