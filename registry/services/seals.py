@@ -12,9 +12,8 @@ is inserted but become visible at its transaction's commit, so a seal first lock
 writers (SHARE mode): it waits until every transaction inserting there has ended, and then no
 committed row can turn up later below the seal's last id. Sealing after a commit does not wait for
 a table still being written: it leaves that table to the next seal. Seals are written one at a
-time (an advisory lock), each naming the one before.
+time, each naming the one before.
 """
-import logging
 import threading
 
 from django.conf import settings
@@ -26,56 +25,36 @@ from registry import audit_chain
 from registry.audit_tables import AUDITED, BY_TABLE
 from registry.models import AuditSeal
 
-log = logging.getLogger(__name__)
-
 MAX_ROWS = 100_000  # per seal; `audit_seal` goes on until every row is sealed
 CHAIN_LOCK = 0x5EA1  # the advisory lock sealers take in turn
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's error for LOCK ... NOWAIT on a busy table
 _pending = threading.local()  # the tables to seal when this thread's transaction commits
 
 
 def tables_seal(tables=None, *, wait=False, limit=MAX_ROWS):
     """Seal the rows written since the last seal of each table (every audit table when `tables` is
-    None); returns the new seals. Without `wait`, a table another transaction is writing is skipped."""
+    None), each table in a transaction of its own; returns the new seals. Without `wait`, a table
+    another transaction is writing is left for the next seal."""
     key = audit_chain.chain_key()
-    audited_tables = AUDITED if tables is None else [BY_TABLE[table] for table in tables]
     sealed = []
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '10s'")
-                # One sealer at a time, so each seal names the last one (an advisory lock: a lock on the
-                # seal table would also wait for autovacuum).
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK])
-        previous = AuditSeal.objects.order_by("-id").values_list("digest", flat=True).first() or ""
-        for audited in audited_tables:
-            if not _lock_against_writers(audited, wait=wait):
-                continue
-            seal = _seal_one(audited, key, previous, limit)
-            if seal is not None:
-                sealed.append(seal)
-                previous = seal.digest
+    for audited in AUDITED if tables is None else [BY_TABLE[table] for table in tables]:
+        try:
+            seal = _table_seal(audited, key, wait=wait, limit=limit)
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            continue  # the table is being written (NOWAIT): its rows wait for the next seal
+        if seal is not None:
+            sealed.append(seal)
     return sealed
 
 
-def _lock_against_writers(audited, *, wait):
-    """SHARE mode until the commit: waits for (or with wait=False, gives up on) the transactions
-    inserting into the table, and keeps new ones out while the seal reads it. SQLite has one writer
-    at a time anyway."""
-    if connection.vendor != "postgresql":
-        return True
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(audited.table)} IN SHARE MODE"
-                           + ("" if wait else " NOWAIT"))
-        return True
-    except OperationalError:  # busy (or lock_timeout): the rows wait for the next seal
-        return False
-
-
-def _seal_one(audited, key, previous, limit):
-    after = AuditSeal.objects.filter(table=audited.table).order_by("-last_id").values_list("last_id", flat=True).first()
+@transaction.atomic
+def _table_seal(audited, key, *, wait, limit):
+    _lock(audited, wait=wait)
+    previous, after = _chain_head(audited.table)
     columns = audit_chain.sealed_columns(audited)
-    pairs = list(audit_chain.row_digests(audited, key, columns, after_id=after or 0, limit=limit))
+    pairs = list(audit_chain.row_digests(audited, key, columns, after_id=after, limit=limit))
     if not pairs:
         return None
     seal = AuditSeal(table=audited.table, last_id=pairs[-1][0], rows=len(pairs), columns=columns,
@@ -83,6 +62,29 @@ def _seal_one(audited, key, previous, limit):
     seal.digest = audit_chain.seal_digest(key, seal)
     seal.save(force_insert=True)
     return seal
+
+
+def _lock(audited, *, wait):
+    """Until the commit: the table in SHARE mode, which waits for (or with wait=False, refuses to
+    wait for) the transactions inserting into it and keeps new ones out while the seal reads it;
+    then the chain, so that one seal at a time names the last one (an advisory lock: a lock on the
+    seal table would also wait for autovacuum). Table first, so that no sealer holds the chain while
+    it waits. SQLite lets one writer at a time in anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(audited.table)} IN SHARE MODE"
+                           + ("" if wait else " NOWAIT"))
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK])
+
+
+def _chain_head(table):
+    """(the digest of the last seal, the last row id sealed in `table`), in one query."""
+    seals = connection.ops.quote_name(AuditSeal._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT (SELECT digest FROM {seals} ORDER BY id DESC LIMIT 1), '
+                       f'(SELECT MAX(last_id) FROM {seals} WHERE "table" = %s)', [table])
+        previous, after = cursor.fetchone()
+    return previous or "", after or 0
 
 
 def seal_on_commit(models):
@@ -100,10 +102,7 @@ def _seal_pending():
         return
     if not settings.AUDIT_CHAIN_KEY:  # the system check registry.W003 says so at every start
         return
-    try:
-        tables_seal(sorted(tables))
-    except OperationalError:  # another seal held the seal table past lock_timeout: audit_seal will do it
-        log.warning("The audit tables %s were left for the next seal.", ", ".join(sorted(tables)), exc_info=True)
+    tables_seal(sorted(tables))
 
 
 def _row_inserted(sender, created, raw=False, **kwargs):

@@ -124,3 +124,20 @@ def test_a_column_added_to_an_audit_table_later_leaves_the_older_seals_valid(sea
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as in tests.audit.triggers_off()
         cursor.execute(f"ALTER TABLE {table} ADD COLUMN later_field boolean NOT NULL DEFAULT true")
     assert "The audit trail is intact." in verify()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs a second connection writing at the same time")
+@pytest.mark.django_db(transaction=True)
+def test_a_table_another_transaction_is_writing_is_sealed_once_that_transaction_ends():
+    """That transaction's row has its id already, below the id of a row committed after it: a seal
+    made meanwhile would cover the later row and leave the earlier one outside every seal."""
+    from tests.test_faults import other_connection
+
+    with other_connection() as other:
+        other.execute("INSERT INTO registry_securityevent (at, username, event, detail) "
+                      "VALUES (now(), 'nurse', '2fa-failed', '')")
+        SecurityEvent.objects.create(username="nurse", event=SecurityEvent.TWO_FACTOR_PASSED)  # committed
+        assert tables_seal(["registry_securityevent"]) == []  # skipped, not waited for
+        other.commit()
+    [seal] = tables_seal(["registry_securityevent"])
+    assert seal.rows == 2 and "The audit trail is intact." in verify()
