@@ -11,6 +11,8 @@ from django.db import connection
 def empty(*models):
     """On PostgreSQL the triggers refuse DELETE (registry/audit_tables.py); TRUNCATE fires no row trigger."""
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # TRUNCATE refuses pending foreign-key checks
         for model in models:
             table = connection.ops.quote_name(model._meta.db_table)
             cursor.execute(f"TRUNCATE {table}" if connection.vendor == "postgresql" else f"DELETE FROM {table}")
