@@ -41,13 +41,16 @@ def _submissions(records):
     return Submission.objects.filter(named)
 
 
-def patient_erasure_counts(*, patient_id):
-    """{table: rows naming the patient} that patient_erase would delete; empty for an unknown pseudonym."""
-    records = _records(patient_id)
+def _counts(records, audit_rows):
     counts = {model._meta.db_table: len(keys) for model, keys in records.items()}
-    counts.update({table: len(ids) for table, ids in _audit_rows(patient_id).items()})
+    counts.update({table: len(ids) for table, ids in audit_rows.items()})
     counts[Submission._meta.db_table] = _submissions(records).count()
     return {table: count for table, count in counts.items() if count}
+
+
+def patient_erasure_counts(*, patient_id):
+    """{table: rows naming the patient} that patient_erase would delete; empty for an unknown pseudonym."""
+    return _counts(_records(patient_id), _audit_rows(patient_id))
 
 
 def _allow_audit_deletes(reference):
@@ -85,10 +88,11 @@ def patient_erase(*, user, patient_id, reference):
         raise ValidationError(_("Give the reference of the legal request."))
     key = audit_chain.chain_key()
     Patient.objects.select_for_update().filter(pk=patient_id).first()  # every write locks the case first
-    counts = patient_erasure_counts(patient_id=patient_id)
+    records, audit_rows = _records(patient_id), _audit_rows(patient_id)
+    counts = _counts(records, audit_rows)
     if not counts:
         raise Patient.DoesNotExist(_("No patient %(id)s is in the registry or its history.") % {"id": patient_id})
-    records, audit_rows, centre = _records(patient_id), _audit_rows(patient_id), patient_id.split("-")[0]
+    centre = patient_id.split("-")[0]  # a pseudonym names its centre, and never moves
     _allow_audit_deletes(reference)
     tombstone = ErasureTombstone(at=timezone.now(), username=user.get_username(), reference=reference[:200],
                                  centre=centre, patient_hash=audit_chain.pseudonym_hash(key, patient_id),
