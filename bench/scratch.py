@@ -32,6 +32,7 @@ def setup_django(database_url, *, migrate=True, **environment):
     os.environ.pop("DEBUG", None)
     # The simulated users sign in with a password only: no two-factor step in the measured pages.
     for key, value in {"SECRET_KEY": "bench-only-secret-key", "EXPORT_SHIFT_KEY": "bench-only-export-shift-key",
+                       "AUDIT_CHAIN_KEY": "bench-only-audit-chain-key",
                        "TWO_FACTOR_REQUIRED_ROLES": "", **environment}.items():
         os.environ.setdefault(key, value)
     sys.path.insert(0, str(ROOT))

@@ -1,8 +1,9 @@
 """The Django admin: administrators manage centres, users and memberships (and lift sign-in
 lockouts); clinical records are visible with list filters and their history, every read of them is
-recorded, and every save goes through the services."""
-from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
-from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+recorded, and every save goes through the services. The audit tables (registry.audit_tables) are
+read-only here."""
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from axes.utils import reset as axes_reset
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
@@ -13,7 +14,17 @@ from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from registry import access, services
-from registry.models import Centre, FollowUp, Membership, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.audit_tables import AUDITED
+from registry.models import (
+    Centre,
+    ErasureTombstone,
+    FollowUp,
+    Membership,
+    Metastasectomy,
+    Patient,
+    PrimaryTumour,
+    SystemicTherapy,
+)
 from registry.security import audit
 from registry.web.forms import RuleCheckedModelForm
 
@@ -49,6 +60,10 @@ class RegistryUserAdmin(UserAdmin):
         self.message_user(request, ngettext("Unlocked the sign-in of %(count)d user.",
                                             "Unlocked the sign-in of %(count)d users.", len(queryset))
                           % {"count": len(queryset)})
+
+    def has_delete_permission(self, request, obj=None):
+        # The audit trail names its users and cannot be changed: someone who leaves is deactivated.
+        return False
 
 
 @admin.register(Membership)
@@ -151,10 +166,38 @@ class FollowUpAdmin(ClinicalAdmin):
     raw_id_fields = ("patient",)
 
 
-# The sign-in logs are the security log's source: nobody deletes them through the admin. Nor the
-# lockout counters (AccessAttempt): a user is unlocked by the users' action above, which is recorded.
-for model, model_admin in ((AccessLog, AccessLogAdmin), (AccessFailureLog, AccessFailureLogAdmin),
-                           (AccessAttempt, AccessAttemptAdmin)):
-    admin.site.unregister(model)
-    admin.site.register(model, type(model_admin.__name__, (model_admin,), {
-        "has_delete_permission": lambda self, request, obj=None: False}))
+class ReadOnly:
+    """No add, change or delete: the admin shows the rows and nothing more."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ErasureTombstone)
+class ErasureTombstoneAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("at", "username", "centre", "reference")
+    list_filter = ("centre",)
+    search_fields = ("reference", "username")
+
+
+# Every audit table registered here, or by its own app (django-axes' sign-in logs), becomes read-only.
+for audited in AUDITED:
+    model = audited.model._meta.concrete_model
+    if admin.site.is_registered(model):
+        model_admin = type(admin.site.get_model_admin(model))
+        if not issubclass(model_admin, ReadOnly):
+            admin.site.unregister(model)
+            admin.site.register(model, type(model_admin.__name__, (ReadOnly, model_admin), {}))
+
+
+# The lockout counters (AccessAttempt) are no log, but deleting them would unlock a user unrecorded:
+# a user is unlocked by the users' action above, which is recorded.
+admin.site.unregister(AccessAttempt)
+admin.site.register(AccessAttempt, type(AccessAttemptAdmin.__name__, (AccessAttemptAdmin,), {
+    "has_delete_permission": lambda self, request, obj=None: False}))

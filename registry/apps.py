@@ -6,4 +6,8 @@ class RegistryConfig(AppConfig):
     verbose_name = "Sarcoma PM registry"
 
     def ready(self):
-        from registry import checks  # noqa: F401 (registers the system checks)
+        from registry import audit_tables, checks  # noqa: F401 (checks registers the system checks)
+        from registry.services import seals
+
+        audit_tables.register_triggers()
+        seals.connect()

@@ -3,6 +3,8 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 MISSING_SECRET_KEY = "Set SECRET_KEY in the environment (only DEBUG=1 has a default)."
+MISSING_AUDIT_CHAIN_KEY = ("Set AUDIT_CHAIN_KEY in the environment: without it the audit tables are not sealed and "
+                           "audit_verify refuses to run.")
 MISSING_EXPORT_SHIFT_KEY = ("Set EXPORT_SHIFT_KEY in the environment: without it the dataset export refuses "
                             "the shift-dates de-identification.")
 
@@ -18,6 +20,13 @@ def secret_key_is_set(app_configs, **kwargs):
 def export_shift_key_is_set(app_configs, **kwargs):
     if not getattr(settings, "EXPORT_SHIFT_KEY", None):
         return [Warning(MISSING_EXPORT_SHIFT_KEY, id="registry.W001")]
+    return []
+
+
+@register()
+def audit_chain_key_is_set(app_configs, **kwargs):
+    if not getattr(settings, "AUDIT_CHAIN_KEY", None):
+        return [Warning(MISSING_AUDIT_CHAIN_KEY, id="registry.W003")]
     return []
 
 

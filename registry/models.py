@@ -6,6 +6,7 @@ validators, clean(), database constraints); rules across records live in registr
 import datetime
 import uuid
 
+from axes.models import AccessFailureLog, AccessLog
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -529,9 +530,9 @@ class Job(models.Model):
     """An import or an export that runs on the job queue (registry/transfer/jobs.py).
 
     The page of a job is shown only to the user who submitted it; its id is random. `payload` holds
-    the uploaded file until the job has run; `result` the export archive or the import's error
-    report, until JOB_RESULT_HOURS after the end. `report` is the import's summary (counts, the
-    first errors, warnings) as the page shows it.
+    the uploaded file until the job has run; `result` the export archive, until JOB_RESULT_HOURS
+    after the end. `report` is the import's counts; its errors, warnings and pseudonym mapping, which
+    may quote the file's local keys, are held in the cache only (registry.transfer.jobs).
     """
 
     IMPORT, EXPORT = "import", "export"
@@ -567,3 +568,61 @@ class Job(models.Model):
     @property
     def finished(self):
         return self.state in (self.DONE, self.FAILED)
+
+
+class AuditSeal(models.Model):
+    """A seal over the rows one audit table gained since its previous seal, in id order: each row's
+    keyed digest, and a keyed digest of the whole that names the seal before it (of any table), so
+    the seals form one chain. manage.py audit_verify recomputes them (registry/audit_chain.py)."""
+
+    table = models.CharField(max_length=63)
+    last_id = models.BigIntegerField(help_text="The highest row id this seal covers.")
+    rows = models.PositiveIntegerField()
+    columns = models.JSONField(help_text="The columns hashed, in order (a column added later is not in older seals).")
+    row_digests = models.BinaryField(help_text="(id, digest) of every row covered, packed.")
+    previous = models.CharField(max_length=64, blank=True, help_text="The digest of the seal before, any table.")
+    digest = models.CharField(max_length=64, unique=True)
+    sealed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["table", "last_id"], name="audit_seal_table_last_id")]
+
+    def __str__(self):
+        return f"seal {self.pk} of {self.table} up to row {self.last_id}"
+
+
+class ErasureTombstone(models.Model):
+    """One patient erased on a documented legal request (manage.py erase_patient): who, when, on which
+    request, at which centre, and which rows of each table went. It never holds the pseudonym, only
+    a keyed hash of it; `mac` is a keyed digest of the whole, so the chain trusts no forged tombstone."""
+
+    at = models.DateTimeField(_("erased at"))
+    username = models.CharField(_("erased by"), max_length=150)
+    reference = models.CharField(_("legal request"), max_length=200)
+    centre = models.CharField(_("centre"), max_length=8)
+    patient_hash = models.CharField(_("keyed hash of the pseudonym"), max_length=64, db_index=True)
+    counts = models.JSONField(_("rows erased per table"), default=dict)
+    erased_rows = models.JSONField(_("ids of the audit rows erased"), default=dict,
+                                   help_text=_("{audit table: [row id]}: the sealed rows audit_verify no longer finds."))
+    mac = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = _("erasure")
+        verbose_name_plural = _("erasures")
+
+    def __str__(self):
+        return f"{self.centre} {self.reference} ({self.at:%Y-%m-%d %H:%M}, {self.username})"
+
+
+# django-pgtrigger installs triggers on another app's model through a proxy in one's own app, whose
+# migrations then carry them: these are django-axes' sign-in logs as audit tables (registry.audit_tables).
+class SignInLog(AccessLog):
+    class Meta:
+        proxy = True
+
+
+class FailedSignInLog(AccessFailureLog):
+    class Meta:
+        proxy = True

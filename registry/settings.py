@@ -5,6 +5,7 @@ Environment variables:
                   1/0, true/false, yes/no nor on/off stops the start (ImproperlyConfigured)
   SECRET_KEY      required unless DEBUG is on
   EXPORT_SHIFT_KEY  the date-shifting key of de-identified exports (separate from SECRET_KEY)
+  AUDIT_CHAIN_KEY the key of the audit tables' seals (registry.audit_chain; separate from SECRET_KEY)
   DATABASE_URL    e.g. postgres://user:pass@host:5432/db (default: SQLite file var/registry.sqlite3)
   ALLOWED_HOSTS   comma-separated (default: localhost,127.0.0.1 with DEBUG, none without)
   REDIS_URL       use Redis as the cache (shared by every worker) and as the job queue's broker;
@@ -67,6 +68,11 @@ if not SECRET_KEY:
 # SECRET_KEY, so rotating that key (sessions, tokens) leaves every patient's offset as it was.
 EXPORT_SHIFT_KEY = os.environ.get("EXPORT_SHIFT_KEY") or ("development-only-export-shift-key" if DEBUG else None)
 
+# The key of the audit trail's seals (registry/audit_chain.py): a keyed hash, so that someone who can
+# write the database but not read this setting cannot recompute the seals after changing a row.
+# Keep it as long as the seals it made must verify; like EXPORT_SHIFT_KEY, separate from SECRET_KEY.
+AUDIT_CHAIN_KEY = os.environ.get("AUDIT_CHAIN_KEY") or ("development-only-audit-chain-key" if DEBUG else None)
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -79,6 +85,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "simple_history",
     "axes",
+    "pgtrigger",  # the audit tables' append-only triggers (registry/audit_tables.py)
     "django_otp",
     "django_otp.plugins.otp_totp",
     "registry",
@@ -137,6 +144,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Keep every failed sign-in (AccessAttempt, the lockout counter, is reset by a success).
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# django-axes deletes a user name's oldest failed sign-ins beyond this many; the failure log is
+# append-only (registry/audit_tables.py), so the limit is set beyond reach.
+AXES_ACCESS_FAILURE_LOG_PER_USER_LIMIT = 2**62
 
 # Two-factor sign-in (django-otp, TOTP): optional for everyone, required for the roles listed
 # in TWO_FACTOR_REQUIRED_ROLES (comma-separated: nurse, pi, coordinator; superusers count as

@@ -5,8 +5,11 @@ suite to it). Reads shared by several layers are in registry.selectors.
 - records: one record at a time (create, change, delete) and whole new cases in bulk
 - bulk: an import's checked plan, written with COPY and its audit rows
 - versions: the per-centre data version every write moves
+- seals: the audit tables' hash chain, sealed when a transaction that added audit rows commits
+- erasure: one patient erased on a legal request, history copies included, leaving a tombstone
 """
 from registry.services.bulk import import_write
+from registry.services.erasure import patient_erase, patient_erasure_counts
 from registry.services.records import (
     StaleRecordError,
     cases_create,
@@ -16,5 +19,5 @@ from registry.services.records import (
     record_save,
 )
 
-__all__ = ["StaleRecordError", "cases_create", "import_write", "patient_create", "record_check", "record_delete",
-           "record_save"]
+__all__ = ["StaleRecordError", "cases_create", "import_write", "patient_create", "patient_erase",
+           "patient_erasure_counts", "record_check", "record_delete", "record_save"]

@@ -26,6 +26,7 @@ from registry import access, selectors
 from registry.cases import centre_of
 from registry.dictionary import TABLE_MODELS, TABLES
 from registry.pseudonyms import unique_pseudonyms
+from registry.services.seals import seal_on_commit
 from registry.services.versions import bump_data_version
 
 BATCH = 2000
@@ -180,6 +181,7 @@ def records_create(model, records, *, user, now, reason):
     else:
         _executemany(model._meta.db_table, variable, constants, values[1 if skip_first else 0:])
         _executemany(history._meta.db_table, audit_variable, audit_constants, values)
+    seal_on_commit([history])  # COPY sends no post_save: the audit rows ask for their seal here
 
 
 def _split(fields, constant):
@@ -201,6 +203,7 @@ def records_update(model, pairs, *, user, now, reason):
     bulk_update_with_history(records, model, [*changed, "version", "updated_at"], batch_size=500,
                              default_user=access.audit_user(user), default_date=now,
                              default_change_reason=reason)
+    seal_on_commit([get_history_model_for_model(model)])  # its bulk_create sends no post_save
 
 
 def pseudonyms_issue(creates):

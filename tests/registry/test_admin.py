@@ -102,3 +102,35 @@ def test_membership_and_role_changes_are_versioned_with_who_made_them(client, db
     assert response.status_code == 302
     history = list(Membership.history.filter(id=membership.pk).order_by("history_date"))
     assert [h.role for h in history] == ["nurse", "pi"] and history[-1].history_user == root
+
+
+def test_the_admin_offers_no_add_change_or_delete_on_any_audit_table_nor_deletes_a_user(client, db):
+    from django.contrib import admin as django_admin
+    from django.contrib.auth import get_user_model
+    from django.test import RequestFactory
+
+    from registry.audit_tables import AUDITED
+
+    request = RequestFactory().get("/admin/")
+    request.user = f.user("root", is_superuser=True)
+    registered = [a.model._meta.concrete_model for a in AUDITED
+                  if django_admin.site.is_registered(a.model._meta.concrete_model)]
+    assert {m.__name__ for m in registered} >= {"AccessLog", "AccessFailureLog", "ErasureTombstone"}
+    for model in registered:
+        model_admin = django_admin.site.get_model_admin(model)
+        assert not model_admin.has_add_permission(request), model
+        assert not model_admin.has_change_permission(request), model
+        assert not model_admin.has_delete_permission(request), model
+    # The audit trail names its users: someone who leaves is deactivated, not deleted.
+    assert not django_admin.site.get_model_admin(get_user_model()).has_delete_permission(request)
+
+
+def test_an_audit_log_page_in_the_admin_shows_the_row_without_a_save_button(client, db):
+    from axes.models import AccessFailureLog
+    from django.utils import timezone
+
+    failure = AccessFailureLog.objects.create(username="nurse", attempt_time=timezone.now(), locked_out=False)
+    client.force_login(f.user("root", is_superuser=True))
+    page = client.get(reverse("admin:axes_accessfailurelog_change", args=[failure.pk]))
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert client.post(reverse("admin:axes_accessfailurelog_change", args=[failure.pk]), {}).status_code == 403
