@@ -9,11 +9,20 @@ Conventions beyond endpoints.md (stated here because results depend on them):
 - A patient without any metastasectomy has no index date: no endpoint can be derived, so
   ``eligible`` is False with ``exclusion_reason`` "no metastasectomy", checked before the
   study-cohort criteria of the plan.
-- TFI: only treatments that ended on or before lung_mets_diagnosis_date count (primary surgery,
-  radiotherapy end and systemic therapy end alike): it is the interval from the *last treatment
-  before the lung metastases*, and a primary resected after them (synchronous) leaves TFI 0.
-  A patient without a primary-tumour record (required by the dictionary, so incomplete data)
-  has TFI unknown (NaN), not 0: nothing says the primary was untreated.
+- TFI (endpoints.md v2): only treatments that ended on or before lung_mets_diagnosis_date count
+  (primary surgery, radiotherapy end and systemic therapy end alike): it is the interval from the
+  *last treatment before the lung metastases*, and a primary resected after them (synchronous)
+  leaves TFI 0. A systemic therapy that started on or before that date and ended after it means
+  the patient was still on treatment: TFI 0. A treatment whose end is unknown makes TFI unknown
+  (NaN), not 0: a blank primary surgery date (the dictionary has no "not resected" code, so blank
+  is unknown, not "no surgery"), radiotherapy given (neoadjuvant/adjuvant) without an end date, a
+  systemic therapy started by then without an end date. Radiotherapy "none" or blank counts as
+  not given. A patient without a primary-tumour record (required by the dictionary, so incomplete
+  data) has TFI unknown too.
+- ``peri_pm_systemic_start_months``: months from the index date to the start of the earliest
+  line that makes peri_pm_systemic true (negative for neoadjuvant), for the time-dependent and
+  landmark estimates; NaN without one. ``first_recurrence_site``: the site of the first
+  recurrence on or after the index date (None without one), for the competing-risks analysis.
 - Peri-PM window: a pm_neoadjuvant line starting 0..window months before the index date, or a
   pm_adjuvant line starting 0..window months after it; both ends included, months = days /
   (365.25/12), so the default 6 months is 182.625 days (182 days in, 183 days out).
@@ -40,7 +49,8 @@ COLUMNS = [
     "max_lesion_diameter_mm", "size_gt_2cm", "lesions_resected", "multiple_lesions",
     "tfi_months", "tfi_gt_12m", "dfi_months", "synchronous",
     "grade", "primary_site", "bilateral", "approach", "resection_type",
-    "peri_pm_systemic", "major_complication", "eligible", "exclusion_reason",
+    "peri_pm_systemic", "peri_pm_systemic_start_months", "first_recurrence_site",
+    "major_complication", "eligible", "exclusion_reason",
 ]
 
 NO_METASTASECTOMY = "no metastasectomy"
@@ -52,14 +62,16 @@ _PATIENT_FIELDS = [("patient_id", "patient_id"), ("centre", "centre_id"), ("sex"
                    ("extrapulmonary", "extrapulmonary_disease_at_pm")]
 _PRIMARY_FIELDS = [("patient_id", "patient_id"), ("primary_diagnosis_date", "diagnosis_date"),
                    ("primary_site", "site"), ("grade", "grade"),
-                   ("primary_surgery_date", "surgery_date"), ("radiotherapy_end_date", "radiotherapy_end_date")]
+                   ("primary_surgery_date", "surgery_date"), ("radiotherapy", "radiotherapy"),
+                   ("radiotherapy_end_date", "radiotherapy_end_date")]
 _PM_FIELDS = [("patient_id", "patient_id"), ("surgery_date", "surgery_date"), ("side", "side"),
               ("approach", "approach"), ("resection_type", "resection_type"),
               ("lesions_resected", "lesions_resected"), ("max_lesion_diameter_mm", "diameter_float"),
               ("margin", "margin"), ("clavien_dindo", "clavien_dindo")]
 _THERAPY_FIELDS = [("patient_id", "patient_id"), ("start_date", "start_date"), ("end_date", "end_date"),
                    ("intent", "intent")]
-_FOLLOW_UP_FIELDS = [("patient_id", "patient_id"), ("event_date", "event_date"), ("event", "event")]
+_FOLLOW_UP_FIELDS = [("patient_id", "patient_id"), ("event_date", "event_date"), ("event", "event"),
+                     ("recurrence_site", "recurrence_site")]
 
 
 def analysis_frame(plan=None, *, user=None, centres=None, row_level=False):
@@ -91,7 +103,7 @@ def column_descriptions(plan):
         "histology": ("code", "histology"),
         "sex": ("code", "sex"),
         "age_at_pm": ("int", "age at index PM (years): year of index date - birth_year"),
-        "index_date": ("date", "index date: earliest metastasectomy"),
+        "index_date": ("date", "index date: earliest metastasectomy (or earliest complete one, by plan)"),
         "index_date_days": ("days", "index date in days from the index operation (0)"),
         "os_months": ("float", "overall survival time (months from index)"),
         "os_event": ("int", "death (1) or censored (0)"),
@@ -107,6 +119,8 @@ def column_descriptions(plan):
         "approach": ("code", "approach of the index operation"),
         "resection_type": ("code", "resection type of the index operation"),
         "peri_pm_systemic": ("flag", "systemic therapy within the window around the index PM"),
+        "peri_pm_systemic_start_months": ("float", "months from the index PM to the start of that therapy"),
+        "first_recurrence_site": ("code", "site of the first recurrence after the index PM"),
         "major_complication": ("flag", "Clavien-Dindo of the index operation IIIa or higher"),
         "eligible": ("flag", "in the study cohort of the analysis plan"),
         "exclusion_reason": ("text", "first cohort criterion not met"),
@@ -194,7 +208,7 @@ def derive_frame(tables, plan):
         _by_row(tables[name], patient_ids)
         for name in ("primary_tumours", "metastasectomies", "systemic_therapies", "follow_up"))
     frame = frame.join(primaries.drop_duplicates("row").set_index("row"))
-    frame = frame.join(_index_operation(pms))
+    frame = frame.join(_index_operation(pms, plan))
     has_pm = frame["index_date"].notna().to_numpy()
 
     _add_endpoints(frame, pms, therapies, follow_up)
@@ -206,20 +220,23 @@ def derive_frame(tables, plan):
     frame["multiple_lesions"] = _flag(CUT_OFFS["multiple_lesions"](frame, plan), has_pm)
     frame["bilateral"] = _flag(frame["side"] == "bilateral", has_pm)
     frame["major_complication"] = _flag(frame["clavien_dindo"].isin(codes.MAJOR_COMPLICATION), has_pm)
-    frame["peri_pm_systemic"] = _flag(_peri_pm_systemic(frame, therapies, plan), has_pm)
+    start = _peri_pm_systemic_start(frame, therapies, plan)
+    frame["peri_pm_systemic"] = _flag(start.notna(), has_pm)
+    frame["peri_pm_systemic_start_months"] = start
     frame["exclusion_reason"] = _exclusion_reasons(frame, plan)
     frame["eligible"] = frame["exclusion_reason"].isna()
     # Object columns hold None (not NaN) for unknown values: JSON and CSV stay clean.
-    for column in ("grade", "primary_site", "approach", "resection_type", "exclusion_reason"):
+    for column in ("grade", "primary_site", "approach", "resection_type", "exclusion_reason", "first_recurrence_site"):
         frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     frame = frame[COLUMNS]
     frame.attrs.update(plan=plan.name, plan_hash=plan.hash)  # the frame names its plan too
     return frame
 
 
-def _index_operation(pms):
-    """The index operation of each patient (registry.index_date), by patient row."""
-    index = pms[index_rows(pms["row"].to_numpy(), pms["surgery_date"].to_numpy())]
+def _index_operation(pms, plan):
+    """The index operation of each patient (registry.index_date, the plan's rule), by patient row."""
+    index = pms[index_rows(pms["row"].to_numpy(), pms["surgery_date"].to_numpy(), pms["margin"].to_numpy(),
+                           rule=plan.index_rule, complete_margins=plan.complete_margins)]
     return index.rename(columns={"surgery_date": "index_date", "margin": "index_margin"}).set_index("row")
 
 
@@ -239,7 +256,9 @@ def _add_endpoints(frame, pms, therapies, follow_up):
     recurrences = follow_up[follow_up["event"] == "recurrence"]
     # A recurrence before the index belongs to the history before the first PM: not an event.
     after_index = recurrences["event_date"].to_numpy() >= _at_rows(index, recurrences["row"])
-    recurrence = recurrences[after_index].groupby("row")["event_date"].min().reindex(frame.index)
+    first = recurrences[after_index].sort_values(["row", "event_date"]).drop_duplicates("row").set_index("row")
+    recurrence = first["event_date"].reindex(frame.index)
+    frame["first_recurrence_site"] = first["recurrence_site"].reindex(frame.index)
     dfs_date = pd.concat([recurrence, death], axis=1).min(axis=1)  # same day: one DFS event
 
     known = index.notna()
@@ -250,31 +269,41 @@ def _add_endpoints(frame, pms, therapies, follow_up):
 
 
 def _add_intervals(frame, therapies, plan):
-    """tfi_months / tfi_gt_12m, dfi_months / synchronous (endpoints.md, TFI as in the docstring)."""
+    """tfi_months / tfi_gt_12m, dfi_months / synchronous (endpoints.md v2, TFI as in the docstring)."""
     lung = frame["lung_mets_date"]
     therapy_lung = _at_rows(lung, therapies["row"])
+    started = therapies["start_date"].to_numpy() <= therapy_lung
+    therapy_end = therapies["end_date"].to_numpy()
+    ended = therapy_end <= therapy_lung
+    radiotherapy_given = frame["radiotherapy"].isin(("neoadjuvant", "adjuvant"))
     ends = _latest([(frame.index, frame["primary_surgery_date"].where(frame["primary_surgery_date"] <= lung)),
-                    (frame.index, frame["radiotherapy_end_date"].where(frame["radiotherapy_end_date"] <= lung)),
-                    (therapies["row"], therapies["end_date"].where(therapies["end_date"].to_numpy() <= therapy_lung))])
-    # No treatment ended before the metastases: 0. No primary record at all: unknown, not 0.
-    has_primary = frame["primary_diagnosis_date"].notna()
-    frame["tfi_months"] = _months(lung, ends.reindex(frame.index)).fillna(0.0).where(has_primary)
-    frame["tfi_gt_12m"] = _flag(CUT_OFFS["tfi_gt_12m"](frame, plan), has_primary)
+                    (frame.index, frame["radiotherapy_end_date"].where(radiotherapy_given
+                                                                       & (frame["radiotherapy_end_date"] <= lung))),
+                    (therapies["row"], therapies["end_date"].where(ended))])
+    on_treatment = np.zeros(len(frame), dtype=bool)
+    on_treatment[therapies["row"].to_numpy(dtype=int)[started & (therapy_end > therapy_lung)]] = True
+    end_unknown = (frame["primary_surgery_date"].isna() | (radiotherapy_given & frame["radiotherapy_end_date"].isna())
+                   | frame["primary_diagnosis_date"].isna()).to_numpy()  # no primary record: unknown too
+    end_unknown[therapies["row"].to_numpy(dtype=int)[started & pd.isna(therapy_end)]] = True
+    tfi = _months(lung, ends.reindex(frame.index)).fillna(0.0)  # nothing ended before: 0
+    tfi[end_unknown] = np.nan
+    tfi[on_treatment & lung.notna().to_numpy()] = 0.0  # on treatment at the diagnosis: 0, whatever else is unknown
+    frame["tfi_months"] = tfi.where(lung.notna())
+    frame["tfi_gt_12m"] = _flag(CUT_OFFS["tfi_gt_12m"](frame, plan), frame["tfi_months"].notna())
     frame["dfi_months"] = _months(lung, frame["primary_diagnosis_date"])
     known = frame["dfi_months"].notna().to_numpy()
     frame["synchronous"] = _flag(CUT_OFFS["synchronous"](frame, plan), known)
 
 
-def _peri_pm_systemic(frame, therapies, plan):
-    """True where a pm_neoadjuvant / pm_adjuvant line starts within the window of the index."""
+def _peri_pm_systemic_start(frame, therapies, plan):
+    """Months from the index to the earliest pm_neoadjuvant / pm_adjuvant line starting within
+    the window of the index (NaN where none does)."""
     offset = _months(therapies["start_date"], pd.Series(_at_rows(frame["index_date"], therapies["row"]),
                                                         index=therapies.index))
     window = plan.systemic_window_months
     before = (therapies["intent"] == "pm_neoadjuvant") & offset.between(-window, 0)
     after = (therapies["intent"] == "pm_adjuvant") & offset.between(0, window)
-    hits = np.zeros(len(frame), dtype=bool)
-    hits[therapies.loc[before | after, "row"].to_numpy(dtype=int)] = True
-    return hits
+    return offset[before | after].groupby(therapies.loc[before | after, "row"]).min().reindex(frame.index)
 
 
 def cohort_criteria(plan):
@@ -286,8 +315,9 @@ def cohort_criteria(plan):
     criteria = [(NO_METASTASECTOMY, lambda f: f["index_date"].notna())]
     criteria.append((f"histology not {'/'.join(plan.histologies)}",
                      lambda f: f["histology"].isin(plan.histologies)))
-    if plan.require_r0:
-        criteria.append(("index margin not R0", lambda f: f["index_margin"] == "R0"))
+    if plan.require_r0:  # "index margin not R0" under the defaults
+        criteria.append((f"index margin not {'/'.join(plan.complete_margins)}",
+                         lambda f: f["index_margin"].isin(plan.complete_margins)))
     if plan.exclude_extrapulmonary:
         criteria.append(("extrapulmonary disease at PM", lambda f: ~f["extrapulmonary"].astype(bool)))
     criteria.append((f"index date outside {plan.period_start.isoformat()}..{plan.period_end.isoformat()}",

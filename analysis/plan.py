@@ -14,6 +14,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from registry.index_date import INDEX_RULES
+
 # Factors a Cox model can use, named as in the report. "histology" stands for its dummies
 # (one per histology of the plan other than the reference, LMS).
 FACTORS = (
@@ -22,6 +24,8 @@ FACTORS = (
 )
 ENDPOINTS = ("dfs", "os")
 HISTOLOGIES = ("LMS", "SyS", "UPS", "other")
+MARGINS = ("R0", "R1")  # the margins a plan may call complete (R2 leaves tumour behind)
+CENTRE_ADJUSTMENTS = ("none", "stratified", "robust")
 
 
 class PlanError(ValueError):
@@ -44,7 +48,9 @@ class AnalysisPlan:
     systemic_window_months: float = 6.0
     # study cohort, applied in this order after "no metastasectomy"
     histologies: tuple = ("LMS", "SyS", "UPS")
-    require_r0: bool = True
+    require_r0: bool = True  # the index margin must be complete (complete_margins)
+    index_rule: str = "first_pm"  # or "first_complete_pm" (registry/index_date.py)
+    complete_margins: tuple = ("R0",)
     exclude_extrapulmonary: bool = True
     period_start: datetime.date = datetime.date(2009, 1, 1)
     period_end: datetime.date = datetime.date(2021, 12, 31)
@@ -52,6 +58,10 @@ class AnalysisPlan:
     multivariable_covariates: tuple = ("size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "histology")
     multivariable_endpoints: tuple = ("dfs",)
     rate_times_months: tuple = (12.0, 36.0, 60.0)
+    # endpoints.md v2: therapy effects without immortal time, centres
+    landmark_months: float = 6.0
+    centre_adjustment: str = "none"  # the multivariable models: "stratified" or "robust" by centre
+    centre_factor: str = "size_gt_2cm"  # the factor whose per-centre HRs are compared
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # lists given to the constructor become tuples (hashable)
@@ -194,7 +204,7 @@ def _validate(plan):
         if not condition:
             raise PlanError(message)
 
-    for name in ("size_cutoff_mm", "tfi_cutoff_months", "systemic_window_months"):
+    for name in ("size_cutoff_mm", "tfi_cutoff_months", "systemic_window_months", "landmark_months"):
         check(getattr(plan, name) >= 0, f"plan parameter {name!r} must be >= 0")
     check(plan.lesions_cutoff >= 1, "plan parameter 'lesions_cutoff' must be >= 1")
     check(bool(plan.name.strip()), "plan parameter 'name' must not be blank")
@@ -211,3 +221,11 @@ def _validate(plan):
     check(set(plan.multivariable_endpoints) <= set(ENDPOINTS),
           f"plan parameter 'multivariable_endpoints' must name endpoints of {', '.join(ENDPOINTS)}")
     check(all(t > 0 for t in plan.rate_times_months), "plan 'rate_times_months' must be > 0")
+    check(plan.index_rule in INDEX_RULES, f"plan parameter 'index_rule' must be one of {', '.join(INDEX_RULES)}")
+    check(plan.complete_margins and set(plan.complete_margins) <= set(MARGINS) and "R0" in plan.complete_margins
+          and len(set(plan.complete_margins)) == len(plan.complete_margins),
+          "plan parameter 'complete_margins' must be [R0] or [R0, R1]")
+    check(plan.centre_adjustment in CENTRE_ADJUSTMENTS,
+          f"plan parameter 'centre_adjustment' must be one of {', '.join(CENTRE_ADJUSTMENTS)}")
+    check(plan.centre_factor in FACTORS and plan.centre_factor != "histology",
+          "plan parameter 'centre_factor' must name a one-column factor of " + ", ".join(FACTORS))

@@ -428,3 +428,54 @@ def forest_png(forest):
         axes.text(1.62, index, format_p(row.get("p")), transform=axes.get_yaxis_transform(), va="center",
                   ha="right", fontsize=8)
     return _png(figure)
+
+
+# --- competing risks and proportional hazards (SVG) -------------------------------------------
+
+CIF_HEIGHT = 250
+
+
+def cif_svg(cif, ident="cif"):
+    """Cumulative incidence curves (rising steps from 0) on 0..horizon months, 0..1.
+
+    cif = {"title", "horizon", "curves": [{"label", "time", "cif"}]}"""
+    top, bottom = 20, 20 + CIF_HEIGHT
+    x = Scale(0, cif["horizon"], KM_LEFT, KM_WIDTH - KM_RIGHT)
+    y = Scale(0, 1, bottom, top)
+    body = [f'<line x1="{KM_LEFT}" x2="{KM_WIDTH - KM_RIGHT}" y1="{bottom}" y2="{bottom}" stroke="{MUTED}"/>',
+            f'<line x1="{KM_LEFT}" x2="{KM_LEFT}" y1="{top}" y2="{bottom}" stroke="{MUTED}"/>']
+    for value in (0, 0.25, 0.5, 0.75, 1):
+        body.append(_text(KM_LEFT - 6, y(value) + 4, f"{value:.0%}", size=11, anchor="end", fill=MUTED))
+    for month in range(0, int(cif["horizon"]) + 1, 12):
+        body.append(_text(x(month), bottom + 16, str(month), size=11, anchor="middle", fill=MUTED))
+    body.append(_text((KM_LEFT + KM_WIDTH - KM_RIGHT) / 2, bottom + 34, "Months after the index PM", size=11,
+                      anchor="middle", fill=MUTED))
+    for index, curve in enumerate(cif["curves"]):
+        points = step_vertices(curve["time"], curve["cif"], start=0.0, end=cif["horizon"])
+        body.append(f'<path d="{_path(points, x, y)}" fill="none" stroke="{colour(index)}" stroke-width="2"/>')
+        body.append(f'<rect x="{KM_LEFT + 10 + 250 * index}" y="{bottom + 46}" width="14" height="3" '
+                    f'fill="{colour(index)}"/>')
+        body.append(_text(KM_LEFT + 30 + 250 * index, bottom + 52, curve["label"], size=12))
+    description = "; ".join(f"{curve['label']}: {curve['cif'][-1]:.0%} at {curve['time'][-1]:.0f} months"
+                            for curve in cif["curves"] if curve["cif"]) or "No events."
+    return _svg(KM_WIDTH, bottom + 64, cif["title"], description, body, ident)
+
+
+def residual_svg(residual, ident="zph"):
+    """Scaled Schoenfeld residuals of one term against time: a flat cloud around the log HR
+    (dashed) when hazards are proportional. residual = {"title", "time", "scaled", "coef"}."""
+    top, bottom = 20, 20 + 200
+    times, values = residual["time"] or [0.0], residual["scaled"] or [0.0]
+    spread = max(abs(v - residual["coef"]) for v in values) or 1.0
+    x = Scale(0, max(times) or 1.0, KM_LEFT, KM_WIDTH - KM_RIGHT)
+    y = Scale(residual["coef"] - spread, residual["coef"] + spread, bottom, top)
+    body = [f'<line x1="{KM_LEFT}" x2="{KM_WIDTH - KM_RIGHT}" y1="{y(residual["coef"])}" y2="{y(residual["coef"])}" '
+            f'stroke="{MUTED}" stroke-dasharray="3 3"/>',
+            f'<line x1="{KM_LEFT}" x2="{KM_LEFT}" y1="{top}" y2="{bottom}" stroke="{MUTED}"/>',
+            _text(KM_LEFT - 6, top + 10, "Beta(t)", size=11, anchor="end", fill=MUTED),
+            _text((KM_LEFT + KM_WIDTH - KM_RIGHT) / 2, bottom + 20, "Months after the index PM", size=11,
+                  anchor="middle", fill=MUTED)]
+    body += [f'<circle cx="{px:g}" cy="{py:g}" r="1.6" fill="{PALETTE[0]}" fill-opacity="0.5"/>'
+             for px, py in zip(x.many(times).tolist(), y.many(values).tolist())]
+    return _svg(KM_WIDTH, bottom + 30, residual["title"], f"{len(values)} residuals around log HR "
+                f"{residual['coef']:.2f}.", body, ident)

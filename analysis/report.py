@@ -10,7 +10,7 @@ version it was computed from; values that cannot be estimated are null with a re
 """
 from django.utils import timezone
 
-from analysis import factors, stats
+from analysis import factors, sections, stats
 from analysis.frame import analysis_frame, cohort_criteria
 from analysis.plan import ENDPOINTS, FACTORS, AnalysisPlan
 from analysis.table1 import min_cell_count, table1
@@ -37,6 +37,7 @@ METHODS = {
                "age_per_10y: age_at_pm / 10; grade_G3: G3 vs G1/G2 (GX or blank -> missing)",
     "cohort": "patients without a metastasectomy have no index date and are excluded first; "
               "then the plan's criteria in order, each patient counted at the first that fails",
+    **sections.METHODS,
 }
 
 
@@ -61,7 +62,13 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
     estimated = analysed.iloc[0:0] if withheld else analysed
     data = model_data(estimated, plan)
     km = {endpoint: kaplan_meier(data, endpoint, plan) for endpoint in ENDPOINTS}
-    return {
+    univariable_rows = univariable(data, plan)
+    multivariable_models = [multivariable(data, endpoint, plan) for endpoint in plan.multivariable_endpoints]
+    report = {"warnings": []}
+    sections.event_at_time_zero(data, report)
+    therapy = sections.therapy_effects(data, plan, report)
+    ph, residuals = sections.ph_tests(data, plan, univariable_rows, multivariable_models, report)
+    report.update({
         "plan": plan.to_dict(),
         "plan_hash": plan.hash,
         "data_version": version,
@@ -70,8 +77,8 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
         "cohort": cohort_flow(frame, plan),
         "endpoints": {endpoint: endpoint_summary(km[endpoint], plan) for endpoint in ENDPOINTS},
         "follow_up": follow_up(data),
-        "univariable": univariable(data, plan),
-        "multivariable": [multivariable(data, endpoint, plan) for endpoint in plan.multivariable_endpoints],
+        "univariable": univariable_rows,
+        "multivariable": multivariable_models,
         "subgroups": subgroups(data, plan),
         "complications": complications(estimated),
         "table1": table1(analysed, plan.histologies, min_count=minimum),
@@ -79,7 +86,13 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
         "methods": METHODS,
         "withheld": (f"Fewer than {minimum} patients analysed: no estimate is shown, as it would describe "
                      "individual patients.") if withheld else None,
-    }
+        "therapy_effects": therapy,
+        "ph_tests": ph,
+        "ph_residuals": residuals,
+        "centre_effects": sections.centre_effects(data, plan),
+        "competing_risks": sections.competing_risks(data, plan),
+    })
+    return report
 
 
 def frame_with_version(plan, *, user=None, centres=None, row_level=False):
@@ -114,6 +127,9 @@ def model_data(analysed, plan):
     data = factors.model_columns(analysed, plan)
     for column in ("dfs_months", "dfs_event", "os_months", "os_event"):
         data[column] = factors.as_float(analysed[column])
+    data["therapy_start_months"] = analysed["peri_pm_systemic_start_months"].astype(float)
+    data["centre"] = analysed["centre"]
+    data["recurrence_site"] = analysed["first_recurrence_site"]
     return data.reset_index(drop=True)
 
 

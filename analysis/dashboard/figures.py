@@ -1,4 +1,6 @@
 """The figures of the dashboard as plain data for analysis/plots.py, and drawn for the page."""
+import math
+
 from django.core.cache import cache
 
 from analysis.dashboard.compute import CACHE_SECONDS, ENDPOINT_LABELS, RISK_TIMES, min_stratum
@@ -69,10 +71,42 @@ def draw_page_figures(results_):
         data = km_figure(results_, endpoint)
         km.append((endpoint, data["title"], plots.km_svg(data, ident=f"km-{endpoint}"), km_summary_rows(data)))
     forests = {name: forest_figure(results_, name) for name in ("dfs", "os", "multivariable")}
+    report = results_["report"]
     return {"km": km,
             "forest_panels": [(name, forests[name]["title"], plots.forest_svg(forests[name], ident=f"forest-{name}"))
                               for name in ("dfs", "os")],
-            "forest_multivariable": plots.forest_svg(forests["multivariable"], ident="forest-multivariable")}
+            "forest_multivariable": plots.forest_svg(forests["multivariable"], ident="forest-multivariable"),
+            "centre_forests": [(endpoint, plots.forest_svg(centre_forest(report, endpoint), ident=f"centres-{endpoint}"))
+                               for endpoint in ENDPOINTS],
+            "cif_svg": plots.cif_svg(cif_figure(report), ident="cif"),
+            "ph_residual_svgs": [plots.residual_svg(residual, ident=f"zph-{index}")
+                                 for index, residual in enumerate(residual_figures(report))]}
+
+
+def centre_forest(report, endpoint):
+    """Per-centre HRs of the plan's centre factor (analysis/plots.py forest data)."""
+    rows = [{**row, "label": row["centre"], "p": None}
+            for row in report.get("centre_effects", {}).get("rows", []) if row["endpoint"] == endpoint]
+    factor = rows[0]["factor"] if rows else ""
+    return {"title": f"{endpoint.upper()}: {factor} by centre", "rows": rows}
+
+
+def cif_figure(report):
+    """Cumulative incidence of recurrence and of death without recurrence (Aalen-Johansen)."""
+    section = report.get("competing_risks") or {}
+    curves = [{"label": label, **section[key]["curve"]}
+              for key, label in (("recurrence", "Recurrence"), ("death_without_recurrence", "Death without recurrence"))
+              if key in section]
+    return {"title": "Cumulative incidence of recurrence, death without recurrence as competing event",
+            "horizon": RISK_TIMES[-1], "curves": curves}
+
+
+def residual_figures(report):
+    """Scaled Schoenfeld residuals of the multivariable models' terms."""
+    hr = {(m["endpoint"], t["factor"]): t["hr"] for m in report.get("multivariable", []) for t in m["terms"]}
+    return [{"title": f"{r['endpoint'].upper()} multivariable: {r['term']}", "time": r["time"], "scaled": r["scaled"],
+             "coef": math.log(hr[(r["endpoint"], r["term"])]) if hr.get((r["endpoint"], r["term"])) else 0.0}
+            for r in report.get("ph_residuals", [])]
 
 
 def strata_note(strata):

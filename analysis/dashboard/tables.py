@@ -208,3 +208,55 @@ def csv_text(header, rows):
 def json_text(results_):
     """The report and the strata as one JSON document (what every figure on the page shows)."""
     return json.dumps({"report": results_["report"], "strata": results_["strata"]}, indent=1, allow_nan=False)
+
+
+# --- endpoints.md v2 sections -------------------------------------------------------------------
+
+METHOD_LABELS = {"naive": _("Naive (exposure at the index date; immortal-time biased)"),
+                 "landmark": _("Landmark at %(months)s months"),
+                 "time_dependent": _("Time-dependent Cox (quote this)")}
+POPULATION_LABELS = {"all": _("All patients"), "size_gt_cutoff": _("Largest lesion above the size cut-off")}
+
+
+def warnings_for(report, prefix):
+    """The report's warnings whose model starts with ``prefix`` ("therapy_effects", "dfs:", ...)."""
+    return [w for w in report.get("warnings", []) if (w.get("model") or "").startswith(prefix)]
+
+
+def therapy_rows(report):
+    """The three estimates of peri-PM systemic therapy, per population and endpoint."""
+    rows = []
+    for row in report.get("therapy_effects", []):
+        label = METHOD_LABELS[row["method"]]
+        if row["method"] == "landmark":
+            label = label % {"months": f"{row['landmark_months']:g}"}
+        rows.append({"population": POPULATION_LABELS[row["population"]], "endpoint": row["endpoint"].upper(),
+                     "method": label, "biased": row.get("biased", False), **cells(row)})
+    return rows
+
+
+def ph_rows(report):
+    """cox.zph per model and term; ``violated`` marks p < 0.05 (not the global row)."""
+    return [{"endpoint": row["endpoint"].upper(), "model": row["model"], "term": row["term"],
+             "chisq": f"{row['chisq']:.2f}" if row["chisq"] is not None else "—", "df": row["df"],
+             "p": format_p(row["p"]),
+             "violated": row["term"] != "GLOBAL" and row["p"] is not None and row["p"] < 0.05}
+            for row in report.get("ph_tests", [])]
+
+
+def heterogeneity_rows(report):
+    return [{"endpoint": row["endpoint"].upper(), "factor": row["factor"],
+             "q": f"{row['q']:.2f}" if row["q"] is not None else "—", "df": row["df"], "p": format_p(row["p"]),
+             "i2": percent(row["i2"])} for row in report.get("centre_effects", {}).get("heterogeneity", [])]
+
+
+def cif_rows(report):
+    """Cumulative incidence of recurrence and of death without recurrence at the plan's times."""
+    section = report.get("competing_risks") or {}
+    rows = []
+    for key, label in (("recurrence", _("Recurrence")), ("death_without_recurrence", _("Death without recurrence"))):
+        if key in section:
+            rows.append({"label": label, "events": section[key]["events"],
+                         "at": [{"months": months_, "estimate": percent(value[0]),
+                                 "ci": interval(value[1:], percent)} for months_, value in section[key]["cif"].items()]})
+    return rows

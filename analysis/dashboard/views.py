@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from analysis import dashboard
+from analysis.dashboard import tables
 from analysis.models import SavedPlan
 from analysis.plan import AnalysisPlan, PlanError
 from registry import access, selectors
@@ -115,6 +116,14 @@ def page_context(request, state):
         "table1": dashboard.table1_rows(report["table1"], state["plan"]),
         "plan_changes": dashboard.plan_changes(plan),
         "scope_label": dashboard.scope_label(state["centres"]),
+        "therapy_rows": tables.therapy_rows(report),
+        "therapy_warnings": tables.warnings_for(report, "therapy_effects"),
+        "ph_rows": tables.ph_rows(report),
+        "ph_warnings": [w for w in report.get("warnings", []) if w["code"] == "ph_violated"],
+        "heterogeneity_rows": tables.heterogeneity_rows(report),
+        "cif_rows": tables.cif_rows(report),
+        "data_warnings": [w for w in report.get("warnings", [])
+                          if w["code"] not in ("ph_violated", "immortal_time_bias")],
     }
 
 

@@ -143,19 +143,36 @@ def test_tfi_runs_from_the_primary_resection_when_nothing_ended_later():
 def test_tfi_runs_from_the_latest_treatment_end_before_the_lung_metastases():
     pid = case(primary={"radiotherapy": "adjuvant", "radiotherapy_end_date": D(2012, 9, 1)},
                therapies=[{"intent": "primary_adjuvant", "start_date": D(2012, 10, 1), "end_date": D(2014, 9, 1)},
-                          # ends after the lung diagnosis: not a treatment "before" the metastases
-                          {"intent": "pm_neoadjuvant", "start_date": D(2015, 2, 1), "end_date": D(2015, 3, 15)}])
+                          # starts after the lung diagnosis: not a treatment "before" the metastases
+                          {"intent": "pm_neoadjuvant", "start_date": D(2015, 3, 5), "end_date": D(2015, 3, 25)}])
     r = row(pid)
     assert r.tfi_months == pytest.approx(months(D(2015, 3, 1), D(2014, 9, 1)))
     assert not r.tfi_gt_12m
 
 
-def test_tfi_is_zero_without_treatment_before_the_lung_metastases():
-    untreated = case(primary={"surgery_date": None})
+def test_tfi_is_zero_when_the_primary_was_resected_after_the_lung_metastases():
     synchronous = case(primary={"diagnosis_date": D(2015, 1, 10), "surgery_date": D(2015, 3, 20)})
+    assert row(synchronous).tfi_months == 0.0 and not row(synchronous).tfi_gt_12m
+
+
+def test_tfi_is_zero_while_a_systemic_therapy_is_still_running_at_the_lung_metastases():
+    pid = case(therapies=[{"intent": "primary_adjuvant", "start_date": D(2014, 12, 1), "end_date": D(2015, 4, 20)}])
+    r = row(pid)
+    assert r.tfi_months == 0.0 and not r.tfi_gt_12m
+
+
+def test_a_treatment_with_an_unknown_end_makes_the_tfi_unknown_not_zero():
+    no_surgery_date = case(primary={"surgery_date": None})
+    therapy_without_end = case(therapies=[{"intent": "primary_adjuvant", "start_date": D(2013, 1, 1), "end_date": None}])
     frame = analysis_frame().set_index("patient_id")
-    assert frame.loc[untreated, "tfi_months"] == 0.0 and not frame.loc[untreated, "tfi_gt_12m"]
-    assert frame.loc[synchronous, "tfi_months"] == 0.0
+    for pid in (no_surgery_date, therapy_without_end):
+        assert math.isnan(frame.loc[pid, "tfi_months"]) and pd.isna(frame.loc[pid, "tfi_gt_12m"]), pid
+
+
+def test_radiotherapy_not_given_and_therapies_after_the_lung_metastases_do_not_count():
+    pid = case(primary={"radiotherapy": "none", "radiotherapy_end_date": None},
+               therapies=[{"intent": "palliative", "start_date": D(2015, 6, 1), "end_date": None}])
+    assert row(pid).tfi_months == pytest.approx(months(D(2015, 3, 1), D(2012, 6, 1)))
 
 
 def test_dfi_and_synchronous():
@@ -213,6 +230,47 @@ def test_peri_pm_window_is_a_plan_parameter():
     pid = case(therapies=[{"intent": "pm_adjuvant", "start_date": INDEX + datetime.timedelta(days=100),
                            "end_date": None}])
     assert not row(pid, AnalysisPlan(systemic_window_months=3)).peri_pm_systemic
+
+
+def test_peri_pm_therapy_start_is_kept_in_months_from_the_index_for_the_time_dependent_model():
+    adjuvant = case(therapies=[{"intent": "pm_adjuvant", "start_date": D(2015, 6, 1), "end_date": None},
+                               {"intent": "pm_adjuvant", "start_date": D(2015, 5, 1), "end_date": None}])
+    neoadjuvant = case(therapies=[{"intent": "pm_neoadjuvant", "start_date": D(2015, 2, 1), "end_date": D(2015, 3, 1)}])
+    untreated = case()
+    frame = analysis_frame().set_index("patient_id")
+    assert frame.loc[adjuvant, "peri_pm_systemic_start_months"] == pytest.approx(months(D(2015, 5, 1)))
+    assert frame.loc[neoadjuvant, "peri_pm_systemic_start_months"] == pytest.approx(-months(INDEX, D(2015, 2, 1)))
+    assert math.isnan(frame.loc[untreated, "peri_pm_systemic_start_months"])
+
+
+def test_first_recurrence_site_is_that_of_the_earliest_recurrence_after_the_index():
+    pid = case(follow_ups=[{"event": "recurrence", "recurrence_site": "distant", "event_date": D(2016, 3, 1)},
+                           {"event": "recurrence", "recurrence_site": "lung", "event_date": D(2015, 9, 1)}])
+    assert row(pid).first_recurrence_site == "lung"
+    assert row(case()).first_recurrence_site is None
+
+
+def test_first_complete_pm_rule_takes_the_earliest_complete_operation_as_the_index():
+    pid = case(pms=[{"surgery_date": D(2015, 4, 1), "margin": "R1"},
+                    {"surgery_date": D(2016, 2, 1), "margin": "R0", "max_lesion_diameter_mm": 30}])
+    default = row(pid)
+    assert not default.eligible and default.exclusion_reason == "index margin not R0"
+    rule = AnalysisPlan(index_rule="first_complete_pm")
+    r = row(pid, rule)
+    assert r.eligible and r.index_date == pd.Timestamp(D(2016, 2, 1)) and r.max_lesion_diameter_mm == 30
+    # R1 called complete: the first operation is the index again, and counts
+    assert row(pid, rule.replace(complete_margins=["R0", "R1"])).index_date == pd.Timestamp(INDEX)
+    never_complete = case(pms=[{"margin": "R2"}, {"surgery_date": D(2016, 2, 1), "margin": "R1"}])
+    assert row(never_complete, rule).exclusion_reason == "index margin not R0"
+    assert row(never_complete, rule).index_date == pd.Timestamp(INDEX)
+
+
+def test_r1_can_count_as_a_complete_index_margin():
+    pid = case(pms=[{"margin": "R1"}])
+    r = row(pid, AnalysisPlan(complete_margins=("R0", "R1")))
+    assert r.eligible
+    assert row(case(pms=[{"margin": "R2"}]), AnalysisPlan(complete_margins=("R0", "R1"))).exclusion_reason \
+        == "index margin not R0/R1"
 
 
 @pytest.mark.parametrize("grade, major", [("none", False), ("II", False), ("IIIa", True), ("V", True)])

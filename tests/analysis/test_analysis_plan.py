@@ -63,6 +63,15 @@ def test_lists_given_to_the_constructor_become_tuples():
     assert plan.histologies == ("LMS",) and hash(plan)
 
 
+def test_v2_options_default_to_endpoints_md_and_round_trip():
+    plan = AnalysisPlan()
+    assert (plan.index_rule, plan.complete_margins, plan.landmark_months, plan.centre_adjustment) == \
+        ("first_pm", ("R0",), 6.0, "none")
+    changed = plan.replace(index_rule="first_complete_pm", complete_margins=["R0", "R1"], landmark_months=12,
+                           centre_adjustment="robust", centre_factor="peri_pm_systemic")
+    assert AnalysisPlan.from_json(changed.to_json()) == changed and changed.hash != plan.hash
+
+
 @pytest.mark.parametrize("text, message", [
     ("{not json", "not valid JSON"),
     ("[1, 2]", "JSON object"),
@@ -76,6 +85,12 @@ def test_lists_given_to_the_constructor_become_tuples():
     ('{"multivariable_covariates": ["size"]}', "'multivariable_covariates' must name factors"),
     ('{"period_start": "2022-01-01"}', "period_start is after period_end"),
     ('{"size_cutoff_mm": -1}', "'size_cutoff_mm' must be >= 0"),
+    ('{"index_rule": "last_pm"}', "'index_rule' must be one of first_pm, first_complete_pm"),
+    ('{"complete_margins": ["R0", "R2"]}', "'complete_margins' must be [R0] or [R0, R1]"),
+    ('{"complete_margins": ["R1"]}', "'complete_margins' must be [R0] or [R0, R1]"),
+    ('{"centre_adjustment": "frailty"}', "'centre_adjustment' must be one of none, stratified, robust"),
+    ('{"centre_factor": "histology"}', "'centre_factor' must name a one-column factor"),
+    ('{"landmark_months": -6}', "'landmark_months' must be >= 0"),
 ])
 def test_bad_plans_are_refused_with_a_clear_message(text, message):
     with pytest.raises(PlanError) as error:

@@ -20,7 +20,8 @@ D = datetime.date
 
 REPORT_KEYS = {"plan", "plan_hash", "data_version", "generated_at", "scope", "cohort", "endpoints", "follow_up",
                "univariable", "multivariable", "subgroups", "complications", "table1", "curves", "methods",
-               "withheld"}
+               "withheld", "warnings", "therapy_effects", "ph_tests", "ph_residuals", "centre_effects",
+               "competing_risks"}
 FACTORS = ["size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "histology_SyS", "histology_UPS", "sex_male",
            "age_per_10y", "grade_G3", "bilateral", "peri_pm_systemic", "synchronous"]
 
@@ -154,6 +155,41 @@ def test_survival_report_command_prints_json_or_paper_tables(tmp_path, capsys):
     for title in ("Cohort flow", "Endpoints", "Table 2. Univariable", "Table 3. Multivariable", "Subgroups",
                   "Complications", "Table 1. Baseline"):
         assert title in text
+
+
+def test_survival_report_json_carries_the_v2_sections_under_the_plan_files_options(tmp_path, capsys):
+    small_registry(("MUC", "HD"))
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"landmark_months": 3, "centre_adjustment": "stratified", "centre_factor": "sex_male",
+                                "multivariable_covariates": ["size_gt_2cm", "sex_male"],
+                                "index_rule": "first_complete_pm", "complete_margins": ["R0", "R1"]}))
+    call_command("survival_report", "--json", "--plan", str(plan))
+    report = json.loads(capsys.readouterr().out)
+    assert report["plan"]["landmark_months"] == 3 and report["plan"]["index_rule"] == "first_complete_pm"
+    methods = {(r["endpoint"], r["population"], r["method"]) for r in report["therapy_effects"]}
+    assert methods == {(e, p, m) for e in ("dfs", "os") for p in ("all", "size_gt_cutoff")
+                       for m in ("naive", "landmark", "time_dependent")}
+    assert all(r["landmark_months"] == 3 for r in report["therapy_effects"] if r["method"] == "landmark")
+    assert all(set(r) >= {"n", "events", "hr", "ci95", "p"} for r in report["therapy_effects"])
+    centres = report["centre_effects"]
+    assert centres["adjustment"] == "stratified" and {r["centre"] for r in centres["rows"]} == {"MUC", "HD"}
+    assert {r["factor"] for r in centres["rows"]} == {"sex_male"} and centres["adjusted"][0]["model"] == "multivariable"
+    assert set(report["competing_risks"]["recurrence"]["cif"]) == {"12", "36", "60"}
+    # every recurrence of small_registry() comes before any death: all DFS events are recurrences
+    assert report["competing_risks"]["recurrence"]["events"] == report["endpoints"]["dfs"]["events"]
+    assert {t["term"] for t in report["ph_tests"] if t["model"] == "multivariable"} >= {"size_gt_2cm", "GLOBAL"}
+    assert all(set(w) == {"code", "message", "model"} for w in report["warnings"])
+
+
+def test_a_recurrence_on_the_index_date_is_a_data_quality_warning():
+    small_registry(("MUC",))
+    patient = f.patient("MUC")
+    f.primary_tumour(patient).save()
+    f.metastasectomy(patient).save()
+    f.follow_up(patient, event="recurrence", recurrence_site="lung", event_date=D(2015, 4, 1)).save()
+    warnings = survival_report()["warnings"]
+    (warning,) = [w for w in warnings if w["code"] == "event_at_time_zero"]
+    assert warning["message"].startswith("1 patient(s)") and warning["model"] == "dfs"
 
 
 def test_bad_plan_file_is_a_clear_command_error(tmp_path):

@@ -54,7 +54,8 @@ def test_multivariable_models_recover_the_generating_hazard_ratios():
     model = CohortModel()
     for endpoint, log_hr in (("dfs", model.dfs_log_hr), ("os", model.os_log_hr)):
         fit = multivariable(data, endpoint, plan)
-        assert fit["estimable"] and fit["n"] == len(analysed)
+        # complete cases: a TFI whose treatment end is unknown (a blank primary surgery date) is missing
+        assert fit["estimable"] and fit["n"] == int(analysed["tfi_months"].notna().sum()) > 0.9 * len(analysed)
         assert [term["factor"] for term in fit["terms"]] == list(truth(log_hr))
         for term in fit["terms"]:
             low, high = term["ci95"]

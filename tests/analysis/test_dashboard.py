@@ -255,12 +255,29 @@ def test_curves_are_accessible_svg_with_their_numbers_next_to_them(client, pi):
     response = get(client, pi)
     html = response.content.decode()
     documents = svg_documents(html)
-    assert len(documents) == 5  # KM DFS, KM OS, forest DFS, OS, multivariable
+    residual_plots = len(response.context["report"]["ph_residuals"])
+    # KM DFS, KM OS, forest DFS, OS, multivariable, centre forests DFS and OS, cumulative incidence,
+    # a scaled Schoenfeld residual plot per term of the multivariable model
+    assert residual_plots == len(response.context["report"]["multivariable"][0]["terms"])
+    assert len(documents) == 8 + residual_plots
     for svg in documents:
         assert svg.get("role") == "img" and svg.get("aria-label")
         assert svg.find("{http://www.w3.org/2000/svg}title").text
     assert html.count("<details") >= 2 and "Number at risk" in html
     assert "Numbers of this figure" in html
+
+
+def test_the_page_shows_the_three_therapy_estimates_ph_tests_centres_and_cumulative_incidence(client, pi):
+    response = get(client, pi)
+    html = response.content.decode()
+    for text in ("Peri-PM systemic therapy: three estimates", "Time-dependent Cox (quote this)",
+                 "Landmark at 6 months", "immortal-time biased", "cox.zph", "Centres",
+                 "Cumulative incidence of recurrence", "Death without recurrence"):
+        assert text in html, text
+    assert len(response.context["therapy_rows"]) == 12
+    flagged = [row for row in response.context["ph_rows"] if row["violated"]]
+    assert html.count("PH doubtful") == len(flagged)
+    assert html.count('data-code="ph_violated"') == len(response.context["ph_warnings"])
 
 
 def test_stratified_curves_have_a_k_group_log_rank(client, pi):
@@ -368,7 +385,7 @@ def test_print_report_is_one_page_with_plan_and_data_version(client, pi):
     html = response.content.decode()
     report = response.context["report"]
     assert report["plan_hash"] in html and report["data_version"] in html
-    assert html.count("<svg") == 5 and "<form" not in html and "<script" not in html
+    assert html.count("<svg") == 8 + len(report["ph_residuals"]) and "<form" not in html and "<script" not in html
     assert "<details class=\"panel methods\" open" in html
 
 
