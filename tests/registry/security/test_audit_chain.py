@@ -134,8 +134,8 @@ def test_a_table_another_transaction_is_writing_is_sealed_once_that_transaction_
     from tests.test_faults import other_connection
 
     with other_connection() as other:
-        other.execute("INSERT INTO registry_securityevent (at, username, event, detail) "
-                      "VALUES (now(), 'nurse', '2fa-failed', '')")
+        other.execute("INSERT INTO registry_securityevent (at, username, event, detail, what, centres, patient_id) "
+                      "VALUES (now(), 'nurse', '2fa-failed', '', '', '', '')")
         SecurityEvent.objects.create(username="nurse", event=SecurityEvent.TWO_FACTOR_PASSED)  # committed
         assert tables_seal(["registry_securityevent"]) == []  # skipped, not waited for
         other.commit()
