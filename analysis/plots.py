@@ -41,10 +41,14 @@ def step_vertices(times, values, *, start=1.0, end=None):
     """Vertices of a right-continuous step function that is ``start`` before the first time.
 
     The line stops at the last time (or at ``end`` if that is earlier): a Kaplan-Meier curve is
-    not drawn past the last follow-up. ``None`` in ``values`` ends the line there (undefined CI).
+    not drawn past the last follow-up. ``None`` in ``values`` ends the line there (undefined CI),
+    except before the first value: a log(-log) bound is undefined while S(t) = 1, and the band
+    is drawn at ``start`` there.
     """
     points, level, last = [(0.0, start)], start, None
     for time, value in zip(times, values):
+        if value is None and last is None:
+            continue
         if value is None or (end is not None and time > end):
             break
         if value != level:

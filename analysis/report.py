@@ -22,10 +22,11 @@ BINARY_FACTORS = ("size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "sex_male", "
 METHODS = {
     "time_scale": "months = days / (365.25 / 12) from the index date (first metastasectomy)",
     "kaplan_meier": "Kaplan-Meier (lifelines); pointwise 95% CI on the log(-log) scale (Greenwood), "
-                    "as R survfit conf.type='log-log'",
-    "median": "first time with S(t) <= 0.5 (lifelines; R takes the midpoint where S(t) = 0.5 exactly "
-              "over an interval); null when not reached",
-    "median_ci": "Brookmeyer-Crowley: where the log(-log) band crosses 0.5; null bound when not reached",
+                    "as R survfit conf.type='log-log'; null where undefined (S(t) = 1 or 0)",
+    "median": "as R survfit: first time with S(t) <= 0.5, the midpoint of the interval where S(t) = 0.5 "
+              "exactly; null when not reached",
+    "median_ci": "Brookmeyer-Crowley: where the log(-log) band crosses 0.5 (same midpoint rule); "
+                 "null bound when not reached (R: NA)",
     "rates": "S(t) at the plan's rate_times_months with its log(-log) pointwise 95% CI; "
              "null beyond the last observed time",
     "follow_up": "median follow-up by reverse Kaplan-Meier of OS (death censors, censoring is the event)",
