@@ -242,31 +242,55 @@ def test_cox_without_events_is_not_estimable():
     assert fit["estimable"] is False and fit["reason"] == "no events"
 
 
-def test_cox_with_constant_covariate_among_complete_cases_is_not_estimable():
+def test_cox_drops_a_covariate_constant_among_complete_cases_and_fits_the_rest():
     # x varies only in the row that is dropped for a missing y.
-    frame = pd.DataFrame({"t": [1, 2, 3, 4, 5], "e": [1, 0, 1, 1, 0],
-                          "x": [1, 1, 1, 1, 0], "y": [0.1, 0.5, 0.2, 0.9, np.nan]})
+    frame = pd.DataFrame({"t": [1, 2, 3, 4, 5, 6], "e": [1, 0, 1, 1, 0, 1],
+                          "x": [1, 1, 1, 1, 0, 1], "y": [0.1, 0.5, 0.2, 0.9, np.nan, 0.4]})
     fit = cox(frame, "t", "e", ["x", "y"])
-    assert fit["estimable"] is False and "x" in fit["reason"] and fit["n"] == 4
+    assert fit["estimable"] and fit["n"] == 5 and fit["method"] == "efron"
+    x, y = fit["terms"]
+    assert x["hr"] is None and "no variation" in x["dropped"]
+    assert y["hr"] is not None and "dropped" not in y
+    assert fit["dropped"] == [{"term": "x", "reason": x["dropped"]}]
+    assert fit["lr_test"]["df"] == 1
+    assert_json_clean(fit)
 
 
-def test_cox_with_perfect_separation_is_not_estimable_rather_than_a_huge_hr():
+def test_cox_with_only_a_constant_covariate_is_not_estimable():
+    frame = pd.DataFrame({"t": [1, 2, 3, 4], "e": [1, 0, 1, 1], "x": [1, 1, 1, 1]})
+    fit = cox(frame, "t", "e", ["x"])
+    assert fit["estimable"] is False and "no variation" in fit["reason"]
+
+
+def test_cox_drops_a_collinear_term_without_calling_it_separation(rossi):
+    frame = rossi.assign(fin_plus_race=rossi["fin"] + rossi["race"])
+    fit = cox(frame, "week", "arrest", ["fin", "race", "fin_plus_race"])
+    assert fit["estimable"] and fit["method"] == "efron" and fit["separation"] is False
+    assert [d["term"] for d in fit["dropped"]] == ["fin_plus_race"]
+    assert "collinear" in fit["dropped"][0]["reason"] and "fin, race" in fit["dropped"][0]["reason"]
+    alone = cox(rossi, "week", "arrest", ["fin", "race"])
+    assert [t["coef"] for t in fit["terms"][:2]] == pytest.approx([t["coef"] for t in alone["terms"]], abs=1e-12)
+
+
+def test_cox_under_perfect_separation_reports_a_finite_firth_estimate():
     rng = np.random.default_rng(1)
     x = np.repeat([1, 0], 20)
     frame = pd.DataFrame({"t": rng.uniform(1, 50, 40), "e": x, "x": x})  # events only if x=1
     fit = cox(frame, "t", "e", ["x"])
-    assert fit["estimable"] is False and "separation" in fit["reason"]
-    assert "terms" not in fit
+    assert fit["estimable"] and fit["method"] == "firth" and fit["separation"] is True
+    (term,) = fit["terms"]
+    assert 1 < term["hr"] < 1e4 and term["ci95"][0] > 1
     assert_json_clean(fit)
 
 
-def test_cox_one_group_without_events_is_not_estimable():
-    # Monotone likelihood: every event has x = 1, so the HR for x runs off to infinity.
+def test_cox_with_one_group_without_events_gets_firths_estimate_not_infinity():
+    # Monotone likelihood: every event has x = 1, so the ordinary HR for x runs off to infinity.
     frame = pd.DataFrame({"t": [1, 2, 3, 4, 5, 6, 7, 8],
                           "e": [1, 1, 1, 0, 0, 0, 0, 0],
                           "x": [1, 1, 1, 1, 0, 0, 0, 0]})
     fit = cox(frame, "t", "e", ["x"])
-    assert fit["estimable"] is False and "separation" in fit["reason"]
+    assert fit["estimable"] and fit["method"] == "firth"
+    assert np.isfinite(fit["terms"][0]["coef"]) and fit["terms"][0]["coef"] > 1
 
 
 def test_cox_on_a_synthetic_cohort_recovers_the_true_hazard_ratio():

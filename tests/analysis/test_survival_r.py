@@ -2,7 +2,7 @@
 
 The saved reference values (test_survival.py) pin the published lung and rossi results; these
 tests generate the awkward cases real registries produce -- tied times, zero durations, a group
-with nobody at risk at the event times, 2 to 5 groups, strata, separation -- and ask R what it
+with nobody at risk at the event times, 2 to 5 groups -- and ask R what it
 makes of the same data. Estimates are compared to 1e-8 (R's output is read at full precision,
 so this is far tighter than any digit R prints); undefined values must be null where R says NA.
 Skipped without Rscript unless CI is set (then they fail).

