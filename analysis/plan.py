@@ -52,6 +52,8 @@ class AnalysisPlan:
     multivariable_covariates: tuple = ("size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "histology")
     multivariable_endpoints: tuple = ("dfs",)
     rate_times_months: tuple = (12.0, 36.0, 60.0)
+    # cut-off search (report "cutoff_search"): cut-offs between these quantiles of each factor
+    cutoff_search_range: tuple = (0.1, 0.9)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # lists given to the constructor become tuples (hashable)
@@ -211,3 +213,6 @@ def _validate(plan):
     check(set(plan.multivariable_endpoints) <= set(ENDPOINTS),
           f"plan parameter 'multivariable_endpoints' must name endpoints of {', '.join(ENDPOINTS)}")
     check(all(t > 0 for t in plan.rate_times_months), "plan 'rate_times_months' must be > 0")
+    low_high = plan.cutoff_search_range
+    check(len(low_high) == 2 and 0 < low_high[0] < low_high[1] < 1,
+          "plan parameter 'cutoff_search_range' must be two proportions 0 < low < high < 1")
