@@ -59,7 +59,13 @@ def render_report(report):
     (multivariable), subgroup, complications, Table 1."""
     sections = [_header(report), _cohort(report), _endpoints(report), _univariable(report),
                 _multivariable(report), _subgroups(report), _complications(report), _table1(report)]
+    if report.get("warnings"):
+        sections.insert(1, _warnings(report))
     return "\n\n".join(sections) + "\n"
+
+
+def _warnings(report):
+    return "Warnings\n" + "\n".join(f"- [{w['code']}] {w['message']}" for w in report["warnings"])
 
 
 def _header(report):

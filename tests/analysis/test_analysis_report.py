@@ -113,6 +113,18 @@ def test_report_v2_sections_have_their_documented_shape(report):
     assert 0 < size["p_adjusted"] <= 1 and size["max_stat"] >= size["chosen_stat"] - 1e-12
 
 
+def test_warnings_are_shown_in_the_text_report_and_on_the_dashboard(report):
+    from django.template.loader import render_to_string
+
+    from analysis.management.text import render_report
+
+    first = report["warnings"][0]
+    assert "Warnings\n- [low_epv]" in render_report(report)
+    html = render_to_string("analysis/_report.html", {"report": report})
+    assert f'data-code="{first["code"]}"' in html and first["model"] in html
+    assert "Warnings" not in render_to_string("analysis/_report.html", {"report": {**report, "warnings": []}})
+
+
 def test_data_version_changes_after_a_record_changes():
     small_registry()
     coordinator = f.user(memberships=[("MUC", "coordinator")])

@@ -1,4 +1,4 @@
-"""Frame + report recover the known truth of a large synthetic cohort (registry/synthetic/:
+"""Frame + report recover the known truth of synthetic cohorts (registry/synthetic/:
 exponential, exactly proportional hazards).
 
 Within the study cohort (R0, isolated lung disease, LMS/SyS/UPS) the generating model's
