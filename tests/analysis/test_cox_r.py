@@ -59,7 +59,8 @@ penalised <- function(formula, d) {
   }
   best <- optim(rep(0, k), function(b) -pl(b), method = "BFGS",
                 control = list(reltol = 1e-15, maxit = 1000, ndeps = rep(1e-6, k)))
-  list(coef = I(best$par), value = -best$value)
+  at_best <- suppressWarnings(coxph(formula, data = d, init = best$par, control = coxph.control(iter.max = 0)))
+  list(coef = I(best$par), value = -best$value, se = I(sqrt(diag(at_best$var))))
 }
 ordinary_sep <- suppressWarnings(coxph(Surv(t, e) ~ x1 + x2, data = sep1))
 result <- list(
@@ -131,6 +132,8 @@ def test_firth_estimate_under_separation_is_rs_maximum_of_the_penalised_likeliho
     coefs = [t["coef"] for t in fit["terms"]]
     # optim (BFGS, numerical gradients) stops within ~1e-8 of the maximum; ours is at least as high.
     assert coefs == pytest.approx(r[name]["coef"], abs=1e-6)
+    # Wald se from the information at the penalised estimate (R: coxph's variance there).
+    assert [t["se"] for t in fit["terms"]] == pytest.approx(r[name]["se"], abs=1e-6)
     from analysis.stats.cox import _blocks, _likelihood
     x = frame[covariates].to_numpy(float)
     terms = _likelihood(_blocks(frame["t"].to_numpy(float), frame["e"].to_numpy(float), x))
