@@ -59,7 +59,7 @@ def _r_quantile(times, survival, p=0.5, tolerance=np.sqrt(np.finfo(float).eps)):
     _, first = np.unique(cumulative, return_index=True)  # R: y[!duplicated(y)], NaN counted once
     keep = np.sort(first)
     x, y = times[keep], cumulative[keep]
-    if not np.any(y >= 1 - p - tolerance):  # R: max(y) < p
+    if not np.any(y >= 1 - p - tolerance):  # R: max(y) < p (with tolerance: lifelines may differ from R in the last bit)
         return None
     last_defined = np.isfinite(y[-1])
     defined = np.isfinite(y)
