@@ -323,7 +323,8 @@ def format_hr(row):
         return "not estimable"
     lo, hi = row.get("ci95") or (None, None)
     interval = f" ({lo:.2f}–{hi:.2f})" if lo is not None and hi is not None else ""
-    return f"{row['hr']:.2f}{interval}"
+    firth = " Firth" if row.get("method") == "firth" else ""  # a penalised estimate under separation
+    return f"{row['hr']:.2f}{interval}{firth}"
 
 
 # --- PNG (matplotlib) -------------------------------------------------------------------------

@@ -241,7 +241,7 @@ def multivariable(data, endpoint, plan, *, report=None):
     fitted = any(row.get("hr") is not None for row in rows)  # a term may be left out, the model stands
     return {"endpoint": endpoint, "covariates": list(plan.multivariable_covariates),
             "n": rows[0]["n"], "events": rows[0]["events"],
-            "terms": [{k: row[k] for k in ("factor", "hr", "ci95", "p")} for row in rows if "factor" in row],
+            "terms": [{k: row[k] for k in ("factor", "hr", "ci95", "p", "method")} for row in rows if "factor" in row],
             "estimable": fitted, "reason": None if fitted else rows[0]["reason"], "method": rows[0]["method"]}
 
 

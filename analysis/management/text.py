@@ -100,7 +100,8 @@ def _endpoints(report):
 def _hr(row):
     if not row["estimable"]:
         return "not estimable"
-    return f"{ratio(row['hr'])} {ci(row['ci95'], ratio)}"
+    firth = " Firth" if row.get("method") == "firth" else ""  # a penalised estimate under separation
+    return f"{ratio(row['hr'])} {ci(row['ci95'], ratio)}{firth}"
 
 
 def _univariable(report):
