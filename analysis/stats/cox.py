@@ -19,8 +19,9 @@ from analysis.stats.firth import profile as firth_profile
 SEPARATION_LIMIT = 10.0
 
 
-def _efron_terms(t, e, x, beta):
-    """Efron partial log-likelihood, score vector and information matrix at ``beta``.
+def _efron_terms(t, e, x, beta, derivative=False):
+    """Efron partial log-likelihood, score vector and information matrix at ``beta`` (and with
+    ``derivative``, dI/dbeta: dI[i, j, k] = d I[i, j] / d beta_k, for Firth's penalty).
 
     Vectorised over event times (the only loop is numpy's): rows are sorted by time (callers
     sort once, see _blocks), risk-set sums of w = exp(x'beta), w*x and w*x*x' are suffix sums,
@@ -53,7 +54,17 @@ def _efron_terms(t, e, x, beta):
     loglik = eta[dead].sum() - (np.log(s0) + (eta.max())).sum()
     score = x[dead].sum(0) - mean.sum(0)
     info = (s2 / s0[:, None, None]).sum(0) - mean.T @ mean
-    return loglik, score, info
+    if not derivative:
+        return loglik, score, info
+    # Third moments: d(s2/s0)/db_k = s3_k/s0 - (s2/s0) m_k and dm/db_k = (s2/s0)[:, k] - m m_k.
+    wxxx = wxx[:, :, :, None] * x[:, None, None, :]
+    d3 = np.add.reduceat(wxxx[dead], np.cumsum(d) - d)  # deaths are in time order: sum each time's run
+    s3 = np.cumsum(wxxx[::-1], axis=0)[::-1][start][idx] - frac[:, None, None, None] * d3[idx]
+    second = s2 / s0[:, None, None]
+    dmean = second - mean[:, :, None] * mean[:, None, :]
+    d_info = ((s3 / s0[:, None, None, None]).sum(0) - np.einsum("rij,rk->ijk", second, mean)
+              - np.einsum("rik,rj->ijk", dmean, mean) - np.einsum("ri,rjk->ijk", mean, dmean))
+    return loglik, score, info, d_info
 
 
 def _blocks(t, e, x, strata=None):
@@ -70,11 +81,11 @@ def _blocks(t, e, x, strata=None):
 
 
 def _likelihood(blocks):
-    """beta -> (log partial likelihood, score, information), summed over strata (as R coxph:
-    each stratum has its own baseline hazard, the coefficients are shared)."""
-    def terms(beta):
-        parts = [_efron_terms(t, e, x, beta) for t, e, x in blocks if e.any()]
-        return (sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts))
+    """beta -> (log partial likelihood, score, information[, dI/dbeta]), summed over strata (as
+    R coxph: each stratum has its own baseline hazard, the coefficients are shared)."""
+    def terms(beta, derivative=False):
+        parts = [_efron_terms(t, e, x, beta, derivative) for t, e, x in blocks if e.any()]
+        return tuple(sum(part[i] for part in parts) for i in range(len(parts[0])))
     return terms
 
 
@@ -131,12 +142,12 @@ def _aliased(x, names, strata=None):
     return dropped
 
 
-def _diverged(converged, b, se, sd):
-    """An ordinary fit that ran off (monotone likelihood): on the standardised scale (coef per
-    SD of the covariate) a |coef| or se above SEPARATION_LIMIT never arises from real data."""
-    if not converged or not np.isfinite(np.r_[b, se]).all():
-        return True
-    return bool(np.any((np.abs(b * sd) > SEPARATION_LIMIT) | (se * sd > SEPARATION_LIMIT)))
+def _diverged(b, se, sd):
+    """Which terms of an ordinary fit ran off (monotone likelihood), as a boolean per term: on
+    the standardised scale (coef per SD of the covariate) a |coef| or se above SEPARATION_LIMIT
+    never arises from real data."""
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(b) | ~np.isfinite(se) | (np.abs(b * sd) > SEPARATION_LIMIT) | (se * sd > SEPARATION_LIMIT)
 
 
 def _term_rows(names, b, se, z_crit):
@@ -149,11 +160,13 @@ def _term_rows(names, b, se, z_crit):
     return rows
 
 
-def _profile_rows(terms, b, penalised, names, rows, alpha):
-    """Firth terms with profile penalised-likelihood CI and p (Heinze & Schemper) instead of Wald."""
-    out = {}
-    for j, name in enumerate(names):
-        (low, high), p = firth_profile(terms, b, penalised, j, level=1 - alpha)
+def _profile_rows(terms, b, penalised, separated, names, rows, alpha):
+    """The ``separated`` terms of a Firth fit with profile penalised-likelihood CI and p (Heinze &
+    Schemper) instead of Wald. Only those: a profile costs dozens of fits, and for a term whose
+    ordinary estimate was finite Wald and profile intervals agree closely."""
+    out = {name: {**rows[name], "interval": "Wald"} for name in names}
+    for name in separated:
+        (low, high), p = firth_profile(terms, b, penalised, names.index(name), level=1 - alpha)
         out[name] = {**rows[name], "p": _num(p), "interval": "profile penalised likelihood",
                      "ci95": [None if low is None else _num(np.exp(low)), None if high is None else _num(np.exp(high))]}
     return out
@@ -181,9 +194,9 @@ def cox(frame, duration_col, event_col, covariates, *, strata=None, alpha=0.05, 
       null numbers and ``dropped`` says why, and ``dropped`` lists them; the rest is fitted.
     - When the ordinary fit diverges (separation: an HR running to 0 or infinity) the model is
       refitted with Firth's penalty (analysis.stats.firth): ``method`` is "firth" instead of
-      "efron" and ``separation`` is True; each term's CI and p are then from the profile
-      penalised likelihood (``interval``), se and z stay Wald; the LR test is of the penalised
-      likelihood.
+      "efron" and ``separation`` is True; the CI and p of each term whose ordinary estimate ran
+      off are then from the profile penalised likelihood, the others' Wald (``interval`` says
+      which; se and z are Wald); the LR test is of the penalised likelihood.
     Not estimable when n < 2, no events, or no term is left.
     """
     covariates, strata = list(covariates), list(strata or [])
@@ -223,11 +236,14 @@ def cox(frame, duration_col, event_col, covariates, *, strata=None, alpha=0.05, 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         try:
             b, variance, loglik0, loglik, converged = _newton(terms, len(kept))
+            separated = _diverged(b, np.sqrt(np.diag(variance)), sd)
             se = np.sqrt(np.diag(variance))
-        except np.linalg.LinAlgError:
-            converged = False
-        if not converged or _diverged(converged, b, se, sd):
+        except np.linalg.LinAlgError:  # the information became singular on the way out
+            converged, separated = False, np.ones(len(kept), dtype=bool)
+        if not converged or separated.any():
             method = "firth"
+            if not separated.any():  # stopped without a term running off: cannot tell which
+                separated[:] = True
             try:
                 b, variance, converged = firth_fit(terms, len(kept))
                 loglik0 = firth_penalised(terms, np.zeros(len(kept)))
@@ -243,7 +259,7 @@ def cox(frame, duration_col, event_col, covariates, *, strata=None, alpha=0.05, 
     score = float(u @ np.linalg.solve(info, u))
     rows = {row["term"]: row for row in _term_rows(kept, b, se, _z(alpha))}
     if method == "firth":
-        rows.update(_profile_rows(terms, b, loglik, kept, rows, alpha))
+        rows.update(_profile_rows(terms, b, loglik, [n for n, s in zip(kept, separated) if s], kept, rows, alpha))
     rows.update({name: _dropped_row(name, reason) for name, reason in dropped.items()})
     c_index = concordance_index(t_arr, -(x_arr @ b), e_arr) if concordance and not strata else None
     return {"estimable": True, "reason": None, **counts, "alpha": alpha, "method": method,
