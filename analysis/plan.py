@@ -63,6 +63,10 @@ class AnalysisPlan:
     centre_adjustment: str = "none"  # the multivariable models: "stratified" or "robust" by centre
     centre_factor: str = "size_gt_2cm"  # the factor whose per-centre HRs are compared
 
+
+    # cut-off search (report "cutoff_search"): cut-offs between these quantiles of each factor
+    cutoff_search_range: tuple = (0.1, 0.9)
+
     def __post_init__(self):
         for f in dataclasses.fields(self):  # lists given to the constructor become tuples (hashable)
             if isinstance(getattr(self, f.name), list):
@@ -229,3 +233,8 @@ def _validate(plan):
           f"plan parameter 'centre_adjustment' must be one of {', '.join(CENTRE_ADJUSTMENTS)}")
     check(plan.centre_factor in FACTORS and plan.centre_factor != "histology",
           "plan parameter 'centre_factor' must name a one-column factor of " + ", ".join(FACTORS))
+
+
+    low_high = plan.cutoff_search_range
+    check(len(low_high) == 2 and 0 < low_high[0] < low_high[1] < 1,
+          "plan parameter 'cutoff_search_range' must be two proportions 0 < low < high < 1")

@@ -41,10 +41,14 @@ def step_vertices(times, values, *, start=1.0, end=None):
     """Vertices of a right-continuous step function that is ``start`` before the first time.
 
     The line stops at the last time (or at ``end`` if that is earlier): a Kaplan-Meier curve is
-    not drawn past the last follow-up. ``None`` in ``values`` ends the line there (undefined CI).
+    not drawn past the last follow-up. ``None`` in ``values`` ends the line there (undefined CI),
+    except before the first value: a log(-log) bound is undefined while S(t) = 1, and the band
+    is drawn at ``start`` there.
     """
     points, level, last = [(0.0, start)], start, None
     for time, value in zip(times, values):
+        if value is None and last is None:
+            continue
         if value is None or (end is not None and time > end):
             break
         if value != level:
@@ -319,7 +323,8 @@ def format_hr(row):
         return "not estimable"
     lo, hi = row.get("ci95") or (None, None)
     interval = f" ({lo:.2f}–{hi:.2f})" if lo is not None and hi is not None else ""
-    return f"{row['hr']:.2f}{interval}"
+    firth = " Firth" if row.get("method") == "firth" else ""  # a penalised estimate under separation
+    return f"{row['hr']:.2f}{interval}{firth}"
 
 
 # --- PNG (matplotlib) -------------------------------------------------------------------------

@@ -7,10 +7,33 @@ recomputed from the pooled registry, as plain JSON-serialisable data.
 Statistics come from analysis.stats (checked against R); this module only chooses the data,
 the factors and the shape of the result. Every result names its plan (and hash) and the data
 version it was computed from; values that cannot be estimated are null with a reason.
+
+Keys added by endpoints.md's v2 (every v1 key is unchanged; Cox rows also carry ``method``,
+"efron" or "firth"):
+
+- ``warnings``: ``[{code, message, model}]``, what a reader must know before trusting a number
+  (analysis.warnings): ``low_epv`` (a Cox model with < 10 events per term), ``separation_firth``
+  (the ordinary fit diverged; Firth-penalised estimates are shown), ``aliased_term`` (a term
+  left out: no variation or collinear). ``model`` names the model: "univariable dfs histology",
+  "multivariable dfs", "subgroup dfs ...", "interaction dfs size_gt_2cm:peri_pm_systemic".
+- ``global_tests``: ``[{endpoint, model ("univariable" | "multivariable"), factor, terms,
+  adjusted_for, n, events, wald: {statistic, df, p}, lr: {statistic, df, p} | null, method,
+  estimable, reason}]``: all of a multi-level factor's terms at once (histology, 2 df).
+- ``interaction_tests``: ``[{endpoint, factors, term, n, events, hr, ci95, p, lr, method,
+  estimable, reason}]``: the size x peri-PM systemic therapy product term behind the subgroup
+  claim (Wald p; LR test against the main-effects model).
+- ``cutoff_search``: ``[{factor, endpoint, variable, chosen, best_cutoff, max_stat, p_adjusted,
+  chosen_stat, chosen_p, search_range, cutoffs_searched, n, events, estimable, reason}]``: the
+  maximally selected log-rank statistic over the plan's ``cutoff_search_range`` with the
+  Lausen-Schumacher adjusted p, beside the chosen cut-off's own statistic and unadjusted p.
+- ``therapy_effects``, ``ph_tests`` (and ``ph_residuals``), ``centre_effects``,
+  ``competing_risks``: see analysis/sections.py; they add ``ph_violated``, ``immortal_time_bias``
+  and ``event_at_time_zero`` to ``warnings``.
 """
 from django.utils import timezone
 
-from analysis import factors, sections, stats
+from analysis import cutoffs, factors, model_tests, sections, stats
+from analysis.cox_models import fit_cox
 from analysis.frame import analysis_frame, cohort_criteria
 from analysis.plan import ENDPOINTS, FACTORS, AnalysisPlan
 from analysis.table1 import min_cell_count, table1
@@ -22,17 +45,29 @@ BINARY_FACTORS = ("size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "sex_male", "
 METHODS = {
     "time_scale": "months = days / (365.25 / 12) from the index date (first metastasectomy)",
     "kaplan_meier": "Kaplan-Meier (lifelines); pointwise 95% CI on the log(-log) scale (Greenwood), "
-                    "as R survfit conf.type='log-log'",
-    "median": "first time with S(t) <= 0.5 (lifelines; R takes the midpoint where S(t) = 0.5 exactly "
-              "over an interval); null when not reached",
-    "median_ci": "Brookmeyer-Crowley: where the log(-log) band crosses 0.5; null bound when not reached",
+                    "as R survfit conf.type='log-log'; null where undefined (S(t) = 1 or 0)",
+    "median": "as R survfit: first time with S(t) <= 0.5, the midpoint of the interval where S(t) = 0.5 "
+              "exactly; null when not reached",
+    "median_ci": "Brookmeyer-Crowley: where the log(-log) band crosses 0.5 (same midpoint rule); "
+                 "null bound when not reached (R: NA)",
     "rates": "S(t) at the plan's rate_times_months with its log(-log) pointwise 95% CI; "
              "null beyond the last observed time",
     "follow_up": "median follow-up by reverse Kaplan-Meier of OS (death censors, censoring is the event)",
     "cox": "Cox proportional hazards, Efron ties, fitted by the registry's own Newton-Raphson "
            "(checked against R coxph); "
            "HR with Wald 95% CI and Wald p; complete cases per model ('n' used)",
-    "logrank": "log-rank test (= R survdiff) for binary factors, same patients as the Cox model",
+    "logrank": "log-rank test (= R survdiff) for binary factors, same patients as the Cox model; "
+               "generalised inverse and df = its rank when a group has nobody at risk",
+    "cox_checks": "fewer than 10 events per term: a low_epv warning; a diverging fit (separation): "
+                  "Firth-penalised Cox (Heinze-Schemper, Efron ties; CI and p from the profile penalised "
+                  "likelihood); a term without variation "
+                  "or collinear: left out (as R's NA), the rest fitted",
+    "global_tests": "histology's terms together: Wald (b' V^-1 b) and likelihood ratio against the model "
+                    "without histology on the same patients (R anova)",
+    "interaction_tests": "size_gt_2cm x peri_pm_systemic product term: Wald p and LR test against the "
+                         "main-effects model",
+    "cutoff_search": "maximally selected log-rank statistic over the cut-offs between the plan's "
+                     "cutoff_search_range quantiles, Lausen-Schumacher (1992) adjusted p",
     "factors": "histology: dummies against LMS; sex_male: male vs female (diverse -> missing); "
                "age_per_10y: age_at_pm / 10; grade_G3: G3 vs G1/G2 (GX or blank -> missing)",
     "cohort": "patients without a metastasectomy have no index date and are excluded first; "
@@ -62,13 +97,7 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
     estimated = analysed.iloc[0:0] if withheld else analysed
     data = model_data(estimated, plan)
     km = {endpoint: kaplan_meier(data, endpoint, plan) for endpoint in ENDPOINTS}
-    univariable_rows = univariable(data, plan)
-    multivariable_models = [multivariable(data, endpoint, plan) for endpoint in plan.multivariable_endpoints]
-    report = {"warnings": []}
-    sections.event_at_time_zero(data, report)
-    therapy = sections.therapy_effects(data, plan, report)
-    ph, residuals = sections.ph_tests(data, plan, univariable_rows, multivariable_models, report)
-    report.update({
+    report = {
         "plan": plan.to_dict(),
         "plan_hash": plan.hash,
         "data_version": version,
@@ -77,9 +106,19 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
         "cohort": cohort_flow(frame, plan),
         "endpoints": {endpoint: endpoint_summary(km[endpoint], plan) for endpoint in ENDPOINTS},
         "follow_up": follow_up(data),
-        "univariable": univariable_rows,
-        "multivariable": multivariable_models,
-        "subgroups": subgroups(data, plan),
+        "warnings": [],
+    }
+    sections.event_at_time_zero(data, report)
+    report["univariable"] = univariable(data, plan, report=report)
+    report["multivariable"] = [multivariable(data, endpoint, plan, report=report)
+                               for endpoint in plan.multivariable_endpoints]
+    report["subgroups"] = subgroups(data, plan, report=report)
+    report["global_tests"] = model_tests.global_tests(data, plan, report=report)
+    report["interaction_tests"] = model_tests.interaction_tests(data, plan, report=report)
+    report["cutoff_search"] = cutoffs.cutoff_search(estimated, data, plan)
+    therapy = sections.therapy_effects(data, plan, report)
+    ph, residuals = sections.ph_tests(data, plan, report["univariable"], report["multivariable"], report)
+    report.update({
         "complications": complications(estimated),
         "table1": table1(analysed, plan.histologies, min_count=minimum),
         "curves": {endpoint: curve(km[endpoint]) for endpoint in ENDPOINTS},
@@ -177,9 +216,10 @@ def curve(km):
 
 # --- Cox models -------------------------------------------------------------------------------
 
-def _cox_rows(data, endpoint, columns, *, logrank=False):
-    """One Cox model of ``endpoint`` on ``columns``: a row per column (null where not estimable)."""
-    fit = stats.cox(data, f"{endpoint}_months", f"{endpoint}_event", columns, concordance=False)
+def _cox_rows(data, endpoint, columns, *, logrank=False, report=None, model=None):
+    """One Cox model of ``endpoint`` on ``columns``: a row per column (null where not estimable;
+    a dropped term's row says why). ``method`` is "efron", or "firth" under separation."""
+    fit = fit_cox(data, endpoint, columns, report=report, model=model)
     terms = {term["term"]: term for term in fit.get("terms", [])}
     logrank_p = None
     if logrank and len(columns) == 1:
@@ -189,37 +229,43 @@ def _cox_rows(data, endpoint, columns, *, logrank=False):
     rows = []
     for column in columns:
         term = terms.get(column, {})
+        dropped = term.get("dropped")
         rows.append({"endpoint": endpoint, "factor": column, "hr": term.get("hr"),
                      "ci95": term.get("ci95", [None, None]), "p": term.get("p"),
                      "n": fit.get("n", 0), "events": fit.get("events", 0),
-                     "logrank_p": logrank_p, "estimable": fit["estimable"], "reason": fit["reason"]})
+                     "logrank_p": logrank_p, "estimable": fit["estimable"] and not dropped,
+                     "reason": fit["reason"] or (dropped and f"{column} left out: {dropped}"),
+                     "method": fit.get("method")})
     return rows
 
 
-def univariable(data, plan):
+def univariable(data, plan, *, report=None):
     """One Cox model per factor and endpoint (histology: one model, a row per dummy)."""
     rows = []
     for endpoint in ENDPOINTS:
         for factor in FACTORS:
-            rows += _cox_rows(data, endpoint, factors.columns(factor, plan), logrank=factor in BINARY_FACTORS)
+            rows += _cox_rows(data, endpoint, factors.columns(factor, plan), logrank=factor in BINARY_FACTORS,
+                              report=report, model=f"univariable {endpoint} {factor}")
     return rows
 
 
-def multivariable(data, endpoint, plan):
+def multivariable(data, endpoint, plan, *, report=None):
     """The plan's multivariable Cox model of ``endpoint`` (complete cases, n used)."""
     columns = [c for factor in plan.multivariable_covariates for c in factors.columns(factor, plan)]
-    rows = _cox_rows(data, endpoint, columns) or [  # e.g. "histology" alone in a one-histology plan
-        {"n": 0, "events": 0, "estimable": False, "reason": "no covariates"}]
+    rows = _cox_rows(data, endpoint, columns, report=report, model=f"multivariable {endpoint}") or [
+        {"n": 0, "events": 0, "estimable": False, "reason": "no covariates", "method": None}]
+    fitted = any(row.get("hr") is not None for row in rows)  # a term may be left out, the model stands
     return {"endpoint": endpoint, "covariates": list(plan.multivariable_covariates),
             "n": rows[0]["n"], "events": rows[0]["events"],
-            "terms": [{k: row[k] for k in ("factor", "hr", "ci95", "p")} for row in rows if "factor" in row],
-            "estimable": rows[0]["estimable"], "reason": rows[0]["reason"]}
+            "terms": [{k: row[k] for k in ("factor", "hr", "ci95", "p", "method")} for row in rows if "factor" in row],
+            "estimable": fitted, "reason": None if fitted else rows[0]["reason"], "method": rows[0]["method"]}
 
 
-def subgroups(data, plan):
+def subgroups(data, plan, *, report=None):
     """peri_pm_systemic within the size_gt_2cm patients, DFS (the study's subgroup finding)."""
     subset = data[data["size_gt_2cm"] == 1.0]
-    row = _cox_rows(subset, "dfs", ["peri_pm_systemic"], logrank=True)[0]
+    row = _cox_rows(subset, "dfs", ["peri_pm_systemic"], logrank=True, report=report,
+                    model="subgroup dfs peri_pm_systemic within size_gt_2cm")[0]
     return [{"name": "peri_pm_systemic within size_gt_2cm", "subgroup": "size_gt_2cm",
              "subgroup_rule": f"max_lesion_diameter_mm > {plan.size_cutoff_mm:g}", **row}]
 

@@ -122,8 +122,9 @@ def page_context(request, state):
         "ph_warnings": [w for w in report.get("warnings", []) if w["code"] == "ph_violated"],
         "heterogeneity_rows": tables.heterogeneity_rows(report),
         "cif_rows": tables.cif_rows(report),
-        "data_warnings": [w for w in report.get("warnings", [])
-                          if w["code"] not in ("ph_violated", "immortal_time_bias")],
+        # every other warning at the top, above the numbers (these two stand beside their tables)
+        "general_warnings": [w for w in report.get("warnings", [])
+                             if w["code"] not in ("ph_violated", "immortal_time_bias")],
     }
 
 

@@ -59,7 +59,13 @@ def render_report(report):
     (multivariable), subgroup, complications, Table 1."""
     sections = [_header(report), _cohort(report), _endpoints(report), _univariable(report),
                 _multivariable(report), _subgroups(report), _complications(report), _table1(report)]
+    if report.get("warnings"):
+        sections.insert(1, _warnings(report))
     return "\n\n".join(sections) + "\n"
+
+
+def _warnings(report):
+    return "Warnings\n" + "\n".join(f"- [{w['code']}] {w['message']}" for w in report["warnings"])
 
 
 def _header(report):
@@ -94,7 +100,8 @@ def _endpoints(report):
 def _hr(row):
     if not row["estimable"]:
         return "not estimable"
-    return f"{ratio(row['hr'])} {ci(row['ci95'], ratio)}"
+    firth = " Firth" if row.get("method") == "firth" else ""  # a penalised estimate under separation
+    return f"{ratio(row['hr'])} {ci(row['ci95'], ratio)}{firth}"
 
 
 def _univariable(report):

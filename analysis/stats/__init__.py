@@ -3,7 +3,9 @@
 
 - km: Kaplan-Meier (lifelines fits the curve; bands and medians as R survfit), reverse-KM follow-up
 - logrank: the log-rank test (numpy; = R survdiff)
-- cox: Cox proportional hazards, Efron ties (the registry's own Newton-Raphson; = R coxph)
+- cox: Cox proportional hazards, Efron ties, strata (the registry's own Newton-Raphson; = R coxph);
+  firth: Firth's penalised fit when the ordinary one diverges (separation)
+- maxstat: maximally selected log-rank statistic over cut-offs, Lausen-Schumacher adjusted p
 
 Durations are in whatever unit the caller passes (the registry uses months). Every function
 returns plain, JSON-serialisable data with ``estimable`` and ``reason``; degenerate input gives
@@ -13,5 +15,6 @@ imports Django.
 from analysis.stats.cox import cox
 from analysis.stats.km import CI_TRANSFORMS, kaplan_meier, reverse_km_median
 from analysis.stats.logrank import logrank
+from analysis.stats.maxstat import max_logrank
 
-__all__ = ["CI_TRANSFORMS", "cox", "kaplan_meier", "logrank", "reverse_km_median"]
+__all__ = ["CI_TRANSFORMS", "cox", "kaplan_meier", "logrank", "max_logrank", "reverse_km_median"]

@@ -21,7 +21,7 @@ D = datetime.date
 REPORT_KEYS = {"plan", "plan_hash", "data_version", "generated_at", "scope", "cohort", "endpoints", "follow_up",
                "univariable", "multivariable", "subgroups", "complications", "table1", "curves", "methods",
                "withheld", "warnings", "therapy_effects", "ph_tests", "ph_residuals", "centre_effects",
-               "competing_risks"}
+               "competing_risks", "global_tests", "interaction_tests", "cutoff_search"}
 FACTORS = ["size_gt_2cm", "multiple_lesions", "tfi_gt_12m", "histology_SyS", "histology_UPS", "sex_male",
            "age_per_10y", "grade_G3", "bilateral", "peri_pm_systemic", "synchronous"]
 
@@ -90,6 +90,41 @@ def test_report_sections_have_their_documented_shape(report):
     assert [g["group"] for g in report["table1"]["groups"]] == ["overall", "LMS", "SyS", "UPS"]
     assert set(report["curves"]["os"]) == {"time", "at_risk", "events", "censored", "survival", "ci_lower", "ci_upper"}
     assert "log(-log)" in report["methods"]["median_ci"]
+
+
+def test_report_v2_sections_have_their_documented_shape(report):
+    # 12 patients, 12 recurrences, 8 deaths: models under 10 events per term say so.
+    codes = {w["code"] for w in report["warnings"]}
+    assert "low_epv" in codes
+    assert all(set(w) == {"code", "message", "model"} for w in report["warnings"])
+    low = {w["model"] for w in report["warnings"] if w["code"] == "low_epv"}
+    assert {"univariable os size_gt_2cm", "univariable dfs histology", "multivariable dfs"} <= low
+    assert "univariable dfs size_gt_2cm" not in low  # 12 events, one term
+    assert [(g["endpoint"], g["model"], g["factor"]) for g in report["global_tests"]] == [
+        ("dfs", "univariable", "histology"), ("dfs", "multivariable", "histology"), ("os", "univariable", "histology")]
+    for row in report["global_tests"]:
+        assert {"terms", "n", "events", "wald", "lr", "method", "estimable", "reason"} <= set(row)
+    assert [(i["endpoint"], i["term"]) for i in report["interaction_tests"]] == [
+        ("dfs", "size_gt_2cm:peri_pm_systemic"), ("os", "size_gt_2cm:peri_pm_systemic")]
+    assert [(c["endpoint"], c["factor"], c["chosen"]) for c in report["cutoff_search"]] == [
+        ("dfs", "size_gt_2cm", 20.0), ("dfs", "tfi_gt_12m", 12.0), ("os", "size_gt_2cm", 20.0), ("os", "tfi_gt_12m", 12.0)]
+    size = report["cutoff_search"][0]
+    assert size["estimable"] and size["variable"] == "max_lesion_diameter_mm"
+    assert {"best_cutoff", "max_stat", "p_adjusted", "chosen_stat", "chosen_p"} <= set(size)
+    assert 0 < size["p_adjusted"] <= 1 and size["max_stat"] >= size["chosen_stat"] - 1e-12
+
+
+def test_warnings_are_shown_in_the_text_report_and_on_the_dashboard(report):
+    from django.template.loader import render_to_string
+
+    from analysis.management.text import render_report
+
+    first = report["warnings"][0]
+    assert "Warnings\n- [low_epv]" in render_report(report)
+    # the dashboard's view passes the warnings that no table of their own shows (analysis.dashboard.views)
+    html = render_to_string("analysis/_report.html", {"report": report, "general_warnings": report["warnings"]})
+    assert f'data-code="{first["code"]}"' in html and first["model"] in html
+    assert "Warnings" not in render_to_string("analysis/_report.html", {"report": report, "general_warnings": []})
 
 
 def test_data_version_changes_after_a_record_changes():

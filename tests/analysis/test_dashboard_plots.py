@@ -120,3 +120,5 @@ def test_png_renderings_are_png(render):
 def test_p_and_hazard_ratio_formats():
     assert plots.format_p(0.0004) == "<0.001" and plots.format_p(0.0312) == "0.031" and plots.format_p(None) == "—"
     assert plots.format_hr({"hr": 0.42, "ci95": [0.19, 0.93], "estimable": True}) == "0.42 (0.19–0.93)"
+    assert plots.format_hr({"hr": 9.1, "ci95": [2.1, 40.0], "estimable": True, "method": "firth"}) == \
+        "9.10 (2.10–40.00) Firth"

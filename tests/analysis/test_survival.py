@@ -111,14 +111,15 @@ def test_km_rejects_event_codes_other_than_zero_and_one():
     assert km["estimable"] is False and "0" in km["reason"]
 
 
-def test_reverse_km_median_follow_up_flips_events():
-    # Follow-up of censored patients only: the reverse KM median is the plain KM median of
-    # the censoring times with deaths treated as censored.
+def test_reverse_km_median_follow_up_is_the_km_median_of_the_censoring_times():
+    # By hand: censoring (the reverse event) at 2, 4, 5, 6; the deaths at 1 and 3 censor it.
+    # Reverse S: at 2, 4 of 5 at risk remain (0.8); at 4, 0.8 * 2/3 = 0.533; at 5, 0.267:
+    # the median follow-up is 5, where the KM of the deaths never reaches 0.5.
     durations, events = [1, 2, 3, 4, 5, 6], [1, 0, 1, 0, 0, 0]
     result = reverse_km_median(durations, events)
-    direct = kaplan_meier(durations, [0, 1, 0, 1, 1, 1])
     assert result["estimable"] and result["censored"] == 4
-    assert result["median"] == direct["median"]
+    assert result["median"] == 5
+    assert kaplan_meier(durations, events)["median"] is None
     assert_json_clean(result)
 
 
@@ -176,16 +177,16 @@ def test_cox_age_sex_ecog_reproduces_r_on_complete_cases(lung):
     fit = cox(lung, "time", "status", ["age", "sex", "ph.ecog"])
     assert (fit["n"], fit["events"]) == (227, 164)  # one row missing ph.ecog dropped
     terms = {t["term"]: t for t in fit["terms"]}
-    r = {  # coef, se, p, HR CI lower, HR CI upper
-        "age": (0.01106676, 0.009267, 0.232416, 0.9929, 1.0297),
-        "sex": (-0.55261240, 0.167739, 0.000986, 0.4142, 0.7994),
-        "ph.ecog": (0.46372848, 0.113577, 4.45e-05, 1.2727, 1.9864),
+    r = {  # coef, se, p (and half a unit of its last printed digit), HR CI lower, HR CI upper
+        "age": (0.01106676, 0.009267, (0.232416, 5e-7), 0.9929, 1.0297),
+        "sex": (-0.55261240, 0.167739, (0.000986, 5e-7), 0.4142, 0.7994),
+        "ph.ecog": (0.46372848, 0.113577, (4.45e-05, 5e-8), 1.2727, 1.9864),
     }
-    for name, (coef, se, p, lo, hi) in r.items():
+    for name, (coef, se, (p, p_tolerance), lo, hi) in r.items():
         term = terms[name]
         assert term["coef"] == pytest.approx(coef, abs=5e-8), name
-        assert term["se"] == pytest.approx(se, abs=5e-6), name
-        assert term["p"] == pytest.approx(p, rel=5e-3), name  # 3 significant digits
+        assert term["se"] == pytest.approx(se, abs=5e-7), name
+        assert term["p"] == pytest.approx(p, abs=p_tolerance), name
         assert term["ci95"][0] == pytest.approx(lo, abs=5e-5), name
         assert term["ci95"][1] == pytest.approx(hi, abs=5e-5), name
     assert fit["lr_test"]["statistic"] == pytest.approx(30.5, abs=5e-2)
@@ -216,7 +217,7 @@ def test_cox_rossi_reproduces_r_terms_and_global_tests(rossi):
         assert terms[name]["p"] == pytest.approx(p, abs=5e-6), name
     assert fit["lr_test"]["statistic"] == pytest.approx(33.27, abs=5e-3)
     assert fit["lr_test"]["df"] == 7
-    assert fit["lr_test"]["p"] == pytest.approx(2.362e-05, rel=5e-4)
+    assert fit["lr_test"]["p"] == pytest.approx(2.362e-05, abs=5e-9)
     assert fit["wald_test"]["statistic"] == pytest.approx(32.11, abs=5e-3)
     assert fit["score_test"]["statistic"] == pytest.approx(33.53, abs=5e-3)
     assert fit["concordance"] == pytest.approx(0.64, abs=5e-3)
@@ -241,31 +242,55 @@ def test_cox_without_events_is_not_estimable():
     assert fit["estimable"] is False and fit["reason"] == "no events"
 
 
-def test_cox_with_constant_covariate_among_complete_cases_is_not_estimable():
+def test_cox_drops_a_covariate_constant_among_complete_cases_and_fits_the_rest():
     # x varies only in the row that is dropped for a missing y.
-    frame = pd.DataFrame({"t": [1, 2, 3, 4, 5], "e": [1, 0, 1, 1, 0],
-                          "x": [1, 1, 1, 1, 0], "y": [0.1, 0.5, 0.2, 0.9, np.nan]})
+    frame = pd.DataFrame({"t": [1, 2, 3, 4, 5, 6], "e": [1, 0, 1, 1, 0, 1],
+                          "x": [1, 1, 1, 1, 0, 1], "y": [0.1, 0.5, 0.2, 0.9, np.nan, 0.4]})
     fit = cox(frame, "t", "e", ["x", "y"])
-    assert fit["estimable"] is False and "x" in fit["reason"] and fit["n"] == 4
+    assert fit["estimable"] and fit["n"] == 5 and fit["method"] == "efron"
+    x, y = fit["terms"]
+    assert x["hr"] is None and "no variation" in x["dropped"]
+    assert y["hr"] is not None and "dropped" not in y
+    assert fit["dropped"] == [{"term": "x", "reason": x["dropped"]}]
+    assert fit["lr_test"]["df"] == 1
+    assert_json_clean(fit)
 
 
-def test_cox_with_perfect_separation_is_not_estimable_rather_than_a_huge_hr():
+def test_cox_with_only_a_constant_covariate_is_not_estimable():
+    frame = pd.DataFrame({"t": [1, 2, 3, 4], "e": [1, 0, 1, 1], "x": [1, 1, 1, 1]})
+    fit = cox(frame, "t", "e", ["x"])
+    assert fit["estimable"] is False and "no variation" in fit["reason"]
+
+
+def test_cox_drops_a_collinear_term_without_calling_it_separation(rossi):
+    frame = rossi.assign(fin_plus_race=rossi["fin"] + rossi["race"])
+    fit = cox(frame, "week", "arrest", ["fin", "race", "fin_plus_race"])
+    assert fit["estimable"] and fit["method"] == "efron" and fit["separation"] is False
+    assert [d["term"] for d in fit["dropped"]] == ["fin_plus_race"]
+    assert "collinear" in fit["dropped"][0]["reason"] and "fin, race" in fit["dropped"][0]["reason"]
+    alone = cox(rossi, "week", "arrest", ["fin", "race"])
+    assert [t["coef"] for t in fit["terms"][:2]] == pytest.approx([t["coef"] for t in alone["terms"]], abs=1e-12)
+
+
+def test_cox_under_perfect_separation_reports_a_finite_firth_estimate():
     rng = np.random.default_rng(1)
     x = np.repeat([1, 0], 20)
     frame = pd.DataFrame({"t": rng.uniform(1, 50, 40), "e": x, "x": x})  # events only if x=1
     fit = cox(frame, "t", "e", ["x"])
-    assert fit["estimable"] is False and "separation" in fit["reason"]
-    assert "terms" not in fit
+    assert fit["estimable"] and fit["method"] == "firth" and fit["separation"] is True
+    (term,) = fit["terms"]
+    assert 1 < term["hr"] < 1e4 and term["ci95"][0] > 1
     assert_json_clean(fit)
 
 
-def test_cox_one_group_without_events_is_not_estimable():
-    # Monotone likelihood: every event has x = 1, so the HR for x runs off to infinity.
+def test_cox_with_one_group_without_events_gets_firths_estimate_not_infinity():
+    # Monotone likelihood: every event has x = 1, so the ordinary HR for x runs off to infinity.
     frame = pd.DataFrame({"t": [1, 2, 3, 4, 5, 6, 7, 8],
                           "e": [1, 1, 1, 0, 0, 0, 0, 0],
                           "x": [1, 1, 1, 1, 0, 0, 0, 0]})
     fit = cox(frame, "t", "e", ["x"])
-    assert fit["estimable"] is False and "separation" in fit["reason"]
+    assert fit["estimable"] and fit["method"] == "firth"
+    assert np.isfinite(fit["terms"][0]["coef"]) and fit["terms"][0]["coef"] > 1
 
 
 def test_cox_on_a_synthetic_cohort_recovers_the_true_hazard_ratio():
