@@ -27,6 +27,11 @@ MUTANTS = {
         "    chi2, df = _quadratic_form(observed - expected, covariance)",
         "    chi2, df = _quadratic_form(observed - expected, np.diag(np.diag(covariance)))",
         "log-rank covariance without its off-diagonal terms"),
+    "logrank-diagonal-same-df": (
+        "analysis/stats/logrank.py",
+        "    chi2, df = _quadratic_form(observed - expected, covariance)",
+        "    chi2, df = float(((observed - expected)[:-1] ** 2 / np.diag(covariance)[:-1]).sum()), len(labels) - 1",
+        "off-diagonal terms dropped, df kept (right for 2 groups only)"),
     "logrank-df-not-reduced": (
         "analysis/stats/logrank.py",
         "    return chi2, int(np.linalg.matrix_rank(covariance, tol=tolerance, hermitian=True))",
@@ -57,6 +62,11 @@ MUTANTS = {
         "    return loglik + 0.5 * _log_det(info), score + 0.5 * gradient, info",
         "    return loglik + 0.5 * _log_det(info), score + gradient, info",
         "Firth's modified score with the whole, not half, log|I| derivative"),
+    "firth-derivative-incomplete": (
+        "analysis/stats/cox.py",
+        "              - np.einsum(\"rik,rj->ijk\", dmean, mean) - np.einsum(\"ri,rjk->ijk\", mean, dmean))",
+        "              - np.einsum(\"rik,rj->ijk\", dmean, mean))",
+        "derivative of the information without one of its product terms"),
     "firth-profile-cut-doubled": (
         "analysis/stats/firth.py",
         "    cut = value - stats.chi2.ppf(level, 1) / 2",
