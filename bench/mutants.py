@@ -38,7 +38,7 @@ MUTANTS = {
         "    return chi2, covariance.shape[0] - 1",
         "log-rank df = groups - 1 even when a group has nobody at risk"),
     "cox-breslow-ties": (
-        "analysis/stats/cox.py",
+        "analysis/stats/common.py",
         "    frac = k / d[idx]",
         "    frac = 0 * k / d[idx]",
         "Breslow instead of Efron ties"),

@@ -48,3 +48,28 @@ def _z(alpha):
 
 def _chi2_test(statistic, df):
     return {"statistic": _num(statistic), "df": int(df), "p": _num(stats.chi2.sf(statistic, df))}
+
+
+def _efron_sums(r0, r1, r2, slot, w, wx, wxx):
+    """Efron's risk-set sums, one row per death: the d tied deaths at an event time share its risk
+    set, and the k-th of them (k = 0 .. d-1) has the fraction k/d of their own weights removed.
+
+    ``r0, r1, r2``: sums of w, w*x, w*x*x' over the risk set at each event time; ``slot``: the
+    event time of each death, in ascending order; ``w, wx, wxx``: the deaths' own values, in the
+    same order. Returns (s0, s1, s2, d, idx, frac): the per-death sums, deaths per event time,
+    each death's event time and its fraction (the Firth derivative needs the last three too).
+    """
+    times = r0.shape[0]
+    d = np.bincount(slot, minlength=times)
+    d0 = np.bincount(slot, weights=w, minlength=times)
+    d1 = np.zeros((times, wx.shape[1]))
+    np.add.at(d1, slot, wx)
+    d2 = np.zeros((times, wx.shape[1], wx.shape[1]))
+    np.add.at(d2, slot, wxx)
+    k = np.arange(slot.size) - np.repeat(np.cumsum(d) - d, d)
+    idx = np.repeat(np.arange(times), d)
+    frac = k / d[idx]
+    s0 = r0[idx] - frac * d0[idx]
+    s1 = r1[idx] - frac[:, None] * d1[idx]
+    s2 = r2[idx] - frac[:, None, None] * d2[idx]
+    return s0, s1, s2, d, idx, frac

@@ -10,7 +10,7 @@ import pandas as pd
 from lifelines.utils import concordance_index
 from scipy import stats
 
-from analysis.stats.common import _chi2_test, _not_estimable, _num, _z
+from analysis.stats.common import _chi2_test, _efron_sums, _not_estimable, _num, _z
 from analysis.stats.firth import firth_fit, firth_penalised
 from analysis.stats.firth import profile as firth_profile
 
@@ -38,18 +38,7 @@ def _efron_terms(t, e, x, beta, derivative=False):
     r2 = np.cumsum(wxx[::-1], axis=0)[::-1][start]
     dead = e == 1
     slot = np.searchsorted(times, t[dead])  # which event time each death belongs to
-    d = np.bincount(slot, minlength=times.size)
-    d0 = np.bincount(slot, weights=w[dead], minlength=times.size)
-    d1 = np.zeros((times.size, x.shape[1]))
-    np.add.at(d1, slot, wx[dead])
-    d2 = np.zeros((times.size, x.shape[1], x.shape[1]))
-    np.add.at(d2, slot, wxx[dead])
-    k = np.arange(dead.sum()) - np.repeat(np.cumsum(d) - d, d)
-    idx = np.repeat(np.arange(times.size), d)
-    frac = k / d[idx]
-    s0 = r0[idx] - frac * d0[idx]
-    s1 = r1[idx] - frac[:, None] * d1[idx]
-    s2 = r2[idx] - frac[:, None, None] * d2[idx]
+    s0, s1, s2, d, idx, frac = _efron_sums(r0, r1, r2, slot, w[dead], wx[dead], wxx[dead])
     mean = s1 / s0[:, None]
     loglik = eta[dead].sum() - (np.log(s0) + (eta.max())).sum()
     score = x[dead].sum(0) - mean.sum(0)

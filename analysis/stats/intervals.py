@@ -15,7 +15,7 @@
 import numpy as np
 from scipy import stats
 
-from analysis.stats.common import _chi2_test, _not_estimable, _num, _z
+from analysis.stats.common import _chi2_test, _efron_sums, _not_estimable, _num, _z
 
 
 def _efron_deaths(start, stop, event, x, beta):
@@ -41,18 +41,7 @@ def _efron_deaths(start, stop, event, x, beta):
     order = np.argsort(stop[dead], kind="stable")
     dead_stop, dead_w, dead_wx, dead_wxx = stop[dead][order], w[dead][order], wx[dead][order], wxx[dead][order]
     slot = np.searchsorted(times, dead_stop)
-    d = np.bincount(slot, minlength=times.size)
-    d0 = np.bincount(slot, weights=dead_w, minlength=times.size)
-    d1 = np.zeros((times.size, x.shape[1]))
-    np.add.at(d1, slot, dead_wx)
-    d2 = np.zeros((times.size, x.shape[1], x.shape[1]))
-    np.add.at(d2, slot, dead_wxx)
-    k = np.arange(dead.sum()) - np.repeat(np.cumsum(d) - d, d)
-    idx = np.repeat(np.arange(times.size), d)
-    frac = k / d[idx]
-    s0 = r0[idx] - frac * d0[idx]
-    s1 = r1[idx] - frac[:, None] * d1[idx]
-    s2 = r2[idx] - frac[:, None, None] * d2[idx]
+    s0, s1, s2, *_ = _efron_sums(r0, r1, r2, slot, dead_w, dead_wx, dead_wxx)
     mean = s1 / s0[:, None]
     variance = s2 / s0[:, None, None] - mean[:, :, None] * mean[:, None, :]
     loglik = eta[dead].sum() - (np.log(s0) + eta.max()).sum()
