@@ -172,7 +172,11 @@ def ph_tests(data, plan, univariable, multivariable, report):
         columns = [term["factor"] for term in terms]
         complete = data[[f"{endpoint}_months", f"{endpoint}_event", *columns]].dropna()
         beta = [math.log(term["hr"]) for term in terms]
-        result = cox_zph(complete.iloc[:, 0], complete.iloc[:, 1], complete[columns].to_numpy(), beta, columns)
+        grouped = {}  # histology's dummies are one term with 2 df, as R's factor term
+        for column in columns:
+            grouped.setdefault("histology" if column.startswith("histology_") else column, []).append(column)
+        result = cox_zph(complete.iloc[:, 0], complete.iloc[:, 1], complete[columns].to_numpy(), beta, columns,
+                         terms=grouped)
         for test in result["terms"]:
             tests.append({"endpoint": endpoint, "model": model, **test})
             if test["term"] != "GLOBAL" and test["p"] is not None and test["p"] < PH_ALPHA:

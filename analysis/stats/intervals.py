@@ -116,9 +116,11 @@ def km_transform(times, events):
     return 1 - before[inverse]
 
 
-def cox_zph(times, events, x, beta, names):
+def cox_zph(times, events, x, beta, names, terms=None):
     """R cox.zph(fit, transform="km") for a right-censored Efron fit at coefficients ``beta``.
 
+    ``terms``: {term: [column names]} to test a factor's columns together, as R tests a factor
+    term (histology's two dummies: one test with 2 df); by default each column is its own term.
     Returns {"terms": [{term, chisq, df, p}, ..., {"term": "GLOBAL", ...}], "residuals":
     {"g": g(t) per event, "scaled": scaled Schoenfeld residuals per event and term}}: the
     residual plot shows scaled residual against g(t) (a flat band when hazards are proportional).
@@ -143,10 +145,12 @@ def cox_zph(times, events, x, beta, names):
     imat[p:, p:] = (g[:, None, None] ** 2 * variance).sum(0)
     full_u = np.concatenate([np.zeros(p), u])
     rows = []
-    for j, name in enumerate(names):
-        keep = [*range(p), p + j]
+    position = {name: j for j, name in enumerate(names)}
+    for term, columns in (terms or {name: [name] for name in names}).items():
+        keep = [*range(p), *(p + position[column] for column in columns)]
         sub_u = full_u[keep]
-        rows.append({"term": str(name), **_test(float(sub_u @ np.linalg.solve(imat[np.ix_(keep, keep)], sub_u)), 1)})
+        chisq = float(sub_u @ np.linalg.solve(imat[np.ix_(keep, keep)], sub_u))
+        rows.append({"term": str(term), **_test(chisq, len(columns))})
     rows.append({"term": "GLOBAL", **_test(float(full_u @ np.linalg.solve(imat, full_u)), p)})
     # Scaled Schoenfeld residuals as R's residuals(zph): beta + d * V^-1 r (Grambsch-Therneau).
     schoenfeld = x_dead - mean

@@ -165,6 +165,23 @@ def test_cox_zph_matches_r_survival_3_per_term_and_global(cohort):
     assert [t["p"] for t in result["terms"]] == pytest.approx(p, rel=1e-6)
 
 
+def test_cox_zph_tests_a_factors_dummies_together_as_r_tests_a_factor_term(cohort):
+    """Histology's two dummies are one term with 2 df in R's cox.zph(coxph(... + factor(g)))."""
+    g = np.random.default_rng(11).integers(0, 3, len(cohort))
+    data = cohort.assign(g=g, g1=(g == 1).astype(float), g2=(g == 2).astype(float))
+    fit = cox(data, "t", "e", ["x1", "g1", "g2"], concordance=False)
+    beta = [term["coef"] for term in fit["terms"]]
+    result = cox_zph(data["t"], data["e"], data[["x1", "g1", "g2"]].to_numpy(), beta, ["x1", "g1", "g2"],
+                     terms={"x1": ["x1"], "g": ["g1", "g2"]})
+    r = run_r("d <- read.csv(d_path); f <- coxph(Surv(t, e) ~ x1 + factor(g), d)\n"
+              + r_vector("cox.zph(f, transform='km')$table"), d=data)
+    chisq, df, p = r[0:3], r[3:6], r[6:9]
+    assert [t["term"] for t in result["terms"]] == ["x1", "g", "GLOBAL"]
+    assert [t["chisq"] for t in result["terms"]] == pytest.approx(chisq, rel=1e-6)
+    assert [t["df"] for t in result["terms"]] == df == [1, 2, 3]
+    assert [t["p"] for t in result["terms"]] == pytest.approx(p, rel=1e-6)
+
+
 def test_lifelines_proportional_hazard_test_does_not_reproduce_r_cox_zph(cohort):
     """Why the numpy version exists: no time transform of lifelines gives R >= 3.0's statistics."""
     from lifelines import CoxPHFitter
