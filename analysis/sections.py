@@ -33,10 +33,10 @@ METHODS = {
         "interval and are left out)"),
     "centre_effects": (
         "per-centre Cox HR of the plan's centre_factor (analysis.stats.cox), Cochran's Q and I² of the "
-        "log HRs (inverse-variance weights); centre_adjustment 'stratified' = CoxPHFitter strata by centre, "
-        "'robust' = CoxPHFitter cluster_col (sandwich SE by centre), both lifelines, checked against R coxph "
-        "(strata(): equal with tied times; cluster(): equal without ties, a few % apart with tied event "
-        "times, where lifelines' score residuals are not R's Efron ones)"),
+        "log HRs (inverse-variance weights); centre_adjustment 'stratified' = Cox stratified by centre, "
+        "'robust' = the pooled Cox with the sandwich SE by centre from Efron score residuals "
+        "(analysis.stats.cox; lifelines' robust SE treats tied deaths differently, a few % off R), both "
+        "checked against R coxph with strata() and cluster(), with and without tied times"),
     "ph_tests": (
         "scaled Schoenfeld residual test per term and global as R survival >= 3.0 cox.zph(fit, "
         "transform='km') (score test for x * g(t), g = 1 - KM(t-) centred), numpy (analysis.stats.intervals): "

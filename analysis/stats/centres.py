@@ -1,24 +1,20 @@
-"""Centre effects: Cox models adjusted for centre (lifelines CoxPHFitter, Efron ties) and the
+"""Centre effects: Cox models adjusted for centre (analysis.stats.cox, Efron ties) and the
 heterogeneity of per-centre hazard ratios (Cochran's Q, I²).
 
 - stratified: a baseline hazard per centre, one hazard ratio (= R ``coxph(... + strata(centre))``);
 - robust: the pooled model with the cluster-robust sandwich variance by centre (= R ``coxph(...,
-  cluster = centre)``; lifelines' ``cluster_col``).
+  cluster = centre)``; cox.robust_covariance, which splits tied deaths as R does, unlike lifelines).
 Both are checked against R in tests/analysis/test_survival_models.py.
 """
-import warnings
-
 import numpy as np
 from scipy import stats
 
 from analysis.stats.common import _not_estimable, _num, _z
+from analysis.stats.cox import cox, robust_covariance
 
 
 def cox_by_centre(frame, duration_col, event_col, covariates, centre_col, how, *, alpha=0.05):
     """A Cox model of ``covariates`` with centre handled as ``how`` ("stratified" | "robust")."""
-    from lifelines import CoxPHFitter  # lifelines loads in seconds: only when a plan asks for this
-    from lifelines.exceptions import ConvergenceError
-
     used = [duration_col, event_col, *covariates]
     data = frame[[*used, centre_col]].dropna(subset=used)
     counts = {"n": int(len(data)), "events": int(data[event_col].sum())}
@@ -26,20 +22,22 @@ def cox_by_centre(frame, duration_col, event_col, covariates, centre_col, how, *
         return _not_estimable("no events", **counts)
     if any(data[c].nunique() < 2 for c in covariates):
         return _not_estimable("covariate without variation", **counts)
-    fitter = CoxPHFitter()
-    options = {"strata": [centre_col]} if how == "stratified" else {"cluster_col": centre_col}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fitter.fit(data, duration_col, event_col, **options)
-    except (ConvergenceError, np.linalg.LinAlgError, ValueError) as error:
-        return _not_estimable(f"the model did not converge ({error})", **counts)
+    strata = [centre_col] if how == "stratified" else None
+    fit = cox(data, duration_col, event_col, covariates, strata=strata, alpha=alpha, concordance=False)
+    if not fit["estimable"] or fit["dropped"] or fit["method"] != "efron":
+        return _not_estimable(fit["reason"] or "a term could not be estimated without penalty", **counts)
+    coefs = np.array([term["coef"] for term in fit["terms"]])
+    if how == "stratified":
+        ses = np.array([term["se"] for term in fit["terms"]])
+    else:
+        covariance = robust_covariance(data[duration_col], data[event_col], data[covariates].to_numpy(float),
+                                       coefs, fit["covariance"], data[centre_col].to_numpy())
+        ses = np.sqrt(np.diag(covariance))
     z = _z(alpha)
-    summary = fitter.summary
-    terms = [{"term": name, "coef": _num(row["coef"]), "hr": _num(np.exp(row["coef"])),
-              "ci95": [_num(np.exp(row["coef"] - z * row["se(coef)"])), _num(np.exp(row["coef"] + z * row["se(coef)"]))],
-              "se": _num(row["se(coef)"]), "p": _num(2 * stats.norm.sf(abs(row["coef"] / row["se(coef)"])))}
-             for name, row in summary.loc[covariates].iterrows()]
+    terms = [{"term": name, "coef": _num(b), "hr": _num(np.exp(b)),
+              "ci95": [_num(np.exp(b - z * se)), _num(np.exp(b + z * se))],
+              "se": _num(se), "p": _num(2 * stats.norm.sf(abs(b / se)))}
+             for name, b, se in zip(covariates, coefs, ses)]
     return {"estimable": True, "reason": None, **counts, "adjustment": how, "terms": terms}
 
 
