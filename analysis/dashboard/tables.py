@@ -250,13 +250,34 @@ def heterogeneity_rows(report):
              "i2": percent(row["i2"])} for row in report.get("centre_effects", {}).get("heterogeneity", [])]
 
 
-def cif_rows(report):
-    """Cumulative incidence of recurrence and of death without recurrence at the plan's times."""
+def cif_rows(report, plan):
+    """Cumulative incidence at the plan's times: recurrence and death without recurrence, overall,
+    recurrence by site, and both by each factor's level."""
     section = report.get("competing_risks") or {}
     rows = []
+
+    def add(label, result, group=""):
+        rows.append({"label": label, "group": group, "events": result["events"],
+                     "at": [{"months": months_, "estimate": percent(value[0]), "ci": interval(value[1:], percent)}
+                            for months_, value in result["cif"].items()]})
     for key, label in (("recurrence", _("Recurrence")), ("death_without_recurrence", _("Death without recurrence"))):
         if key in section:
-            rows.append({"label": label, "events": section[key]["events"],
-                         "at": [{"months": months_, "estimate": percent(value[0]),
-                                 "ci": interval(value[1:], percent)} for months_, value in section[key]["cif"].items()]})
+            add(label, section[key])
+    by_site = section.get("by_site") or {}
+    for key, label in (("lung", _("Recurrence in the lung")), ("elsewhere", _("Recurrence elsewhere"))):
+        if key in by_site:
+            add(label, by_site[key], _("by site"))
+    for row in section.get("by_factor", []):
+        group = factors.levels(row["factor"], plan)[row["level"]]  # e.g. "TFI > 12 months"
+        add(_("Recurrence"), row["recurrence"], group)
+        add(_("Death without recurrence"), row["death_without_recurrence"], group)
     return rows
+
+
+def cause_specific_rows(report, plan):
+    """The cause-specific Cox model of recurrence (death without recurrence censors)."""
+    fit = (report.get("competing_risks") or {}).get("cause_specific_cox") or {}
+    if not fit.get("estimable"):
+        return []
+    return [{"label": term_label(term["term"], plan), "hr": format_hr({**term, "estimable": True}),
+             "p": format_p(term["p"])} for term in fit["terms"]]

@@ -121,7 +121,8 @@ def page_context(request, state):
         "ph_rows": tables.ph_rows(report),
         "ph_warnings": [w for w in report.get("warnings", []) if w["code"] == "ph_violated"],
         "heterogeneity_rows": tables.heterogeneity_rows(report),
-        "cif_rows": tables.cif_rows(report),
+        "cif_rows": tables.cif_rows(report, plan),
+        "cause_specific_rows": tables.cause_specific_rows(report, plan),
         # every other warning at the top, above the numbers (these two stand beside their tables)
         "general_warnings": [w for w in report.get("warnings", [])
                              if w["code"] not in ("ph_violated", "immortal_time_bias")],

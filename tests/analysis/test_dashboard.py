@@ -278,6 +278,13 @@ def test_the_page_shows_the_three_therapy_estimates_ph_tests_centres_and_cumulat
     flagged = [row for row in response.context["ph_rows"] if row["violated"]]
     assert html.count("PH doubtful") == len(flagged)
     assert html.count('data-code="ph_violated"') == len(response.context["ph_warnings"])
+    # cumulative incidence by site and by each factor's level, and the cause-specific Cox model
+    for text in ("Recurrence in the lung", "Recurrence elsewhere", "TFI &gt; 12 months", "peri-PM therapy",
+                 "Cause-specific Cox model of recurrence"):
+        assert text in html, text
+    groups = {row["group"] for row in response.context["cif_rows"]}
+    assert len(groups) == 1 + 1 + 4 * 2  # overall, by site, two levels of four factors
+    assert len(response.context["cause_specific_rows"]) >= 4
 
 
 def test_stratified_curves_have_a_k_group_log_rank(client, pi):
