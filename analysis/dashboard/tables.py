@@ -90,13 +90,15 @@ def percent(value):
 
 
 TABLE1_LABELS = {
-    "sex": "Sex", "age_at_pm": "Age at PM, years", "primary_site": "Primary site", "grade": "Grade",
-    "dfi_months": "Disease-free interval, months", "synchronous": "Synchronous", "tfi_months": "TFI, months",
-    "max_lesion_diameter_mm": "Max lesion diameter, mm", "lesions_resected": "Lesions resected",
-    "bilateral": "Bilateral", "approach": "Approach",
-    "resection_type": "Resection type", "peri_pm_systemic": "Peri-PM systemic therapy",
-    "major_complication": "Clavien-Dindo ≥ IIIa",
+    "sex": _("Sex"), "age_at_pm": _("Age at PM, years"), "primary_site": _("Primary site"), "grade": _("Grade"),
+    "dfi_months": _("Disease-free interval (DFI), months"), "synchronous": _("Synchronous"),
+    "tfi_months": _("Treatment-free interval (TFI), months"),
+    "max_lesion_diameter_mm": _("Max lesion diameter, mm"), "lesions_resected": _("Lesions resected"),
+    "bilateral": _("Bilateral"), "approach": _("Approach"),
+    "resection_type": _("Resection type"), "peri_pm_systemic": _("Peri-PM systemic therapy"),
+    "major_complication": _("Clavien-Dindo ≥ IIIa"),
 }
+LEVEL_WORDS = {"yes": _("yes"), "no": _("no"), "unknown": _("unknown")}
 
 
 LEVEL_LABELS = {variable: dict(choices) for variable, choices in (
@@ -104,35 +106,40 @@ LEVEL_LABELS = {variable: dict(choices) for variable, choices in (
     ("resection_type", codes.RESECTION_TYPE))}
 
 
+def table1_label(variable, plan):
+    """A variable of Table 1 as its heading says it; the factors with a cut-off show the plan's value."""
+    if variable in factors.CUT_OFFS:
+        return factors.label(variable, plan)
+    return str(TABLE1_LABELS.get(variable, variable))
+
+
 def table1_rows(table1, plan):
-    """Table 1 as display rows: a heading per variable, then one row per level (or the median).
-    The factors with a cut-off are labelled with the plan's value (analysis/factors.py)."""
+    """Table 1 as display rows: a heading per variable, then one row per level, or one row with
+    the median (IQR) of a continuous variable (under its own heading, never the previous one's)."""
     groups = [g["group"] for g in table1["groups"]]
     out, previous = [], None
     for row in table1["rows"]:
-        label = factors.label(row["variable"], plan) if row["variable"] in factors.CUT_OFFS \
-            else TABLE1_LABELS.get(row["variable"], row["variable"])
+        if row["variable"] != previous:
+            out.append({"label": table1_label(row["variable"], plan), "heading": True, "cells": []})
+            previous = row["variable"]
         if row["type"] == "continuous":
             values = [row["values"][g] for g in groups]
-            out.append({"label": f"{label}, median (IQR)", "heading": False, "cells": [
-                SUPPRESSED if v.get("suppressed") else "—" if v["median"] is None
+            out.append({"label": str(_("median (IQR)")), "heading": False, "cells": [
+                str(SUPPRESSED) if v.get("suppressed") else "—" if v["median"] is None
                 else f"{v['median']:.1f} ({v['q1']:.1f}–{v['q3']:.1f})" for v in values]})
             continue
-        if row["variable"] != previous:
-            out.append({"label": label, "heading": True, "cells": []})
-            previous = row["variable"]
-        level = LEVEL_LABELS.get(row["variable"], {}).get(row["level"], row["level"])
-        out.append({"label": level, "heading": False, "cells": [_count(row["values"][g]) for g in groups]})
+        level = LEVEL_LABELS.get(row["variable"], {}).get(row["level"]) or LEVEL_WORDS.get(row["level"], row["level"])
+        out.append({"label": str(level), "heading": False, "cells": [_count(row["values"][g]) for g in groups]})
     return out
 
 
-SUPPRESSED = "withheld (small group)"
+SUPPRESSED = _("withheld (small group)")
 
 
 def _count(value):
     """"12 (34 %)": a count with its share of the column."""
     if value.get("suppressed"):
-        return SUPPRESSED
+        return str(SUPPRESSED)
     return f"{value['n']} ({'—' if value['percent'] is None else format(value['percent'], '.0f')} %)"
 
 

@@ -406,3 +406,59 @@ def test_every_factor_of_the_plan_has_a_label_with_the_plans_cut_off():
     assert factors.label("multiple_lesions", plan) == "> 2 lesions resected"
     assert factors.levels("size_gt_2cm", plan) == ("≤ 30 mm", "> 30 mm")
     assert dict(compute.covariate_choices(plan))["size_gt_2cm"] == "Largest lesion > 30 mm"
+
+
+def table1_sections(html):
+    """Table 1 as the page shows it: {heading: [labels of the rows under it]}, in page order."""
+    from html.parser import HTMLParser
+
+    class Rows(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.inside, self.cell, self.sections, self.text = False, None, {}, ""
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "table" and "table1" in (attrs.get("class") or ""):
+                self.inside = True
+            elif self.inside and tag == "th" and attrs.get("scope") in ("rowgroup", "row"):
+                self.cell, self.text = attrs["scope"], ""
+
+        def handle_endtag(self, tag):
+            if tag == "table":
+                self.inside = False
+            elif tag == "th" and self.cell:
+                text = " ".join(self.text.split())
+                if self.cell == "rowgroup":
+                    self.sections[text] = []
+                else:
+                    self.sections[list(self.sections)[-1]].append(text)
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell:
+                self.text += data
+
+    parser = Rows()
+    parser.feed(html)
+    return parser.sections
+
+
+def test_every_table1_row_sits_under_its_own_variables_heading(client, pi):
+    from analysis.table1 import VARIABLES
+    from registry import codes
+
+    sections = table1_sections(get(client, pi, size_cutoff_mm="30", tfi_cutoff_months="18").content.decode())
+    levels = {"sex": codes.SEX, "primary_site": codes.PRIMARY_SITE, "grade": codes.GRADE,
+              "approach": codes.APPROACH, "resection_type": codes.RESECTION_TYPE}
+    assert len(sections) == len(VARIABLES)
+    for (variable, kind, _levels), (heading, rows) in zip(VARIABLES, sections.items()):
+        if kind == "continuous":
+            assert rows == ["median (IQR)"], (variable, heading, rows)
+        elif kind == "binary":
+            assert set(rows) <= {"yes", "no", "unknown"} and {"yes", "no"} <= set(rows), (variable, heading, rows)
+        else:
+            assert set(rows) <= {str(label) for _code, label in levels[variable]} | {"unknown"}, (variable, rows)
+    assert list(sections)[:2] == ["Sex", "Age at PM, years"]
+    assert "Treatment-free interval > 18 months" in sections and "Largest lesion > 30 mm" in sections
+    assert "Treatment-free interval (TFI), months" in sections and "Disease-free interval (DFI), months" in sections
