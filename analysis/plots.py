@@ -20,6 +20,7 @@ import math
 from xml.sax.saxutils import escape
 
 import numpy as np
+from django.utils.translation import gettext as _
 
 # Okabe-Ito: distinguishable with every common colour-vision deficiency, and in greyscale print.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999")
@@ -141,11 +142,13 @@ def km_description(km):
     """One sentence per group, for <desc> and alt texts."""
     parts = []
     for group in km["groups"]:
-        median = "not reached" if group["median"] is None else f"{group['median']:.1f} months"
-        parts.append(f"{group['label']}: {group['n']} patients, {group['events']} events, median {median}")
+        median = _("not reached") if group["median"] is None else _("%(months)s months") % {
+            "months": f"{group['median']:.1f}"}
+        parts.append(_("%(group)s: %(n)s patients, %(events)s events, median %(median)s") % {
+            "group": group["label"], "n": group["n"], "events": group["events"], "median": median})
     if km.get("logrank_p") is not None:
         parts.append(logrank_text(km["logrank_p"]).lower())
-    return "; ".join(parts) + "." if parts else "No group large enough to draw."
+    return "; ".join(parts) + "." if parts else _("No group large enough to draw.")
 
 
 def km_svg(km, ident="km"):
@@ -180,10 +183,10 @@ def _km_axes(x, y, km, top, bottom):
         body.append(f'<line x1="{x(when)}" x2="{x(when)}" y1="{bottom}" y2="{bottom + 5}" stroke="{MUTED}"/>')
         body.append(_text(x(when), bottom + 18, f"{when:g}", size=11, anchor="middle", fill=MUTED))
     body.append(f'<path d="M{x.p0},{top}V{bottom}H{x.p1}" fill="none" stroke="{MUTED}"/>')
-    body.append(_text((x.p0 + x.p1) / 2, bottom + 36, "Months since first metastasectomy", size=12,
+    body.append(_text((x.p0 + x.p1) / 2, bottom + 36, _("Months since first metastasectomy"), size=12,
                       anchor="middle", fill=MUTED))
     middle = (top + bottom) / 2
-    body.append(_text(40, middle, f"{km['endpoint_label']} probability", size=12, anchor="middle", fill=MUTED,
+    body.append(_text(40, middle, probability_label(km), size=12, anchor="middle", fill=MUTED,
                       extra=f' transform="rotate(-90 40 {middle:g})"'))
     return body
 
@@ -218,13 +221,21 @@ def _km_legend(groups, top):
         left = KM_LEFT + (index % LEGEND_PER_ROW) * width
         baseline = 12 + (index // LEGEND_PER_ROW) * LEGEND_ROW
         body.append(f'<rect x="{left:g}" y="{baseline - 8}" width="14" height="4" fill="{colour(index)}"/>')
-        body.append(_text(left + 20, baseline, f"{group['label']} (n = {group['n']}, {group['events']} events)",
-                          size=12))
-    return body or [_text(KM_LEFT, 12, "No group large enough to draw.", fill=MUTED)]
+        body.append(_text(left + 20, baseline, legend_label(group), size=12))
+    return body or [_text(KM_LEFT, 12, _("No group large enough to draw."), fill=MUTED)]
+
+
+def legend_label(group):
+    return _("%(group)s (n = %(n)s, %(events)s events)") % {"group": group["label"], "n": group["n"],
+                                                            "events": group["events"]}
+
+
+def probability_label(km):
+    return _("%(endpoint)s probability") % {"endpoint": km["endpoint_label"]}
 
 
 def _risk_table(km, x, top):
-    body = [_text(8, top - 8, "Number at risk", size=12, weight="600")]
+    body = [_text(8, top - 8, _("Number at risk"), size=12, weight="600")]
     for index, group in enumerate(km["groups"]):
         baseline = top + 8 + index * RISK_ROW
         body.append(_text(8, baseline, _short(group["label"]), size=11, fill=colour(index), weight="600"))
@@ -270,15 +281,15 @@ def forest_svg(forest, ident="forest"):
     # Stripes first: the reference line at HR 1 is drawn over them.
     body = [f'<rect x="0" y="{top + index * FOREST_ROW}" width="{FOREST_WIDTH}" height="{FOREST_ROW}" fill="#f6f8fa"/>'
             for index in range(0, len(rows), 2)]
-    body += [_text(FOREST_LABEL_X, 18, "Factor", size=11, fill=MUTED, weight="600"),
-             _text(FOREST_HR_X, 18, "HR (95% CI)", size=11, fill=MUTED, weight="600"),
+    body += [_text(FOREST_LABEL_X, 18, _("Factor"), size=11, fill=MUTED, weight="600"),
+             _text(FOREST_HR_X, 18, _("HR (95% CI)"), size=11, fill=MUTED, weight="600"),
              _text(FOREST_WIDTH - 10, 18, "p", size=11, fill=MUTED, weight="600", anchor="end"),
              f'<line x1="{px(1)}" x2="{px(1)}" y1="{top - 4}" y2="{bottom}" stroke="{MUTED}" stroke-dasharray="3 3"/>',
              f'<line x1="{FOREST_PLOT[0]}" x2="{FOREST_PLOT[1]}" y1="{bottom}" y2="{bottom}" stroke="{MUTED}"/>']
     for tick in forest_ticks(low, high):
         body.append(f'<line x1="{px(tick)}" x2="{px(tick)}" y1="{bottom}" y2="{bottom + 4}" stroke="{MUTED}"/>')
         body.append(_text(px(tick), bottom + 16, f"{tick:g}", size=11, anchor="middle", fill=MUTED))
-    body.append(_text(sum(FOREST_PLOT) / 2, bottom + 34, "Hazard ratio (log scale)", size=11, anchor="middle",
+    body.append(_text(sum(FOREST_PLOT) / 2, bottom + 34, _("Hazard ratio (log scale)"), size=11, anchor="middle",
                       fill=MUTED))
     for index, row in enumerate(rows):
         middle = top + index * FOREST_ROW + FOREST_ROW / 2
@@ -286,8 +297,9 @@ def forest_svg(forest, ident="forest"):
         body += _forest_marker(row, middle, px, low, high)
         body.append(_text(FOREST_HR_X, middle + 4, format_hr(row), size=12))
         body.append(_text(FOREST_WIDTH - 10, middle + 4, format_p(row.get("p")), size=12, anchor="end"))
-    description = "; ".join(f"{row['label']}: HR {format_hr(row)}, p {format_p(row.get('p'))}" for row in rows)
-    return _svg(FOREST_WIDTH, height, forest["title"], description or "No models.", body, ident)
+    description = "; ".join(_("%(factor)s: HR %(hr)s, p %(p)s") % {"factor": row["label"], "hr": format_hr(row),
+                                                                  "p": format_p(row.get("p"))} for row in rows)
+    return _svg(FOREST_WIDTH, height, forest["title"], description or _("No models."), body, ident)
 
 
 def _forest_marker(row, middle, px, low, high):
@@ -315,12 +327,12 @@ def format_p(p):
 
 
 def logrank_text(p):
-    return "Log-rank p < 0.001" if p < 0.001 else f"Log-rank p = {p:.3f}"
+    return _("Log-rank p < 0.001") if p < 0.001 else _("Log-rank p = %(p)s") % {"p": f"{p:.3f}"}
 
 
 def format_hr(row):
     if not row.get("estimable") or row.get("hr") is None:
-        return "not estimable"
+        return _("not estimable")
     lo, hi = row.get("ci95") or (None, None)
     interval = f" ({lo:.2f}–{hi:.2f})" if lo is not None and hi is not None else ""
     firth = " Firth" if row.get("method") == "firth" else ""  # a penalised estimate under separation
@@ -354,8 +366,7 @@ def km_png(km):
     for index, group in enumerate(km["groups"]):
         curve, tint = group["curve"], colour(index)
         line = step_vertices(curve["time"], curve["survival"], end=horizon)
-        axes.plot(*zip(*line), color=tint, linewidth=2,
-                  label=f"{group['label']} (n = {group['n']}, {group['events']} events)")
+        axes.plot(*zip(*line), color=tint, linewidth=2, label=legend_label(group))
         upper = step_vertices(curve["time"], curve["ci_upper"], end=horizon)
         lower = step_vertices(curve["time"], curve["ci_lower"], end=horizon)
         if len(upper) > 1 and len(lower) > 1:
@@ -371,8 +382,8 @@ def km_png(km):
     axes.set_xticks(km["risk_times"])
     axes.set_yticks([0, 0.25, 0.5, 0.75, 1])
     axes.set_yticklabels(["0%", "25%", "50%", "75%", "100%"])
-    axes.set_xlabel("Months since first metastasectomy")
-    axes.set_ylabel(f"{km['endpoint_label']} probability")
+    axes.set_xlabel(_("Months since first metastasectomy"))
+    axes.set_ylabel(probability_label(km))
     axes.grid(axis="y", color=GRID)
     axes.spines[["top", "right"]].set_visible(False)
     axes.set_title(km["title"], loc="left", fontsize=11)
@@ -391,7 +402,7 @@ def _png_risk_table(figure, axes, km):
 
     below = blended_transform_factory(axes.transData, figure.transFigure)
     top = axes.get_position().y0 - 0.11
-    figure.text(0.02, top, "Number at risk", fontsize=8, fontweight="bold")
+    figure.text(0.02, top, _("Number at risk"), fontsize=8, fontweight="bold")
     for index, group in enumerate(km["groups"]):
         height = top - 0.04 * (index + 1)
         figure.text(0.02, height, _short(group["label"]), fontsize=8, color=colour(index), fontweight="bold")
@@ -416,11 +427,11 @@ def forest_png(forest):
     axes.minorticks_off()
     axes.set_yticks(range(len(rows)))
     axes.set_yticklabels([_short(row["label"], 34) for row in rows], fontsize=8)
-    axes.set_xlabel("Hazard ratio (log scale)", fontsize=8)
+    axes.set_xlabel(_("Hazard ratio (log scale)"), fontsize=8)
     axes.spines[["top", "right", "left"]].set_visible(False)
     axes.tick_params(axis="y", length=0)
     axes.set_title(forest["title"], loc="left", fontsize=10, x=-0.9, pad=14)
-    for column, text, align in ((1.05, "HR (95% CI)", "left"), (1.62, "p", "right")):
+    for column, text, align in ((1.05, _("HR (95% CI)"), "left"), (1.62, "p", "right")):
         axes.text(column, -0.75, text, transform=axes.get_yaxis_transform(), fontsize=8, fontweight="bold",
                   ha=align, color=MUTED)
     for index, row in enumerate(rows):
@@ -453,7 +464,7 @@ def cif_svg(cif, ident="cif"):
         body.append(_text(KM_LEFT - 6, y(value) + 4, f"{value:.0%}", size=11, anchor="end", fill=MUTED))
     for month in range(0, int(cif["horizon"]) + 1, 12):
         body.append(_text(x(month), bottom + 16, str(month), size=11, anchor="middle", fill=MUTED))
-    body.append(_text((KM_LEFT + KM_WIDTH - KM_RIGHT) / 2, bottom + 34, "Months after the index PM", size=11,
+    body.append(_text((KM_LEFT + KM_WIDTH - KM_RIGHT) / 2, bottom + 34, _("Months after the index PM"), size=11,
                       anchor="middle", fill=MUTED))
     for index, curve in enumerate(cif["curves"]):
         points = step_vertices(curve["time"], curve["cif"], start=0.0, end=cif["horizon"])
@@ -461,8 +472,9 @@ def cif_svg(cif, ident="cif"):
         body.append(f'<rect x="{KM_LEFT + 10 + 250 * index}" y="{bottom + 46}" width="14" height="3" '
                     f'fill="{colour(index)}"/>')
         body.append(_text(KM_LEFT + 30 + 250 * index, bottom + 52, curve["label"], size=12))
-    description = "; ".join(f"{curve['label']}: {curve['cif'][-1]:.0%} at {curve['time'][-1]:.0f} months"
-                            for curve in cif["curves"] if curve["cif"]) or "No events."
+    description = "; ".join(_("%(label)s: %(percent)s at %(months)s months") % {
+        "label": curve["label"], "percent": f"{curve['cif'][-1]:.0%}", "months": f"{curve['time'][-1]:.0f}"}
+        for curve in cif["curves"] if curve["cif"]) or _("No events.")
     return _svg(KM_WIDTH, bottom + 64, cif["title"], description, body, ident)
 
 
@@ -478,9 +490,9 @@ def residual_svg(residual, ident="zph"):
             f'stroke="{MUTED}" stroke-dasharray="3 3"/>',
             f'<line x1="{KM_LEFT}" x2="{KM_LEFT}" y1="{top}" y2="{bottom}" stroke="{MUTED}"/>',
             _text(KM_LEFT - 6, top + 10, "Beta(t)", size=11, anchor="end", fill=MUTED),
-            _text((KM_LEFT + KM_WIDTH - KM_RIGHT) / 2, bottom + 20, "Months after the index PM", size=11,
+            _text((KM_LEFT + KM_WIDTH - KM_RIGHT) / 2, bottom + 20, _("Months after the index PM"), size=11,
                   anchor="middle", fill=MUTED)]
     body += [f'<circle cx="{px:g}" cy="{py:g}" r="1.6" fill="{PALETTE[0]}" fill-opacity="0.5"/>'
              for px, py in zip(x.many(times).tolist(), y.many(values).tolist())]
-    return _svg(KM_WIDTH, bottom + 30, residual["title"], f"{len(values)} residuals around log HR "
-                f"{residual['coef']:.2f}.", body, ident)
+    return _svg(KM_WIDTH, bottom + 30, residual["title"], _("%(n)s residuals around log HR %(coef)s.") % {
+        "n": len(values), "coef": f"{residual['coef']:.2f}"}, body, ident)

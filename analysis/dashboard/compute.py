@@ -6,6 +6,7 @@ import pandas as pd
 from django import forms
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from analysis import factors
@@ -16,7 +17,7 @@ from registry import codes, selectors
 RISK_TIMES = (0, 12, 24, 36, 48, 60)  # months; the axis ends at the last one
 CACHE_SECONDS = 6 * 3600  # keys change with the data; this only bounds memory
 CACHE_PREFIX = "analysis:dashboard:v1"
-ENDPOINT_LABELS = {"dfs": "Disease-free survival", "os": "Overall survival"}
+ENDPOINT_LABELS = {"dfs": _("Disease-free survival"), "os": _("Overall survival")}
 
 # What the curves may be stratified by, in the menu's order: factors (labelled by analysis/factors.py
 # with the plan's cut-offs) and these other columns of the analysis frame.
@@ -106,6 +107,15 @@ def cache_key(kind, plan, version, centres):
     return f"{CACHE_PREFIX}:{kind}:{plan.hash}:{version}:{scope_key(centres)}"
 
 
+def entry_kinds(factor):
+    """The cache entries' kinds for a stratification factor. The small-group guard changes what is
+    shown and drawn, and the language the labels of the strata and the text of the figures: both
+    are part of the keys (the report itself is the same in every language)."""
+    guard, language = min_stratum(), translation.get_language()
+    return {"report": f"report:{guard}", "strata": f"strata:{factor}:{guard}:{language}",
+            "figures": f"figures:{factor}:{guard}:{language}"}
+
+
 def results(plan, centres, factor):
     """{"report", "strata", "cache": "hit"|"miss", "figures_key"} for the plan, the centres
     (None = all) and the stratification factor.
@@ -115,8 +125,7 @@ def results(plan, centres, factor):
     Two requests missing at the same moment both compute (no lock): the cost of a rare double
     computation is lower than that of a lock every request would pass through.
     """
-    guard = min_stratum()  # the small-group guard changes what is shown and drawn: part of the key
-    kinds = {"report": f"report:{guard}", "strata": f"strata:{factor}:{guard}", "figures": f"figures:{factor}:{guard}"}
+    kinds = entry_kinds(factor)
 
     def keys(version):
         return {name: cache_key(kind, plan, version, centres) for name, kind in kinds.items()}
@@ -162,24 +171,26 @@ def stratum_labels(analysed, factor, plan):
         return analysed["grade"].astype(object), [code for code, _label in codes.GRADE]
     if factor == "centre":
         return analysed["centre"].astype(object), sorted(analysed["centre"].unique().tolist())
-    return pd.Series("All patients", index=analysed.index, dtype=object), ["All patients"]
+    everyone = str(_("All patients"))
+    return pd.Series(everyone, index=analysed.index, dtype=object), [everyone]
 
 
 def overall_strata(report):
     """The unstratified curves: the report's own Kaplan-Meier estimates, one group of everyone."""
     result = {"factor": "none", "label": str(STRATA["none"]), "unknown": 0, "hidden": [], "endpoints": {}}
+    everyone = str(_("All patients"))
     if report.get("withheld"):  # too few patients for any estimate (analysis/report.py)
-        result["hidden"].append({"label": "All patients", "n": report["cohort"]["analysed"]})
+        result["hidden"].append({"label": everyone, "n": report["cohort"]["analysed"]})
         result["endpoints"] = {endpoint: {"groups": [], "logrank": None} for endpoint in ENDPOINTS}
         return result
     for endpoint in ENDPOINTS:
         summary = report["endpoints"][endpoint]
-        group = {"label": "All patients", "n": summary["n"], "events": summary["events"],
+        group = {"label": everyone, "n": summary["n"], "events": summary["events"],
                  "median": summary["median_months"], "median_ci95": summary["median_ci95"],
                  "curve": report["curves"][endpoint]}
         shown = summary["estimable"] and summary["n"] >= min_stratum()
         if summary["n"] and not shown and not result["hidden"]:
-            result["hidden"].append({"label": "All patients", "n": summary["n"]})
+            result["hidden"].append({"label": everyone, "n": summary["n"]})
         result["endpoints"][endpoint] = {"groups": [group] if shown else [], "logrank": None}
     return result
 

@@ -2,6 +2,7 @@
 import math
 
 from django.core.cache import cache
+from django.utils.translation import gettext as _
 
 from analysis.dashboard.compute import CACHE_SECONDS, ENDPOINT_LABELS, RISK_TIMES, min_stratum
 from analysis.dashboard.tables import interval, median_text, percent, term_label
@@ -15,8 +16,9 @@ def km_figure(results_, endpoint):
     part = strata["endpoints"][endpoint]
     groups = [{**group, "at_risk": at_risk(group["curve"], RISK_TIMES)} for group in part["groups"]]
     logrank = part["logrank"] or {}
-    by = "" if strata["factor"] == "none" else f" by {strata['label']}"
-    return {"title": f"{ENDPOINT_LABELS[endpoint]}{by}", "endpoint": endpoint,
+    title = str(ENDPOINT_LABELS[endpoint]) if strata["factor"] == "none" else \
+        _("%(endpoint)s by %(factor)s") % {"endpoint": ENDPOINT_LABELS[endpoint], "factor": strata["label"]}
+    return {"title": title, "endpoint": endpoint,
             "endpoint_label": endpoint.upper(),
             "horizon": RISK_TIMES[-1], "risk_times": list(RISK_TIMES), "groups": groups,
             "logrank_p": logrank.get("p") if logrank.get("estimable") else None}
@@ -27,14 +29,15 @@ def forest_figure(results_, model):
     report = results_["report"]
     plan = AnalysisPlan.from_dict(report["plan"])
     if model == "multivariable" and not report["multivariable"]:
-        return {"title": "No multivariable model in this plan", "rows": []}
+        return {"title": _("No multivariable model in this plan"), "rows": []}
     if model == "multivariable":
         fit = report["multivariable"][0]
         rows = [{**term, "estimable": fit["estimable"]} for term in fit["terms"]]
-        title = f"Multivariable Cox model, DFS (n = {fit['n']}, {fit['events']} events)"
+        title = _("Multivariable Cox model, DFS (n = %(n)s, %(events)s events)") % {"n": fit["n"],
+                                                                                    "events": fit["events"]}
     else:
         rows = [row for row in report["univariable"] if row["endpoint"] == model]
-        title = f"Univariable Cox models, {model.upper()}"
+        title = _("Univariable Cox models, %(endpoint)s") % {"endpoint": model.upper()}
     return {"title": title, "rows": [{**row, "label": term_label(row["factor"], plan)} for row in rows]}
 
 
@@ -87,24 +90,29 @@ def centre_forest(report, endpoint):
     """Per-centre HRs of the plan's centre factor (analysis/plots.py forest data)."""
     rows = [{**row, "label": row["centre"], "p": None}
             for row in report.get("centre_effects", {}).get("rows", []) if row["endpoint"] == endpoint]
-    factor = rows[0]["factor"] if rows else ""
-    return {"title": f"{endpoint.upper()}: {factor} by centre", "rows": rows}
+    factor = term_label(rows[0]["factor"], AnalysisPlan.from_dict(report["plan"])) if rows else ""
+    return {"title": _("%(endpoint)s: %(factor)s by centre") % {"endpoint": endpoint.upper(), "factor": factor},
+            "rows": rows}
 
 
 def cif_figure(report):
     """Cumulative incidence of recurrence and of death without recurrence (Aalen-Johansen)."""
     section = report.get("competing_risks") or {}
     curves = [{"label": label, **section[key]["curve"]}
-              for key, label in (("recurrence", "Recurrence"), ("death_without_recurrence", "Death without recurrence"))
+              for key, label in (("recurrence", _("Recurrence")),
+                                 ("death_without_recurrence", _("Death without recurrence")))
               if key in section]
-    return {"title": "Cumulative incidence of recurrence, death without recurrence as competing event",
+    return {"title": _("Cumulative incidence of recurrence, death without recurrence as competing event"),
             "horizon": RISK_TIMES[-1], "curves": curves}
 
 
 def residual_figures(report):
     """Scaled Schoenfeld residuals of the multivariable models' terms."""
     hr = {(m["endpoint"], t["factor"]): t["hr"] for m in report.get("multivariable", []) for t in m["terms"]}
-    return [{"title": f"{r['endpoint'].upper()} multivariable: {r['term']}", "time": r["time"], "scaled": r["scaled"],
+    plan = AnalysisPlan.from_dict(report["plan"])
+    return [{"title": _("%(endpoint)s multivariable: %(term)s") % {"endpoint": r["endpoint"].upper(),
+                                                                    "term": term_label(r["term"], plan)},
+             "time": r["time"], "scaled": r["scaled"],
              "coef": math.log(hr[(r["endpoint"], r["term"])]) if hr.get((r["endpoint"], r["term"])) else 0.0}
             for r in report.get("ph_residuals", [])]
 
@@ -114,13 +122,15 @@ def strata_note(strata):
     parts = []
     if strata["hidden"] and strata["factor"] != "none":
         groups = ", ".join(g["label"] for g in strata["hidden"])
-        parts.append(f"No curve drawn: fewer than {min_stratum()} patients in {groups}, and the other curves "
-                     f"would reveal them by difference.")
+        parts.append(_("No curve drawn: fewer than %(n)s patients in %(groups)s, and the other curves "
+                       "would reveal them by difference.") % {"n": min_stratum(), "groups": groups})
     elif strata["hidden"]:  # the whole cohort: its size is no secret (the cohort flow shows it)
         group = strata["hidden"][0]
-        parts.append(f"Not drawn, fewer than {min_stratum()} patients: {group['label']} (n = {group['n']}).")
+        parts.append(_("Not drawn, fewer than %(n)s patients: %(group)s (n = %(size)s).")
+                     % {"n": min_stratum(), "group": group["label"], "size": group["n"]})
     if strata["unknown"]:
-        parts.append(f"Not in the curves: {strata['unknown']} patients with unknown {strata['label']}.")
+        parts.append(_("Not in the curves: %(n)s patients with unknown %(factor)s.")
+                     % {"n": strata["unknown"], "factor": strata["label"]})
     return " ".join(parts)
 
 

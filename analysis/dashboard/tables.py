@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from analysis import factors
 from analysis.dashboard.compute import ENDPOINT_LABELS, RISK_TIMES
+from analysis.frame import NO_METASTASECTOMY
 from analysis.plan import AnalysisPlan
 from analysis.plots import at_risk, format_hr, format_p
 from registry import codes
@@ -44,10 +45,26 @@ def endpoint_rows(report):
     """DFS and OS: n, events, median (CI) and the survival rates of the plan."""
     return [{"endpoint": endpoint, "label": ENDPOINT_LABELS[endpoint], "n": s["n"], "events": s["events"],
              "median": median_text(s["median_months"], s["estimable"]),
+             "median_in_months": s["estimable"] and s["median_months"] is not None,
              "median_ci": interval(s["median_ci95"]), "estimable": s["estimable"], "reason": s["reason"],
              "rates": [{"months": r["months"], "survival": percent(r["survival"]), "ci": interval(r["ci95"], percent)}
                        for r in s["rates"]]}
             for endpoint, s in report["endpoints"].items()]
+
+
+def cohort_steps(cohort, plan):
+    """The cohort flow's exclusions, each criterion as a person reads it (analysis/frame.py
+    names them in English with the plan's values; the same values fill the translated text)."""
+    histologies, margins = "/".join(plan.histologies), "/".join(plan.complete_margins)
+    period = f"{plan.period_start.isoformat()}..{plan.period_end.isoformat()}"
+    labels = {
+        NO_METASTASECTOMY: _("no metastasectomy"),
+        f"histology not {histologies}": _("histology not %(histologies)s") % {"histologies": histologies},
+        f"index margin not {margins}": _("index margin not %(margins)s") % {"margins": margins},
+        "extrapulmonary disease at PM": _("extrapulmonary disease at PM"),
+        f"index date outside {period}": _("index date outside %(period)s") % {"period": period},
+    }
+    return [{**step, "label": str(labels.get(step["criterion"], step["criterion"]))} for step in cohort["excluded"]]
 
 
 def plan_changes(plan):
@@ -73,7 +90,7 @@ def median_text(median, estimable=True):
     """A KM median: "—" without an estimate, "not reached" when the curve stays above 50 %."""
     if not estimable:
         return "—"
-    return "not reached" if median is None else months(median)
+    return str(_("not reached")) if median is None else months(median)
 
 
 def months(value):

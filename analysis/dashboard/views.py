@@ -115,6 +115,7 @@ def page_context(request, state):
         "complication_percent": dashboard.percent(report["complications"]["proportion"]),
         "table1": dashboard.table1_rows(report["table1"], state["plan"]),
         "plan_changes": dashboard.plan_changes(plan),
+        "cohort_steps": tables.cohort_steps(report["cohort"], plan),
         "scope_label": dashboard.scope_label(state["centres"]),
         "therapy_rows": tables.therapy_rows(report),
         "therapy_warnings": tables.warnings_for(report, "therapy_effects"),

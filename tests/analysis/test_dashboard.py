@@ -87,8 +87,8 @@ def quick_report(monkeypatch, first_pooled_request):
     monkeypatch.setattr(compute, "report_from_frame", report_from_frame)
     yield calls
     # Never leave a stand-in report (or figures drawn from it) for a test that wants the real one.
-    kinds = [f"report:{dashboard.min_stratum()}"] + [f"figures:{factor}:{dashboard.min_stratum()}"
-                                                     for factor in dashboard.STRATIFY]
+    kinds = {kind for factor in dashboard.STRATIFY for name, kind in compute.entry_kinds(factor).items()
+             if name != "strata"}
     cache.delete_many([f"{dashboard.CACHE_PREFIX}:{kind}:{plan_hash}:{version}:{dashboard.scope_key(centres)}"
                        for plan_hash, version, centres in calls for kind in kinds])
 
@@ -99,8 +99,7 @@ def writes_data():
     version to different data (ids are reused), and the cache must not answer for them."""
     yield
     version = selectors.data_version()
-    guard = dashboard.min_stratum()
-    kinds = [f"report:{guard}", f"strata:none:{guard}", f"figures:none:{guard}"]
+    kinds = compute.entry_kinds("none").values()
     cache.delete_many([dashboard.cache_key(kind, AnalysisPlan(), version, scope) for kind in kinds
                        for scope in (None, ("MUC",))])
 
@@ -462,3 +461,28 @@ def test_every_table1_row_sits_under_its_own_variables_heading(client, pi):
     assert list(sections)[:2] == ["Sex", "Age at PM, years"]
     assert "Treatment-free interval > 18 months" in sections and "Largest lesion > 30 mm" in sections
     assert "Treatment-free interval (TFI), months" in sections and "Disease-free interval (DFI), months" in sections
+
+
+def test_figures_tables_and_cohort_flow_are_drawn_in_the_language_of_the_page(client, pi, monkeypatch):
+    """Every text of the figures goes through gettext with the page's language, at render time
+    (the figures of the English page, already cached, are not served to a German reader). A
+    stand-in German catalogue marks each translated text."""
+    from django.utils import translation
+    from django.utils.translation import trans_real
+
+    get(client, pi, stratify="size_gt_2cm")  # the English page first: its figures are in the cache
+    monkeypatch.setattr(trans_real.translation("de"), "gettext", lambda message: f"‹{message}›")
+    client.force_login(pi)
+    response = client.get(URL, {"stratify": "size_gt_2cm"}, HTTP_ACCEPT_LANGUAGE="de")
+    html = response.content.decode()
+    with translation.override("de"):
+        assert translation.gettext("Number at risk") == "‹Number at risk›"
+        km = response.context["km"][0][2]
+        for text in ("‹Number at risk›", "‹Months since first metastasectomy›", "‹Disease-free survival›",
+                     "‹lesion size (20 mm)›", "‹Log-rank p"):
+            assert text in km, text
+        assert "‹Hazard ratio (log scale)›" in response.context["forest_panels"][0][2]
+        assert "‹Largest lesion &gt; 20 mm›" in response.context["forest_panels"][0][2]
+        assert "‹Months after the index PM›" in response.context["cif_svg"]
+    assert "‹no metastasectomy›" in html
+    assert "‹Sex›" in table1_sections(html)
