@@ -163,13 +163,14 @@ def km_svg(km, ident="km"):
     x = Scale(0, horizon, KM_LEFT, KM_WIDTH - KM_RIGHT)
     y = Scale(0, 1, bottom, top)
     body = _km_axes(x, y, km, top, bottom)
-    # Overlapping bands of many groups turn to mud: the more groups, the fainter each band.
-    band_opacity = 0.14 if len(groups) <= 2 else 0.08
+    # Overlapping bands of many groups turn to mud: off by default for more than two (the caller
+    # decides, "bands"), and the more groups, the fainter each band.
+    band_opacity = (0.14 if len(groups) <= 2 else 0.08) if km.get("bands", True) else 0
     for index, group in enumerate(groups):
         body += _km_group(group, colour(index), x, y, horizon, bottom, band_opacity)
     body += _km_legend(groups, top)
-    if km.get("logrank_p") is not None:  # lower left: the curves start high, that corner is free
-        body.append(_text(x.p0 + 8, bottom - 10, logrank_text(km["logrank_p"]), weight="600"))
+    if km.get("logrank_p") is not None:  # under the axis, right: never over a curve or its band
+        body.append(_text(x.p1, risk_top - 8, logrank_text(km["logrank_p"]), anchor="end", weight="600"))
     body += _risk_table(km, x, risk_top)
     return _svg(KM_WIDTH, height, km["title"], km_description(km), body, ident)
 
@@ -196,7 +197,7 @@ def _km_group(group, stroke, x, y, horizon, bottom, band_opacity):
     upper = step_vertices(times, curve["ci_upper"], end=horizon)
     lower = step_vertices(times, curve["ci_lower"], end=horizon)
     body = []
-    if len(upper) > 1 and len(lower) > 1:
+    if band_opacity and len(upper) > 1 and len(lower) > 1:
         body.append(f'<path d="{_path(upper + lower[::-1], x, y)}Z" fill="{stroke}" '
                     f'fill-opacity="{band_opacity}" stroke="none"/>')
     line = step_vertices(times, curve["survival"], end=horizon)
@@ -369,7 +370,7 @@ def km_png(km):
         axes.plot(*zip(*line), color=tint, linewidth=2, label=legend_label(group))
         upper = step_vertices(curve["time"], curve["ci_upper"], end=horizon)
         lower = step_vertices(curve["time"], curve["ci_lower"], end=horizon)
-        if len(upper) > 1 and len(lower) > 1:
+        if km.get("bands", True) and len(upper) > 1 and len(lower) > 1:
             axes.fill([p[0] for p in upper + lower[::-1]], [p[1] for p in upper + lower[::-1]], color=tint,
                       alpha=0.14 if len(km["groups"]) <= 2 else 0.08, linewidth=0)
         marks = censor_marks(curve, horizon)
@@ -389,9 +390,8 @@ def km_png(km):
     axes.set_title(km["title"], loc="left", fontsize=11)
     if km["groups"]:
         axes.legend(loc="upper right", fontsize=8, frameon=False)
-    if km.get("logrank_p") is not None:
-        axes.text(0.02, 0.04, logrank_text(km["logrank_p"]), transform=axes.transAxes, fontsize=9,
-                  fontweight="bold")
+    if km.get("logrank_p") is not None:  # in the title line: never over a curve or its band
+        axes.set_title(logrank_text(km["logrank_p"]), loc="right", fontsize=9, fontweight="bold")
     _png_risk_table(figure, axes, km)
     return _png(figure)
 

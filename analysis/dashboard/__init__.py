@@ -25,6 +25,7 @@ from analysis.dashboard.compute import (  # noqa: F401 (the package's interface)
     ControlsForm,
     cache_key,
     controls,
+    figure_options,
     min_stratum,
     poll_seconds,
     report_from_frame,

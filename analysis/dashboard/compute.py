@@ -14,7 +14,7 @@ from analysis.plan import ENDPOINTS, FACTORS, PlanError, plan_from_query
 from analysis.table1 import min_cell_count
 from registry import codes, selectors
 
-RISK_TIMES = (0, 12, 24, 36, 48, 60)  # months; the axis ends at the last one
+RISK_TIMES = (0, 12, 24, 36, 48, 60)  # months: the downloaded numbers at risk (the figures' axis follows the data)
 CACHE_SECONDS = 6 * 3600  # keys change with the data; this only bounds memory
 CACHE_PREFIX = "analysis:dashboard:v1"
 ENDPOINT_LABELS = {"dfs": _("Disease-free survival"), "os": _("Overall survival")}
@@ -60,6 +60,10 @@ class ControlsForm(forms.Form):
         label=_("Covariates of the multivariable DFS model"),
         widget=forms.CheckboxSelectMultiple, required=False,
         help_text=_("At least one; none ticked keeps the plan's covariates."))
+    xmax = forms.FloatField(label=_("Time axis up to"), min_value=6, max_value=600, required=False,
+                            help_text=_("Months; empty: up to the last follow-up."))
+    bands = forms.ChoiceField(label=_("95% CI bands"), required=False, choices=[
+        ("", _("automatic (up to two groups)")), ("on", _("shown")), ("off", _("hidden"))])
 
     def __init__(self, *args, plan, **kwargs):
         super().__init__(*args, **kwargs)
@@ -76,7 +80,7 @@ def plan_fields(plan):
 def controls(query, base):
     """(form, plan, factor) from the query: the base plan (defaults or a saved plan) with the
     given, valid fields of the form applied."""
-    initial = {**plan_fields(base), "stratify": "none"}
+    initial = {**plan_fields(base), "stratify": "none", "xmax": "", "bands": ""}
     if not any(name in query for name in ControlsForm.base_fields):
         return ControlsForm(initial=initial, plan=base), base, "none"
     form = ControlsForm({**initial, **{name: query.get(name) for name in initial if name in query},
@@ -95,6 +99,13 @@ def controls(query, base):
     form.fields["stratify"].choices = strata_choices(plan)  # labelled with the cut-offs now in force
     form.fields["covariates"].choices = covariate_choices(plan)
     return form, plan, data.get("stratify") or "none"
+
+
+def figure_options(form):
+    """How the Kaplan-Meier figures are drawn: {"xmax": months or None (from the data), "bands":
+    "on", "off" or None (shown for up to two groups)}; an invalid value keeps the default."""
+    data = getattr(form, "cleaned_data", None) or {}
+    return {"xmax": data.get("xmax"), "bands": data.get("bands") or None}
 
 
 # --- cached results -----------------------------------------------------------------------------

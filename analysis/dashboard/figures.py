@@ -10,17 +10,30 @@ from analysis.plan import ENDPOINTS, AnalysisPlan
 from analysis.plots import at_risk
 
 
-def km_figure(results_, endpoint):
-    """The data of one Kaplan-Meier figure (analysis/plots.py draws it)."""
+def time_axis(groups, xmax=None):
+    """(horizon, tick times) in months: up to ``xmax`` if given, else up to the last follow-up
+    rounded up to a year; a tick every 12 months (24, 36... on a long axis, at most 16 ticks)."""
+    last = max((group["curve"]["time"][-1] for group in groups if group["curve"]["time"]), default=RISK_TIMES[-1])
+    horizon = xmax or 12 * max(1, math.ceil(last / 12))
+    step = 12 * math.ceil(horizon / 180)
+    return horizon, list(range(0, int(horizon) + 1, step))
+
+
+def km_figure(results_, endpoint, options=None):
+    """The data of one Kaplan-Meier figure (analysis/plots.py draws it). ``options``: see
+    compute.figure_options (the time axis and the CI bands)."""
+    options = options or {}
     strata = results_["strata"]
     part = strata["endpoints"][endpoint]
-    groups = [{**group, "at_risk": at_risk(group["curve"], RISK_TIMES)} for group in part["groups"]]
+    horizon, ticks = time_axis(part["groups"], options.get("xmax"))
+    groups = [{**group, "at_risk": at_risk(group["curve"], ticks)} for group in part["groups"]]
+    bands = {"on": True, "off": False}.get(options.get("bands"), len(groups) <= 2)
     logrank = part["logrank"] or {}
     title = str(ENDPOINT_LABELS[endpoint]) if strata["factor"] == "none" else \
         _("%(endpoint)s by %(factor)s") % {"endpoint": ENDPOINT_LABELS[endpoint], "factor": strata["label"]}
     return {"title": title, "endpoint": endpoint,
             "endpoint_label": endpoint.upper(),
-            "horizon": RISK_TIMES[-1], "risk_times": list(RISK_TIMES), "groups": groups,
+            "horizon": horizon, "risk_times": ticks, "groups": groups, "bands": bands,
             "logrank_p": logrank.get("p") if logrank.get("estimable") else None}
 
 
@@ -45,33 +58,35 @@ FIGURES = {"km-dfs": ("km", "dfs"), "km-os": ("km", "os"), "forest-dfs": ("fores
            "forest-os": ("forest", "os"), "forest-multivariable": ("forest", "multivariable")}
 
 
-def figure(results_, name, fmt):
+def figure(results_, name, fmt, options=None):
     """(bytes or str, content type) of a figure by name, as "svg" or "png"."""
     from analysis import plots
 
     kind, which = FIGURES[name]
-    data = km_figure(results_, which) if kind == "km" else forest_figure(results_, which)
+    data = km_figure(results_, which, options) if kind == "km" else forest_figure(results_, which)
     if fmt == "png":
         return (plots.km_png if kind == "km" else plots.forest_png)(data), "image/png"
     return (plots.km_svg if kind == "km" else plots.forest_svg)(data, ident=name), "image/svg+xml"
 
 
-def page_figures(results_):
+def page_figures(results_, options=None):
     """Every figure of the page as inline SVG with its numbers table (cached: drawing the
     curves of 10,000 patients takes longer than the rest of a cached page)."""
-    figures = cache.get(results_["figures_key"])
+    options = options or {}
+    key = f"{results_['figures_key']}:{options.get('xmax')}:{options.get('bands')}"
+    figures = cache.get(key)
     if figures is None:
-        figures = draw_page_figures(results_)
-        cache.set(results_["figures_key"], figures, CACHE_SECONDS)
+        figures = draw_page_figures(results_, options)
+        cache.set(key, figures, CACHE_SECONDS)
     return figures
 
 
-def draw_page_figures(results_):
+def draw_page_figures(results_, options=None):
     from analysis import plots
 
     km = []
     for endpoint in ENDPOINTS:
-        data = km_figure(results_, endpoint)
+        data = km_figure(results_, endpoint, options)
         km.append((endpoint, data["title"], plots.km_svg(data, ident=f"km-{endpoint}"), km_summary_rows(data)))
     forests = {name: forest_figure(results_, name) for name in ("dfs", "os", "multivariable")}
     report = results_["report"]

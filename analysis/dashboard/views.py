@@ -64,7 +64,8 @@ def request_plan(request):
     centres = analysis_centres(request)
     base, saved = base_plan(request)
     form, plan, factor = dashboard.controls(request.GET, base)
-    return {"centres": centres, "form": form, "plan": plan, "factor": factor, "saved": saved}
+    return {"centres": centres, "form": form, "plan": plan, "factor": factor, "saved": saved,
+            "figure_options": dashboard.figure_options(form)}
 
 
 def compute(request):
@@ -103,7 +104,7 @@ def print_page(request):
 def page_context(request, state):
     results, plan = state["results"], state["plan"]
     report = results["report"]
-    figures = dashboard.page_figures(results)
+    figures = dashboard.page_figures(results, state["figure_options"])
     return {
         **state, **figures, "report": report, "query": request.GET.urlencode(),
         "generated_at": parse_datetime(report["generated_at"]), "poll_seconds": dashboard.poll_seconds(),
@@ -156,7 +157,7 @@ def figure_download(request, name, fmt):
     if name not in dashboard.FIGURES or fmt not in ("svg", "png"):
         raise Http404
     state = compute(request)
-    content, content_type = dashboard.figure(state["results"], name, fmt)
+    content, content_type = dashboard.figure(state["results"], name, fmt, state["figure_options"])
     log_download(request, state["results"])
     return attachment(HttpResponse(content, content_type=content_type), f"{name}-{state['plan'].hash}.{fmt}",
                       state["results"])

@@ -486,3 +486,14 @@ def test_figures_tables_and_cohort_flow_are_drawn_in_the_language_of_the_page(cl
         assert "‹Months after the index PM›" in response.context["cif_svg"]
     assert "‹no metastasectomy›" in html
     assert "‹Sex›" in table1_sections(html)
+
+
+def test_the_time_axis_and_bands_follow_the_query_and_a_bad_axis_keeps_the_default(client, pi):
+    months = [at["months"] for at in get(client, pi, xmax="24").context["km"][0][3][0]["at"]]
+    assert months == [0, 12, 24]
+    response = get(client, pi, xmax="5000")
+    assert response.context["form"].errors["xmax"]
+    default = [at["months"] for at in response.context["km"][0][3][0]["at"]]
+    assert default == [at["months"] for at in get(client, pi).context["km"][0][3][0]["at"]] and default[-1] > 24
+    assert "fill-opacity" in get(client, pi).context["km"][0][2]
+    assert "fill-opacity" not in get(client, pi, bands="off").context["km"][0][2]

@@ -122,3 +122,55 @@ def test_p_and_hazard_ratio_formats():
     assert plots.format_hr({"hr": 0.42, "ci95": [0.19, 0.93], "estimable": True}) == "0.42 (0.19–0.93)"
     assert plots.format_hr({"hr": 9.1, "ci95": [2.1, 40.0], "estimable": True, "method": "firth"}) == \
         "9.10 (2.10–40.00) Firth"
+
+
+def three_groups():
+    data = km_data([1, 2, 3, 4, 5, 6], [1, 1, 1, 0, 1, 0])
+    data["groups"] += [{**data["groups"][0], "label": "second"}, {**data["groups"][0], "label": "third"}]
+    return data
+
+
+def test_log_rank_p_stands_below_the_plotting_area_never_over_a_curve():
+    data = three_groups()
+    data["logrank_p"] = 0.25
+    svg = ET.fromstring(plots.km_svg(data))
+    axis = next(p.get("d") for p in svg.iter(f"{SVG}path") if p.get("d", "").startswith("M104,"))
+    plot_bottom = float(axis.split("V")[1].split("H")[0])
+    (label,) = [t for t in svg.iter(f"{SVG}text") if t.text.startswith("Log-rank p")]
+    assert label.text == "Log-rank p = 0.250" and float(label.get("y")) > plot_bottom + 40
+
+
+def test_ci_bands_are_drawn_unless_turned_off():
+    data = three_groups()
+    assert plots.km_svg(data).count("fill-opacity") == 3
+    assert plots.km_svg({**data, "bands": False}).count("fill-opacity") == 0
+
+
+def strata_results(times, groups=1):
+    curve = {"time": times, "survival": [0.9] * len(times), "ci_lower": [0.8] * len(times),
+             "ci_upper": [1.0] * len(times), "censored": [1] * len(times), "events": [0] * len(times),
+             "at_risk": list(range(len(times), 0, -1))}
+    group = {"n": len(times), "events": 0, "median": None, "median_ci95": [None, None], "curve": curve}
+    part = {"groups": [{**group, "label": f"g{i}"} for i in range(groups)], "logrank": None}
+    return {"strata": {"factor": "histology" if groups > 1 else "none", "label": "histology",
+                       "endpoints": {"dfs": part, "os": part}}}
+
+
+def test_the_time_axis_runs_to_the_last_follow_up_rounded_up_to_a_year_unless_set():
+    from analysis.dashboard import figures
+
+    figure = figures.km_figure(strata_results([3.0, 40.0, 97.5]), "dfs")
+    assert figure["horizon"] == 108 and figure["risk_times"] == list(range(0, 109, 12))
+    figure = figures.km_figure(strata_results([3.0, 40.0, 97.5]), "dfs", {"xmax": 30.0})
+    assert figure["horizon"] == 30 and figure["risk_times"] == [0, 12, 24]
+    long = figures.km_figure(strata_results([3.0, 250.0]), "dfs")
+    assert long["horizon"] == 252 and long["risk_times"] == list(range(0, 253, 24))
+
+
+def test_bands_are_off_by_default_for_more_than_two_groups_and_the_user_may_turn_them_on():
+    from analysis.dashboard import figures
+
+    assert figures.km_figure(strata_results([3.0, 40.0], groups=2), "dfs")["bands"] is True
+    assert figures.km_figure(strata_results([3.0, 40.0], groups=3), "dfs")["bands"] is False
+    assert figures.km_figure(strata_results([3.0, 40.0], groups=3), "dfs", {"bands": "on"})["bands"] is True
+    assert figures.km_figure(strata_results([3.0, 40.0], groups=2), "dfs", {"bands": "off"})["bands"] is False
