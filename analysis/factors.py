@@ -20,8 +20,12 @@ from django.utils.translation import gettext as _
 REFERENCE_HISTOLOGY = "LMS"
 
 
-def _cut(value):
+def cut_text(value):
+    """A cut-off as a person writes it (20, not 20.0)."""
     return f"{value:g}"
+
+
+_cut = cut_text
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ class ControlsForm(forms.Form):
 
     size_cutoff_mm = forms.FloatField(label=_("Size cut-off"), min_value=0, max_value=200, required=False)
     lesions_cutoff = forms.IntegerField(label=_("Lesions cut-off"), min_value=1, max_value=20, required=False)
-    tfi_cutoff_months = forms.FloatField(label=_("TFI cut-off"), min_value=0, max_value=240, required=False)
+    tfi_cutoff_months = forms.FloatField(label=_("Treatment-free interval (TFI) cut-off"), min_value=0, max_value=240, required=False)
     stratify = forms.ChoiceField(label=_("Stratify curves by"), required=False)
     covariates = forms.MultipleChoiceField(
         label=_("Covariates of the multivariable DFS model"),

@@ -2,7 +2,9 @@
 import csv
 import io
 import json
+import re
 
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from analysis import factors
@@ -23,22 +25,22 @@ def univariable_rows(report, plan):
     """One row per Cox term with its DFS and OS results side by side."""
     rows = {}
     for row in report["univariable"]:
-        rows.setdefault(row["factor"], {"label": term_label(row["factor"], plan)})[row["endpoint"]] = cells(row)
+        rows.setdefault(row["factor"], {"label": term_label(row["factor"], plan)})[row["endpoint"]] = cells(row, plan)
     return list(rows.values())
 
 
 def multivariable_rows(report, plan):
     """The plan's multivariable models: title, n, events and a display row per term."""
-    return [{**model, "endpoint_label": ENDPOINT_LABELS[model["endpoint"]],
+    return [{**model, "endpoint_label": ENDPOINT_LABELS[model["endpoint"]], "reason": readable(model["reason"], plan),
              "covariate_labels": [term_label(c, plan) for c in model["covariates"]],
-             "rows": [{"label": term_label(t["factor"], plan), **cells({**t, "estimable": model["estimable"]})}
+             "rows": [{"label": term_label(t["factor"], plan), **cells({**t, "estimable": model["estimable"]}, plan)}
                       for t in model["terms"]]} for model in report["multivariable"]]
 
 
 def subgroup_rows(report, plan):
     """The subgroup models, labelled with the plan's cut-off (e.g. "max diameter > 20 mm")."""
     return [{"name": row["name"], "label": term_label(row["subgroup"], plan).lower(),
-             "endpoint": row["endpoint"].upper(), **cells(row)} for row in report["subgroups"]]
+             "endpoint": row["endpoint"].upper(), **cells(row, plan)} for row in report["subgroups"]]
 
 
 def endpoint_rows(report):
@@ -79,11 +81,20 @@ def scope_label(centres):
     return (_("Centre %(codes)s") if len(centres) == 1 else _("Centres %(codes)s")) % {"codes": ", ".join(centres)}
 
 
-def cells(row):
-    """Display strings of one model row."""
+def readable(text, plan):
+    """A message of the statistics with every factor or Cox term id ("size_gt_2cm",
+    "histology_SyS") replaced by its label under the plan ("Largest lesion > 20 mm")."""
+    if not text:
+        return text
+    ids = sorted({*factors.FACTORS, *(f"histology_{h}" for h in plan.histologies)}, key=len, reverse=True)
+    return re.sub(r"\b(" + "|".join(map(re.escape, ids)) + r")\b", lambda m: str(factors.label(m[1], plan)), text)
+
+
+def cells(row, plan=None):
+    """Display strings of one model row (its reason in the plan's words when the plan is given)."""
     return {"hr": format_hr(row), "p": format_p(row.get("p")), "logrank_p": format_p(row.get("logrank_p")),
             "n": row.get("n"), "events": row.get("events"), "estimable": row.get("estimable"),
-            "reason": row.get("reason")}
+            "reason": readable(row.get("reason"), plan) if plan else row.get("reason")}
 
 
 def median_text(median, estimable=True):
@@ -161,6 +172,29 @@ def _count(value):
 
 
 # --- downloads ----------------------------------------------------------------------------------
+
+def download_name(what, results_, centres, extension):
+    """A download's file name after what it shows: "km_dfs_by-size-gt-30mm_MUC_2026-12-05.svg"
+    (the curves' stratification for the figures and tables that have one, a single centre's
+    scope, the day of the download)."""
+    plan = AnalysisPlan.from_dict(results_["report"]["plan"])
+    parts = [what.replace("-", "_")]
+    factor = results_["strata"]["factor"]
+    if factor != "none" and what.split("-")[0] in ("km", "risk", "survival"):
+        parts.append("by-" + factor_slug(factor, plan))
+    if centres:
+        parts.append("-".join(centres))
+    parts.append(timezone.localdate().isoformat())
+    return f"{'_'.join(parts)}.{extension}"
+
+
+def factor_slug(factor, plan):
+    """A stratification factor in a file name, with the plan's cut-off."""
+    cut = factors.cut_text
+    return {"size_gt_2cm": f"size-gt-{cut(plan.size_cutoff_mm)}mm",
+            "multiple_lesions": f"lesions-gt-{plan.lesions_cutoff}",
+            "tfi_gt_12m": f"tfi-gt-{cut(plan.tfi_cutoff_months)}months"}.get(factor, factor.replace("_", "-"))
+
 
 def _km_csv(report, strata):
     columns = ["time", "at_risk", "events", "censored", "survival", "ci_lower", "ci_upper"]
@@ -242,26 +276,32 @@ METHOD_LABELS = {"naive": _("Naive (exposure at the index date; immortal-time bi
 POPULATION_LABELS = {"all": _("All patients"), "size_gt_cutoff": _("Largest lesion above the size cut-off")}
 
 
-def warnings_for(report, prefix):
-    """The report's warnings whose model starts with ``prefix`` ("therapy_effects", "dfs:", ...)."""
-    return [w for w in report.get("warnings", []) if (w.get("model") or "").startswith(prefix)]
+def warnings_for(report, prefix=""):
+    """The report's warnings whose model starts with ``prefix`` ("therapy_effects", "dfs:", ...),
+    their messages in the plan's words (readable)."""
+    plan = AnalysisPlan.from_dict(report["plan"])
+    return [{**w, "message": readable(w["message"], plan)} for w in report.get("warnings", [])
+            if (w.get("model") or "").startswith(prefix)]
 
 
 def therapy_rows(report):
     """The three estimates of peri-PM systemic therapy, per population and endpoint."""
+    plan = AnalysisPlan.from_dict(report["plan"])
     rows = []
     for row in report.get("therapy_effects", []):
         label = METHOD_LABELS[row["method"]]
         if row["method"] == "landmark":
             label = label % {"months": f"{row['landmark_months']:g}"}
         rows.append({"population": POPULATION_LABELS[row["population"]], "endpoint": row["endpoint"].upper(),
-                     "method": label, "biased": row.get("biased", False), **cells(row)})
+                     "method": label, "biased": row.get("biased", False), **cells(row, plan)})
     return rows
 
 
 def ph_rows(report):
     """cox.zph per model and term; ``violated`` marks p < 0.05 (not the global row)."""
-    return [{"endpoint": row["endpoint"].upper(), "model": row["model"], "term": row["term"],
+    plan = AnalysisPlan.from_dict(report["plan"])
+    return [{"endpoint": row["endpoint"].upper(), "model": row["model"],
+             "term": row["term"] if row["term"] == "GLOBAL" else term_label(row["term"], plan),
              "chisq": f"{row['chisq']:.2f}" if row["chisq"] is not None else "—", "df": row["df"],
              "p": format_p(row["p"]),
              "violated": row["term"] != "GLOBAL" and row["p"] is not None and row["p"] < 0.05}
@@ -269,7 +309,8 @@ def ph_rows(report):
 
 
 def heterogeneity_rows(report):
-    return [{"endpoint": row["endpoint"].upper(), "factor": row["factor"],
+    plan = AnalysisPlan.from_dict(report["plan"])
+    return [{"endpoint": row["endpoint"].upper(), "factor": term_label(row["factor"], plan),
              "q": f"{row['q']:.2f}" if row["q"] is not None else "—", "df": row["df"], "p": format_p(row["p"]),
              "i2": percent(row["i2"])} for row in report.get("centre_effects", {}).get("heterogeneity", [])]
 

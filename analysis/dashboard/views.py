@@ -121,12 +121,12 @@ def page_context(request, state):
         "therapy_rows": tables.therapy_rows(report),
         "therapy_warnings": tables.warnings_for(report, "therapy_effects"),
         "ph_rows": tables.ph_rows(report),
-        "ph_warnings": [w for w in report.get("warnings", []) if w["code"] == "ph_violated"],
+        "ph_warnings": [w for w in tables.warnings_for(report) if w["code"] == "ph_violated"],
         "heterogeneity_rows": tables.heterogeneity_rows(report),
         "cif_rows": tables.cif_rows(report, plan),
         "cause_specific_rows": tables.cause_specific_rows(report, plan),
         # every other warning at the top, above the numbers (these two stand beside their tables)
-        "general_warnings": [w for w in report.get("warnings", [])
+        "general_warnings": [w for w in tables.warnings_for(report)
                              if w["code"] not in ("ph_violated", "immortal_time_bias")],
     }
 
@@ -159,8 +159,8 @@ def figure_download(request, name, fmt):
     state = compute(request)
     content, content_type = dashboard.figure(state["results"], name, fmt, state["figure_options"])
     log_download(request, state["results"])
-    return attachment(HttpResponse(content, content_type=content_type), f"{name}-{state['plan'].hash}.{fmt}",
-                      state["results"])
+    return attachment(HttpResponse(content, content_type=content_type),
+                      tables.download_name(name, state["results"], state["centres"], fmt), state["results"])
 
 
 @login_required
@@ -172,7 +172,8 @@ def table_download(request, table):
     header, rows = dashboard.csv_rows(state["results"], table)
     log_download(request, state["results"])
     response = HttpResponse(dashboard.csv_text(header, rows), content_type="text/csv; charset=utf-8")
-    return attachment(response, f"{table}-{state['plan'].hash}.csv", state["results"])
+    return attachment(response, tables.download_name(table, state["results"], state["centres"], "csv"),
+                      state["results"])
 
 
 @login_required
@@ -181,7 +182,8 @@ def json_download(request):
     state = compute(request)
     log_download(request, state["results"])
     response = HttpResponse(dashboard.json_text(state["results"]), content_type="application/json")
-    return attachment(response, f"survival-report-{state['plan'].hash}.json", state["results"])
+    return attachment(response, tables.download_name("survival-report", state["results"], state["centres"], "json"),
+                      state["results"])
 
 
 @login_required

@@ -497,3 +497,27 @@ def test_the_time_axis_and_bands_follow_the_query_and_a_bad_axis_keeps_the_defau
     assert default == [at["months"] for at in get(client, pi).context["km"][0][3][0]["at"]] and default[-1] > 24
     assert "fill-opacity" in get(client, pi).context["km"][0][2]
     assert "fill-opacity" not in get(client, pi, bands="off").context["km"][0][2]
+
+
+def test_downloads_are_named_after_what_they_show(client, pi):
+    today = datetime.date.today().isoformat()
+    svg = get(client, pi, f"{URL}figures/km-dfs.svg", stratify="size_gt_2cm", size_cutoff_mm="30")
+    assert svg["Content-Disposition"] == f'attachment; filename="km_dfs_by-size-gt-30mm_{today}.svg"'
+    forest = get(client, pi, f"{URL}figures/forest-multivariable.png", centre="MUC")
+    assert forest["Content-Disposition"] == f'attachment; filename="forest_multivariable_MUC_{today}.png"'
+    table = get(client, pi, f"{URL}data/table1.csv")
+    assert table["Content-Disposition"] == f'attachment; filename="table1_{today}.csv"'
+
+
+def test_messages_of_the_models_name_factors_as_the_pi_reads_them():
+    from analysis.dashboard import tables
+
+    plan = AnalysisPlan().replace(size_cutoff_mm=30)
+    assert tables.readable("covariate without variation: size_gt_2cm", plan) == \
+        "covariate without variation: Largest lesion > 30 mm"
+    assert tables.readable("no covariate can be estimated (histology_SyS: no variation; age_per_10y: collinear)",
+                           plan) == ("no covariate can be estimated (SyS vs LMS: no variation; "
+                                     "Age at PM (per 10 years): collinear)")
+    report = {"plan": plan.to_dict(), "warnings": [
+        {"code": "not_estimable", "message": "tfi_gt_12m left out: no variation", "model": "dfs:multivariable"}]}
+    assert tables.warnings_for(report)[0]["message"] == "Treatment-free interval > 12 months left out: no variation"
