@@ -59,7 +59,7 @@ class ControlsForm(forms.Form):
     covariates = forms.MultipleChoiceField(
         label=_("Covariates of the multivariable DFS model"),
         widget=forms.CheckboxSelectMultiple, required=False,
-        help_text=_("At least one; none ticked keeps the plan's covariates."))
+        help_text=_("Tick at least one."))
     xmax = forms.FloatField(label=_("Time axis up to"), min_value=6, max_value=600, required=False,
                             help_text=_("Months; empty: up to the last follow-up."))
     bands = forms.ChoiceField(label=_("95% CI bands"), required=False, choices=[
@@ -77,6 +77,9 @@ def plan_fields(plan):
             "tfi_cutoff_months": f"{plan.tfi_cutoff_months:g}", "covariates": list(plan.multivariable_covariates)}
 
 
+COVARIATES_SHOWN = "covariates_shown"  # a hidden field of the form: its boxes were on the page
+
+
 def controls(query, base):
     """(form, plan, factor) from the query: the base plan (defaults or a saved plan) with the
     given, valid fields of the form applied."""
@@ -86,6 +89,9 @@ def controls(query, base):
     form = ControlsForm({**initial, **{name: query.get(name) for name in initial if name in query},
                          "covariates": query.getlist("covariates") or initial["covariates"]}, plan=base)
     form.is_valid()  # the form's ranges; a field that fails them keeps the base plan's value
+    if COVARIATES_SHOWN in query and not query.getlist("covariates"):  # the form sent, every box unticked
+        form.add_error("covariates", _("No covariate ticked: the model needs at least one, so it keeps "
+                                       "the plan's covariates (ticked again below)."))
     data = form.cleaned_data
     params = {name: [str(form.data[name])] for name in ("size_cutoff_mm", "lesions_cutoff", "tfi_cutoff_months")
               if data.get(name) is not None}

@@ -521,3 +521,11 @@ def test_messages_of_the_models_name_factors_as_the_pi_reads_them():
     report = {"plan": plan.to_dict(), "warnings": [
         {"code": "not_estimable", "message": "tfi_gt_12m left out: no variation", "model": "dfs:multivariable"}]}
     assert tables.warnings_for(report)[0]["message"] == "Treatment-free interval > 12 months left out: no variation"
+
+
+def test_unticking_every_covariate_says_so_and_keeps_the_plans_covariates(client, pi):
+    response = get(client, pi, size_cutoff_mm="20", lesions_cutoff="1", tfi_cutoff_months="12",
+                   stratify="none", covariates_shown="1")
+    assert response.context["plan"] == AnalysisPlan()
+    assert "No covariate ticked" in response.context["form"].errors["covariates"][0]
+    assert "No covariate ticked" in response.content.decode()
