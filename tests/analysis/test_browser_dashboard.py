@@ -109,3 +109,41 @@ def screenshot_path(name):
     folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else ARTIFACTS
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
+
+
+TABLE1_SECTIONS = """() => {
+  const sections = [];
+  for (const row of document.querySelectorAll("table.table1 tbody tr")) {
+    const heading = row.querySelector("th[scope=rowgroup]");
+    if (heading) { sections.push([heading.innerText.trim(), []]); }
+    else { sections[sections.length - 1][1].push(row.querySelector("th").innerText.trim()); }
+  }
+  return sections;
+}"""
+
+
+def test_pi_reads_table1_and_the_print_report_whole(live_server, browser_page):  # noqa: F811
+    page, base = browser_page, live_server.url
+    page.set_default_timeout(60_000)
+    cache.clear()
+    call_command("generate_cohort", patients=60, centres=2, seed=7, load=True, stdout=io.StringIO())
+    f.user("pi", memberships=[("MUC", "pi")], password=PASSWORD)
+    sign_in(page, base, "pi")
+
+    page.goto(f"{base}/analysis/?tfi_cutoff_months=18")
+    sections = dict(page.evaluate(TABLE1_SECTIONS))
+    for heading in ("Age at PM, years", "Disease-free interval (DFI), months", "Treatment-free interval (TFI), months",
+                    "Max lesion diameter, mm", "Lesions resected"):
+        assert sections[heading] == ["median (IQR)"], heading
+    assert set(sections["Sex"]) <= {"female", "male", "diverse", "unknown"}
+    assert set(sections["Treatment-free interval > 18 months"]) <= {"yes", "no", "unknown"}
+    assert set(sections["Synchronous (disease-free interval ≤ 3 months)"]) <= {"yes", "no", "unknown"}
+
+    # The print report on screen: the survival estimates keep their last column (60 months).
+    page.goto(f"{base}/analysis/print/")
+    wrap = page.locator("table.estimates").locator("xpath=..")
+    assert wrap.evaluate("element => element.scrollWidth <= element.clientWidth")
+    last = page.locator("table.estimates thead th").last
+    assert last.inner_text() == "60 months"
+    box, panel = last.bounding_box(), wrap.bounding_box()
+    assert box["x"] + box["width"] <= panel["x"] + panel["width"] + 1
