@@ -228,6 +228,9 @@ class PrimaryTumour(ClinicalRecord):
                 "date": self.diagnosis_date.isoformat()}
         if self.radiotherapy in ("neoadjuvant", "adjuvant") and not self.radiotherapy_end_date:
             errors["radiotherapy_end_date"] = _("Enter the end date of the radiotherapy.")
+        if self.radiotherapy == "none" and self.radiotherapy_end_date:
+            errors["radiotherapy_end_date"] = _("No radiotherapy was given: leave its end date empty, or choose "
+                                                "when it was given.")
         if self.radiotherapy_end_date and self.diagnosis_date and self.radiotherapy_end_date < self.diagnosis_date:
             errors["radiotherapy_end_date"] = _("The end of radiotherapy is before the diagnosis date (%(date)s).") % {
                 "date": self.diagnosis_date.isoformat()}

@@ -94,7 +94,10 @@ def gaps_with_links(patient):
 @login_required
 @require_GET
 def home(request):
-    """A user of one centre goes straight to its patients; others choose a centre."""
+    """A principal investigator goes to the survival dashboard; a user of one centre straight to its
+    patients; others choose a centre."""
+    if access.is_pi(request.user) and not access.writable_centre_codes(request.user):
+        return redirect("analysis:dashboard")
     centres = list(access.centres_readable(request.user))
     if len(centres) == 1:
         return redirect(reverse("patient_list") + f"?centre={centres[0].code}")

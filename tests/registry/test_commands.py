@@ -77,3 +77,15 @@ def test_the_demo_fixture_loads_on_its_own_with_the_demo_password(settings):
     assert not Patient.objects.exists()
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # the fixture's hashes
     assert get_user_model().objects.get(username="nurse.muc").check_password(DEMO_PASSWORD)
+
+
+def test_generate_cohort_help_describes_every_option():
+    from io import StringIO
+
+    from registry.management.commands.generate_cohort import Command
+
+    help_text = StringIO()
+    Command().create_parser("manage.py", "generate_cohort").print_help(help_text)
+    for option in ("--patients", "--centres", "--seed", "--out", "--load", "--user"):
+        line = help_text.getvalue().split(option, 1)[1].split("\n  --", 1)[0]
+        assert len(line.split()) > 3, f"{option} has no description: {line!r}"

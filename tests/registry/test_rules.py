@@ -107,6 +107,13 @@ def test_primary_surgery_before_diagnosis_is_refused(nurse):
     refused(nurse, f.primary_tumour(patient, surgery_date=D(2012, 4, 1)), "surgery_date")
 
 
+def test_an_end_date_of_radiotherapy_that_was_not_given_is_refused(nurse):
+    patient = f.patient("MUC")
+    message = refused(nurse, f.primary_tumour(patient, radiotherapy="none", radiotherapy_end_date=D(2012, 9, 15)),
+                      "radiotherapy_end_date")
+    assert "No radiotherapy was given" in message
+
+
 def test_lung_metastases_diagnosed_after_first_pm_is_refused(nurse, case):
     patient = Patient.objects.get(pk=case.pk)
     patient.lung_mets_diagnosis_date = D(2015, 4, 2)

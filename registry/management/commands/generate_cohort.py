@@ -14,9 +14,10 @@ class Command(BaseCommand):
     help = "Draw a synthetic multicentre cohort (documented in registry/synthetic/); write it and/or load it."
 
     def add_arguments(self, parser):
-        parser.add_argument("--patients", type=int, required=True)
+        parser.add_argument("--patients", type=int, required=True, help="number of patients to generate")
         parser.add_argument("--centres", type=int, default=3, help="number of centres (default 3)")
-        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--seed", type=int, default=1,
+                            help="random seed (default 1): the same seed always gives the same cohort")
         parser.add_argument("--out", help="write an import workbook (.xlsx), one sheet per table: new patients "
                                           "named by local keys (local_id), or with --load the loaded patients "
                                           "by their pseudonyms (patient_id)")

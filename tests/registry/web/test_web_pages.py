@@ -28,6 +28,13 @@ def test_nurse_of_one_centre_lands_on_its_patient_list_after_signing_in(client, 
     assert response.status_code == 200
 
 
+def test_a_principal_investigator_lands_on_the_survival_dashboard(client):
+    client.force_login(f.user("pi", memberships=[("MUC", "pi")]))
+    assert client.get(reverse("home"))["Location"] == reverse("analysis:dashboard")
+    client.force_login(f.user("pi.and.nurse", memberships=[("MUC", "pi"), ("BER", "nurse")]))
+    assert client.get(reverse("home")).status_code == 200  # who also enters data chooses a centre
+
+
 def test_user_of_several_centres_chooses_a_centre(client):
     user = f.user("twocentres", memberships=[("MUC", "nurse"), ("BER", "pi")])
     client.force_login(user)
