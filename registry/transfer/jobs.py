@@ -21,7 +21,6 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from registry import access
@@ -82,28 +81,49 @@ def _fail_if_lost(job):
     lost_after = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
     if job.state == Job.RUNNING and job.started_at < timezone.now() - lost_after:
         job.state, job.finished_at = Job.FAILED, timezone.now()
-        job.error = _("The worker running this job stopped before it ended. Nothing was written. "
-                      "Submit it again.")
+        job.error = _failure("lost")
         Job.objects.filter(pk=job.pk, state=Job.RUNNING).update(
             state=job.state, finished_at=job.finished_at, error=job.error, payload=None)
 
 
-TOO_LONG = gettext_lazy("The job took longer than the limit of %(s)s seconds and was stopped. Nothing was "
-                        "written.")
-TOO_BIG = gettext_lazy("The job needed more memory than the limit of %(mb)s MB and was stopped. Nothing was "
-                       "written.")
-PROCESS_DIED = gettext_lazy("The process running the job stopped before the job ended; it may have needed more "
-                            "memory than the limit of %(mb)s MB. Nothing was written.")
+# Why a job failed, stored as a code with the limits of the process that ran it, and put into words
+# in the language of whoever reads the page (the worker has none).
+FAILURES = {
+    "too_long": gettext_lazy("The job took longer than the limit of %(s)s seconds and was stopped. Nothing was "
+                             "written."),
+    "too_big": gettext_lazy("The job needed more memory than the limit of %(mb)s MB and was stopped. Nothing was "
+                            "written."),
+    "process_died": gettext_lazy("The process running the job stopped before the job ended; it may have needed "
+                                 "more memory than the limit of %(mb)s MB. Nothing was written."),
+    "lost": gettext_lazy("The worker running this job stopped before it ended. Nothing was written. Submit it "
+                         "again."),
+    "database": gettext_lazy("The database failed during the job. An import is written in one transaction, so "
+                             "nothing of this file is half-stored. Submit it again: rows that are already stored "
+                             "are recognised and left unchanged."),
+    "export_refused": gettext_lazy("You may not export this dataset."),
+    "unexpected": gettext_lazy("The job failed unexpectedly; the administrators can read why in the log. Nothing "
+                               "was written."),
+}
+TOO_LONG, PROCESS_DIED = "too_long", "process_died"
 
 
-def _message(template):
-    return template % {"s": settings.JOB_TIME_LIMIT, "mb": settings.JOB_MAX_MEMORY_MB}
+def _failure(code):
+    """The stored form of a failure: its code and this process's limits."""
+    return f"{code} {settings.JOB_TIME_LIMIT} {settings.JOB_MAX_MEMORY_MB}"
 
 
-def fail(pk, template):
+def error_message(job):
+    """Why the job failed, in the active language ("" when it did not)."""
+    if not job.error:
+        return ""
+    code, seconds, megabytes = (job.error.split() + ["", "", ""])[:3]
+    return str(FAILURES.get(code, FAILURES["unexpected"])) % {"s": seconds, "mb": megabytes}
+
+
+def fail(pk, code):
     """Record that a job which could not end itself failed (its process died or was killed)."""
     Job.objects.filter(pk=pk, state__in=[Job.QUEUED, Job.RUNNING]).update(
-        state=Job.FAILED, error=_message(template), finished_at=timezone.now(), payload=None)
+        state=Job.FAILED, error=_failure(code), finished_at=timezone.now(), payload=None)
 
 
 def run(pk):
@@ -118,22 +138,19 @@ def run(pk):
         else:
             _run_export(job)
         job.state = Job.DONE
-    except PermissionDenied as refusal:
-        job.state, job.error = Job.FAILED, str(refusal)
+    except PermissionDenied:
+        job.state, job.error = Job.FAILED, _failure("export_refused")
     except SoftTimeLimitExceeded:
-        job.state, job.error = Job.FAILED, _message(TOO_LONG)
+        job.state, job.error = Job.FAILED, _failure("too_long")
     except MemoryError:
-        job.state, job.error = Job.FAILED, _message(TOO_BIG)
+        job.state, job.error = Job.FAILED, _failure("too_big")
     except DatabaseError:
         log.exception("job %s failed", pk)
         connection.close_if_unusable_or_obsolete()  # a lost connection is replaced to record the failure
-        job.state, job.error = Job.FAILED, _(
-            "The database failed during the job. An import is written in one transaction, so nothing of this file "
-            "is half-stored. Submit it again: rows that are already stored are recognised and left unchanged.")
+        job.state, job.error = Job.FAILED, _failure("database")
     except Exception:  # the page must say that the job ended, whatever happened
         log.exception("job %s failed", pk)
-        job.state, job.error = Job.FAILED, _("The job failed unexpectedly; the administrators can read why in the "
-                                             "log. Nothing was written.")
+        job.state, job.error = Job.FAILED, _failure("unexpected")
     job.finished_at = timezone.now()
     job.payload = None  # the uploaded file is not kept beyond its job
     job.save(update_fields=["state", "error", "finished_at", "payload", "result", "result_name", "report"])
@@ -185,7 +202,7 @@ def _run_export(job):
     options = {"centre": job.options["centre"] or None, "file_format": job.options["file_format"],
                "deidentify": job.options["deidentify"]}
     if not access.can_export(job.user, options["centre"] or access.ALL):  # rights may have changed meanwhile
-        raise PermissionDenied(_("You may not export this dataset."))
+        raise PermissionDenied
     buffer = io.BytesIO()
     dataset_export(user=job.user, out=buffer, **options)
     job.result = buffer.getvalue()

@@ -123,7 +123,7 @@ def job_detail(request, pk):
     """A job's state, step and outcome; the page reloads itself until the job has ended."""
     job = _own_job(request, pk)
     context = {"job": job, "report": job.report, "limit_seconds": settings.JOB_TIME_LIMIT,
-               "step": STEPS.get(job.step, "")}
+               "step": STEPS.get(job.step, ""), "error": jobs.error_message(job)}
     if job.kind == Job.EXPORT:
         context["has_result"] = jobs.has_result(job)
     elif job.report:

@@ -155,3 +155,13 @@ def test_oversized_upload_is_refused_before_reading(client, nurse, settings):
     response = upload(client, workbook_bytes(own_centre(cohort(3))))
     assert response.status_code == 413
     assert not Patient.objects.exists()
+
+
+def test_why_a_job_failed_is_told_in_the_readers_language_with_the_workers_limits(client, nurse):
+    """The worker has no language: the job keeps a code and the limits it ran under."""
+    job = Job.objects.create(kind=Job.IMPORT, user=nurse, state=Job.FAILED, options={"file_name": "big.xlsx"},
+                             error="too_long 5 700")
+    page = client.get(reverse("job_detail", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "länger als die Grenze von 5 Sekunden" in page
+    page = client.get(reverse("job_detail", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "took longer than the limit of 5 seconds" in page
