@@ -316,7 +316,7 @@ class SystemicTherapy(ClinicalRecord):
 
     def __str__(self):
         return _("%(regimen)s of %(patient)s from %(date)s") % {
-            "regimen": self.regimen, "patient": self.patient_id, "date": self.start_date}
+            "regimen": self.get_regimen_display(), "patient": self.patient_id, "date": self.start_date}
 
     def clean(self):
         errors = {}
@@ -362,7 +362,7 @@ class FollowUp(ClinicalRecord):
 
     def __str__(self):
         return _("%(event)s of %(patient)s on %(date)s") % {
-            "event": self.event, "patient": self.patient_id, "date": self.event_date}
+            "event": self.get_event_display(), "patient": self.patient_id, "date": self.event_date}
 
     def clean(self):
         errors = {}

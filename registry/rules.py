@@ -40,14 +40,15 @@ class Violation:
 
 
 def describe(record):
-    """A record in words a study nurse recognises, e.g. 'follow-up event (death, 2020-03-01)'."""
+    """A record in words a study nurse recognises, e.g. 'follow-up event (death, 2020-03-01)', its
+    codes in their labels of the active language."""
     name = type(record)._meta.verbose_name if hasattr(type(record), "_meta") else type(record).__name__
     detail = {
         "Patient": lambda r: r.patient_id or _("new patient"),
         "PrimaryTumour": lambda r: r.patient_id,
         "Metastasectomy": lambda r: iso(r.surgery_date),
-        "SystemicTherapy": lambda r: f"{r.regimen}, {iso(r.start_date)}",
-        "FollowUp": lambda r: f"{r.event}, {iso(r.event_date)}",
+        "SystemicTherapy": lambda r: f"{r.get_regimen_display()}, {iso(r.start_date)}",
+        "FollowUp": lambda r: f"{r.get_event_display()}, {iso(r.event_date)}",
     }.get(type(record).__name__)
     return f"{name} ({detail(record)})" if detail else str(name)
 

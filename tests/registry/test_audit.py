@@ -81,7 +81,7 @@ def test_bulk_write_with_one_invalid_case_writes_nothing(nurse):
                        follow_ups=[f.follow_up(bad, event_date=D(2015, 1, 1))])]
     with pytest.raises(ValidationError) as error:
         services.cases_create(user=nurse, cases=both)
-    assert "follow-up event (contact, 2015-01-01), event_date" in str(error.value)
+    assert "follow-up event (contact (seen alive), 2015-01-01), event_date" in str(error.value)
     assert not Patient.objects.exists() and not Patient.history.exists()
 
 

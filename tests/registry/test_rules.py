@@ -77,7 +77,7 @@ def test_event_after_death_is_refused(nurse, case):
 def test_death_before_existing_records_is_refused_and_names_the_later_record(nurse, case):
     with pytest.raises(ValidationError) as error:
         services.record_save(user=nurse, record=f.follow_up(case, event="death", event_date=D(2015, 12, 1)))
-    assert "follow-up event (contact, 2016-01-01)" in " ".join(error.value.messages)
+    assert "follow-up event (contact (seen alive), 2016-01-01)" in " ".join(error.value.messages)
 
 
 def test_future_dates_are_refused(nurse, case):
@@ -134,7 +134,7 @@ def test_moving_the_first_pm_after_a_follow_up_is_refused(nurse, case):
     pm.surgery_date = D(2016, 6, 1)
     with pytest.raises(ValidationError) as error:
         services.record_save(user=nurse, record=pm)
-    assert "follow-up event (contact, 2016-01-01)" in " ".join(error.value.messages)
+    assert "follow-up event (contact (seen alive), 2016-01-01)" in " ".join(error.value.messages)
     assert Metastasectomy.objects.get(patient=case).surgery_date == D(2015, 4, 1)
 
 
@@ -150,4 +150,15 @@ def test_check_case_works_on_unsaved_records():
                       follow_ups=[FollowUp(event="contact", event_date=D(2015, 1, 1))])
     [violation] = rules.check_case(case)
     assert violation.column == "event_date"
-    assert str(violation).startswith("follow-up event (contact, 2015-01-01), event_date:")
+    assert str(violation).startswith("follow-up event (contact (seen alive), 2015-01-01), event_date:")
+
+
+def test_a_record_is_described_with_the_labels_of_its_codes_in_the_active_language():
+    from django.utils import translation
+
+    event = FollowUp(patient_id="MUC-7K3QZ9", event="death", event_date=D(2018, 3, 1))
+    therapy = SystemicTherapy(patient_id="MUC-7K3QZ9", regimen="doxorubicin_ifosfamide", start_date=D(2017, 1, 1))
+    with translation.override("de"):
+        described = rules.describe(event) + " " + rules.describe(therapy)
+        assert event.get_event_display() in described and therapy.get_regimen_display() in described
+    assert "death," not in described and "doxorubicin_ifosfamide" not in described
