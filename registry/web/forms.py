@@ -64,6 +64,10 @@ class EntryForm(forms.ModelForm):
                 field.widget = DateInput()
             if isinstance(field, forms.DecimalField):
                 field.widget.attrs["step"] = "0.1"
+        for name, field in self.fields.items():  # the unit stands beside the box, not twice
+            unit = self.unit(name)
+            if unit and field.label and str(field.label).endswith(f" ({unit})"):
+                field.label = str(field.label)[:-len(unit) - 3]
 
     def unit(self, name):
         return next((unit for suffix, unit in UNITS.items() if name.endswith(suffix)), "")

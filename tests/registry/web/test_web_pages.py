@@ -188,3 +188,14 @@ def test_history_shows_where_each_change_came_from(client, nurse, case):
     response = client.get(reverse("patient_history", args=[case.pk]))
     assert [e["source"] for e in response.context["entries"][:2]] == ["api", "web"]
     assert "via api" in response.content.decode() and "via web" in response.content.decode()
+
+
+def test_a_unit_stands_once_beside_its_box_not_also_in_the_label(client, nurse, case):
+    client.force_login(nurse)
+    for language in ("en", "de"):
+        html = client.get(reverse("record_add", args=[case.pk, "metastasectomies"]),
+                          HTTP_ACCEPT_LANGUAGE=language).content.decode()
+        label = html.split('for="id_max_lesion_diameter_mm"', 1)[1].split("</label>", 1)[0]
+        assert "(mm)" not in label, label
+        field = html.split('id="id_max_lesion_diameter_mm"', 1)[1].split("</div>", 1)[0]
+        assert '<span class="unit">mm</span>' in field
