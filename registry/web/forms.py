@@ -64,6 +64,9 @@ class EntryForm(forms.ModelForm):
                 field.widget = DateInput()
             if isinstance(field, forms.DecimalField):
                 field.widget.attrs["step"] = "0.1"
+        for name, field in list(self.fields.items()):
+            if isinstance(field, forms.NullBooleanField):  # one look for every choice: blank, yes, no
+                self.fields[name] = yes_no_field(field.label, field.help_text, required=False)
         for name, field in self.fields.items():  # the unit stands beside the box, not twice
             unit = self.unit(name)
             if unit and field.label and str(field.label).endswith(f" ({unit})"):
@@ -111,14 +114,29 @@ class EntryForm(forms.ModelForm):
         super()._update_errors(errors)
 
 
+class YesNoField(forms.TypedChoiceField):
+    """Yes/no as a choice list like every other (a blank first), never a checkbox: a checkbox would
+    silently store "no" for "not entered yet". Takes true/false in any case, as the API does."""
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=[("", "---------"), ("true", _("yes")), ("false", _("no"))],
+                         coerce=lambda value: value == "true", empty_value=None, **kwargs)
+
+    def to_python(self, value):
+        return super().to_python(value.lower() if isinstance(value, str) else value)
+
+    def prepare_value(self, value):
+        return {True: "true", False: "false"}.get(value, value)
+
+
+def yes_no_field(label, help_text, *, required):
+    return YesNoField(label=label, help_text=help_text, required=required)
+
+
 class PatientForm(EntryForm):
-    # Required yes/no: a checkbox would silently store "no" for "not entered yet".
-    extrapulmonary_disease_at_pm = forms.TypedChoiceField(
-        label=_("Extrapulmonary disease at first PM"),
-        help_text=Patient._meta.get_field("extrapulmonary_disease_at_pm").help_text,
-        choices=[("", "---------"), ("True", _("yes")), ("False", _("no"))],
-        coerce=lambda value: value == "True",
-    )
+    extrapulmonary_disease_at_pm = yes_no_field(
+        _("Extrapulmonary disease at first PM"), Patient._meta.get_field("extrapulmonary_disease_at_pm").help_text,
+        required=True)
 
     class Meta:
         model = Patient

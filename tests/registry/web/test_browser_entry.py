@@ -107,7 +107,7 @@ def test_nurse_enters_a_case_with_the_keyboard(live_server, browser_page):
     assert page.url.endswith("/patients/?centre=MUC")
 
     add(page, "New patient", {"sex": "female", "birth_year": "1962", "histology": "LMS",
-                              "lung_mets_diagnosis_date": "2016-02-10", "extrapulmonary_disease_at_pm": "False",
+                              "lung_mets_diagnosis_date": "2016-02-10", "extrapulmonary_disease_at_pm": "false",
                               "ecog": "1"}, enter_in="ecog")
     patient = Patient.objects.exclude(pk__in=["MUC-B4RE01", "MUC-ST4LE2", "MUC-NOFU03"]).get(centre="MUC")
     assert page.url.endswith(f"/patients/{patient.pk}/")

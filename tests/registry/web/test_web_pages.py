@@ -199,3 +199,18 @@ def test_a_unit_stands_once_beside_its_box_not_also_in_the_label(client, nurse, 
         assert "(mm)" not in label, label
         field = html.split('id="id_max_lesion_diameter_mm"', 1)[1].split("</div>", 1)[0]
         assert '<span class="unit">mm</span>' in field
+
+
+def test_every_yes_no_question_offers_the_same_choices_and_shows_what_is_stored(client, nurse, case):
+    from registry.models import Metastasectomy
+
+    client.force_login(nurse)
+    html = client.get(reverse("record_add", args=[case.pk, "metastasectomies"])).content.decode()
+    select = html.split('name="lymph_node_sampling"', 1)[1].split("</select>", 1)[0]
+    assert [option.split(">", 1)[1].split("<", 1)[0] for option in select.split("<option")[1:]] == \
+        ["---------", "yes", "no"]
+    pm = Metastasectomy.objects.filter(patient=case).first()
+    pm.lymph_node_sampling = True
+    pm.save()
+    html = client.get(reverse("record_edit", args=[case.pk, "metastasectomies", pm.pk])).content.decode()
+    assert '<option value="true" selected>' in html.split('name="lymph_node_sampling"', 1)[1].split("</select>")[0]
