@@ -337,13 +337,18 @@ def patient_history(request, patient_id):
 @login_required
 @require_GET
 def data_quality(request, code):
+    """The centre's incomplete patients, PAGE_SIZE a page; ?gap=CODE shows those with that gap.
+    The counts of each gap are over every incomplete patient, and each is a link to its filter."""
     centre = readable_centre(request, code)
     patients = quality.incomplete(access.patients_readable(request.user).filter(centre=centre))
     rows = [(patient, gaps_with_links(patient)) for patient in patients.order_by("patient_id")]
-    audit.log_read(request, patient_ids=[patient.pk for patient, _gaps in rows])
+    chosen = request.GET.get("gap", "")
+    shown = [row for row in rows if any(gap.code == chosen for gap, _url in row[1])] if chosen else rows
+    page = Paginator(shown, PAGE_SIZE).get_page(request.GET.get("page"))
+    audit.log_read(request, patient_ids=[patient.pk for patient, _gaps in page.object_list])
     total = access.patients_readable(request.user).filter(centre=centre).count()
     return render(request, "registry/data_quality.html", {
-        "centre": centre, "rows": rows, "total": total,
+        "centre": centre, "rows": rows, "page": page, "total": total, "chosen": chosen,
         "can_write": access.can_write_centre(request.user, centre.code),
         "counts": gap_counts(rows),
     })

@@ -93,6 +93,23 @@ def test_history_shows_who_changed_which_field_from_what_to_what(client, nurse, 
     assert [e["date"] for e in entries] == sorted((e["date"] for e in entries), reverse=True)
 
 
+def test_data_quality_page_is_paged_and_its_counts_filter_by_gap(client, nurse, case, settings):
+    from registry.web import views
+
+    complete_case(nurse)
+    for _ in range(views.PAGE_SIZE + 3):
+        f.patient("MUC")  # nothing entered but the patient: no primary tumour, no PM, no follow-up
+    client.force_login(nurse)
+    first = client.get(reverse("data_quality", args=["MUC"]))
+    assert len(first.context["page"].object_list) == views.PAGE_SIZE and "Page 1 of 2" in first.content.decode()
+    assert '?gap=no_primary_tumour"' in first.content.decode()
+    second = client.get(reverse("data_quality", args=["MUC"]), {"page": 2})
+    assert len(second.context["page"].object_list) == len(first.context["rows"]) - views.PAGE_SIZE
+    stale = client.get(reverse("data_quality", args=["MUC"]), {"gap": "follow_up_stale"})
+    assert [patient.pk for patient, _gaps in stale.context["page"].object_list] == [case.pk]
+    assert dict((gap.code, n) for gap, n in stale.context["counts"])["no_primary_tumour"] == views.PAGE_SIZE + 3
+
+
 def test_completeness_checks_each_gap(nurse):
     today = datetime.date.today()
     bare = f.patient("MUC", ecog=None)
