@@ -23,6 +23,7 @@ from operator import attrgetter, itemgetter
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models.base import ModelState
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from registry import access, cases, rules, selectors
 from registry.dictionary import KEYS, LOCAL_ID, TABLE_MODELS, TABLES, column
@@ -174,6 +175,7 @@ class Merger:
         new patient's provisional id the centre of its row)."""
         valid_id = re.compile(PATIENT_ID_PATTERN)
         allowed = {}  # patient id -> may write (many rows share a patient)
+        refused = {}  # (table, centre) -> its rows, in file order
         self.ids = set()
         for table in TABLES:
             for row in self.rows[table]:
@@ -187,10 +189,22 @@ class Merger:
                     if may and pid not in self.provisional:
                         self.ids.add(pid)
                 if not may:
-                    where, value = ("centre", row.values.get("centre_id")) if table == "patients" \
-                        else self.patient_cell(row)
-                    self.fail(row, where, value,
-                              _("You may not write patients of centre %(centre)s.") % {"centre": pid.split("-", 1)[0]})
+                    refused.setdefault((table, pid.split("-", 1)[0]), []).append(row)
+        # One error per sheet and centre, at its first row, not one per row: a nurse who uploads the
+        # pooled workbook reads one line per other centre, not hundreds of the same.
+        for (table, centre), rows in refused.items():
+            first = rows[0]
+            where, value = ("centre", first.values.get("centre_id")) if table == "patients" \
+                else self.patient_cell(first)
+            message = _("You may not write patients of centre %(centre)s.") % {"centre": centre}
+            if len(rows) > 1:
+                message += " " + ngettext("This row and %(n)s more row of this sheet concern them (up to row %(last)s).",
+                                          "This row and %(n)s more rows of this sheet concern them (up to row %(last)s).",
+                                          len(rows) - 1) % {"n": len(rows) - 1, "last": rows[-1].number}
+            self.fail(first, where, value, message)
+            for row in rows[1:]:
+                row.ok = False
+                self.bad.add(row.patient_id)
 
     def check_duplicates(self):
         for table in TABLES:

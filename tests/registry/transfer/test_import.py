@@ -223,6 +223,21 @@ def test_nurse_of_centre_a_importing_a_centre_b_patient_is_refused(nurse):
     assert all("centre HD" in e.message for e in report.errors)
 
 
+def test_a_nurse_uploading_the_pooled_workbook_reads_one_refusal_per_sheet_not_one_per_row(nurse):
+    tables = new_cohort(60)
+    hd_rows = {table: [row for row in rows if row.get("centre") == "HD" or row.get("local_id") in
+                       {p["local_id"] for p in tables["patients"] if p["centre"] == "HD"}]
+               for table, rows in tables.items()}
+
+    report = run(workbook_bytes(tables), user=nurse)
+
+    refused = [e for e in report.errors if "centre HD" in e.message]
+    assert len(refused) == len([t for t, rows in hd_rows.items() if rows]) == len(report.errors)
+    patients = next(e for e in refused if e.sheet == "patients")
+    assert f"This row and {len(hd_rows['patients']) - 1} more rows of this sheet concern them" in patients.message
+    assert nothing_written()
+
+
 def test_nurse_imports_her_own_centre(nurse):
     tables = cohort(10)
     own = new_patients({t: [r for r in rows if r["patient_id"].startswith("MUC-")] for t, rows in tables.items()})
