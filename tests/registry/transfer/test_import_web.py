@@ -2,6 +2,9 @@
 
 An upload becomes a job (registry/transfer/jobs.py); without a worker, as here, it runs at once and
 the browser lands on the job's page with the outcome."""
+import io
+import zipfile
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -165,3 +168,20 @@ def test_why_a_job_failed_is_told_in_the_readers_language_with_the_workers_limit
     assert "länger als die Grenze von 5 Sekunden" in page
     page = client.get(reverse("job_detail", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "took longer than the limit of 5 seconds" in page
+
+
+def test_importing_an_unchanged_file_again_says_that_nothing_changed(client, nurse):
+    from registry.transfer.exporting import dataset_export  # the registry's own export, re-imported
+
+    first = upload(client, workbook_bytes(own_centre(cohort(6))))
+    assert "created" in first.content.decode()
+    archive = io.BytesIO()
+    dataset_export(user=nurse_as_coordinator(), out=archive, file_format="xlsx", centre="MUC")
+    with zipfile.ZipFile(archive) as exported:
+        patients = exported.read("patients.xlsx")
+    again = upload(client, patients, name="patients.xlsx").content.decode()
+    assert "nothing changed" in again and "rows imported" not in again
+
+
+def nurse_as_coordinator():
+    return f.user("coordinator", memberships=[("MUC", "coordinator")])
