@@ -14,7 +14,7 @@ from rest_framework import serializers
 from registry import access
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 
-BOOKKEEPING = ("version", "created_at", "updated_at")
+BOOKKEEPING = ("version", "status", "created_at", "updated_at")
 
 
 def column_of(field):
