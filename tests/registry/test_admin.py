@@ -6,7 +6,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from registry import services
-from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.models import FollowUp, Membership, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -166,3 +166,13 @@ def test_the_admin_asks_a_reason_for_changing_a_complete_record_and_keeps_it(adm
     assert response.status_code == 302
     latest = FollowUp.objects.get().history.first()
     assert (latest.event_date, latest.history_change_reason) == (D(2016, 2, 1), "admin: date from the letter")
+
+
+def test_an_administrator_gives_a_user_the_monitor_role(admin_client, db):
+    user = f.user("monitor.hd")
+    f.centre("HD")
+    response = admin_client.post(reverse("admin:registry_membership_add"),
+                                 {"user": user.pk, "centre": "HD", "role": "monitor"})
+    assert response.status_code == 302
+    membership = Membership.objects.get(user=user)
+    assert membership.role == "monitor" and membership.history.get().history_user.username == "root"
