@@ -182,7 +182,8 @@ def patient_detail(request, patient_id):
     index = index_operation(operations)
     index_date = index.surgery_date if index else None
     audit.log_read(request, patient_ids=[patient.pk])
-    statuses = {(type(record), record.pk): record_status_info(request.user, patient, record)
+    can_write = access.can_write_centre(request.user, patient.centre_id)
+    statuses = {(type(record), record.pk): record_status_info(request.user, patient, record, can_write=can_write)
                 for record in [patient, *list(case.records())[1:]]}
     return render(request, "registry/patient_detail.html", {
         "patient": patient,
@@ -190,7 +191,10 @@ def patient_detail(request, patient_id):
         "patient_status": statuses[(Patient, patient.pk)],
         "primary_status": statuses.get((PrimaryTumour, primary.pk)) if primary else None,
         "patient_details": details(patient),
-        "can_write": access.can_write_centre(request.user, patient.centre_id),
+        "can_write": can_write,
+        # a locked patient takes no new record, and a locked record offers no edit or delete
+        "can_change_case": statuses[(Patient, patient.pk)]["writable"],
+        "primary_writable": statuses[(PrimaryTumour, primary.pk)]["writable"] if primary else can_write,
         "gaps": gaps_with_links(patient),
         "primary": primary,
         "primary_details": details(primary) if primary else [],
@@ -218,10 +222,12 @@ STATUS_ACTIONS = {
 STATUS_KINDS = {Patient: "patient", **{form._meta.model: kind for kind, form in RECORD_FORMS.items()}}
 
 
-def record_status_info(user, patient, record):
-    """What the patient page shows of a record's status: its code and label, and the moves the user
-    may make (none while the patient is locked, for its other records)."""
+def record_status_info(user, patient, record, *, can_write):
+    """What the patient page shows of a record's status: its code and label, the moves the user
+    may make (none while the patient is locked, for its other records) and whether the record may
+    be changed (not while it or its patient is locked)."""
     centre = patient.centre_id
+    locked = "locked" in (record.status, patient.status)
     moves = [] if record is not patient and patient.status == "locked" else \
         sorted(access.status_moves(user, centre, record.status), key=codes.values(codes.RECORD_STATUS).index)
     return {
@@ -229,6 +235,7 @@ def record_status_info(user, patient, record):
         "kind": STATUS_KINDS[type(record)], "pk": record.pk,
         "moves": [(status, STATUS_ACTIONS[(record.status, status)]) for status in moves],
         "reason_required": record.status == "locked",
+        "writable": can_write and not locked,
     }
 
 

@@ -113,3 +113,16 @@ def test_the_patient_list_counts_records_by_status_per_centre(case, nurse):
     counts = dict((status, n) for status, _label, n in response.context["status_counts"]["MUC"])
     assert counts == {"in_progress": 4, "complete": 1, "verified": 0, "locked": 0}
     assert "Records:" in response.content.decode()
+
+
+def test_the_patient_page_offers_no_edit_of_a_locked_record_nor_new_records_of_a_locked_patient(
+        case, nurse, coordinator):
+    pm = move(coordinator, case.metastasectomies.get(), "complete", "verified", "locked")
+    client = signed_in(nurse)
+    page = client.get(reverse("patient_detail", args=[case.pk])).content.decode()
+    assert f"/metastasectomies/{pm.pk}/edit/" not in page
+    assert f"/systemic-therapies/{case.systemic_therapies.get().pk}/edit/" in page
+    assert "/metastasectomies/add/" in page
+    move(coordinator, case, "complete", "verified", "locked")
+    page = client.get(reverse("patient_detail", args=[case.pk])).content.decode()
+    assert "/edit/" not in page and "/add/" not in page and "/delete/" not in page
