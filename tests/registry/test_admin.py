@@ -176,3 +176,14 @@ def test_an_administrator_gives_a_user_the_monitor_role(admin_client, db):
     assert response.status_code == 302
     membership = Membership.objects.get(user=user)
     assert membership.role == "monitor" and membership.history.get().history_user.username == "root"
+
+
+def test_the_admin_delete_action_refuses_a_selection_with_a_locked_record(admin_client, case):
+    lead = f.user("lead", is_superuser=True)
+    event = FollowUp.objects.get()
+    for status in ("complete", "verified", "locked"):
+        event = services.record_status_set(user=lead, record=event, status=status)
+    response = admin_client.post(admin_url(Patient, "changelist"), {
+        "action": "delete_selected", "_selected_action": [event.patient_id], "post": "yes"})
+    assert response.status_code == 403  # Django's delete action: an object the user may not delete
+    assert Patient.objects.exists() and FollowUp.objects.exists()
