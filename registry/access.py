@@ -81,11 +81,6 @@ def status_moves(user, centre_code, current):
     return {status for status, roles in moves.items() if role in roles}
 
 
-def may_set_status(user, centre_code):
-    """May the user move any record of this centre through the cycle (the web shows the buttons)?"""
-    return is_coordinator(user) or _roles(user).get(centre_code) in ("nurse", "monitor")
-
-
 def readable_centre_codes(user):
     """Centres whose patient records the user may read: ALL or a set of codes."""
     return ALL if is_coordinator(user) else set(_roles(user))
