@@ -6,7 +6,9 @@ Roles (registry.Membership.role):
 - nurse        reads and writes the patients of the centres they belong to;
 - coordinator  reads and writes every centre, imports and exports the pooled dataset;
 - pi           reads aggregate results of every centre and the records of their own centres,
-               and writes nothing.
+               and writes nothing;
+- monitor      reads the records of the centres assigned to them and verifies them (a record's
+               status, registry.services.status), but never changes clinical data.
 Superusers count as coordinators. Inactive or anonymous users may do nothing.
 """
 from django.conf import settings
@@ -59,6 +61,24 @@ def role_names(user):
 
 def is_pi(user):
     return "pi" in _roles(user).values()
+
+
+# The data-management cycle: {from: {to: roles that may make the move}} (a coordinator makes any).
+STATUS_MOVES = {
+    "in_progress": {"complete": {"nurse"}},
+    "complete": {"in_progress": {"nurse"}, "verified": {"monitor"}},
+    "verified": {"complete": {"monitor"}, "locked": set()},
+    "locked": {"verified": set()},  # unlocking, with a reason
+}
+
+
+def status_moves(user, centre_code, current):
+    """The statuses the user may move a record of this centre to from status `current`."""
+    moves = STATUS_MOVES.get(current, {})
+    if is_coordinator(user):
+        return set(moves)
+    role = _roles(user).get(centre_code)
+    return {status for status, roles in moves.items() if role in roles}
 
 
 def readable_centre_codes(user):

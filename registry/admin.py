@@ -26,6 +26,7 @@ from registry.models import (
     SystemicTherapy,
 )
 from registry.security import audit
+from registry.services.status import case_lock_refusal
 from registry.web.forms import RuleCheckedModelForm
 
 
@@ -76,7 +77,7 @@ class ClinicalAdmin(SimpleHistoryAdmin):
     """Reads through the access module; writes through the services (rules, versions, audit)."""
 
     form = RuleCheckedModelForm
-    readonly_fields = ("version", "created_at", "updated_at")
+    readonly_fields = ("status", "version", "created_at", "updated_at")
 
     def get_queryset(self, request):
         model = self.model
@@ -85,7 +86,12 @@ class ClinicalAdmin(SimpleHistoryAdmin):
         return access.records_readable(request.user, model)
 
     def save_model(self, request, obj, form, change):
-        services.record_save(source="admin", user=request.user, record=obj)  # a new patient gets its pseudonym there
+        # A new patient gets its pseudonym there; a lock or a missing reason the form has shown.
+        services.record_save(source="admin", user=request.user, record=obj, reason=form.cleaned_data.get("reason"))
+
+    def has_delete_permission(self, request, obj=None):
+        # A locked record is not offered for deletion (the services would refuse it).
+        return super().has_delete_permission(request, obj) and (obj is None or case_lock_refusal(obj) is None)
 
     def delete_model(self, request, obj):
         services.record_delete(source="admin", user=request.user, record=obj)
@@ -128,8 +134,8 @@ class ClinicalAdmin(SimpleHistoryAdmin):
 
 @admin.register(Patient)
 class PatientAdmin(ClinicalAdmin):
-    list_display = ("patient_id", "centre", "sex", "birth_year", "histology", "lung_mets_diagnosis_date")
-    list_filter = ("centre", "histology", "sex", "extrapulmonary_disease_at_pm")
+    list_display = ("patient_id", "centre", "sex", "birth_year", "histology", "lung_mets_diagnosis_date", "status")
+    list_filter = ("centre", "status", "histology", "sex", "extrapulmonary_disease_at_pm")
     search_fields = ("patient_id",)
     readonly_fields = ("patient_id",) + ClinicalAdmin.readonly_fields
 

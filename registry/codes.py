@@ -108,7 +108,12 @@ CAUSE_OF_DEATH = [
     ("unknown", _("unknown")),
 ]
 
-ROLE = [("nurse", _("study nurse")), ("coordinator", _("coordinator")), ("pi", _("principal investigator"))]
+ROLE = [("nurse", _("study nurse")), ("coordinator", _("coordinator")), ("pi", _("principal investigator")),
+        ("monitor", _("monitor"))]
+
+# The data-management cycle of every clinical record (registry.services.status moves it).
+RECORD_STATUS = [("in_progress", _("in progress")), ("complete", _("complete")), ("verified", _("verified")),
+                 ("locked", _("locked"))]
 
 
 def values(choices):

@@ -38,7 +38,7 @@ KEYS = {
     "follow_up": ("patient_id", "event_date", "event"),
 }
 
-BOOKKEEPING = ("id", "version", "created_at", "updated_at")
+BOOKKEEPING = ("id", "version", "status", "created_at", "updated_at")
 LOCAL_ID = "local_id"
 LOCAL_ID_MAX_LENGTH = 40
 

@@ -83,9 +83,12 @@ class Membership(models.Model):
 
 
 class ClinicalRecord(models.Model):
-    """Common bookkeeping: a version for optimistic concurrency and timestamps for the API."""
+    """Common bookkeeping: a version for optimistic concurrency, timestamps for the API and the
+    record's place in the data-management cycle (changed only by registry.services.status)."""
 
     version = models.PositiveIntegerField(default=1, editable=False)
+    status = models.CharField(_("status"), max_length=12, choices=codes.RECORD_STATUS, default="in_progress",
+                              editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 

@@ -22,6 +22,12 @@ def pi(db):
 
 
 @pytest.fixture
+def monitor(db):
+    """A monitor of MUC: reads and verifies its records, changes no clinical data."""
+    return f.user("monitor", memberships=[("MUC", "monitor")])
+
+
+@pytest.fixture
 def coordinator(db):
     return f.user("coordinator", memberships=[("MUC", "coordinator")])
 

@@ -9,9 +9,11 @@ security log and the admin.
 
 Each cell is the status of a GET or a POST for one role: a number, LOGIN (sent to sign in) or
 ADMIN_LOGIN (sent to the admin's sign-in page). Roles: anonymous; a nurse of the case's centre
-(MUC); a nurse of another centre (BER); a PI of MUC; a coordinator; and a deactivated user, a
-coordinator of MUC who signed in and was deactivated afterwards. Deleting (patient_delete,
-record_delete), importing (a real CSV file) and exporting (the pooled zip) are real POSTs.
+(MUC); a nurse of another centre (BER); a PI of MUC; a monitor of MUC (reads and verifies, changes
+no clinical data); a coordinator; and a deactivated user, a coordinator of MUC who signed in and
+was deactivated afterwards. Deleting (patient_delete,
+record_delete), importing (a real CSV file), exporting (the pooled zip) and marking a record
+complete (record_status) are real POSTs.
 A refused request, and every GET, must leave the clinical tables as they were.
 """
 import zlib
@@ -30,7 +32,7 @@ from tests.registry.api.test_api_access import EXPECTED as API_EXPECTED
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["anonymous", "nurse", "other_nurse", "pi", "coordinator", "deactivated"]
+ROLES = ["anonymous", "nurse", "other_nurse", "pi", "monitor", "coordinator", "deactivated"]
 LOGIN, ADMIN_LOGIN = "login", "admin-login"
 MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp, ImportRun, ExportLog)
 
@@ -60,11 +62,12 @@ def signed_in(status=200, **by_role):
 
 
 # A nurse of another centre gets 404 for the centre's pages and patients (not even their existence
-# is shown); a PI reads everything of MUC but every form is 403.
+# is shown); a PI and a monitor read everything of MUC but every form is 403.
 OWN_CENTRES = signed_in(other_nurse=404)
 READ_PAGE = row(OWN_CENTRES, signed_in(405))
-FORM_PAGE = row(signed_in(other_nurse=404, pi=403), signed_in(other_nurse=404, pi=403))
-DELETE_PAGE = row(signed_in(other_nurse=404, pi=403), signed_in(302, other_nurse=404, pi=403))
+READERS = {"other_nurse": 404, "pi": 403, "monitor": 403}
+FORM_PAGE = row(signed_in(**READERS), signed_in(**READERS))
+DELETE_PAGE = row(signed_in(**READERS), signed_in(302, **READERS))
 SIGNED_IN_PAGE = row(signed_in(), signed_in(405))
 ADMIN_PAGE = row(everyone(ADMIN_LOGIN), everyone(ADMIN_LOGIN))
 
@@ -81,10 +84,12 @@ EXPECTED = {
     "record_edit": FORM_PAGE,
     "patient_delete": DELETE_PAGE,
     "record_delete": DELETE_PAGE,
+    # marking the therapy complete is the nurse's move (and the coordinator's); a monitor verifies
+    "record_status": row(signed_in(405), signed_in(302, **READERS)),
     # import and export
     # An upload or an export request becomes a job and the browser is sent to its page (302); the
     # other centre's nurse's upload of a row of MUC is refused there (tests/registry/transfer).
-    "import_upload": row(signed_in(pi=403), signed_in(302, pi=403)),
+    "import_upload": row(signed_in(pi=403, monitor=403), signed_in(302, pi=403, monitor=403)),
     "export_download": row(signed_in(403, coordinator=200), signed_in(403, coordinator=302)),
     # a job is found only by the user who submitted it: the nurse's import (its problems and the
     # pseudonyms it issued), the coordinator's export (its archive)
@@ -135,11 +140,11 @@ def test_no_name_in_the_matrix_is_stale():
 
 
 @pytest.fixture
-def world(case, nurse, other_nurse, pi, coordinator):
+def world(case, nurse, other_nurse, pi, monitor, coordinator):
     deactivated = f.user("deactivated", memberships=[("MUC", "coordinator")])
     clients = {"anonymous": Client()}
-    for role, user in [("nurse", nurse), ("other_nurse", other_nurse), ("pi", pi), ("coordinator", coordinator),
-                       ("deactivated", deactivated)]:
+    for role, user in [("nurse", nurse), ("other_nurse", other_nurse), ("pi", pi), ("monitor", monitor),
+                       ("coordinator", coordinator), ("deactivated", deactivated)]:
         clients[role] = Client()
         clients[role].force_login(user)
     deactivated.is_active = False
@@ -183,6 +188,7 @@ def url_for(name, pattern, case):
         "data_quality": "/centres/MUC/data-quality/", "patient_detail": f"/patients/{case.pk}/",
         "patient_edit": f"/patients/{case.pk}/edit/", "patient_delete": f"/patients/{case.pk}/delete/",
         "patient_history": f"/patients/{case.pk}/history/", "record_add": record + "add/",
+        "record_status": f"/patients/{case.pk}/status/",
         "record_edit": f"{record}{therapy.pk}/edit/", "record_delete": f"{record}{therapy.pk}/delete/",
         "import_upload": "/transfer/import/", "export_download": "/transfer/export/",
         "job_detail": f"/transfer/jobs/{job.pk}/", "job_result": f"/transfer/jobs/{export.pk}/file",
@@ -204,6 +210,8 @@ def post_data(name, case):
     if name in ("patient_delete", "record_delete"):
         record = case if name == "patient_delete" else case.systemic_therapies.get()
         return {"version": record.version}
+    if name == "record_status":
+        return {"kind": "systemic-therapies", "pk": case.systemic_therapies.get().pk, "status": "complete"}
     if name == "import_upload":
         csv = f"patient_id,event_date,event,recurrence_site,cause_of_death\n{case.pk},2016-06-01,contact,,\n"
         return {"file": SimpleUploadedFile("follow_up.csv", csv.encode()), "table": ""}

@@ -1,10 +1,12 @@
 """OpenAPI additions drf-spectacular cannot infer: the error responses every endpoint can give."""
+from registry.api.serializers import TABLES
 
 ERROR_SCHEMA = {
     "type": "object",
     "description": "`detail` says what went wrong; a validation error (400) maps each column it concerns "
                    "(or `non_field_errors`) to a list of messages.",
-    "properties": {"detail": {"type": "string"}},
+    "properties": {"detail": {"type": "string"},
+                   "code": {"type": "string", "description": "A stable error code, e.g. `record_locked` (409)."}},
     "additionalProperties": True,
 }
 
@@ -13,10 +15,16 @@ DESCRIPTIONS = {
     "401": "No valid credentials: send `Authorization: Token <key>` or sign in.",
     "403": "Your role may not do this (e.g. a PI changing a record).",
     "404": "No such record among those you may read (or an unknown page cursor or format).",
+    "409": "The record, or its patient, is locked: `code` is `record_locked` and `detail` names the lock. "
+           "Only a coordinator can unlock it. Nothing was written.",
     "412": "The record has a newer version than the one named in If-Match. Nothing was written.",
     "428": "If-Match is missing: send the record's ETag. Nothing was written.",
     "429": "Too many requests: wait the seconds given in Retry-After.",
 }
+
+
+# The record tables: every write to them meets the locks (registry.services.status).
+RECORD_URLS = {table.url for table in TABLES}
 
 
 def _error(code):
@@ -44,6 +52,8 @@ def document_error_responses(result, generator, request, public):
                 codes.append("404")
             if method in ("put", "patch", "delete"):
                 codes += ["412", "428"]
+            if method in ("post", "put", "patch", "delete") and path.removeprefix("/api/v1/").split("/")[0] in RECORD_URLS:
+                codes.append("409")
             for code in sorted(codes):
                 operation["responses"].setdefault(code, _error(code))
     return result

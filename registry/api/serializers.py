@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from registry import access
+from registry import access, codes
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 
-BOOKKEEPING = ("version", "created_at", "updated_at")
+BOOKKEEPING = ("version", "status", "created_at", "updated_at")
 
 
 def column_of(field):
@@ -26,6 +26,13 @@ def dictionary_columns(model):
     """The dictionary's columns of a model, in table order (without id and bookkeeping)."""
     return [column_of(f) for f in model._meta.concrete_fields
             if f.name not in BOOKKEEPING and not (f.primary_key and f.name == "id")]
+
+
+def reason_field():
+    return serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=80,
+        help_text=_("Why the record is changed: required when it is complete or verified, and kept in its "
+                    "history."))
 
 
 class RegistrySerializer(serializers.ModelSerializer):
@@ -41,10 +48,11 @@ class PatientSerializer(RegistrySerializer):
     """A patient (table `patients` of the data dictionary); the registry issues the pseudonym."""
 
     centre = serializers.CharField(max_length=8, help_text=_("Code of the patient's centre, e.g. MUC."))
+    reason = reason_field()
 
     class Meta:
         model = Patient
-        fields = [*dictionary_columns(Patient), *BOOKKEEPING]
+        fields = [*dictionary_columns(Patient), *BOOKKEEPING, "reason"]
         read_only_fields = ["patient_id", *BOOKKEEPING]
         # The database's integer range is no bound here: the dictionary's is (1900 ... this year).
         extra_kwargs = {"birth_year": {"max_value": datetime.date.today().year}}
@@ -53,6 +61,7 @@ class PatientSerializer(RegistrySerializer):
 
 class ChildSerializer(RegistrySerializer):
     patient_id = serializers.CharField(max_length=21, help_text=_("The patient's registry pseudonym."))
+    reason = reason_field()
 
     class Meta:
         fields = ["id", "patient_id"]
@@ -64,7 +73,7 @@ class ChildSerializer(RegistrySerializer):
 def child_serializer(model):
     columns = [c for c in dictionary_columns(model) if c != "patient_id"]
     meta = type("Meta", (ChildSerializer.Meta,), {
-        "model": model, "fields": ["id", "patient_id", *columns, *BOOKKEEPING]})
+        "model": model, "fields": ["id", "patient_id", *columns, *BOOKKEEPING, "reason"]})
     table = model._meta.verbose_name
     doc = f"One {table} of a patient (a row of the data dictionary's table for {model._meta.verbose_name_plural})."
     return type(f"{model.__name__}Serializer", (ChildSerializer,), {"Meta": meta, "__module__": __name__, "__doc__": doc})
@@ -118,6 +127,16 @@ TABLES = [
     Table("systemic_therapies", "systemic-therapies", SystemicTherapy, child_serializer(SystemicTherapy)),
     Table("follow_up", "follow-up", FollowUp, child_serializer(FollowUp)),
 ]
+
+
+class StatusChangeSerializer(serializers.Serializer):
+    """A move of a record through the data-management cycle."""
+
+    status = serializers.ChoiceField(choices=codes.RECORD_STATUS,
+                                     help_text=_("in_progress → complete (a nurse) → verified (a monitor or a "
+                                                 "coordinator) → locked (a coordinator)."))
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=80,
+                                   help_text=_("Why: required for unlocking; kept in the record's history."))
 
 
 class CentreSerializer(serializers.Serializer):

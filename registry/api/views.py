@@ -6,6 +6,10 @@
   endpoint, the centres of the rows sent and their number.
 - Every write goes through registry.services: a rule violation is a 400 naming the column, and
   nothing is written; the audit trail records the API user.
+- A locked record (or any record of a locked patient) refuses every write with 409 and
+  `{"code": "record_locked", "detail": ...}`; a change of a complete or verified record needs a
+  `reason`. POST .../<id>/status/ moves a record through the data-management cycle
+  (registry.services.status), for a monitor too, who writes nothing else.
 - Optimistic concurrency: every record answers with `ETag: "<version>"`; a change or deletion must
   send it back in `If-Match` (428 without it, unless settings.API_REQUIRE_IF_MATCH is off), and one
   naming an older version is refused with 412. Either way nothing is written.
@@ -14,6 +18,7 @@ import datetime
 from contextlib import contextmanager
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.urls import reverse
@@ -24,6 +29,7 @@ from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -31,10 +37,10 @@ from rest_framework.views import APIView
 
 from registry import access, services
 from registry.api.authentication import TokenScope
-from registry.api.serializers import TABLES, CentreSerializer
+from registry.api.serializers import TABLES, CentreSerializer, StatusChangeSerializer
 from registry.models import Centre, Patient
 from registry.security import audit
-from registry.services import StaleRecordError
+from registry.services import RecordLocked, StaleRecordError
 
 # Keys of services' ValidationErrors as the API names them.
 ERROR_KEYS = {"__all__": "non_field_errors", "patient": "patient_id"}
@@ -60,6 +66,16 @@ class PreconditionRequired(PreconditionFailed):
     """A change without If-Match: the client has not said which version it edited (428)."""
 
     status = status.HTTP_428_PRECONDITION_REQUIRED
+
+
+class Locked(exceptions.APIException):
+    """A write to a locked record (409), with a stable code a client can test for."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = RecordLocked.code
+
+    def __init__(self, error):
+        super().__init__({"code": RecordLocked.code, "detail": error.message})
 
 
 def etag(version):
@@ -96,9 +112,12 @@ def expected_version(request, record):
 
 @contextmanager
 def service_errors():
-    """services' exceptions as API responses: ValidationError 400 (keyed by column), stale 412."""
+    """services' exceptions as API responses: a lock 409, ValidationError 400 (keyed by column),
+    stale 412."""
     try:
         yield
+    except RecordLocked as error:
+        raise Locked(error) from error
     except DjangoValidationError as error:
         if hasattr(error, "error_dict"):
             raise serializers.ValidationError(
@@ -207,13 +226,18 @@ class RecordViewSet(viewsets.GenericViewSet):
     def get_queryset(self):
         return self.table.readable(self.request.user)
 
+    def get_permissions(self):
+        if self.action == "status":  # a monitor, who writes no record, verifies them
+            return [permissions.IsAuthenticated(), TokenScope()]
+        return super().get_permissions()
+
     def handle_exception(self, exc):
         if isinstance(exc, PreconditionFailed):
             return exc.response()
         return super().handle_exception(exc)
 
     def get_serializer_class(self):
-        return self.table.serializer
+        return StatusChangeSerializer if self.action == "status" else self.table.serializer
 
     @property
     def pk(self):
@@ -258,6 +282,7 @@ class RecordViewSet(viewsets.GenericViewSet):
 
     def new_record(self, data):
         user = self.request.user
+        data.pop("reason", None)  # a new record is in progress: no reason is asked
         key = self.request.headers.get("Idempotency-Key")  # sent again, the same record is answered
         if self.table.is_patient:
             centre = Centre.objects.filter(code=data.pop("centre")).first()
@@ -301,13 +326,31 @@ class RecordViewSet(viewsets.GenericViewSet):
         version = expected_version(request, record)
         serializer = self.get_serializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        self.apply(record, dict(serializer.validated_data))
+        data = dict(serializer.validated_data)
+        reason = data.pop("reason", None)
+        self.apply(record, data)
         with service_errors():
-            services.record_save(source="api", user=request.user, record=record, expected_version=version)
+            services.record_save(source="api", user=request.user, record=record, expected_version=version,
+                                 reason=reason)
         return self.record_response(record.pk)
 
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, partial=True, **kwargs)
+
+    @action(detail=True, methods=["post"], url_path="status")
+    def status(self, request, *args, **kwargs):
+        """Move the record to another status; answers the record."""
+        record = self.stored_record(self.pk)
+        serializer = StatusChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with service_errors():
+            try:
+                services.record_status_set(user=request.user, record=record, source="api",
+                                           status=serializer.validated_data["status"],
+                                           reason=serializer.validated_data.get("reason"))
+            except PermissionDenied as error:
+                raise exceptions.PermissionDenied(str(error)) from error
+        return self.record_response(record.pk)
 
     def destroy(self, request, *args, **kwargs):
         record = self.stored_record(self.pk)
@@ -331,6 +374,13 @@ def record_viewset(table):
         update=extend_schema(summary=f"Replace a {one}", tags=[table.name], parameters=[IF_MATCH, ETAG]),
         partial_update=extend_schema(summary=f"Change some values of a {one}", tags=[table.name],
                                      parameters=[IF_MATCH, ETAG]),
+        status=extend_schema(
+            summary=f"Move a {one} to another status", tags=[table.name], request=StatusChangeSerializer,
+            responses={200: table.serializer, 403: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+            description="in_progress → complete (a nurse of the centre) → verified (a monitor of the centre or a "
+                        "coordinator) → locked (a coordinator); back: complete → in_progress (a nurse), verified "
+                        "→ complete (a monitor), locked → verified (a coordinator, with a reason). A record of a "
+                        "locked patient answers 409 with code record_locked."),
         destroy=extend_schema(summary=f"Delete a {one}", tags=[table.name], parameters=[IF_MATCH],
                               description="Deleting a patient deletes the whole case. A deletion that would "
                                           "break a rule for the records left behind is a 400."),

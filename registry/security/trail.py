@@ -75,10 +75,10 @@ def _chunks(iterable, size=CHUNK):
 # --- clinical changes ---------------------------------------------------------------------------
 
 def _tracked_fields(model):
-    """The fields a change shows: the dictionary's, without the record's own key and its patient
-    (the row names both)."""
+    """The fields a change shows: the dictionary's and the record's status, without the record's
+    own key and its patient (the row names both)."""
     return [f for f in model._meta.concrete_fields
-            if f.name not in BOOKKEEPING and not f.primary_key and f.name != "patient"]
+            if (f.name not in BOOKKEEPING or f.name == "status") and not f.primary_key and f.name != "patient"]
 
 
 def _changes(fields, version, before):

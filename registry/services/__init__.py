@@ -6,6 +6,8 @@ suite to it). Reads shared by several layers are in registry.selectors.
 - bulk: an import's checked plan, written with COPY and its audit rows
 - versions: the per-centre data version every write moves
 - seals: the audit tables' hash chain, sealed when a transaction that added audit rows commits
+- status: a record's data-management status (in progress, complete, verified, locked) and the
+  lock every writer obeys
 - erasure: one patient erased on a legal request, history copies included, leaving a tombstone
 """
 from registry.services.bulk import import_write
@@ -18,6 +20,7 @@ from registry.services.records import (
     record_delete,
     record_save,
 )
+from registry.services.status import RecordLocked, record_status_set
 
-__all__ = ["StaleRecordError", "cases_create", "import_write", "patient_create", "patient_erase",
-           "patient_erasure_counts", "record_check", "record_delete", "record_save"]
+__all__ = ["RecordLocked", "StaleRecordError", "cases_create", "import_write", "patient_create", "patient_erase",
+           "patient_erasure_counts", "record_check", "record_delete", "record_save", "record_status_set"]

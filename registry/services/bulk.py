@@ -25,8 +25,10 @@ from simple_history.utils import bulk_update_with_history, get_history_model_for
 from registry import access, selectors
 from registry.cases import centre_of
 from registry.dictionary import TABLE_MODELS, TABLES
+from registry.models import Patient
 from registry.pseudonyms import unique_pseudonyms
 from registry.services.seals import seal_on_commit
+from registry.services.status import COMPLETE, IN_PROGRESS, LOCKED, VERIFIED, refuse_if_locked
 from registry.services.versions import bump_data_version
 
 BATCH = 2000
@@ -160,8 +162,9 @@ def records_create(model, records, *, user, now, reason):
     for record in records:
         record.created_at = record.updated_at = now
         record._state.adding = False
-    # Every new record has version 1 and the import's timestamp: columns written as constants.
-    constant = {"version": 1, "created_at": now, "updated_at": now}
+    # Every new record has version 1, is in progress and has the import's timestamp: columns
+    # written as constants.
+    constant = {"version": 1, "status": IN_PROGRESS, "created_at": now, "updated_at": now}
     variable, constants = _split(fields, constant)
     # The audit rows repeat the record's values (in the same column order), then add simple_history's.
     history, history_fields = _history_columns(model)
@@ -194,9 +197,12 @@ def records_update(model, pairs, *, user, now, reason):
     """Save changed stored records (version + 1) with their '~' audit rows."""
     if not pairs:
         return
-    changed = sorted({name for _record, names in pairs for name in names})
+    changed = sorted({name for _record, names in pairs for name in names} | {"status"})
     records = []
     for record, _names in pairs:
+        refuse_if_locked(record)
+        if record.status == VERIFIED:
+            record.status = COMPLETE  # verified values changed: to be verified again
         record.version += 1
         record.updated_at = now
         records.append(record)
@@ -238,6 +244,11 @@ def import_write(*, user, creates, updates, reason):
     centres |= {centre_of(record) for table in TABLES for record, _names in updates[table]}
     for centre in sorted(centres):
         access.require_writable(user, centre)
+    # A lock refuses the import (the importer has reported it at its row before it gets here).
+    children = [r for t in TABLES[1:] for r in [*creates[t], *(record for record, _names in updates[t])]]
+    locked = Patient.objects.filter(pk__in={r.patient_id for r in children}, status=LOCKED).in_bulk()
+    for record in children:
+        refuse_if_locked(record, locked.get(record.patient_id))
     pseudonyms_issue(creates)
     now = timezone.now()
     with transaction.atomic():

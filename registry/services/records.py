@@ -17,6 +17,7 @@ from registry.models import CLINICAL_MODELS, Centre, Patient, Submission
 from registry.pseudonyms import unique_pseudonym
 from registry.selectors import case_load, existing_patient_ids
 from registry.services import bulk
+from registry.services.status import COMPLETE, IN_PROGRESS, VERIFIED, change_reason, check_reason, refuse_if_locked
 from registry.services.versions import bump_data_version
 
 
@@ -43,14 +44,20 @@ def violations_as_error(violations, record):
     return ValidationError(errors)
 
 
-def record_check(*, record, delete=False):
-    """Raise ValidationError if saving (or deleting) `record` would break a cross-record rule
-    (for a form that shows the problems before saving; the save checks again under its lock)."""
+def record_check(*, record, delete=False, reason=None):
+    """Raise ValidationError if saving (or deleting) `record` would break a cross-record rule, meet
+    a lock or lack the reason a change needs (for a form that shows the problems before saving;
+    the save checks again under its lock)."""
     if isinstance(record, Patient):
         stored = Patient.objects.filter(pk=record.pk).first() if record.pk else None
         case = case_load(stored) if stored else Case(patient=record)
     else:
         case = case_load(record.patient)
+    stored = next((r for r in case.records() if type(r) is type(record) and r.pk == record.pk), None)
+    if not record._state.adding or not isinstance(record, Patient):
+        refuse_if_locked(stored if not record._state.adding else record, case.patient)
+    if stored is not None and not delete and _changed_columns(stored, record):
+        check_reason(stored, reason)
     _check(case, record, delete=delete)
 
 
@@ -87,14 +94,17 @@ def _changed_columns(stored, record):
 
 
 @transaction.atomic
-def record_save(*, user, record, expected_version=None, source="", idempotency_key=None):
+def record_save(*, user, record, expected_version=None, source="", idempotency_key=None, reason=None):
     """Validate and save one clinical record (create or update); returns the saved record.
 
     A new patient gets a freshly issued pseudonym. `expected_version` is the version the editor
     started from: if the stored record has moved on, StaleRecordError is raised instead of
     overwriting someone else's change. Saving a record unchanged writes nothing. `source` (web,
-    api, admin) is kept with the change in the audit trail. A new record sent with an
-    `idempotency_key` the user sent before is not created again: the first one is returned.
+    api, admin) is kept with the change in the audit trail, with the `reason` for it, which a
+    change of a complete or verified record needs; a change of a verified record sends it back to
+    complete. A locked record, or a record of a locked patient, is refused (RecordLocked). A new
+    record sent with an `idempotency_key` the user sent before is not created again: the first one
+    is returned.
     """
     is_new = record._state.adding
     if is_new and idempotency_key:  # a create sent again (a double click, a retried request)
@@ -106,14 +116,22 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
     if is_new and isinstance(record, Patient) and not record.patient_id:
         record.patient_id = unique_pseudonym(centre, lambda pid: Patient.objects.filter(pk=pid).exists())
     case = _locked_case(record.patient_id)
+    record.status = IN_PROGRESS  # the status moves only through services.status
     if not is_new:
         stored = _stored(case, record)
+        refuse_if_locked(stored, case.patient)
         if stored.version != (expected_version or record.version):
             raise StaleRecordError(stored, _changed_columns(stored, record))
         if isinstance(record, Patient) and stored.centre_id != record.centre_id:
             raise ValidationError({"centre": _("A patient cannot move to another centre: the pseudonym names it.")})
+        record.status = stored.status
         if not _changed_columns(stored, record):
             return record  # nothing changed: no new version, no audit row, the data version stays
+        check_reason(stored, reason)
+        if stored.status == VERIFIED:
+            record.status = COMPLETE  # verified values changed: to be verified again
+    elif case is not None:
+        refuse_if_locked(record, case.patient)
     # The locked case shows the patient exists: its foreign key needs no query of its own (but a
     # unique one, the primary tumour's, is still checked).
     record.full_clean(exclude=["patient"] if case and not isinstance(record, Patient) else None, validate_unique=False)
@@ -121,7 +139,7 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
     _check(case or Case(patient=record), record)
     if not is_new:
         record.version = stored.version + 1
-    record._history_user, record._change_reason = access.audit_user(user), source
+    record._history_user, record._change_reason = access.audit_user(user), change_reason(source, reason)
     try:
         record.save(force_insert=is_new)
     except IntegrityError as error:  # a concurrent writer won the race for a unique value
@@ -161,6 +179,8 @@ def record_delete(*, user, record, expected_version=None, source=""):
     access.require_writable(user, centre)
     case = _locked_case(record.patient_id)
     stored = _stored(case, record)
+    for locked in case.records() if isinstance(record, Patient) else [stored]:
+        refuse_if_locked(locked, case.patient)
     if expected_version is not None and stored.version != expected_version:
         raise StaleRecordError(stored, [])
     if isinstance(record, Patient):

@@ -13,11 +13,21 @@ from django.utils.translation import gettext_lazy as _
 
 from registry import services
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.services.status import NEEDS_REASON, REASON_MAX_LENGTH
+
+
+def reason_field():
+    return forms.CharField(
+        label=_("Reason for the change"), required=False, max_length=REASON_MAX_LENGTH,
+        help_text=_("Required for a record that is complete or verified; kept in the record's history."))
 
 
 class RuleCheckedModelForm(forms.ModelForm):
     """The admin's model form: it also checks the cross-record rules on the patient's merged case,
-    so a violation is shown next to the field before the admin saves (through the services)."""
+    a lock and the reason a change needs, so a problem is shown before the admin saves (through the
+    services)."""
+
+    reason = reason_field()
 
     def _post_clean(self):
         super()._post_clean()
@@ -27,7 +37,7 @@ class RuleCheckedModelForm(forms.ModelForm):
         if not isinstance(instance, Patient) and not getattr(instance, "patient_id", None):
             return
         try:
-            services.record_check(record=instance)
+            services.record_check(record=instance, reason=self.cleaned_data.get("reason"))
         except ValidationError as error:
             self._update_errors(error)
 
@@ -50,6 +60,8 @@ class EntryForm(forms.ModelForm):
     # A new record's form carries a token of its own: sent twice (a double click, the browser's
     # "resend"), it stores one record (services' idempotency key).
     submission = forms.CharField(widget=forms.HiddenInput, required=False, max_length=64)
+    # Asked only when the record is complete or verified (services.status.NEEDS_REASON).
+    reason = reason_field()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -59,6 +71,8 @@ class EntryForm(forms.ModelForm):
             del self.fields["submission"]
         else:
             self.fields["submission"].initial = secrets.token_hex(16)
+        if self.instance._state.adding or self.instance.status not in NEEDS_REASON:
+            del self.fields["reason"]
         for field in self.fields.values():
             if isinstance(field, forms.DateField):
                 field.widget = DateInput()
@@ -93,7 +107,7 @@ class EntryForm(forms.ModelForm):
         # problem at once.
         if self.errors and (isinstance(self.instance, Patient) or self.instance.patient_id):
             try:
-                services.record_check(record=self.instance)
+                services.record_check(record=self.instance, reason=self.cleaned_data.get("reason"))
             except ValidationError as error:
                 self._update_errors(error)
 

@@ -85,11 +85,25 @@ def history_entries(patient_id):
     return entries
 
 
+SOURCES = ("web", "api", "admin")
+
+
+def source_and_reason(change_reason):
+    """A change reason as the services write it ("web: why") → ("web", "why"); an import's is its
+    file ("import FILE"), which is its reason too."""
+    source, _sep, reason = (change_reason or "").partition(": ")
+    return (source, reason) if source in SOURCES and reason else (change_reason or "", "")
+
+
 def history_entry(model, row, before):
     if row.history_type == "~" and before is not None:
         delta = row.diff_against(before, excluded_fields=AUDIT_IGNORED)
         changes = [(label(model, c.field), shown(model, c.field, c.old), shown(model, c.field, c.new))
                    for c in delta.changes]
+        # The status is no form field (simple-history's diff leaves it out), but its moves belong here.
+        if before.status != row.status:
+            changes.append((label(model, "status"), shown(model, "status", before.status),
+                            shown(model, "status", row.status)))
     elif row.history_type == "+":
         values = [(label(model, column), shown(model, column, getattr(row, model._meta.get_field(column).attname)))
                   for column in COLUMNS[model]]
@@ -102,6 +116,8 @@ def history_entry(model, row, before):
         "action": {"+": _("created"), "~": _("changed"), "-": _("deleted")}[row.history_type],
         "type": row.history_type,
         "record": rules.describe(row.instance),
-        "source": row.history_change_reason or "",  # web, api, admin, import <file>, bulk load
+        # web, api, admin, import <file>, bulk load; and the reason a change was given
+        "source": source_and_reason(row.history_change_reason)[0],
+        "reason": source_and_reason(row.history_change_reason)[1],
         "changes": changes,
     }

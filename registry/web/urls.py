@@ -13,6 +13,7 @@ urlpatterns = [
     path("patients/<str:patient_id>/edit/", views.patient_edit, name="patient_edit"),
     path("patients/<str:patient_id>/delete/", views.patient_delete, name="patient_delete"),
     path("patients/<str:patient_id>/history/", views.patient_history, name="patient_history"),
+    path("patients/<str:patient_id>/status/", views.record_status, name="record_status"),
     path("patients/<str:patient_id>/<slug:kind>/add/", views.record_add, name="record_add"),
     path("patients/<str:patient_id>/<slug:kind>/<int:pk>/edit/", views.record_edit, name="record_edit"),
     path("patients/<str:patient_id>/<slug:kind>/<int:pk>/delete/", views.record_delete, name="record_delete"),

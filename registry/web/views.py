@@ -16,11 +16,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from registry import access, rules, selectors, services
+from registry import access, codes, rules, selectors, services
 from registry.index_date import index_operation
-from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.models import CLINICAL_MODELS, FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from registry.security import audit
 from registry.services import StaleRecordError
 from registry.web import quality
@@ -134,8 +135,23 @@ def patient_list(request):
                            if writable and (not chosen or centre.code == chosen)]
     return render(request, "registry/patient_list.html", {
         "form": form, "page": page, "rows": rows, "summaries": summaries,
+        "status_counts": status_counts(request.user),
         "new_patient_centres": new_patient_centres, "sort": request.GET.get("sort", ""),
     })
+
+
+def status_counts(user):
+    """{centre code: [(status, label, records)]}: the records of every clinical table by their
+    data-management status (one query: the tables' grouped counts in a UNION ALL)."""
+    grouped = [(access.patients_readable(user) if model is Patient else access.records_readable(user, model))
+               .values_list("centre" if model is Patient else "patient__centre", "status")
+               .annotate(n=Count("pk")).order_by() for model in CLINICAL_MODELS]
+    counts = {}
+    for code, status, n in grouped[0].union(*grouped[1:], all=True):
+        counts.setdefault(code, {}).setdefault(status, 0)
+        counts[code][status] += n
+    return {code: [(status, label, by_status.get(status, 0)) for status, label in codes.RECORD_STATUS]
+            for code, by_status in counts.items()}
 
 
 @login_required
@@ -169,20 +185,84 @@ def patient_detail(request, patient_id):
     index = index_operation(operations)
     index_date = index.surgery_date if index else None
     audit.log_read(request, patient_ids=[patient.pk])
+    can_write = access.can_write_centre(request.user, patient.centre_id)
+    statuses = {(type(record), record.pk): record_status_info(request.user, patient, record, can_write=can_write)
+                for record in [patient, *list(case.records())[1:]]}
     return render(request, "registry/patient_detail.html", {
         "patient": patient,
+        "statuses": statuses,
+        "patient_status": statuses[(Patient, patient.pk)],
+        "primary_status": statuses.get((PrimaryTumour, primary.pk)) if primary else None,
         "patient_details": details(patient),
-        "can_write": access.can_write_centre(request.user, patient.centre_id),
+        "can_write": can_write,
+        # a locked patient takes no new record, and a locked record offers no edit or delete
+        "can_change_case": statuses[(Patient, patient.pk)]["writable"],
+        "primary_writable": statuses[(PrimaryTumour, primary.pk)]["writable"] if primary else can_write,
         "gaps": gaps_with_links(patient),
         "primary": primary,
         "primary_details": details(primary) if primary else [],
         "operation_headers": headers(Metastasectomy, TABLE_COLUMNS[Metastasectomy]),
-        "operations": [(pm, cells(pm, TABLE_COLUMNS[Metastasectomy]), pm is index) for pm in operations],
+        "operations": [(pm, cells(pm, TABLE_COLUMNS[Metastasectomy]), pm is index, statuses[(Metastasectomy, pm.pk)])
+                       for pm in operations],
         "therapy_headers": headers(SystemicTherapy),
-        "therapies": [(therapy, therapy_cells(therapy)) for therapy in therapies],
-        "timeline": [timeline_entry(event, index_date) for event in events],
+        "therapies": [(therapy, therapy_cells(therapy), statuses[(SystemicTherapy, therapy.pk)])
+                      for therapy in therapies],
+        "timeline": [{**timeline_entry(event, index_date), "status": statuses[(FollowUp, event.pk)]}
+                     for event in events],
         "index_date": index_date,
     })
+
+
+# The button that moves a record to a status, by (from, to).
+STATUS_ACTIONS = {
+    ("in_progress", "complete"): gettext_lazy("Mark complete"),
+    ("complete", "in_progress"): gettext_lazy("Reopen"),
+    ("complete", "verified"): gettext_lazy("Verify"),
+    ("verified", "complete"): gettext_lazy("Send back"),
+    ("verified", "locked"): gettext_lazy("Lock"),
+    ("locked", "verified"): gettext_lazy("Unlock"),
+}
+STATUS_KINDS = {Patient: "patient", **{form._meta.model: kind for kind, form in RECORD_FORMS.items()}}
+
+
+def record_status_info(user, patient, record, *, can_write):
+    """What the patient page shows of a record's status: its code and label, the moves the user
+    may make (none while the patient is locked, for its other records) and whether the record may
+    be changed (not while it or its patient is locked)."""
+    centre = patient.centre_id
+    locked = "locked" in (record.status, patient.status)
+    moves = [] if record is not patient and patient.status == "locked" else \
+        sorted(access.status_moves(user, centre, record.status), key=codes.values(codes.RECORD_STATUS).index)
+    return {
+        "code": record.status, "label": record.get_status_display(),
+        "kind": STATUS_KINDS[type(record)], "pk": record.pk,
+        "moves": [(status, STATUS_ACTIONS[(record.status, status)]) for status in moves],
+        "reason_required": record.status == "locked",
+        "writable": can_write and not locked,
+    }
+
+
+@login_required
+@require_POST
+def record_status(request, patient_id):
+    """Move one record of the patient to another status (services.record_status_set decides)."""
+    patient = readable_patient(request, patient_id)
+    kind, pk = request.POST.get("kind", ""), request.POST.get("pk", "")
+    if kind == "patient":
+        record, section = Patient.objects.get(pk=patient.pk), "patient"
+    elif pk.isdigit() and int(pk) < 2**63:
+        record, section = patient_record(request, patient, kind, pk), kind
+    else:
+        raise Http404
+    try:
+        record = services.record_status_set(user=request.user, record=record, status=request.POST.get("status", ""),
+                                            reason=request.POST.get("reason"), source="web")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, capfirst(_("%(record)s is now %(status)s.") % {
+            "record": rules.describe(record), "status": record.get_status_display()}))
+    return redirect(patient_url(patient, section))
 
 
 def therapy_cells(therapy):
@@ -266,7 +346,8 @@ def save(request, form):
     try:
         services.record_save(source="web", user=request.user, record=form.instance,
                              expected_version=form.cleaned_data.get("version"),
-                             idempotency_key=form.cleaned_data.get("submission"))
+                             idempotency_key=form.cleaned_data.get("submission"),
+                             reason=form.cleaned_data.get("reason"))
     except ValidationError as error:
         form.add_service_error(error)
         return error

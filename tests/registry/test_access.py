@@ -62,6 +62,28 @@ def test_pi_reads_own_centre_records_writes_nothing_and_analyses_all(patients):
         services.record_save(user=pi, record=f.metastasectomy(patients["HD"]))
 
 
+def test_monitor_reads_and_verifies_the_assigned_centres_and_writes_nothing(patients):
+    monitor = f.user(memberships=[("HD", "monitor"), ("ESS", "monitor")])
+    assert readable(monitor) == {"HD", "ESS"}
+    assert writable(monitor) == set() and not access.can_import(monitor) and not access.can_export(monitor)
+    assert access.status_moves(monitor, "HD", "complete") == {"verified"}
+    assert access.status_moves(monitor, "HD", "verified") == {"complete"}
+    assert access.status_moves(monitor, "HD", "in_progress") == set()
+    assert access.status_moves(monitor, "MUC", "complete") == set()  # not assigned to MUC
+    with pytest.raises(PermissionDenied):
+        services.record_save(user=monitor, record=f.metastasectomy(patients["HD"]))
+    assert not Metastasectomy.objects.exists()
+
+
+def test_only_a_coordinator_locks_and_unlocks(patients):
+    coordinator = f.user(memberships=[("MUC", "coordinator")])
+    nurse = f.user(memberships=[("HD", "nurse")])
+    assert access.status_moves(coordinator, "HD", "verified") == {"complete", "locked"}
+    assert access.status_moves(coordinator, "ESS", "locked") == {"verified"}
+    assert access.status_moves(nurse, "HD", "locked") == set()
+    assert access.status_moves(nurse, "HD", "in_progress") == {"complete"}
+
+
 def test_nurse_analysis_scope_is_own_centre(patients):
     nurse = f.user(memberships=[("ESS", "nurse")])
     assert set(access.patients_for_analysis(nurse).values_list("centre", flat=True)) == {"ESS"}

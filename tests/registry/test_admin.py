@@ -6,7 +6,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from registry import services
-from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.models import FollowUp, Membership, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +134,56 @@ def test_an_audit_log_page_in_the_admin_shows_the_row_without_a_save_button(clie
     page = client.get(reverse("admin:axes_accessfailurelog_change", args=[failure.pk]))
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
     assert client.post(reverse("admin:axes_accessfailurelog_change", args=[failure.pk]), {}).status_code == 403
+
+
+def follow_up_form(record, **changes):
+    return {"patient": record.patient_id, "event_date": record.event_date.isoformat(), "event": record.event,
+            "recurrence_site": "", "cause_of_death": "", **changes}
+
+
+def test_the_admin_refuses_a_change_of_a_locked_record_and_names_the_lock(admin_client, case):
+    root = f.user("lead", is_superuser=True)
+    event = FollowUp.objects.get()
+    for status in ("complete", "verified", "locked"):
+        event = services.record_status_set(user=root, record=event, status=status)
+    response = admin_client.post(admin_url(FollowUp, "change", event.pk),
+                                 follow_up_form(event, event_date="2016-02-01", reason="typo"))
+    assert response.status_code == 200
+    assert "is locked" in response.content.decode() and "Only a coordinator can unlock it" in response.content.decode()
+    assert FollowUp.objects.get().event_date == D(2016, 1, 1)
+    assert admin_client.post(admin_url(FollowUp, "delete", event.pk), {"post": "yes"}).status_code == 403
+    assert FollowUp.objects.exists()
+
+
+def test_the_admin_asks_a_reason_for_changing_a_complete_record_and_keeps_it(admin_client, case):
+    event = services.record_status_set(user=f.user("lead", is_superuser=True), record=FollowUp.objects.get(),
+                                       status="complete")
+    url = admin_url(FollowUp, "change", event.pk)
+    response = admin_client.post(url, follow_up_form(event, event_date="2016-02-01"))
+    assert response.status_code == 200 and "give a reason for the change" in response.content.decode()
+    assert FollowUp.objects.get().event_date == D(2016, 1, 1)
+    response = admin_client.post(url, follow_up_form(event, event_date="2016-02-01", reason="date from the letter"))
+    assert response.status_code == 302
+    latest = FollowUp.objects.get().history.first()
+    assert (latest.event_date, latest.history_change_reason) == (D(2016, 2, 1), "admin: date from the letter")
+
+
+def test_an_administrator_gives_a_user_the_monitor_role(admin_client, db):
+    user = f.user("monitor.hd")
+    f.centre("HD")
+    response = admin_client.post(reverse("admin:registry_membership_add"),
+                                 {"user": user.pk, "centre": "HD", "role": "monitor"})
+    assert response.status_code == 302
+    membership = Membership.objects.get(user=user)
+    assert membership.role == "monitor" and membership.history.get().history_user.username == "root"
+
+
+def test_the_admin_delete_action_refuses_a_selection_with_a_locked_record(admin_client, case):
+    lead = f.user("lead", is_superuser=True)
+    event = FollowUp.objects.get()
+    for status in ("complete", "verified", "locked"):
+        event = services.record_status_set(user=lead, record=event, status=status)
+    response = admin_client.post(admin_url(Patient, "changelist"), {
+        "action": "delete_selected", "_selected_action": [event.patient_id], "post": "yes"})
+    assert response.status_code == 403  # Django's delete action: an object the user may not delete
+    assert Patient.objects.exists() and FollowUp.objects.exists()

@@ -63,7 +63,7 @@ def test_seed_demo_twice_duplicates_nothing():
             Patient.objects.count(), FollowUp.objects.count()) == counts
     assert counts[0] == 3 and counts[3] == 30
     roles = set(Membership.objects.values_list("role", flat=True))
-    assert roles == {"nurse", "coordinator", "pi"}
+    assert roles == {"nurse", "coordinator", "pi", "monitor"}
 
 
 def test_the_demo_fixture_loads_on_its_own_with_the_demo_password(settings):

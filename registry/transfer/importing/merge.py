@@ -28,12 +28,13 @@ from django.utils.translation import ngettext
 from registry import access, cases, rules, selectors
 from registry.dictionary import KEYS, LOCAL_ID, TABLE_MODELS, TABLES, column
 from registry.models import PATIENT_ID_PATTERN
+from registry.services.status import lock_refusal
 from registry.transfer.importing.cells import shown
 from registry.transfer.importing.validation import Problem
 
 CHILD_TABLES = ("metastasectomies", "systemic_therapies", "follow_up")
 ATTNAMES = {model: [f.attname for f in model._meta.concrete_fields] for model in TABLE_MODELS.values()}
-DEFAULTS = {"version": 1}
+DEFAULTS = {"version": 1, "status": "in_progress"}
 BLANK = {model: {name: DEFAULTS.get(name) for name in names} for model, names in ATTNAMES.items()}
 TABLE_OF = {model: table for table, model in TABLE_MODELS.items()}
 # A new patient's id until the import is written: lower case, so never a stored pseudonym.
@@ -311,11 +312,16 @@ class Merger:
                     new_for[pid].append(self._create(table, row))
 
     def check_records(self):
-        """The models' single-record rules (clean()) on every new or changed record."""
+        """The models' single-record rules (clean()) on every new or changed record, and the locks
+        of the stored ones (registry.services.status)."""
         changed = [(t, r) for t in TABLES for r in self.plan.creates[t]]
         changed += [(t, r) for t in TABLES for r, _names in self.plan.updates[t]]
         for table, record in changed:
             row = self.origin[id(record)]
+            locked = lock_refusal(record, self.stored_patients.get(record.patient_id))
+            if locked is not None:
+                self.fail(row, "patient_id", record.patient_id, locked.message)
+                continue
             try:
                 record.clean()
             except ValidationError as error:

@@ -5,7 +5,9 @@ The endpoints and their methods are read from the URL patterns of /api/ and /red
 `test_every_endpoint_and_method_is_in_the_matrix`.
 
 Roles: a nurse of the case's centre (MUC), a nurse of another centre (BER: the case does not
-exist for her, 404), a PI of MUC (reads, every write 403), a coordinator (everything), an
+exist for her, 404), a PI of MUC (reads, every write 403), a monitor of MUC (reads, every write
+403; moves a record's status only as a monitor may: verifying, not completing, see
+tests/registry/api/test_api_status.py), a coordinator (everything), an
 anonymous client (401; the pages for people send her to sign in) and a deactivated coordinator,
 whose tokens and session were made before the deactivation: she is treated as anonymous.
 
@@ -38,7 +40,7 @@ from tests.registry.api.test_api_helpers import (  # noqa: F401,E501
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["anonymous", "nurse", "other_nurse", "pi", "coordinator", "deactivated"]
+ROLES = ["anonymous", "nurse", "other_nurse", "pi", "monitor", "coordinator", "deactivated"]
 MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp)
 
 
@@ -71,9 +73,9 @@ EVERYONE = dict.fromkeys(ROLES, 200)
 SIGNED_IN = {**EVERYONE, "anonymous": 302}
 READ_LIST = {**EVERYONE, "anonymous": 401}
 READ_ONE = {**READ_LIST, "other_nurse": 404}
-CREATE = {"anonymous": 401, "nurse": 201, "other_nurse": 400, "pi": 403, "coordinator": 201}
+CREATE = {"anonymous": 401, "nurse": 201, "other_nurse": 400, "pi": 403, "monitor": 403, "coordinator": 201}
 CREATE_PATIENT = {**CREATE, "other_nurse": 403}
-CHANGE = {"anonymous": 401, "nurse": 200, "other_nurse": 404, "pi": 403, "coordinator": 200}
+CHANGE = {"anonymous": 401, "nurse": 200, "other_nurse": 404, "pi": 403, "monitor": 403, "coordinator": 200}
 DELETE = {**CHANGE, "nurse": 204, "coordinator": 204}
 
 EXPECTED = {
@@ -82,8 +84,9 @@ EXPECTED = {
     ("swagger-ui", "GET"): EVERYONE,
     ("tokens", "GET"): SIGNED_IN,
     # a token is issued only in a session signed in with two factors (none of these is)
-    ("tokens", "POST"): {**SIGNED_IN, "nurse": 403, "other_nurse": 403, "pi": 403, "coordinator": 403},
-    ("token_revoke", "POST"): {**SIGNED_IN, "nurse": 302, "other_nurse": 404, "pi": 404, "coordinator": 404},
+    ("tokens", "POST"): {**SIGNED_IN, "nurse": 403, "other_nurse": 403, "pi": 403, "monitor": 403, "coordinator": 403},
+    ("token_revoke", "POST"): {**SIGNED_IN, "nurse": 302, "other_nurse": 404, "pi": 404, "monitor": 404,
+                               "coordinator": 404},
     ("centres-list", "GET"): READ_LIST,
     ("centres-detail", "GET"): READ_ONE,
     ("analysis-report", "GET"): READ_LIST,
@@ -99,6 +102,8 @@ for _table in TABLES:
         (f"{_table.url}-detail", "PUT"): CHANGE,
         (f"{_table.url}-detail", "PATCH"): CHANGE,
         (f"{_table.url}-detail", "DELETE"): DELETE,
+        # marking the record complete: the nurse's move (and the coordinator's), not a monitor's
+        (f"{_table.url}-status", "POST"): CHANGE,
     })
 for _key, _cell in EXPECTED.items():
     # A deactivated user is anonymous; but a token she sends is refused even where none is needed.
@@ -113,12 +118,12 @@ def test_every_endpoint_and_method_is_in_the_matrix():
 
 
 @pytest.fixture
-def world(case, nurse, other_nurse, pi, coordinator):
+def world(case, nurse, other_nurse, pi, monitor, coordinator):
     """The case (MUC) with a second, later PM, and a user for every role."""
     services.record_save(user=nurse, record=f.metastasectomy(case, surgery_date=datetime.date(2017, 1, 10)))
     deactivated = f.user("deactivated", memberships=[("MUC", "coordinator")], is_active=False)
-    return {"case": case, "nurse": nurse, "other_nurse": other_nurse, "pi": pi, "coordinator": coordinator,
-            "anonymous": None, "deactivated": deactivated}
+    return {"case": case, "nurse": nurse, "other_nurse": other_nurse, "pi": pi, "monitor": monitor,
+            "coordinator": coordinator, "anonymous": None, "deactivated": deactivated}
 
 
 def target(table, case):
@@ -153,6 +158,8 @@ def request_for(name, method, world):
         record = target(table, case)
         data = {"PUT": lambda: writable_values(table, record), "PATCH": dict}.get(method, lambda: None)()
         return f"/api/v1/{table.url}/{record.pk}/", data, {"HTTP_IF_MATCH": f'"{record.version}"'}
+    if table and kind == "status":
+        return f"/api/v1/{table.url}/{target(table, case).pk}/status/", {"status": "complete"}
     return {
         "centres-list": ("/api/v1/centres/", None),
         "centres-detail": ("/api/v1/centres/MUC/", None),
@@ -202,7 +209,7 @@ def problems_of(role, name, method, world, response, before):
     if role == "other_nurse" and pid in response.content \
             and response.content != f'{{"patient_id":["There is no patient {world["case"].pk}."]}}'.encode():
         problems.append("the other centre's case shows")
-    if role in ("nurse", "pi") and expected == 200 and "centres" not in name \
+    if role in ("nurse", "pi", "monitor") and expected == 200 and "centres" not in name \
             and (name.endswith("-list") or name == "redcap_api") and pid not in response.content:
         problems.append("the own centre's case is missing")
     if name == "token_revoke" and expected == 404 and not ApiToken.objects.active().filter(pk=world["token"].pk):

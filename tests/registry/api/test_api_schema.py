@@ -26,11 +26,14 @@ def test_schema_names_the_dictionarys_columns_and_codes():
     components = schema["components"]["schemas"]
     assert list(components["FollowUp"]["properties"]) == [
         "id", "patient_id", "event_date", "event", "recurrence_site", "cause_of_death",
-        "version", "created_at", "updated_at"]
+        "version", "status", "created_at", "updated_at"]
     assert components["PrimaryMarginEnum"]["enum"] == ["R0", "R1", "R2", "RX"]
     assert components["MetastasectomyMarginEnum"]["enum"] == ["R0", "R1", "R2"]
     patch = schema["paths"]["/api/v1/patients/{patient_id}/"]["patch"]
-    assert {"412", "429", "400", "404"} <= set(patch["responses"])
+    assert {"412", "429", "400", "404", "409"} <= set(patch["responses"])
+    status = schema["paths"]["/api/v1/metastasectomies/{id}/status/"]["post"]
+    assert {"200", "403", "409"} <= set(status["responses"])
+    assert schema["components"]["schemas"]["StatusChangeRequest"]["required"] == ["status"]
     assert any(p["name"] == "If-Match" and p["in"] == "header" for p in patch["parameters"])
 
 

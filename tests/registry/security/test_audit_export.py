@@ -79,6 +79,16 @@ def test_the_trail_is_filtered_by_user_name_and_dates(trail, coordinator):
     assert len(download(client, since=today.isoformat(), until=today.isoformat())["rows"]) > 10
 
 
+def test_the_trail_shows_a_status_move_with_its_reason(case, coordinator):
+    for status in ("complete", "verified", "locked"):
+        services.record_status_set(user=coordinator, record=case, status=status, source="web")
+    services.record_status_set(user=coordinator, record=case, status="verified", reason="ECOG re-read", source="api")
+    rows = download(signed_in(coordinator), patient_id=case.pk)["rows"]
+    unlock = [row for row in rows if row["event"] == "changed"][-1]
+    assert unlock["changes"] == [{"field": "status", "before": "locked", "after": "verified"}]
+    assert (unlock["user"], unlock["source"]) == ("coordinator", "api: ECOG re-read")
+
+
 def test_the_csv_trail_shows_changes_as_old_and_new_and_says_when_it_was_cut(trail, coordinator, settings):
     response = signed_in(coordinator).get("/security/audit/", {"format": "csv", "patient_id": trail.pk})
     assert response["Content-Disposition"].startswith(f'attachment; filename="audit-{trail.pk}-')

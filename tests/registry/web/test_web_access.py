@@ -55,9 +55,23 @@ def table_counts():
     return [model.objects.count() for model in (Patient, *KINDS.values())]
 
 
+STATUS_PAGE = "record_status"  # a POST only: the buttons that move a record's status
+
+
 def test_every_url_name_is_covered_by_these_tests():
     names = {pattern.name for pattern in web_urls.urlpatterns}
-    assert names == set(CENTRE_PAGES) | set(RECORD_PAGES) | set(OWN_SCOPE_PAGES)
+    assert names == set(CENTRE_PAGES) | set(RECORD_PAGES) | set(OWN_SCOPE_PAGES) | {STATUS_PAGE}
+
+
+def test_a_status_move_is_refused_to_the_anonymous_another_centre_and_a_pi(client, case, other_nurse, pi):
+    url, move = reverse(STATUS_PAGE, args=[case.pk]), {"kind": "patient", "pk": case.pk, "status": "complete"}
+    assert client.post(url, move)["Location"].startswith(reverse("login") + "?next=")
+    client.force_login(other_nurse)
+    assert client.post(url, move).status_code == 404
+    client.force_login(pi)
+    assert client.post(url, move).status_code == 403
+    assert client.get(url).status_code == 405
+    assert Patient.objects.get(pk=case.pk).status == "in_progress"
 
 
 @pytest.mark.parametrize("name,kind", PAGES + [("home", None)])

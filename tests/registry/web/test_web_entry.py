@@ -209,8 +209,8 @@ def test_patient_page_shows_the_whole_case_with_the_index_operation_marked(clien
     response = client.get(reverse("patient_detail", args=[case.pk]))
     html = response.content.decode()
     operations = response.context["operations"]
-    assert [pm.surgery_date for pm, _cells, _index in operations] == [D(2015, 4, 1), D(2016, 6, 1)]
-    assert [index for _pm, _cells, index in operations] == [True, False]
+    assert [pm.surgery_date for pm, _cells, _index, _status in operations] == [D(2015, 4, 1), D(2016, 6, 1)]
+    assert [index for _pm, _cells, index, _status in operations] == [True, False]
     for text in ("index operation", "Extremity".lower(), "doxorubicin", "Contact (seen alive)", "Edit patient",
                  "wedge resection", "9.0 months after the index operation"):
         assert text.lower() in html.lower(), text
