@@ -28,9 +28,12 @@ def test_pseudonyms_are_unique_even_when_the_random_source_repeats(monkeypatch):
     assert (first.patient_id, second.patient_id) == ("MUC-AAAAAA", "MUC-BBBBBB")
 
 
-def test_many_pseudonyms_are_distinct():
+def test_many_pseudonyms_are_nearly_always_distinct():
+    """32**6 suffixes: among 5,000 draws a repeat happens about once in 90 runs (the birthday
+    problem), which unique_pseudonym draws again; three or more would mean a broken source
+    (chance about 3 in 10 million)."""
     issued = {pseudonyms.new_pseudonym("HD") for _ in range(5000)}
-    assert len(issued) == 5000
+    assert len(issued) >= 4998
 
 
 def test_many_at_once_are_distinct_and_never_one_in_use_or_of_a_deleted_patient(monkeypatch):
