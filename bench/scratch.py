@@ -61,10 +61,11 @@ def copy_cohort(cohort):
         for table in TABLES:
             model, columns = TABLE_MODELS[table], COLUMNS[table]
             names = ", ".join(f'"{model._meta.get_field(c).column}"' for c in columns)
-            sql = f'COPY "{model._meta.db_table}" ({names}, version, created_at, updated_at) FROM STDIN'
+            status = model._meta.get_field("status").default  # a new record's: in progress
+            sql = f'COPY "{model._meta.db_table}" ({names}, version, status, created_at, updated_at) FROM STDIN'
             with cursor.cursor.copy(sql) as copy:
                 for row in cohort[table]:
-                    copy.write_row([row[c] for c in columns] + [1, now, now])
+                    copy.write_row([row[c] for c in columns] + [1, status, now, now])
         cursor.execute("ANALYZE")
 
 
