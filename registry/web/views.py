@@ -8,7 +8,7 @@ patient records the refusal.
 """
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404
@@ -367,18 +367,46 @@ def edit_record(request, patient, record, form_class, *, title, section=""):
             messages.success(request, _("%(record)s saved.") % {"record": capfirst(type(record)._meta.verbose_name)})
             return redirect(patient_url(patient, section))
         if isinstance(outcome, StaleRecordError):
-            stale = True
-            # Nothing is overwritten: show what the other person saved and load the current values.
-            model = type(record)
-            changes = [(label(model, column), shown(model, column, theirs),
-                        shown(model, column, getattr(form.instance, model._meta.get_field(column).attname)))
-                       for column, theirs in outcome.changes]
-            form = form_class(instance=outcome.current)
+            stale = saved_by(outcome.current)
+            form, changes = merged_form(request, form, form_class, outcome.current)
     return render(request, "registry/record_form.html", {
         "form": form, "patient": patient, "title": title, "changes": changes,
         "stale": stale,
         "cancel_url": patient_url(patient, section),
     })
+
+
+def merged_form(request, form, form_class, current):
+    """After a refused stale save, the form to save again against the current version: a field the
+    nurse did not change takes the other person's value, a field she changed keeps hers (also where
+    both changed it: she sees both and decides). Returns (form, [(field, theirs, yours, kept)]), where
+    `kept` says which value the form now holds for each field the other person changed."""
+    model = type(current)
+    base = current.history.filter(version=form.cleaned_data["version"]).first()  # what she opened
+    theirs_form = form_class(instance=current)
+    data, changes = request.POST.copy(), []
+    for name, field in form.fields.items():
+        try:
+            attname = model._meta.get_field(name).attname
+        except FieldDoesNotExist:  # version, submission, reason: not the record's values
+            continue
+        theirs, yours = getattr(current, attname), form.cleaned_data.get(name)
+        opened = getattr(base, attname) if base is not None else theirs
+        if theirs == opened:
+            continue  # only she may have changed it: her entry stands
+        if yours == opened:  # only they changed it: take theirs
+            value = field.prepare_value(theirs_form[name].value())
+            data[name] = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+        changes.append((label(model, name), shown(model, name, theirs), shown(model, name, yours),
+                        _("theirs") if yours == opened else _("yours")))
+    data["version"] = str(current.version)
+    return form_class(data, instance=current), changes
+
+
+def saved_by(current):
+    """(user name, when) of the last save of `current`, for the stale-save message."""
+    last = current.history.order_by("-history_date").first()
+    return {"user": getattr(last.history_user, "username", _("the system")), "at": last.history_date}
 
 
 def delete_record(request, patient, record, *, done_url, warning=""):

@@ -174,24 +174,40 @@ def test_stale_edit_is_refused_shows_the_changes_and_overwrites_nothing(client, 
     # A colleague saves the same operation meanwhile.
     theirs = Metastasectomy.objects.get(pk=pm.pk)
     theirs.margin = "R1"
-    services.record_save(user=f.user(memberships=[("MUC", "nurse")]), record=theirs, expected_version=1)
+    services.record_save(user=f.user("colleague", memberships=[("MUC", "nurse")]), record=theirs, expected_version=1)
 
     mine["hospital_stay_days"] = "9"
     response = client.post(url, mine)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Someone else saved this record" in html
-    assert ("Margin", "R1", "R0") in response.context["changes"]
+    assert "saved this record at" in html and response.context["stale"]["user"] == "colleague"
+    assert ("Margin", "R1", "R0", "theirs") in response.context["changes"]
     pm.refresh_from_db()
     assert pm.margin == "R1" and pm.hospital_stay_days is None and pm.version == 2
+    # The form combines: her entry kept, their change taken, the current version to save against.
     form = response.context["form"]
-    assert form["margin"].value() == "R1" and form["version"].value() == 2  # current values loaded
+    assert (form["margin"].value(), form["hospital_stay_days"].value(), form["version"].value()) == ("R1", "9", "2")
 
-    again = form_values(response)
-    again["hospital_stay_days"] = "9"
-    assert client.post(url, again).status_code == 302
+    assert client.post(url, form_values(response)).status_code == 302  # saved without retyping anything
     pm.refresh_from_db()
     assert (pm.margin, pm.hospital_stay_days, pm.version) == ("R1", 9, 3)
+
+
+def test_a_field_both_changed_keeps_hers_and_shows_theirs(client, nurse, case):
+    client.force_login(nurse)
+    pm = case.metastasectomies.get()
+    url = reverse("record_edit", args=[case.pk, "metastasectomies", pm.pk])
+    mine = form_values(client.get(url))
+    theirs = Metastasectomy.objects.get(pk=pm.pk)
+    theirs.hospital_stay_days = 5
+    services.record_save(user=f.user("colleague", memberships=[("MUC", "nurse")]), record=theirs, expected_version=1)
+
+    mine["hospital_stay_days"] = "9"
+    response = client.post(url, mine)
+
+    assert ("Hospital stay", "5", "9", "yours") in [(n.split(" (")[0], t, y, k) for n, t, y, k in
+                                                     response.context["changes"]]
+    assert response.context["form"]["hospital_stay_days"].value() == "9"
 
 
 def test_deleting_the_only_operation_of_a_followed_up_patient_is_refused(client, nurse, case):
