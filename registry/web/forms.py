@@ -6,6 +6,7 @@ patient's lock and puts a violation at its field. A form with errors also checks
 rules, so the nurse sees every problem at once.
 """
 import secrets
+from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -88,6 +89,13 @@ class EntryForm(forms.ModelForm):
 
     def unit(self, name):
         return next((unit for suffix, unit in UNITS.items() if name.endswith(suffix)), "")
+
+    def get_initial_for_field(self, field, field_name):
+        """A stored whole number of a decimal field shows as one ("85", not "85.0")."""
+        value = super().get_initial_for_field(field, field_name)
+        if isinstance(value, Decimal) and value == value.to_integral_value():
+            return value.quantize(Decimal(1))
+        return value
 
     def rows(self):
         """(bound field, unit) for the template, hidden fields excluded."""

@@ -232,3 +232,13 @@ def test_every_yes_no_question_offers_the_same_choices_and_shows_what_is_stored(
     pm.save()
     html = client.get(reverse("record_edit", args=[case.pk, "metastasectomies", pm.pk])).content.decode()
     assert '<option value="true" selected>' in html.split('name="lymph_node_sampling"', 1)[1].split("</select>")[0]
+
+
+def test_a_whole_number_of_a_decimal_field_shows_without_a_decimal_point(client, nurse, case):
+    client.force_login(nurse)
+    tumour = case.primary_tumour
+    tumour.size_mm = 85
+    tumour.save()
+    html = client.get(reverse("record_edit", args=[case.pk, "primary-tumour", tumour.pk])).content.decode()
+    box = html.split('id="id_size_mm"', 1)[0].rsplit("<input", 1)[1] + html.split('id="id_size_mm"', 1)[1].split(">", 1)[0]
+    assert 'value="85"' in box
