@@ -207,8 +207,8 @@ def patient_detail(request, patient_id):
         "therapy_headers": headers(SystemicTherapy),
         "therapies": [(therapy, therapy_cells(therapy), statuses[(SystemicTherapy, therapy.pk)])
                       for therapy in therapies],
-        "timeline": [{**timeline_entry(event, index_date), "status": statuses[(FollowUp, event.pk)]}
-                     for event in events],
+        "timeline": timeline(events, operations, therapies, index, index_date, statuses),
+        "has_follow_up": bool(events),
         "index_date": index_date,
     })
 
@@ -270,6 +270,22 @@ def therapy_cells(therapy):
     if therapy.regimen == "other" and therapy.regimen_other:
         row[COLUMNS[SystemicTherapy].index("regimen")] = therapy.regimen_other
     return row
+
+
+def timeline(events, operations, therapies, index, index_date, statuses):
+    """The case in date order after the index operation: follow-up events (with their status and
+    actions), later operations and systemic therapies (shown in their own panels, marked here)."""
+    entries = [{**timeline_entry(event, index_date), "kind": "follow-up", "date": event.event_date,
+                "status": statuses[(FollowUp, event.pk)]} for event in events]
+    entries += [{"kind": "operation", "date": pm.surgery_date, "event": _("Metastasectomy"),
+                 "detail": shown(Metastasectomy, "side", pm.side),
+                 "months": months_between(index_date, pm.surgery_date) if index_date else None}
+                for pm in operations if pm is not index]
+    entries += [{"kind": "therapy", "date": therapy.start_date, "event": _("Systemic therapy started"),
+                 "detail": shown(SystemicTherapy, "regimen", therapy.regimen),
+                 "months": months_between(index_date, therapy.start_date) if index_date else None}
+                for therapy in therapies if index_date is None or therapy.start_date >= index_date]
+    return sorted(entries, key=lambda entry: entry["date"])
 
 
 def timeline_entry(event, index_date):

@@ -242,3 +242,17 @@ def test_a_whole_number_of_a_decimal_field_shows_without_a_decimal_point(client,
     html = client.get(reverse("record_edit", args=[case.pk, "primary-tumour", tumour.pk])).content.decode()
     box = html.split('id="id_size_mm"', 1)[0].rsplit("<input", 1)[1] + html.split('id="id_size_mm"', 1)[1].split(">", 1)[0]
     assert 'value="85"' in box
+
+
+def test_the_timeline_shows_later_operations_and_therapies_beside_follow_up_in_date_order(client, nurse, case):
+    from registry import services
+
+    services.record_save(user=nurse, record=f.metastasectomy(case, surgery_date=f.D(2016, 2, 1), side="left"))
+    services.record_save(user=nurse, record=f.systemic_therapy(case, start_date=f.D(2015, 6, 1)))
+    client.force_login(nurse)
+    response = client.get(reverse("patient_detail", args=[case.pk]))
+    kinds = [(entry["kind"], entry["date"].isoformat()) for entry in response.context["timeline"]]
+    assert ("operation", "2016-02-01") in kinds and ("therapy", "2015-06-01") in kinds
+    assert [date for _kind, date in kinds] == sorted(date for _kind, date in kinds)
+    timeline = response.content.decode().split('<ol class="timeline">', 1)[1].split("</ol>", 1)[0]
+    assert "Metastasectomy" in timeline and "Systemic therapy started" in timeline
