@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from analysis.stats.common import _chi2_test, _efron_sums, _not_estimable, _num, _z
+from analysis.stats.cox import _newton as cox_newton
 
 
 def _efron_deaths(start, stop, event, x, beta):
@@ -49,26 +50,9 @@ def _efron_deaths(start, stop, event, x, beta):
     return loglik, score, variance.sum(0), mean, variance, dead_stop
 
 
-def _newton(start, stop, event, x, max_iterations=50):
-    """Newton-Raphson with step halving (as R coxph); (beta, covariance, loglik0, loglik, converged)."""
-    beta = np.zeros(x.shape[1])
-    loglik0, score, info, *_ = _efron_deaths(start, stop, event, x, beta)
-    loglik = loglik0
-    for _iteration in range(max_iterations):
-        step = np.linalg.solve(info, score)
-        new = beta + step
-        new_loglik, new_score, new_info, *_ = _efron_deaths(start, stop, event, x, new)
-        halvings = 0
-        while not new_loglik >= loglik - 1e-12 * abs(loglik) and halvings < 30:
-            step /= 2
-            new = beta + step
-            new_loglik, new_score, new_info, *_ = _efron_deaths(start, stop, event, x, new)
-            halvings += 1
-        done = np.abs(step).max() < 1e-10 or abs(new_loglik - loglik) <= 1e-14 * max(1.0, abs(loglik))
-        beta, loglik, score, info = new, new_loglik, new_score, new_info
-        if done:
-            return beta, np.linalg.inv(info), loglik0, loglik, True
-    return beta, np.linalg.inv(info), loglik0, loglik, False
+def _newton(start, stop, event, x):
+    """cox._newton (Newton-Raphson with step halving, as R coxph) on the (start, stop] likelihood."""
+    return cox_newton(lambda beta: _efron_deaths(start, stop, event, x, beta)[:3], x.shape[1])
 
 
 def cox_intervals(start, stop, event, x, names, *, alpha=0.05):
