@@ -7,7 +7,7 @@
     r["chisq"]
 
 Each keyword argument is a DataFrame written as CSV and read into R under that name
-(``read.csv``); the code runs after ``library(survival)`` and must leave a named list in
+(``read.csv``; its path is ``<name>_path``); the code runs after ``library(survival)`` and must leave a named list in
 ``result``. R writes it as JSON with the small writer below (jsonlite is not a Debian base
 package): named lists become objects, unnamed lists and vectors of length != 1 arrays (wrap a
 vector in ``I()`` to keep it an array at length 1), NA/NaN/Inf become null, numbers are printed
@@ -72,7 +72,8 @@ def rscript(code, **frames):
         loads = []
         for name, frame in frames.items():
             frame.to_csv(folder / f"{name}.csv", index=False, na_rep="NA")
-            loads.append(f'{name} <- read.csv("{folder / name}.csv", stringsAsFactors = FALSE)')
+            loads.append(f'{name}_path <- "{folder / name}.csv"')  # for code that reads it itself
+            loads.append(f'{name} <- read.csv({name}_path, stringsAsFactors = FALSE)')
         script = "\n".join([
             "suppressPackageStartupMessages(library(survival))",
             "options(warn = 1)",

@@ -7,9 +7,6 @@ skipped, unless the environment variable CI is set: then a missing R is a failur
 """
 import io
 import json
-import os
-import shutil
-import subprocess
 import warnings
 
 import numpy as np
@@ -22,32 +19,17 @@ from analysis.stats import cox
 from analysis.stats.centres import cox_by_centre, heterogeneity
 from analysis.stats.competing import aalen_johansen
 from analysis.stats.intervals import cox_intervals, cox_zph
+from tests.analysis.rlive import rscript
 
 
 def run_r(script, **frames):
-    """Run an R script with each DataFrame written to a CSV whose path is the R variable of its
-    name (``d`` -> ``d_path``); the script prints JSON (jsonlite is not needed: use cat)."""
-    if shutil.which("Rscript") is None:
-        if os.environ.get("CI"):
-            pytest.fail("Rscript is missing; CI must compare with R (install r-base-core r-cran-survival)")
-        pytest.skip("Rscript not installed (apt-get install r-base-core r-cran-survival); CI runs this")
-    paths = {}
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        for name, frame in frames.items():
-            paths[name] = os.path.join(folder, f"{name}.csv")
-            frame.to_csv(paths[name], index=False)
-        header = "".join(f'{name}_path <- "{path}"\n' for name, path in paths.items())
-        done = subprocess.run(["Rscript", "-e", "suppressMessages(library(survival))\n" + header + script],
-                              capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    """R's numbers for a script that ends with ``r_vector(...)`` (tests/analysis/rlive.py runs it)."""
+    return rscript(script, **frames)
 
 
 def r_vector(expression):
-    """R code printing a numeric vector as a JSON list, full precision."""
-    return f'cat("[", paste(sprintf("%.12g", {expression}), collapse=","), "]", sep="")'
+    """R code leaving a numeric vector as the result, full precision."""
+    return f"result <- I(as.numeric({expression}))"
 
 
 @pytest.fixture(scope="module")
