@@ -71,19 +71,17 @@ def jobs_of(user, limit=10):
 def job_of(user, pk):
     """The user's job `pk`, or Job.DoesNotExist (also for another user's job)."""
     job = Job.objects.defer("payload").get(pk=pk, user=user)
-    _fail_if_lost(job)
+    if _lost(job):
+        fail(job.pk, "lost")
+        job.refresh_from_db()
     return job
 
 
-def _fail_if_lost(job):
+def _lost(job):
     """A job still `running` well past the hard time limit lost its worker (killed, restarted):
-    say so, rather than let the page wait for ever. Its transaction died with the worker."""
+    the page says so rather than wait for ever. Its transaction died with the worker."""
     lost_after = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-    if job.state == Job.RUNNING and job.started_at < timezone.now() - lost_after:
-        job.state, job.finished_at = Job.FAILED, timezone.now()
-        job.error = _failure("lost")
-        Job.objects.filter(pk=job.pk, state=Job.RUNNING).update(
-            state=job.state, finished_at=job.finished_at, error=job.error, payload=None)
+    return job.state == Job.RUNNING and job.started_at < timezone.now() - lost_after
 
 
 # Why a job failed, stored as a code with the limits of the process that ran it, and put into words
