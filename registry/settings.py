@@ -276,6 +276,8 @@ JOB_MAX_MEMORY_MB = env_number("JOB_MAX_MEMORY_MB", 3072)
 JOB_RESULT_HOURS = env_number("JOB_RESULT_HOURS", 24.0, float)
 CELERY_TASK_SOFT_TIME_LIMIT = JOB_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = JOB_TIME_LIMIT + 30  # the hard stop if the job ignores the soft one
+# The follow-up-due worklist lists living patients last seen longer ago than this (?months= overrides).
+FOLLOW_UP_DUE_MONTHS = env_number("FOLLOW_UP_DUE_MONTHS", 6)
 # PIs may download the pooled dataset only when this is on (coordinators always may).
 EXPORT_ALLOW_PI = env_flag("EXPORT_ALLOW_PI")
 # The coordinators' audit export (/security/audit/) stops after this many rows (and says so).

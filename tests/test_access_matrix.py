@@ -75,6 +75,8 @@ EXPECTED = {
     # data entry (registry/web/urls.py)
     "home": row(signed_in(302, coordinator=200), signed_in(405)),
     "patient_list": READ_PAGE,
+    "study_progress": SIGNED_IN_PAGE,
+    "follow_up_due": SIGNED_IN_PAGE,
     "patient_new": FORM_PAGE,
     "data_quality": READ_PAGE,
     "patient_detail": READ_PAGE,
