@@ -15,6 +15,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# Front-end test tools (axe-core for the accessibility tests), from the npm registry at the versions
+# package-lock.json pins; the tests inject them into pages from node_modules, never from a CDN.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 migrate: $(STAMP)
 	mkdir -p var/staticfiles  # the SQLite database and collected static files
 	DEBUG=1 $(PY) manage.py migrate --noinput
@@ -25,7 +31,7 @@ demo: migrate
 run: demo
 	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
 
-test: $(STAMP)
+test: $(STAMP) node_modules/.installed
 	mkdir -p var/staticfiles
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -57,4 +63,4 @@ restore:
 	@echo "Restored $(FILE)"
 
 clean:
-	rm -rf $(VENV) var staticfiles test-artifacts
+	rm -rf $(VENV) node_modules var staticfiles test-artifacts
