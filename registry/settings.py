@@ -55,6 +55,7 @@ def env_list(name, default=""):
 
 
 DEBUG = env_flag("DEBUG")
+DEBUG_TECHNICAL_404 = env_flag("DEBUG_TECHNICAL_404")  # Django's 404 page listing every URL (see registry/web/middleware.py)
 
 SECRET_KEY = os.environ.get("SECRET_KEY")
 # Without a key and without DEBUG the settings still load, so tools that need no key (such as
@@ -113,6 +114,7 @@ MIDDLEWARE = [
     # Records every 401, 403 and 429 in the security log (after authentication: it names the user).
     "registry.security.middleware.RefusedRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    *(["registry.web.middleware.RegistryNotFoundPageMiddleware"] if DEBUG else []),
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the signed-in user on every history row written during a request.
     "simple_history.middleware.HistoryRequestMiddleware",
