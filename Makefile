@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint demo migrate messages bench backup restore clean
+.PHONY: run test lint demo migrate messages bench backup restore clean docs
 
 # The virtual environment is updated only when a requirements file changes. It holds the
 # production packages and those of the tests, benchmarks and linters (requirements-dev.txt).
@@ -34,6 +34,11 @@ run: demo
 test: $(STAMP) node_modules/.installed
 	mkdir -p var/staticfiles
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The README's example report and docs/screenshots/, regenerated from the demo (docs/generate.py).
+docs: $(STAMP)
+	mkdir -p var/staticfiles
+	$(PY) docs/generate.py
 
 # Style and the architecture contract (pyproject.toml): which layer may import which.
 lint: $(STAMP)
