@@ -3,13 +3,14 @@ ever issued, one consistent snapshot of the database, and the data version. Writ
 registry.services."""
 import contextlib
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from django.db import connection, transaction
 from django.db.models import Count, Exists, Max, OuterRef, Subquery
-from django.db.models.functions import Coalesce, Greatest, TruncMonth
+from django.db.models.functions import Coalesce, Greatest
 
 from registry.cases import assemble
+from registry.index_date import index_date
 from registry.models import (
     Centre,
     DataVersion,
@@ -150,11 +151,14 @@ def centre_progress(patients):
     return progress
 
 
-def registrations_by_month(patients):
-    """[(centre code, first day of the month, patients registered that month)] in month order."""
-    months = patients.annotate(month=TruncMonth("created_at")).values_list("centre", "month")
-    return [(code, month.date() if hasattr(month, "date") else month, n)
-            for code, month, n in months.annotate(n=Count("pk")).order_by("month", "centre")]
+def inclusions_by_year(patients):
+    """{(centre code, year): patients} by the year of each patient's index operation (the first
+    metastasectomy, registry.index_date): the study's recruitment over calendar time. One row per
+    patient is read (a year of an aggregate cannot be grouped on in the same query)."""
+    counts = Counter()
+    for code, day in patients.annotate(index=index_date()).filter(index__isnull=False).values_list("centre", "index"):
+        counts[code, day.year] += 1
+    return dict(counts)
 
 
 def follow_up_due(patients, *, contact_before):

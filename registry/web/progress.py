@@ -42,56 +42,47 @@ def progress_rows(user):
     return rows
 
 
-def add_months(day, months):
-    month = day.month - 1 + months
-    return datetime.date(day.year + month // 12, month % 12 + 1, 1)
-
-
-def recruitment_chart(registrations, centres):
-    """An SVG-ready description of the cumulative registrations per centre, month by month:
-    {"lines": [(centre code, "x,y x,y ...", total)], "ticks": [(x, label)], "max": n}."""
-    if not registrations:
+def recruitment_chart(inclusions, centres):
+    """An SVG-ready description of the cumulative inclusions per centre, year by year:
+    {"lines": [(centre code, [(x, y), ...], total)], "ticks": [(x, year)], "max": n, ...}."""
+    if not inclusions:
         return None
-    first, last = registrations[0][1], registrations[-1][1]
-    months = [first]
-    while months[-1] < last:
-        months.append(add_months(months[-1], 1))
-    by_centre = {code: dict.fromkeys(months, 0) for code in centres}
-    for code, month, n in registrations:
-        by_centre.setdefault(code, dict.fromkeys(months, 0))[month] += n
+    years = list(range(min(year for _c, year in inclusions), max(year for _c, year in inclusions) + 1))
     cumulative = {}
-    for code, counts in by_centre.items():
+    for code in sorted({code for code, _year in inclusions} | set(centres)):
         total, points = 0, []
-        for month in months:
-            total += counts[month]
+        for year in years:
+            total += inclusions.get((code, year), 0)
             points.append(total)
-        cumulative[code] = points
-    top = max(max(points) for points in cumulative.values()) or 1
-    span = max(len(months) - 1, 1)
+        if total:
+            cumulative[code] = points
+    top = max(points[-1] for points in cumulative.values())
+    span = max(len(years) - 1, 1)
     inner_w, inner_h = CHART_WIDTH - 2 * CHART_MARGIN, CHART_HEIGHT - 2 * CHART_MARGIN
 
-    def xy(i, n):
-        return f"{CHART_MARGIN + inner_w * i / span:.1f},{CHART_MARGIN + inner_h * (1 - n / top):.1f}"
+    def x(i):
+        return round(CHART_MARGIN + inner_w * i / span, 1)
 
-    lines = [(code, " ".join(xy(i, n) for i, n in enumerate(points)), points[-1])
-             for code, points in sorted(cumulative.items()) if points[-1]]
-    step = max(1, len(months) // 6)
-    ticks = [(CHART_MARGIN + inner_w * i / span, months[i].strftime("%Y-%m")) for i in range(0, len(months), step)]
-    return {"lines": lines, "ticks": ticks, "max": top, "width": CHART_WIDTH, "height": CHART_HEIGHT,
-            "left": CHART_MARGIN, "right": CHART_WIDTH - CHART_MARGIN, "top": CHART_MARGIN,
-            "bottom": CHART_HEIGHT - CHART_MARGIN}
+    def y(n):
+        return round(CHART_MARGIN + inner_h * (1 - n / top), 1)
+
+    lines = [(code, [(x(i), y(n)) for i, n in enumerate(points)], points[-1]) for code, points in cumulative.items()]
+    step = max(1, len(years) // 8)
+    return {"lines": lines, "ticks": [(x(i), years[i]) for i in range(0, len(years), step)], "max": top,
+            "width": CHART_WIDTH, "height": CHART_HEIGHT, "left": CHART_MARGIN, "right": CHART_WIDTH - CHART_MARGIN,
+            "top": CHART_MARGIN, "bottom": CHART_HEIGHT - CHART_MARGIN}
 
 
 @login_required
 @require_GET
 def study_progress(request):
-    """Per centre: patients, records complete and verified (%), the last entry, and registrations
+    """Per centre: patients, records complete and verified (%), the last entry, and inclusions
     over time; ?format=csv downloads the table."""
     rows = progress_rows(request.user)
     if request.GET.get("format") == "csv":
         return progress_csv(rows)
-    registrations = selectors.registrations_by_month(access.patients_readable(request.user))
-    chart = recruitment_chart(registrations, [row["centre"].code for row in rows])
+    inclusions = selectors.inclusions_by_year(access.patients_readable(request.user))
+    chart = recruitment_chart(inclusions, [row["centre"].code for row in rows])
     return render(request, "registry/study_progress.html", {"rows": rows, "chart": chart})
 
 

@@ -50,12 +50,17 @@ def test_progress_shows_a_nurse_only_her_centres(case, other_nurse):
     assert "MUC" not in page.content.decode()
 
 
-def test_progress_draws_cumulative_registrations_per_centre(case, coordinator):
-    f.patient("MUC")
-    f.patient("BER")
+def test_progress_draws_cumulative_inclusions_by_year_of_the_first_operation(case, coordinator):
+    later = f.patient("MUC")
+    services.record_save(user=coordinator, record=f.metastasectomy(later, surgery_date=datetime.date(2017, 3, 1)))
+    other = f.patient("BER")
+    services.record_save(user=coordinator, record=f.metastasectomy(other, surgery_date=datetime.date(2016, 3, 1)))
+    f.patient("BER")  # no operation yet: not included
     chart = signed_in(coordinator).get(reverse("study_progress")).context["chart"]
     assert [(code, total) for code, _points, total in chart["lines"]] == [("BER", 1), ("MUC", 2)]
-    assert chart["max"] == 2
+    assert [year for _x, year in chart["ticks"]] == [2015, 2016, 2017]
+    heights = {code: [y for _x, y in points] for code, points, _total in chart["lines"]}
+    assert heights["MUC"][0] == heights["MUC"][1] > heights["MUC"][2]  # 1, 1, 2 patients (y grows downwards)
 
 
 def due(client, months=None):
