@@ -176,17 +176,18 @@ FORMAT_TEXT = {
             "Registry tables use the data dictionary's codes and yes/no; the analysis frame uses 1/0. "
             "Text starting with = + - @ is prefixed with an apostrophe so spreadsheets do not run it (the "
             "import takes it off again)."),
-    "xlsx": (f"one Excel workbook, {WORKBOOK}, with a sheet per registry table, in the import's format "
+    "xlsx": (f"One Excel workbook, {WORKBOOK}, with a sheet per registry table, in the import's format "
              "(sheet names, column names, the data dictionary's codes and yes/no): without "
-             "de-identification it imports back into this registry as it is. Real dates; blank = unknown. "
-             "Text is as recorded, also when it starts with = + - @: it is stored as text, never as a "
-             "formula. The analysis frame and the data dictionary are workbooks of their own."),
+             "de-identification it imports back into this registry as it is (rows name patients by "
+             "pseudonym; another registry takes them only as new patients named by local_id). Real dates; "
+             "blank = unknown. Text is as recorded, also when it starts with = + - @: it is stored as "
+             "text, never as a formula. The analysis frame and the data dictionary are workbooks of their own."),
     "dta": ("Stata .dta format 118 (Stata 14 and later), with variable labels. Code columns are numbers "
             "1..n in the order of the data dictionary's code list, with value labels 'code: label'; "
             "yes/no columns are 1/0 labelled; dates are Stata dates (%td)."),
     "sav": ("SPSS .sav, with variable labels and measure levels (codes and yes/no nominal; grade, "
-            "margin, Clavien-Dindo, best response and ECOG ordinal, their 'not assessable' code last; "
-            "numbers and dates scale). Code columns are numbers 1..n in the order of the data "
+            "margin, Clavien-Dindo, best response and ECOG ordinal, a 'not assessable' code (GX, RX, NE) "
+            "last; numbers and dates scale). Code columns are numbers 1..n in the order of the data "
             "dictionary's code list, with value labels 'code: label' and no decimals (F1.0); yes/no "
             "columns are 1/0 labelled; whole numbers show no decimals; dates are SPSS dates."),
 }
