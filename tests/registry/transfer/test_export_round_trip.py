@@ -192,6 +192,12 @@ def test_the_excel_workbook_imports_back_unchanged_and_restores_records_deleted_
     assert table_contents() == before
 
 
+def test_the_excel_export_zip_imports_as_it_came_reading_its_workbook(loaded, tmp_path):
+    export(tmp_path, "xlsx")
+    output = import_command(tmp_path / "export.zip")
+    assert counts(output) == {table: (0, 0, TABLE_MODELS[table].objects.count()) for table in TABLES}
+
+
 def local_keys(path, tmp_path):
     """The workbook as a centre names patients new to a registry: patient_id → local_id P1, P2, …
     (a copy; returns its path and {pseudonym: local key})."""
