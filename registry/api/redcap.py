@@ -52,7 +52,9 @@ from registry.api.redcap_project import (
     METADATA_COLUMNS,
     RECORD_ID,
     REDCAP_VERSION,
+    instrument_rows,
     metadata_row,
+    repeating_rows,
 )
 from registry.api.throttling import TokenRateThrottle, UserRateThrottle
 from registry.models import Patient
@@ -125,13 +127,11 @@ def export_field_names(request, post, fmt):
 
 
 def export_instruments(request, post, fmt):
-    rows = [{"instrument_name": form.name, "instrument_label": form.label} for form in FORMS]
-    return table_response(rows, ["instrument_name", "instrument_label"], fmt)
+    return table_response(instrument_rows(), ["instrument_name", "instrument_label"], fmt)
 
 
 def export_repeating(request, post, fmt):
-    rows = [{"form_name": form.name, "custom_form_label": ""} for form in FORMS if form.repeating]
-    return table_response(rows, ["form_name", "custom_form_label"], fmt)
+    return table_response(repeating_rows(), ["form_name", "custom_form_label"], fmt)
 
 
 def export_project(request, post, fmt):
@@ -182,8 +182,12 @@ def export_records(request, post, fmt):
     return table_response(rows, columns, fmt, headers=headers)
 
 
-def record_rows(user, post):
-    """(rows, columns, header line or None) of a record export: the records the user may read."""
+def record_rows(user, post, *, patients=None, convert=None):
+    """(rows, columns, header line or None) of a record export: the records the user may read.
+
+    The dataset export (registry.transfer.exporting) passes its own scope as `patients` (a
+    Patient queryset, read instead of the user's) and `convert(form, row)`, which returns a
+    loaded row's values as they are to be exported (its de-identified dates)."""
     if post.get("type", "flat") != "flat":
         raise RedcapError(f'type={post["type"]} is not supported: this registry exports records as type=flat.')
     for unsupported in ("filterLogic", "dateRangeBegin", "dateRangeEnd"):
@@ -201,7 +205,7 @@ def record_rows(user, post):
     complete_wanted = {form.name for form in FORMS if f"{form.name}_complete" in selected}
     centres = centre_names(user) if label else None
 
-    patients = access.patients_readable(user)
+    patients = access.patients_readable(user) if patients is None else patients
     if record_ids := param_list(post, "records"):
         patients = patients.filter(pk__in=record_ids)
     in_scope = {"patient_id__in": patients.values("pk")}
@@ -221,6 +225,8 @@ def record_rows(user, post):
     tables = {form.name: load(form) for form in FORMS}
 
     def values(form, row):
+        if convert is not None:
+            row = convert(form, row)
         return {field.name: field.export(row[field.column], label=label, centres=centres)
                 for field in fields_of[form.name] if field.name != RECORD_ID}
 

@@ -114,6 +114,17 @@ FIELDS_BY_NAME = {field.name: field for field in FIELDS}
 FORMS_BY_NAME = {form.name: form for form in FORMS}
 
 
+def instrument_rows():
+    """The project's instruments as REDCap lists them (content=instrument)."""
+    return [{"instrument_name": form.name, "instrument_label": form.label} for form in FORMS]
+
+
+def repeating_rows():
+    """The repeating instruments of this classic project, as REDCap's repeatingFormsEvents export
+    gives them and its import takes them."""
+    return [{"form_name": form.name, "custom_form_label": ""} for form in FORMS if form.repeating]
+
+
 def metadata_row(field, centres):
     """One row of REDCap's data dictionary for a field."""
     row = dict.fromkeys(METADATA_COLUMNS, "")

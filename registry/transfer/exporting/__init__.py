@@ -7,7 +7,9 @@ The archive holds one file per table (patients, primary_tumours, metastasectomie
 systemic_therapies, follow_up; for Excel one workbook, registry.xlsx, with a sheet per table), the
 analysis frame (analysis/frame.py, default analysis plan, when the analysis app is installed),
 the data dictionary (data_dictionary.csv: variable, table, type, label, codes, unit, required,
-rule) and README.txt (data version, date, scope, options). Every export is logged (ExportLog).
+rule), the dataset for other systems in every format alike: as a REDCap project (redcap_*.csv,
+exporting/redcap_files.py) and as CDISC ODM 1.3.2 (odm.xml, exporting/odm.py), and README.txt
+(data version, date, scope, options). Every export is logged (ExportLog).
 
 Tables are streamed from the database in chunks into the archive, which is written to `out` as it
 grows (the web view spools it to a temporary file), so memory stays flat for CSV and XLSX;
@@ -20,6 +22,7 @@ from django.utils import timezone, translation
 
 from registry import access, dictionary, selectors
 from registry.models import Centre, ExportLog
+from registry.transfer.exporting import odm, redcap_files
 from registry.transfer.exporting.tables import (
     DEIDENTIFY,
     Deidentifier,
@@ -145,11 +148,17 @@ def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="non
                 write_table(archive, "analysis_frame", frame_columns, _frame_rows(frame), file_format=file_format,
                             file_label=f"{label}: analysis frame")
                 counts["analysis_frame"] = len(frame)
-            centre_codes = [centre] if centre else list(Centre.objects.values_list("code", flat=True))
+            centres = dict(Centre.objects.filter(**({"code": centre} if centre else {}))
+                           .order_by("code").values_list("code", "name"))
+            centre_codes = list(centres)
             dictionary_format = "xlsx" if file_format == "xlsx" else "csv"
             write_table(archive, "data_dictionary",
                         [ExportColumn(name, "text", name) for name in DICTIONARY_FIELDS],
                         _dictionary_rows(centre_codes, frame_columns, deidentifier), file_format=dictionary_format)
+            redcap_files.write_redcap_files(archive, patients=patients, centres=centres, deidentifier=deidentifier)
+            odm.write_odm(archive, patients=patients, centres=centres, deidentifier=deidentifier, created=created,
+                          file_oid=f"registry-{centre or 'pooled'}-{version}-{created:%Y%m%dT%H%M%S}",
+                          description=f"{label}; de-identification: {deidentify}", single_site=bool(centre))
             archive.writestr("README.txt", readme(
                 version=version, created=created, centre=centre, file_format=file_format,
                 deidentify=deidentify, counts=counts, plan=plan, gap=gap))
@@ -193,6 +202,29 @@ FORMAT_TEXT = {
 }
 
 
+REDCAP_TEXT = (
+    "REDCap: to recreate the dataset in a new classic REDCap project, upload redcap_data_dictionary.csv as its "
+    "data dictionary (an instrument per table; patient_id is the record ID; primary_tumours.surgery_date and "
+    ".margin are primary_surgery_date and primary_margin), make metastasectomies, systemic_therapies and "
+    "follow_up repeating instruments (redcap_repeating_instruments.csv), then import redcap_records.csv (flat "
+    "format; repeat instances 1, 2, ... by date within each patient). Codes are the data dictionary's; yes/no "
+    "are 1/0; dates YYYY-MM-DD; text starting with = + - @ carries a leading apostrophe.")
+ODM_TEXT = {
+    mode: ("CDISC ODM 1.3.2 (odm.xml, a Snapshot): the data dictionary as metadata (a form and item group per "
+           "table, repeating for metastasectomies, systemic_therapies and follow_up; code lists with English and "
+           "German decodes; yes/no as 1/0), a subject per patient (SubjectKey = patient_id, SiteRef = centre), "
+           "the values in the export's de-identification. " + audit)
+    for mode, audit in {
+        "none": ("Every record carries the audit record of its current version: the user by id only (USR.<id>), "
+                 "the centre, the time and the reason for the change."),
+        "shift-dates": ("Every record carries the audit record of its current version: the user by id only "
+                        "(USR.<id>), the centre, the reason for the change and its time, moved back by the "
+                        "patient's offset like the dates."),
+        "intervals": "No audit records: their times are calendar information.",
+    }.items()
+}
+
+
 def readme(*, version, created, centre, file_format, deidentify, counts, plan, gap):
     ext = file_format
     lines = [
@@ -215,8 +247,14 @@ def readme(*, version, created, centre, file_format, deidentify, counts, plan, g
             lines.append(f"  {table}.{ext}  ({count})")
     lines.append(f"  data_dictionary.{'xlsx' if ext == 'xlsx' else 'csv'}  (variable, table, type, label, "
                  "codes, unit, required, rule)")
-    lines.append("  README.txt")
-    lines += ["", "Conventions: " + FORMAT_TEXT[file_format], ""]
+    lines += [f"  {redcap_files.DICTIONARY}  (REDCap's data dictionary: Project Setup > Data Dictionary)",
+              f"  {redcap_files.INSTRUMENTS}  (instrument_name, instrument_label)",
+              f"  {redcap_files.REPEATING}  (the repeating instruments, as REDCap's repeatingFormsEvents "
+              "import takes them)",
+              f"  {redcap_files.RECORDS}  (REDCap's flat records: import them with the Data Import Tool)",
+              f"  {odm.FILENAME}  (CDISC ODM 1.3.2: metadata, clinical data and audit records)",
+              "  README.txt"]
+    lines += ["", "Conventions: " + FORMAT_TEXT[file_format], "", REDCAP_TEXT, "", ODM_TEXT[deidentify], ""]
     if plan is not None:
         lines.append(f"Analysis frame: one row per patient, computed under the analysis plan "
                      f"'{plan.name}' (hash {plan.hash}); see analysis/plan.py and endpoints.md.")

@@ -75,6 +75,16 @@ class Deidentifier:
         """The exported name of a column (date columns get '_days' in intervals mode)."""
         return f"{column_name}_days" if self.mode == "intervals" and column_type == "date" else column_name
 
+    def date(self, patient_id, value):
+        """One date (or moment) of a patient as exported: moved back by the patient's offset, the
+        days from the index operation (None without one), or as it is."""
+        if value is None or self.mode == "none":
+            return value
+        if self.mode == "shift-dates":
+            return value + datetime.timedelta(days=self.shift(patient_id))
+        index = self.index.get(patient_id)
+        return (value - index).days if index is not None else None
+
     def converter(self, types):
         """A function (row tuple with patient_id first) → exported row tuple."""
         dates = [i for i, kind in enumerate(types) if kind == "date"]
