@@ -30,7 +30,10 @@ from registry.dictionary import TABLES, snake
 FORMULA_MARKS = (b"<f", b":f>", b":f ", b":f/")
 XLSX_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
 FORMULA_CELLS_NAMED = 20  # the refusal names at most this many cells per sheet
-IGNORED_MEMBERS = re.compile(r"(^|/)(__MACOSX/|\.)|^(readme|data_dictionary|analysis_frame)\b", re.IGNORECASE)
+# Besides a Mac's metadata: the other files of the registry's own export (its README, dictionary,
+# analysis frame, REDCap and ODM files), so that an export imports back as it came.
+IGNORED_MEMBERS = re.compile(r"(^|/)(__MACOSX/|\.)|^(readme|data_dictionary|analysis_frame|odm)\b|^redcap_",
+                             re.IGNORECASE)
 DELIMITERS = (",", ";", "\t")
 
 
