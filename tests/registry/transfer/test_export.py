@@ -15,7 +15,7 @@ from registry import access, services
 from registry.dictionary import TABLES
 from registry.management.commands.generate_cohort import cohort_load
 from registry.models import ExportLog, FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
-from registry.transfer.exporting import dataset_export
+from registry.transfer.exporting import dataset_export, odm, redcap_files
 from registry.transfer.exporting.tables import shift_days
 from registry.transfer.exporting.writers import WORKBOOK
 from tests import factories as f
@@ -81,7 +81,8 @@ def test_an_export_does_not_bring_deleted_patients_back(loaded, tmp_path):
 def test_archive_holds_tables_frame_dictionary_and_readme(loaded, tmp_path, coordinator):
     archive = export(tmp_path, user=coordinator)
     assert sorted(archive.namelist()) == sorted(
-        [f"{t}.csv" for t in TABLES] + ["analysis_frame.csv", "data_dictionary.csv", "README.txt"])
+        [f"{t}.csv" for t in TABLES] + ["analysis_frame.csv", "data_dictionary.csv", *redcap_files.FILES, odm.FILENAME,
+                                        "README.txt"])
     readme = archive.read("README.txt").decode()
     log = ExportLog.objects.get()
     assert f"Data version: {log.data_version}" in readme and "pooled" in readme

@@ -21,9 +21,11 @@ from registry import access, dictionary
 from registry.dictionary import TABLE_MODELS, TABLES
 from registry.management.commands.generate_cohort import cohort_load
 from registry.models import FollowUp, Metastasectomy, PrimaryTumour, SystemicTherapy
-from registry.transfer.exporting import dataset_export
+from registry.transfer.exporting import dataset_export, odm, redcap_files
 from registry.transfer.exporting.writers import WORKBOOK
 from tests.registry.transfer.test_import_support import centres, cohort, table_contents
+
+INTEROP_FILES = [*redcap_files.FILES, odm.FILENAME]  # in every format (tests: test_export_interop.py)
 
 pytestmark = pytest.mark.django_db
 CHILDREN = (FollowUp, SystemicTherapy, Metastasectomy, PrimaryTumour)
@@ -156,7 +158,7 @@ def test_the_excel_export_is_one_workbook_with_a_sheet_per_table_beside_the_fram
 
     archive = export(tmp_path, "xlsx")
     assert sorted(archive.namelist()) == sorted(
-        [WORKBOOK, "analysis_frame.xlsx", "data_dictionary.xlsx", "README.txt"])
+        [WORKBOOK, "analysis_frame.xlsx", "data_dictionary.xlsx", *INTEROP_FILES, "README.txt"])
     book = openpyxl.load_workbook(io.BytesIO(archive.read(WORKBOOK)), read_only=True)
     assert book.sheetnames == list(TABLES)
     for table in TABLES:  # the header the import reads: the dictionary's own column names
