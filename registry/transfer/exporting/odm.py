@@ -25,9 +25,10 @@ De-identified exports: dates as in the tables (shifted, or <name>_days integer i
 shift-dates export moves the audit time stamps back by the patient's offset too, and an intervals
 export has no audit records (their time stamps are calendar information).
 
-The file is written as it is built, a SubjectData at a time (lxml's incremental writer), so memory
-stays flat; tests/registry/transfer/test_export_interop.py validates it against the ODM 1.3.2
-schema kept in schemas/odm-1.3.2/.
+The metadata are built with lxml's builder; the clinical data are written as they are read, a few
+hundred subjects at a time, from text templates (Clinical says why), so memory stays flat.
+tests/registry/transfer/test_export_interop.py validates the file against the ODM 1.3.2 schema
+kept in schemas/odm-1.3.2/.
 """
 import itertools
 from pathlib import Path
@@ -61,7 +62,7 @@ E = ElementMaker(namespace=NS, nsmap={None: NS})
 
 
 def _text(value):
-    return ILLEGAL_XML.sub("", value)
+    return ILLEGAL_XML.sub("", value)  # lxml escapes the rest
 
 
 def _translated(element, texts):
@@ -233,20 +234,42 @@ def _records(table, patients, columns, deidentifier):
     return map(convert, rows) if convert is not None else rows
 
 
-def _value(value, kind):
-    if value is None:
-        return None
+# Text and attribute values: characters XML cannot hold are dropped; line breaks and tabs in an
+# attribute are written as character references, which a parser would otherwise turn into spaces.
+ATTRIBUTE_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("\n", "&#10;"),
+                     ("\r", "&#13;"), ("\t", "&#9;"))
+NEEDS_ESCAPE = frozenset("&<>\"\n\r\t")
+
+
+def escape(text):
+    """`text` as an XML attribute value or element content."""
+    text = ILLEGAL_XML.sub("", text)
+    if NEEDS_ESCAPE.isdisjoint(text):
+        return text
+    for character, reference in ATTRIBUTE_ESCAPES:
+        text = text.replace(character, reference)
+    return text
+
+
+def _formatter(kind):
+    """value → the text of an ItemData Value (None stays None: no ItemData)."""
     if kind == "bool":
-        return "1" if value else "0"
+        return lambda value: None if value is None else ("1" if value else "0")
     if kind == "date":
-        return value.isoformat()
+        return lambda value: None if value is None else value.isoformat()
     if kind in ("text", "code"):
-        return _text(value)
-    return str(value)
+        return lambda value: None if value is None else escape(value)
+    return lambda value: None if value is None else str(value)
 
 
 class Clinical:
-    """SubjectData elements, one per patient of the export, read a table at a time in patient order."""
+    """The ClinicalData's SubjectData, one per patient of the export, as XML text.
+
+    Written as text from templates rather than built as elements: lxml spends ~2 µs per element
+    here (~800,000 ItemData for 10,000 patients), formatting ~0.2 µs, and the values are escaped
+    the same way lxml does (the tests validate the result against the schema). The tables are read
+    in patient order, each once, side by side.
+    """
 
     def __init__(self, metadata, patients, deidentifier):
         self.metadata, self.deidentifier = metadata, deidentifier
@@ -254,10 +277,13 @@ class Clinical:
         self.versions = {table: current_versions(table, patients) for table in dictionary.TABLES} \
             if self.with_audit else {}
         self.user_ids = {version[0] for versions in self.versions.values() for version in versions.values()}
+        self.items = {table: [(f'        <ItemData ItemOID="{oid}" Value="', _formatter(kind))
+                              for _column, oid, kind in metadata.tables[table]] for table in dictionary.TABLES}
         self.readers = {table: itertools.groupby(_records(table, patients, metadata.tables[table], deidentifier),
                                                  key=lambda row: row[0])
                         for table in dictionary.TABLES}
         self.pending = {table: next(reader, None) for table, reader in self.readers.items() if table != "patients"}
+        self._moments = {}
 
     def _rows_of(self, table, patient_id):
         pending = self.pending[table]
@@ -267,48 +293,61 @@ class Clinical:
         self.pending[table] = next(self.readers[table], None)
         return rows
 
+    def _moment(self, patient_id, moment):
+        moment = self.deidentifier.date(patient_id, moment)
+        text = self._moments.get(moment)
+        if text is None:  # a bulk import writes one time stamp for all its records
+            text = self._moments[moment] = _moment(moment)
+        return text
+
     def _audit(self, table, key, patient_id, centre):
         version = self.versions[table].get(key)
         if version is None:  # a record with no history row (loaded from a fixture)
-            return None
+            return ""
         user_id, moment, reason, number = version
-        moment = self.deidentifier.date(patient_id, moment)
-        children = [E.UserRef(UserOID=SYSTEM_USER if user_id is None else f"USR.{user_id}"),
-                    E.LocationRef(LocationOID=f"LOC.{centre}"), E.DateTimeStamp(_moment(moment))]
-        if reason:
-            children.append(E.ReasonForChange(_text(reason)))
-        children.append(E.SourceID(f"{table} {key} version {number}"))
-        return E.AuditRecord(*children)
+        reason = f"<ReasonForChange>{escape(reason)}</ReasonForChange>" if reason else ""
+        return (f'        <AuditRecord><UserRef UserOID="{SYSTEM_USER if user_id is None else f"USR.{user_id}"}"/>'
+                f'<LocationRef LocationOID="LOC.{escape(centre)}"/>'
+                f"<DateTimeStamp>{self._moment(patient_id, moment)}</DateTimeStamp>{reason}"
+                f"<SourceID>{table} {escape(str(key))} version {number}</SourceID></AuditRecord>\n")
 
-    def subjects(self):
-        """SubjectData per patient, in pseudonym order."""
-        patient_items = self.metadata.tables["patients"]
-        centre_at = 1 + next(i for i, (column, _oid, _kind) in enumerate(patient_items) if column.name == "centre")
-        for patient_id, (patient,) in ((key, list(rows)) for key, rows in self.readers["patients"]):
-            centre = patient[centre_at]
-            forms = []
-            for table in dictionary.TABLES:
-                rows = [patient] if table == "patients" else self._rows_of(table, patient_id)
-                if not rows:
-                    continue
-                groups = []
-                for instance, row in enumerate(rows, start=1):
-                    attributes = {"ItemGroupOID": f"IG.{table}"}
-                    if table in REPEATING:
-                        attributes["ItemGroupRepeatKey"] = str(instance)
-                    group = E.ItemGroupData(attributes)
-                    if self.with_audit:
-                        audit = self._audit(table, row[-1], patient_id, centre)
-                        if audit is not None:
-                            group.append(audit)
-                    for value, (_column, oid, kind) in zip(row[1:-1], self.metadata.tables[table]):
-                        value = _value(value, kind)
-                        if value is not None:
-                            group.append(E.ItemData(ItemOID=oid, Value=value))
-                    groups.append(group)
-                forms.append(E.FormData(*groups, FormOID=f"F.{table}"))
-            yield E.SubjectData(E.SiteRef(LocationOID=f"LOC.{centre}"),
-                                E.StudyEventData(*forms, StudyEventOID=EVENT_OID), SubjectKey=patient_id)
+    def _subject(self, patient_id, patient, centre):
+        parts = [f'<SubjectData SubjectKey="{escape(patient_id)}">\n  <SiteRef LocationOID="LOC.{escape(centre)}"/>\n'
+                 f'  <StudyEventData StudyEventOID="{EVENT_OID}">\n']
+        for table in dictionary.TABLES:
+            rows = [patient] if table == "patients" else self._rows_of(table, patient_id)
+            if not rows:
+                continue
+            parts.append(f'    <FormData FormOID="F.{table}">\n')
+            repeating, items = table in REPEATING, self.items[table]
+            for instance, row in enumerate(rows, start=1):
+                key = f' ItemGroupRepeatKey="{instance}"' if repeating else ""
+                parts.append(f'      <ItemGroupData ItemGroupOID="IG.{table}"{key}>\n')
+                if self.with_audit:
+                    parts.append(self._audit(table, row[-1], patient_id, centre))
+                for (prefix, formatted), value in zip(items, row[1:-1]):
+                    if value is not None:
+                        parts.append(f'{prefix}{formatted(value)}"/>\n')
+                parts.append("      </ItemGroupData>\n")
+            parts.append("    </FormData>\n")
+        parts.append("  </StudyEventData>\n</SubjectData>\n")
+        return "".join(parts)
+
+    def chunks(self, size=500):
+        """The SubjectData of every patient, in pseudonym order, as UTF-8 in chunks of `size` patients."""
+        centre_at = 1 + next(i for i, (column, _oid, _kind) in enumerate(self.metadata.tables["patients"])
+                             if column.name == "centre")
+        chunk = []
+        for patient_id, rows in self.readers["patients"]:
+            (patient,) = rows
+            chunk.append(self._subject(patient_id, patient, patient[centre_at]))
+            if len(chunk) == size:
+                yield "".join(chunk).encode()
+                chunk = []
+        yield "".join(chunk).encode()
+
+
+SUBJECTS = "subjects"  # where the SubjectData go: a comment in the ClinicalData element
 
 
 def write_odm(archive, *, patients, centres, deidentifier, created, file_oid, description, single_site=False):
@@ -320,15 +359,15 @@ def write_odm(archive, *, patients, centres, deidentifier, created, file_oid, de
                   "FileOID": file_oid, "CreationDateTime": _moment(created), "AsOfDateTime": _moment(created),
                   "ODMVersion": "1.3.2", "Originator": "Sarcoma PM registry", "SourceSystem": "Sarcoma PM registry",
                   "Description": description}
+    document = E.ODM(
+        metadata.study(description=description),
+        admin_data(clinical.user_ids, centres, effective=timezone.localdate(created)),
+        E.ClinicalData(etree.Comment(SUBJECTS), StudyOID=STUDY_OID, MetaDataVersionOID=MDV_OID),
+        attributes)
+    head, tail = etree.tostring(document, xml_declaration=True, encoding="UTF-8", pretty_print=True).split(
+        f"<!--{SUBJECTS}-->".encode())
     with archive.open(FILENAME, "w", force_zip64=True) as member:
-        with etree.xmlfile(member, encoding="UTF-8") as xml:
-            xml.write_declaration()
-            with xml.element(f"{{{NS}}}ODM", attributes, nsmap={None: NS}):
-                xml.write("\n")
-                xml.write(metadata.study(description=description), pretty_print=True)
-                xml.write(admin_data(clinical.user_ids, centres, effective=timezone.localdate(created)),
-                          pretty_print=True)
-                with xml.element(f"{{{NS}}}ClinicalData", StudyOID=STUDY_OID, MetaDataVersionOID=MDV_OID):
-                    xml.write("\n")
-                    for subject in clinical.subjects():
-                        xml.write(subject, pretty_print=True)
+        member.write(head.rstrip() + b"\n")
+        for chunk in clinical.chunks():
+            member.write(chunk)
+        member.write(tail.lstrip(b"\n"))

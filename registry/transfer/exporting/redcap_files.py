@@ -28,6 +28,7 @@ from django.utils.datastructures import MultiValueDict
 from registry import access
 from registry.api.redcap import record_rows
 from registry.api.redcap_project import FIELDS, METADATA_COLUMNS, instrument_rows, metadata_row, repeating_rows
+from registry.models import Patient
 from registry.transfer.exporting.writers import neutral
 
 # The header of REDCap's data dictionary download, column for column METADATA_COLUMNS (the API's names).
@@ -43,6 +44,7 @@ INSTRUMENTS = "redcap_instruments.csv"
 REPEATING = "redcap_repeating_instruments.csv"
 RECORDS = "redcap_records.csv"
 FILES = (DICTIONARY, INSTRUMENTS, REPEATING, RECORDS)
+BATCH = 1000  # patients per read of the records
 
 
 def _is_date(field):
@@ -109,7 +111,7 @@ def _write_csv(archive, filename, header, rows):
 
 
 def write_redcap_files(archive, *, patients, centres, deidentifier):
-    """Add the four REDCap files (FILES) to the export's archive; returns the number of record rows.
+    """Add the four REDCap files (FILES) to the export's archive.
 
     `patients` is the export's scope (a Patient queryset), `centres` {code: name} the centres of
     the centre field's choices."""
@@ -118,13 +120,25 @@ def write_redcap_files(archive, *, patients, centres, deidentifier):
                [[row["instrument_name"], row["instrument_label"]] for row in instrument_rows()])
     _write_csv(archive, REPEATING, ["form_name", "custom_form_label"],
                [[row["form_name"], row["custom_form_label"]] for row in repeating_rows()])
-    rows, columns, _labels = record_rows(access.SYSTEM, MultiValueDict(), patients=patients,
-                                         convert=_date_converter(deidentifier))
+    _write_csv(archive, RECORDS, *_records(patients, deidentifier))
+
+
+def _records(patients, deidentifier):
+    """(header, rows) of the flat records. The API's record export holds its rows in memory (a dict
+    of every column per row): read BATCH patients at a time, it stays at a few tens of MB."""
+    ids = list(patients.order_by("patient_id").values_list("pk", flat=True))
+    batches = [ids[start:start + BATCH] for start in range(0, len(ids), BATCH)] or [[]]
+    convert = _date_converter(deidentifier)
+    _rows, columns, _labels = record_rows(access.SYSTEM, MultiValueDict(), patients=patients.none())
     fields = {field.name: field for field in FIELDS}
     kept = [column for column in columns if column not in fields or _exported(fields[column], deidentifier)]
-    header = [_name(fields[column], deidentifier) if column in fields else column for column in kept]
     # Only free text can start like a formula; a number (days before the index operation) keeps its sign.
     free_text = {name for name, field in fields.items() if _is_free_text(field)}
-    _write_csv(archive, RECORDS, header, ([neutral(row[column]) if column in free_text else row[column]
-                                           for column in kept] for row in rows))
-    return len(rows)
+
+    def rows():
+        for batch in batches:
+            batch_rows, _columns, _labels = record_rows(access.SYSTEM, MultiValueDict(),
+                                                        patients=Patient.objects.filter(pk__in=batch), convert=convert)
+            for row in batch_rows:
+                yield [neutral(row[column]) if column in free_text else row[column] for column in kept]
+    return [_name(fields[column], deidentifier) if column in fields else column for column in kept], rows()

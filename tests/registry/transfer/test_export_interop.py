@@ -344,3 +344,12 @@ def test_redcap_records_neutralise_formula_text_only_in_free_text_fields(changed
     in_odm = {values.get("regimen_other") for _p, t, _k, values, _g in item_groups(odm_of(archive))
               if t == "systemic_therapies"}
     assert therapy.regimen_other in in_odm  # an XML value is never run: it stays as recorded
+
+
+def test_redcap_records_read_in_batches_are_the_records_read_at_once(changed, tmp_path, monkeypatch):
+    at_once = export(tmp_path).read(redcap_files.RECORDS)
+    monkeypatch.setattr(redcap_files, "BATCH", 5)
+
+    in_batches = export(tmp_path).read(redcap_files.RECORDS)
+
+    assert in_batches == at_once and at_once.count(b"\n") > 24
