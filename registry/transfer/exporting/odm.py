@@ -30,6 +30,7 @@ hundred subjects at a time, from text templates (Clinical says why), so memory s
 tests/registry/transfer/test_export_interop.py validates the file against the ODM 1.3.2 schema
 kept in schemas/odm-1.3.2/.
 """
+import datetime
 import itertools
 from pathlib import Path
 
@@ -252,14 +253,14 @@ def escape(text):
 
 
 def _formatter(kind):
-    """value → the text of an ItemData Value (None stays None: no ItemData)."""
+    """A known value → the text of an ItemData Value."""
     if kind == "bool":
-        return lambda value: None if value is None else ("1" if value else "0")
+        return lambda value: "1" if value else "0"
     if kind == "date":
-        return lambda value: None if value is None else value.isoformat()
-    if kind in ("text", "code"):
-        return lambda value: None if value is None else escape(value)
-    return lambda value: None if value is None else str(value)
+        return datetime.date.isoformat
+    if kind == "text":
+        return escape
+    return str  # codes (the code lists' own, checked by the database), numbers, days
 
 
 class Clinical:
@@ -306,13 +307,14 @@ class Clinical:
             return ""
         user_id, moment, reason, number = version
         reason = f"<ReasonForChange>{escape(reason)}</ReasonForChange>" if reason else ""
+        # Centre codes, pseudonyms and record ids are letters, digits and '-' (database constraints).
         return (f'        <AuditRecord><UserRef UserOID="{SYSTEM_USER if user_id is None else f"USR.{user_id}"}"/>'
-                f'<LocationRef LocationOID="LOC.{escape(centre)}"/>'
+                f'<LocationRef LocationOID="LOC.{centre}"/>'
                 f"<DateTimeStamp>{self._moment(patient_id, moment)}</DateTimeStamp>{reason}"
-                f"<SourceID>{table} {escape(str(key))} version {number}</SourceID></AuditRecord>\n")
+                f"<SourceID>{table} {key} version {number}</SourceID></AuditRecord>\n")
 
     def _subject(self, patient_id, patient, centre):
-        parts = [f'<SubjectData SubjectKey="{escape(patient_id)}">\n  <SiteRef LocationOID="LOC.{escape(centre)}"/>\n'
+        parts = [f'<SubjectData SubjectKey="{patient_id}">\n  <SiteRef LocationOID="LOC.{centre}"/>\n'
                  f'  <StudyEventData StudyEventOID="{EVENT_OID}">\n']
         for table in dictionary.TABLES:
             rows = [patient] if table == "patients" else self._rows_of(table, patient_id)

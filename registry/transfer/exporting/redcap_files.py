@@ -21,6 +21,7 @@ spreadsheet would run as a formula is prefixed with an apostrophe, as in the API
 """
 import csv
 import io
+import operator
 
 from django.db import models
 from django.utils.datastructures import MultiValueDict
@@ -133,12 +134,16 @@ def _records(patients, deidentifier):
     fields = {field.name: field for field in FIELDS}
     kept = [column for column in columns if column not in fields or _exported(fields[column], deidentifier)]
     # Only free text can start like a formula; a number (days before the index operation) keeps its sign.
-    free_text = {name for name, field in fields.items() if _is_free_text(field)}
+    free_text = [i for i, column in enumerate(kept) if column in fields and _is_free_text(fields[column])]
+    values = operator.itemgetter(*kept)
 
     def rows():
         for batch in batches:
             batch_rows, _columns, _labels = record_rows(access.SYSTEM, MultiValueDict(),
                                                         patients=Patient.objects.filter(pk__in=batch), convert=convert)
             for row in batch_rows:
-                yield [neutral(row[column]) if column in free_text else row[column] for column in kept]
+                row = list(values(row))
+                for i in free_text:
+                    row[i] = neutral(row[i])
+                yield row
     return [_name(fields[column], deidentifier) if column in fields else column for column in kept], rows()
