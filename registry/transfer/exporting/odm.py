@@ -196,8 +196,9 @@ class Metadata:
 
 
 def admin_data(user_ids, centres, *, effective):
-    users = [E.User(OID=SYSTEM_USER if user_id is None else f"USR.{user_id}", UserType="Other" if user_id is None
-                    else "Investigator") for user_id in sorted(user_ids, key=lambda u: (u is not None, u or 0))]
+    # Nothing but the id: ODM's LoginName, DisplayName and FullName would name the registry's staff.
+    users = [E.User(OID=SYSTEM_USER if user_id is None else f"USR.{user_id}")
+             for user_id in sorted(user_ids, key=lambda u: (u is not None, u or 0))]
     locations = [E.Location(E.MetaDataVersionRef(StudyOID=STUDY_OID, MetaDataVersionOID=MDV_OID,
                                                  EffectiveDate=effective.isoformat()),
                             OID=f"LOC.{code}", Name=name, LocationType="Site") for code, name in centres.items()]
