@@ -154,8 +154,9 @@ def run(pk):
     job.save(update_fields=["state", "error", "finished_at", "payload", "result", "result_name", "report"])
 
 
-def _step(job, step):
-    Job.objects.filter(pk=job.pk).update(step=step)
+def _step(job, step, rows, fraction):
+    """While the job runs, its report holds only its progress (the job page's bar and estimate)."""
+    Job.objects.filter(pk=job.pk).update(step=step, report={"progress": {"rows": rows, "fraction": round(fraction, 3)}})
 
 
 def _run_import(job):
@@ -163,7 +164,7 @@ def _run_import(job):
     options = job.options
     report = file_import(user=job.user, data=bytes(job.payload), filename=options["file_name"],
                          table=options["table"] or None, dry_run=options["dry_run"],
-                         on_step=lambda step: _step(job, step))
+                         on_step=lambda step, rows, fraction: _step(job, step, rows, fraction))
     job.report = {
         "ok": report.ok, "dry_run": report.dry_run, "written": report.written, "rows": report.rows,
         "counts": report.counts, "totals": report.totals(), "seconds": round(report.seconds, 1),
