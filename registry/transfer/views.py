@@ -9,6 +9,7 @@ is on (access.can_export); anyone else gets 403.
 """
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
@@ -16,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from registry import access
 from registry.dictionary import TABLES
@@ -140,9 +141,23 @@ def job_detail(request, pk):
     if job.kind == Job.EXPORT:
         context["has_result"] = jobs.has_result(job)
     elif job.report:
+        context["can_import_now"] = job.report.get("ok") and job.report.get("dry_run") and jobs.is_kept(job)
         details = jobs.import_details(job)
         context.update(details=details, more_errors=details and job.report["error_count"] > len(details["errors"]))
     return render(request, "transfer/job.html", context)
+
+
+@login_required
+@require_POST
+def job_import_now(request, pk):
+    """Import the file of a dry run that passed, without choosing it again."""
+    job = _own_job(request, pk)
+    _require_import(request.user)  # rights may have been withdrawn since the dry run
+    imported = jobs.import_checked(job)
+    if imported is None:
+        messages.error(request, _("The checked file is no longer kept: choose it again to import it."))
+        return redirect("import_upload")
+    return redirect("job_detail", pk=imported.pk)
 
 
 @login_required

@@ -12,7 +12,7 @@ from registry.models import Job
 from registry.transfer import jobs
 from registry.transfer.importing import STEP_SHARES, file_import
 from tests import factories as f
-from tests.registry.transfer.test_import_support import centres, new_cohort, workbook_bytes
+from tests.registry.transfer.test_import_support import centres, cohort, new_cohort, new_patients, workbook_bytes
 from tests.registry.web.test_browser_entry import PASSWORD, browser_page, sign_in  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -79,3 +79,68 @@ def test_the_job_page_shows_a_progress_bar_and_follows_the_job_to_its_result(liv
     page.wait_for_selector("text=Imported", timeout=15_000)
     assert page.locator("#job-progress").count() == 0
     assert jobs.job_of(nurse, job.pk).state == Job.DONE
+
+
+def muc_patients():
+    """New MUC patients of a synthetic cohort, named by local keys, as a MUC nurse's file."""
+    tables = cohort(patients=8)
+    return new_patients({t: [r for r in rows if r["patient_id"].startswith("MUC-")] for t, rows in tables.items()})
+
+
+def dry_run(client, tables):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = client.post(reverse("import_upload"), {
+        "file": SimpleUploadedFile("muc.xlsx", workbook_bytes(tables)), "table": "", "dry_run": "on"})
+    return Job.objects.get(pk=response.url.split("/")[-2])
+
+
+def test_after_a_clean_dry_run_import_now_imports_the_same_file_once(client):
+    from registry.models import Patient
+
+    centres()
+    nurse = f.user("nurse", memberships=[("MUC", "nurse")])
+    client.force_login(nurse)
+    checked = dry_run(client, muc_patients())
+    page = client.get(reverse("job_detail", args=[checked.pk])).content.decode()
+    assert "Import now" in page and not Patient.objects.exists()
+    response = client.post(reverse("job_import_now", args=[checked.pk]))
+    imported = Job.objects.get(pk=response.url.split("/")[-2])
+    assert imported.pk != checked.pk and imported.options["dry_run"] is False and imported.report["written"]
+    assert Patient.objects.count() == imported.report["counts"]["patients"]["created"] > 0
+    again = client.post(reverse("job_import_now", args=[checked.pk]))
+    assert again.url == reverse("import_upload")  # the kept file went with the import: no second one
+    assert Patient.objects.count() == imported.report["counts"]["patients"]["created"]
+
+
+def test_another_user_cannot_import_a_nurses_checked_file(client):
+    centres()
+    nurse = f.user("nurse", memberships=[("MUC", "nurse")])
+    client.force_login(nurse)
+    checked = dry_run(client, muc_patients())
+    client.force_login(f.user("coordinator", memberships=[("MUC", "coordinator")]))
+    assert client.post(reverse("job_import_now", args=[checked.pk])).status_code == 404
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_nurse_dry_runs_a_file_then_imports_it_without_choosing_it_again(live_server, browser_page, tmp_path):  # noqa: F811
+    from registry.models import Patient
+
+    page, base = browser_page, live_server.url
+    centres()
+    f.user("nurse", memberships=[("MUC", "nurse")], password=PASSWORD)
+    path = tmp_path / "muc.xlsx"
+    path.write_bytes(workbook_bytes(muc_patients()))
+    sign_in(page, base, "nurse")
+    page.goto(f"{base}{reverse('import_upload')}")
+    page.set_input_files("#id_file", str(path))
+    page.check("#id_dry_run")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Check and import").click()
+    page.wait_for_selector("text=Dry run: the file passes every check")
+    assert not Patient.objects.exists()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Import now").click()
+    page.wait_for_selector("text=Imported")
+    assert Patient.objects.filter(centre="MUC").exists()
