@@ -95,7 +95,7 @@ def test_a_tombstone_altered_to_excuse_another_deletion_fails_verification(two_c
 
 def test_a_patient_deleted_earlier_still_has_its_history_erased(two_cases, coordinator):
     case, _other = two_cases
-    services.record_delete(user=coordinator, record=Patient.objects.get(pk=case.pk))
+    services.record_delete(user=coordinator, record=Patient.objects.get(pk=case.pk), reason="entered in error")
     assert "HistoricalPatient" in rows_naming(case.pk)
     erase(case.pk, "coordinator", "--yes")
     assert not rows_naming(case.pk)
