@@ -13,6 +13,8 @@
 - Optimistic concurrency: every record answers with `ETag: "<version>"`; a change or deletion must
   send it back in `If-Match` (428 without it, unless settings.API_REQUIRE_IF_MATCH is off), and one
   naming an older version is refused with 412. Either way nothing is written.
+- A deletion needs a reason, the query parameter `?reason=` (400 naming it when missing); the deleted
+  records and their restore are registry.api.deleted.
 """
 import datetime
 from contextlib import contextmanager
