@@ -229,9 +229,11 @@ class ErasureTombstoneAdmin(ReadOnly, admin.ModelAdmin):
 
 @admin.register(DeletedRecord)
 class DeletedRecordAdmin(ReadOnly, admin.ModelAdmin):
-    """The tombstones, as the deleted-records page lists them (restoring is done there)."""
+    """The tombstones, as the deleted-records page lists them (restoring is done there); the deleted
+    values are shown there, where their reading is recorded, not here."""
 
     list_display = ("deleted_at", "username", "centre", "table", "record_pk", "reason")
+    exclude = ("values",)
     list_filter = ("centre", "table")
     search_fields = ("patient_id", "reason", "username")
 

@@ -103,6 +103,15 @@ def test_the_admin_delete_action_asks_for_a_reason_too(client, case):
     assert DeletedRecord.objects.get().reason == "test patient"
 
 
+def test_the_admin_lists_the_tombstones_read_only_without_their_values(client, nurse, case):
+    services.record_delete(user=nurse, record=case.systemic_therapies.get(), reason="other patient's therapy")
+    tombstone = DeletedRecord.objects.get()
+    client.force_login(f.user("root", is_superuser=True))
+    assert "other patient&#x27;s therapy" in client.get(reverse("admin:registry_deletedrecord_changelist")).content.decode()
+    page = client.get(reverse("admin:registry_deletedrecord_change", args=[tombstone.pk])).content.decode()
+    assert "doxorubicin" not in page and 'name="_save"' not in page
+
+
 # --- the tombstone -----------------------------------------------------------------------------
 
 def test_deleting_a_record_leaves_a_tombstone_with_who_when_why_and_its_last_values(nurse, case):
