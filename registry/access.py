@@ -14,7 +14,7 @@ Superusers count as coordinators. Inactive or anonymous users may do nothing.
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
-from registry.models import Centre, Patient
+from registry.models import Centre, DeletedRecord, Patient
 
 ALL = "__all__"
 
@@ -136,6 +136,22 @@ def patients_for_analysis(user, *, row_level=False):
 def records_readable(user, model):
     """Rows of a per-patient model (PrimaryTumour, Metastasectomy, ...) the user may read."""
     return _filter(model.objects.all(), readable_centre_codes(user), "patient__centre")
+
+
+def can_read_centre(user, centre_code):
+    codes = readable_centre_codes(user)
+    return codes == ALL or centre_code in codes
+
+
+def deleted_records_readable(user):
+    """Tombstones of deleted records (registry.models.DeletedRecord) whose centre the user may read:
+    a deleted record stays as readable, to the same people, as it was."""
+    return _filter(DeletedRecord.objects.all(), readable_centre_codes(user), "centre")
+
+
+def can_restore(user):
+    """Putting a deleted record back is a coordinator's decision."""
+    return is_coordinator(user)
 
 
 def can_write_centre(user, centre_code):

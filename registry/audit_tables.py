@@ -23,11 +23,13 @@ import pgtrigger
 from registry.models import (
     CLINICAL_MODELS,
     AuditSeal,
+    DeletedRecord,
     ErasureTombstone,
     ExportLog,
     FailedSignInLog,
     ImportRun,
     Membership,
+    Restoration,
     SecurityEvent,
     SignInLog,
 )
@@ -51,6 +53,8 @@ AUDITED = (
     *(Audited(model.history.model, patient_column="patient_id") for model in CLINICAL_MODELS),
     Audited(Membership.history.model),
     Audited(SecurityEvent, patient_column="patient_id"),  # reads and refusals naming a patient
+    Audited(DeletedRecord, patient_column="patient_id"),  # tombstones: a deleted record's last values
+    Audited(Restoration, patient_column="patient_id"),
     Audited(ImportRun),
     Audited(ExportLog),
     Audited(ErasureTombstone),

@@ -4,8 +4,12 @@ on. This module is the one place a case is put together, whether from the databa
 and new records (transfer.importing.merge), or from rows of the dictionary's tables (the cohort
 generator and services.cases_create).
 """
+import datetime
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+
+from django.core.serializers.json import DjangoJSONEncoder
 
 from registry.dictionary import TABLE_MODELS
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
@@ -84,3 +88,34 @@ def cases_from_rows(tables):
             record.patient = patient  # share the instance so rules see one patient
         cases.append(assemble(patient, records[patient.patient_id]))
     return cases
+
+
+TABLE_OF = {model: table for table, model in TABLE_MODELS.items()}
+
+
+class _ExactJSONEncoder(DjangoJSONEncoder):
+    """Django's, but time stamps keep their microseconds (it rounds them to milliseconds)."""
+
+    def default(self, o):
+        return o.isoformat() if isinstance(o, datetime.datetime) else super().default(o)
+
+
+def stored_values(records):
+    """{table: [row]} of stored records, every column by its attribute name, as JSON (dates and
+    numbers as text): what a deletion's tombstone keeps, and `records_from_values` makes records of."""
+    values = defaultdict(list)
+    for record in records:
+        row = {f.attname: f.value_from_object(record) for f in type(record)._meta.concrete_fields}
+        values[TABLE_OF[type(record)]].append(json.loads(json.dumps(row, cls=_ExactJSONEncoder)))
+    return dict(values)
+
+
+def records_from_values(values):
+    """The unsaved records of `stored_values`, parents first, each with its stored primary key."""
+    records = []
+    for table, model in TABLE_MODELS.items():
+        fields = {f.attname: f for f in model._meta.concrete_fields}
+        for row in values.get(table, ()):
+            records.append(model(**{name: fields[name].to_python(value) for name, value in row.items()
+                                    if name in fields}))
+    return records

@@ -632,3 +632,64 @@ class SignInLog(AccessLog):
 class FailedSignInLog(AccessFailureLog):
     class Meta:
         proxy = True
+
+
+class DeletedRecord(models.Model):
+    """A tombstone: one deletion of a clinical record, or of a patient with the whole case (registry.
+    services.record_delete), with who, when, where from, why, and the deleted rows' last values, so the
+    deletion can be read and undone (services.record_restore). Append-only (registry.audit_tables);
+    manage.py erase_patient deletes a patient's tombstones with the rest of the patient."""
+
+    table = models.CharField(_("table"), max_length=20, help_text=_("The data dictionary's table of the record."))
+    record_pk = models.CharField(_("record"), max_length=21, help_text=_("The record's id, or the pseudonym."))
+    patient_id = models.CharField(_("patient"), max_length=21, db_index=True)
+    centre = models.ForeignKey(Centre, on_delete=models.PROTECT, related_name="+", db_column="centre",
+                               verbose_name=_("centre"))
+    deleted_at = models.DateTimeField(_("deleted at"), db_index=True)
+    deleted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+", verbose_name=_("deleted by"))
+    username = models.CharField(_("deleted by"), max_length=150, blank=True,
+                                help_text=_("Kept when the account is renamed; empty for the system."))
+    source = models.CharField(_("source"), max_length=20, blank=True, help_text=_("web, api or admin."))
+    reason = models.CharField(_("reason"), max_length=200)
+    values = models.JSONField(_("last values"), default=dict,
+                              help_text=_("{table: [row]}: every row the deletion removed, as it was."))
+
+    class Meta:
+        ordering = ["-deleted_at", "-id"]
+        verbose_name = _("deleted record")
+        verbose_name_plural = _("deleted records")
+
+    def __str__(self):
+        return f"{self.table} {self.record_pk} ({self.deleted_at:%Y-%m-%d %H:%M}, {self.username or 'system'})"
+
+    @property
+    def restoration_or_none(self):
+        """The Restoration of this deletion, or None while it is deleted."""
+        try:
+            return self.restoration
+        except Restoration.DoesNotExist:
+            return None
+
+
+class Restoration(models.Model):
+    """A deleted record put back by a coordinator (services.record_restore): the tombstone restored,
+    who, when and why. Its own row, because tombstones are append-only; at most one per tombstone."""
+
+    deleted_record = models.OneToOneField(DeletedRecord, on_delete=models.CASCADE, related_name="restoration",
+                                          verbose_name=_("deleted record"))
+    patient_id = models.CharField(_("patient"), max_length=21, db_index=True)
+    restored_at = models.DateTimeField(_("restored at"))
+    restored_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+", verbose_name=_("restored by"))
+    username = models.CharField(_("restored by"), max_length=150, blank=True)
+    source = models.CharField(_("source"), max_length=20, blank=True)
+    reason = models.CharField(_("reason"), max_length=200)
+
+    class Meta:
+        ordering = ["-restored_at"]
+        verbose_name = _("restoration")
+        verbose_name_plural = _("restorations")
+
+    def __str__(self):
+        return f"{self.deleted_record_id} ({self.restored_at:%Y-%m-%d %H:%M}, {self.username or 'system'})"

@@ -12,10 +12,11 @@ ADMIN_LOGIN (sent to the admin's sign-in page). Roles: anonymous; a nurse of the
 (MUC); a nurse of another centre (BER); a PI of MUC; a monitor of MUC (reads and verifies, changes
 no clinical data); a coordinator; and a deactivated user, a coordinator of MUC who signed in and
 was deactivated afterwards. Deleting (patient_delete,
-record_delete), importing (a real CSV file), exporting (the pooled zip) and marking a record
-complete (record_status) are real POSTs.
+record_delete, with a reason), restoring a deleted follow-up (deleted_record_restore), importing (a real CSV
+file), exporting (the pooled zip) and marking a record complete (record_status) are real POSTs.
 A refused request, and every GET, must leave the clinical tables as they were.
 """
+import datetime
 import zlib
 
 import pytest
@@ -25,7 +26,18 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from registry.models import ExportLog, FollowUp, ImportRun, Job, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry import services
+from registry.models import (
+    DeletedRecord,
+    ExportLog,
+    FollowUp,
+    ImportRun,
+    Job,
+    Metastasectomy,
+    Patient,
+    PrimaryTumour,
+    SystemicTherapy,
+)
 from registry.transfer import jobs
 from tests import factories as f
 from tests.registry.api.test_api_access import EXPECTED as API_EXPECTED
@@ -86,6 +98,10 @@ EXPECTED = {
     "record_edit": FORM_PAGE,
     "patient_delete": DELETE_PAGE,
     "record_delete": DELETE_PAGE,
+    # deleted records: each reads its own centres' (the other centre's nurse sees none of MUC's); only
+    # a coordinator restores one, and the other centre's nurse does not learn that it exists
+    "deleted_records": row(signed_in(), signed_in(405)),
+    "deleted_record_restore": row(signed_in(405), signed_in(403, other_nurse=404, coordinator=302)),
     # marking the therapy complete is the nurse's move (and the coordinator's); a monitor verifies
     "record_status": row(signed_in(405), signed_in(302, **READERS)),
     # import and export
@@ -153,6 +169,8 @@ def world(case, nurse, other_nurse, pi, monitor, coordinator):
         clients[role].force_login(user)
     deactivated.is_active = False
     deactivated.save()
+    extra = services.record_save(user=nurse, record=f.follow_up(case, event_date=datetime.date(2017, 2, 1)))
+    services.record_delete(user=nurse, record=extra, reason="entered twice")  # a deletion to list and restore
     Job.objects.create(kind=Job.IMPORT, user=nurse, state=Job.DONE, options={"file_name": "matrix.csv"},
                        report={"ok": False, "error_count": 0})
     Job.objects.create(kind=Job.EXPORT, user=coordinator, state=Job.DONE, options={"centre": ""},
@@ -206,6 +224,7 @@ def url_for(name, pattern, case):
         "two_factor_setup": "/accounts/two-factor/setup/", "password_change": "/accounts/password_change/",
         "password_change_done": "/accounts/password_change/done/",
         "security_log": "/security/", "audit_export": "/security/audit/", "set_language": "/i18n/setlang/",
+        "deleted_records": "/deleted/", "deleted_record_restore": f"/deleted/{DeletedRecord.objects.get().pk}/restore/",
     }
     return urls.get(name) or admin_url(name, pattern)
 
@@ -214,7 +233,9 @@ def post_data(name, case):
     """The body of a POST: a real change where the page makes one, else an empty form."""
     if name in ("patient_delete", "record_delete"):
         record = case if name == "patient_delete" else case.systemic_therapies.get()
-        return {"version": record.version}
+        return {"version": record.version, "reason": "entered in error"}
+    if name == "deleted_record_restore":
+        return {"reason": "deleted by mistake"}
     if name == "record_status":
         return {"kind": "systemic-therapies", "pk": case.systemic_therapies.get().pk, "status": "complete"}
     if name == "import_upload":

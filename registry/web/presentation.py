@@ -110,10 +110,12 @@ def history_entry(model, row, before):
         changes = [(name, "", value) for name, value in values if value != "—"]
     else:
         changes = []
+    restored = row.history_type == "+" and before is not None and before.history_type == "-"  # created again
     return {
         "date": row.history_date,
         "user": row.history_user.get_username() if row.history_user else _("system"),
-        "action": {"+": _("created"), "~": _("changed"), "-": _("deleted")}[row.history_type],
+        "action": _("restored") if restored else {"+": _("created"), "~": _("changed"), "-": _("deleted")}[
+            row.history_type],
         "type": row.history_type,
         "record": rules.describe(row.instance),
         # web, api, admin, import <file>, bulk load; and the reason a change was given

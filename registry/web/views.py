@@ -24,7 +24,8 @@ from registry.index_date import index_operation
 from registry.models import CLINICAL_MODELS, FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from registry.security import audit
 from registry.services import StaleRecordError
-from registry.web import quality
+from registry.services.status import REASON_MAX_LENGTH
+from registry.web import deleted, quality
 from registry.web.filters import PatientFilterForm
 from registry.web.forms import RECORD_FORMS, PatientForm
 from registry.web.presentation import (
@@ -434,7 +435,7 @@ def delete_record(request, patient, record, *, done_url, warning=""):
     if request.method == "POST":
         version = request.POST.get("version")
         try:
-            services.record_delete(source="web", user=request.user, record=record,
+            services.record_delete(source="web", user=request.user, record=record, reason=request.POST.get("reason"),
                                    expected_version=int(version) if version and version.isdigit() else None)
         except ValidationError as error:
             errors = error.messages
@@ -447,6 +448,7 @@ def delete_record(request, patient, record, *, done_url, warning=""):
     return render(request, "registry/confirm_delete.html", {
         "patient": patient, "record": record, "description": rules.describe(record),
         "details": details(record), "errors": errors, "warning": warning,
+        "reason": request.POST.get("reason", ""), "reason_max_length": REASON_MAX_LENGTH,
         "cancel_url": patient_url(patient),
     }, status=400 if errors else 200)
 
@@ -454,10 +456,12 @@ def delete_record(request, patient, record, *, done_url, warning=""):
 @login_required
 @require_GET
 def patient_history(request, patient_id):
+    if not Patient.objects.filter(pk=patient_id).exists():  # deleted: its history stays readable
+        return deleted.deleted_patient_history(request, patient_id)
     patient = readable_patient(request, patient_id)
     audit.log_read(request, patient_ids=[patient.pk])
     return render(request, "registry/patient_history.html", {
-        "patient": patient, "entries": history_entries(patient.pk),
+        "patient": patient, "patient_id": patient.pk, "entries": history_entries(patient.pk),
     })
 
 

@@ -28,7 +28,7 @@ from registry.api import redcap_urls
 from registry.api import urls as api_urls
 from registry.api.models import ApiToken
 from registry.api.serializers import TABLES
-from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.models import DeletedRecord, FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from tests import factories as f
 from tests.registry.api.test_api_helpers import (  # noqa: F401,E501
     client_for,
@@ -92,6 +92,10 @@ EXPECTED = {
     ("analysis-report", "GET"): READ_LIST,
     ("analysis-frame", "GET"): READ_LIST,
     ("redcap_api", "POST"): {**EVERYONE, "anonymous": 403},
+    # deleted records: each reads her centres' tombstones; only a coordinator restores one
+    ("deleted-records-list", "GET"): READ_LIST,
+    ("deleted-records-restore", "POST"): {"anonymous": 401, "nurse": 403, "other_nurse": 404, "pi": 403,
+                                          "monitor": 403, "coordinator": 200},
     **{("not-found", method): dict.fromkeys(ROLES, 404) for method in ("GET", "POST", "PUT", "PATCH", "DELETE")},
 }
 for _table in TABLES:
@@ -119,8 +123,10 @@ def test_every_endpoint_and_method_is_in_the_matrix():
 
 @pytest.fixture
 def world(case, nurse, other_nurse, pi, monitor, coordinator):
-    """The case (MUC) with a second, later PM, and a user for every role."""
+    """The case (MUC) with a second, later PM, a deleted follow-up event, and a user for every role."""
     services.record_save(user=nurse, record=f.metastasectomy(case, surgery_date=datetime.date(2017, 1, 10)))
+    extra = services.record_save(user=nurse, record=f.follow_up(case, event_date=datetime.date(2017, 2, 1)))
+    services.record_delete(user=nurse, record=extra, reason="entered twice")
     deactivated = f.user("deactivated", memberships=[("MUC", "coordinator")], is_active=False)
     return {"case": case, "nurse": nurse, "other_nurse": other_nurse, "pi": pi, "monitor": monitor,
             "coordinator": coordinator, "anonymous": None, "deactivated": deactivated}
@@ -157,7 +163,8 @@ def request_for(name, method, world):
     if table and kind == "detail":
         record = target(table, case)
         data = {"PUT": lambda: writable_values(table, record), "PATCH": dict}.get(method, lambda: None)()
-        return f"/api/v1/{table.url}/{record.pk}/", data, {"HTTP_IF_MATCH": f'"{record.version}"'}
+        query = "?reason=entered%20in%20error" if method == "DELETE" else ""
+        return f"/api/v1/{table.url}/{record.pk}/{query}", data, {"HTTP_IF_MATCH": f'"{record.version}"'}
     if table and kind == "status":
         return f"/api/v1/{table.url}/{target(table, case).pk}/status/", {"status": "complete"}
     return {
@@ -172,6 +179,9 @@ def request_for(name, method, world):
         "token_revoke": (f"/api/tokens/{world['token'].pk}/revoke/", None) if "token" in world else None,
         "redcap_api": ("/redcap/api/", None),
         "not-found": ("/api/v1/no-such-thing/", None),
+        "deleted-records-list": ("/api/v1/deleted-records/", None),
+        "deleted-records-restore": (f"/api/v1/deleted-records/{DeletedRecord.objects.get().pk}/restore/",
+                                    {"reason": "deleted by mistake"}),
     }[name]
 
 

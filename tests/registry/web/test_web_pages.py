@@ -83,7 +83,7 @@ def test_history_shows_who_changed_which_field_from_what_to_what(client, nurse, 
     pm = case.metastasectomies.get()
     pm.margin = "R1"
     services.record_save(user=nurse, record=pm, expected_version=1)
-    services.record_delete(user=nurse, record=case.follow_ups.get())
+    services.record_delete(user=nurse, record=case.follow_ups.get(), reason="entered in error")
     client.force_login(nurse)
     response = client.get(reverse("patient_history", args=[case.pk]))
     entries = response.context["entries"]
