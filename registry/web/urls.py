@@ -2,7 +2,7 @@
 which fails when a page is added without saying who may open it."""
 from django.urls import path
 
-from registry.web import views
+from registry.web import signatures, verification, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,4 +17,8 @@ urlpatterns = [
     path("patients/<str:patient_id>/<slug:kind>/add/", views.record_add, name="record_add"),
     path("patients/<str:patient_id>/<slug:kind>/<int:pk>/edit/", views.record_edit, name="record_edit"),
     path("patients/<str:patient_id>/<slug:kind>/<int:pk>/delete/", views.record_delete, name="record_delete"),
+    path("patients/<str:patient_id>/sign/", signatures.patient_sign, name="patient_sign"),
+    path("centres/<str:code>/sign/", signatures.centre_sign, name="centre_sign"),
+    path("patients/<str:patient_id>/verify/", verification.record_verify, name="patient_verify"),
+    path("patients/<str:patient_id>/<slug:kind>/<int:pk>/verify/", verification.record_verify, name="record_verify"),
 ]
