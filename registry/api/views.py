@@ -37,8 +37,8 @@ from rest_framework.views import APIView
 
 from registry import access, services
 from registry.api.authentication import TokenScope
-from registry.api.signing import SignaturesMixin, VerificationMixin, verification_schema
 from registry.api.serializers import TABLES, CentreSerializer, StatusChangeSerializer
+from registry.api.signing import SignaturesMixin, VerificationMixin, verification_schema
 from registry.models import Centre, Patient
 from registry.security import audit
 from registry.services import RecordLocked, StaleRecordError
