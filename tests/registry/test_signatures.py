@@ -252,3 +252,19 @@ def test_deleting_a_signed_patient_keeps_the_signature_in_the_audit_trail(case, 
     sign(pi, patient)
     services.record_delete(user=nurse, record=Patient.objects.get(pk=case.pk))
     assert Signature.objects.filter(patient_id=case.pk).exists()
+
+
+def test_the_audit_export_of_the_patient_shows_the_signature_and_the_verified_fields(case, nurse, monitor, pi,
+                                                                                     coordinator):
+    from registry.services import verification
+
+    patient = complete(nurse, case)
+    verification.fields_verify(user=monitor, record=Metastasectomy.objects.get(patient=case), fields=["side"])
+    signature = sign(pi, Patient.objects.get(pk=patient.pk))
+    response = signed_in(coordinator).get("/security/audit/", {"format": "json", "patient_id": case.pk})
+    rows = json.loads(b"".join(response.streaming_content))["rows"]
+    signed = next(row for row in rows if row["kind"] == "signature")
+    assert (signed["user"], signed["patient_id"], signed["rows"]) == ("pi", case.pk, 5)
+    assert signed["detail"].startswith(f"sha256 {signature.data_hash}: I confirm")
+    verified = next(row for row in rows if row["kind"] == "verification")
+    assert (verified["user"], verified["detail"]) == ("monitor", 'side = "right"')
