@@ -18,11 +18,13 @@ from registry.audit_tables import AUDITED
 from registry.models import (
     Centre,
     ErasureTombstone,
+    FieldVerification,
     FollowUp,
     Membership,
     Metastasectomy,
     Patient,
     PrimaryTumour,
+    Signature,
     SystemicTherapy,
 )
 from registry.security import audit
@@ -190,6 +192,20 @@ class ErasureTombstoneAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ("at", "username", "centre", "reference")
     list_filter = ("centre",)
     search_fields = ("reference", "username")
+
+
+@admin.register(Signature)
+class SignatureAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("signed_at", "patient_id", "username", "centre", "source", "data_hash")
+    list_filter = ("centre",)
+    search_fields = ("patient_id", "username")
+
+
+@admin.register(FieldVerification)
+class FieldVerificationAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("verified_at", "patient_id", "table", "record_pk", "field", "username")
+    list_filter = ("table",)
+    search_fields = ("patient_id", "username")
 
 
 # Every audit table registered here, or by its own app (django-axes' sign-in logs), becomes read-only.
