@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods
 
-from registry import access, selectors
+from registry import access, rules, selectors
 from registry.security import audit
 from registry.security.reauthentication import identity_checked
 from registry.services import signatures
@@ -79,7 +79,7 @@ def patient_sign(request, patient_id):
     audit.log_read(request, patient_ids=[patient.pk])  # the page shows the case's values
     return render(request, "registry/sign_patient.html", {
         "patient": patient, "form": form, "meaning": meaning, "pending": signatures.unfinished(case),
-        "records": [(record, presentation.details(record)) for record in case.records()],
+        "records": [(record, rules.describe(record), presentation.details(record)) for record in case.records()],
         "states": signatures.signature_states(case),
     }, status=400 if form.errors else 200)
 
