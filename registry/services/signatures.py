@@ -204,6 +204,7 @@ class SignatureState:
     signature: Signature
     valid: bool
     change: dict = None  # {"at", "user", "record", "action"}
+    explained: bool = False  # the audit trail was searched for the change
 
 
 def first_change_after(patient_id, moment):
@@ -223,15 +224,15 @@ def first_change_after(patient_id, moment):
     return min(changes, key=lambda change: change["at"], default=None)
 
 
-def signature_states(case, signatures=None):
+def signature_states(case, *, explain=None):
     """Every signature of the case, newest first, each with its validity against the case as it is
-    stored now (`case`: registry.selectors.case_load) and, when it no longer holds, the first change
-    after it (a case has few signatures: a handful of queries for each one that no longer holds)."""
-    if signatures is None:
-        signatures = list(Signature.objects.filter(patient_id=case.patient.pk))
+    stored now (`case`: registry.selectors.case_load; one query) and, when it no longer holds, the
+    first change after it: for the `explain` newest of them (None: all), one query per table each."""
     digest = case_digest(case)
-    states = [SignatureState(signature, signature.data_hash == digest) for signature in signatures]
-    for state in states:
+    states = [SignatureState(signature, signature.data_hash == digest)
+              for signature in Signature.objects.filter(patient_id=case.patient.pk)]
+    for state in states[:explain]:
         if not state.valid:
             state.change = first_change_after(case.patient.pk, state.signature.signed_at)
+            state.explained = True
     return states

@@ -80,7 +80,7 @@ def patient_sign(request, patient_id):
     return render(request, "registry/sign_patient.html", {
         "patient": patient, "form": form, "meaning": meaning, "pending": signatures.unfinished(case),
         "records": [(record, rules.describe(record), presentation.details(record)) for record in case.records()],
-        "states": signatures.signature_states(case),
+        "states": signatures.signature_states(case, explain=1),
     }, status=400 if form.errors else 200)
 
 
@@ -112,7 +112,7 @@ def centre_sign(request, code):
 def panel(user, patient, case):
     """What the patient page shows of the case's signatures: each with its validity (newest first),
     and whether the user may sign the case now."""
-    states = signatures.signature_states(case)
+    states = signatures.signature_states(case, explain=1)  # the older ones show valid or not
     may_sign = access.can_sign(user, patient.centre_id)
     return {
         "latest": states[0] if states else None,

@@ -268,3 +268,13 @@ def test_the_audit_export_of_the_patient_shows_the_signature_and_the_verified_fi
     assert signed["detail"].startswith(f"sha256 {signature.data_hash}: I confirm")
     verified = next(row for row in rows if row["kind"] == "verification")
     assert (verified["user"], verified["detail"]) == ("monitor", 'side = "right"')
+
+
+def test_an_older_invalid_signature_shows_as_such_under_the_newest(case, nurse, pi):
+    patient = complete(nurse, case)
+    sign(pi, patient)
+    services.record_save(user=nurse, record=f.follow_up(patient, event_date=f.D(2017, 1, 1)))
+    services.record_status_set(user=nurse, record=case_load(patient).follow_ups[-1], status="complete")
+    sign(pi, patient)
+    page = signed_in(pi).get(reverse("patient_detail", args=[case.pk])).content.decode()
+    assert "(valid)" in page and "1 earlier signature" in page and "the case has changed since." in page
