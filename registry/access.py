@@ -191,3 +191,21 @@ def can_export(user, centre=None):
     if centre is None:
         return bool(codes)
     return codes == ALL or (centre != ALL and centre in codes)
+
+
+# Signing a case as accurate and complete is the investigator's responsibility for the data of the
+# centre (ICH GCP E6, 4.9): a principal investigator of the patient's centre signs. A coordinator
+# manages the registry but is no investigator of the centre, and does not sign.
+def signing_centre_codes(user):
+    """The centres whose cases the user may sign."""
+    return {code for code, role in _roles(user).items() if role == "pi"}
+
+
+def can_sign(user, centre_code):
+    return centre_code in signing_centre_codes(user)
+
+
+def can_verify_fields(user, centre_code):
+    """Source data verification, field by field, is the verifier's work: whoever may move a
+    complete record of the centre to verified (a monitor of the centre, a coordinator)."""
+    return "verified" in status_moves(user, centre_code, "complete")

@@ -21,11 +21,13 @@ from registry.models import (
     Centre,
     DeletedRecord,
     ErasureTombstone,
+    FieldVerification,
     FollowUp,
     Membership,
     Metastasectomy,
     Patient,
     PrimaryTumour,
+    Signature,
     SystemicTherapy,
 )
 from registry.security import audit
@@ -239,6 +241,19 @@ class DeletedRecordAdmin(ReadOnly, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return access.deleted_records_readable(request.user)
+
+@admin.register(Signature)
+class SignatureAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("signed_at", "patient_id", "username", "centre", "source", "data_hash")
+    list_filter = ("centre",)
+    search_fields = ("patient_id", "username")
+
+
+@admin.register(FieldVerification)
+class FieldVerificationAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("verified_at", "patient_id", "table", "record_pk", "field", "username")
+    list_filter = ("table",)
+    search_fields = ("patient_id", "username")
 
 
 # Every audit table registered here, or by its own app (django-axes' sign-in logs), becomes read-only.

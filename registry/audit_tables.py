@@ -27,10 +27,12 @@ from registry.models import (
     ErasureTombstone,
     ExportLog,
     FailedSignInLog,
+    FieldVerification,
     ImportRun,
     Membership,
     Restoration,
     SecurityEvent,
+    Signature,
     SignInLog,
 )
 
@@ -60,6 +62,8 @@ AUDITED = (
     Audited(ErasureTombstone),
     Audited(SignInLog, set_once="logout_time"),
     Audited(FailedSignInLog),
+    Audited(Signature, patient_column="patient_id"),  # investigators' signatures of cases
+    Audited(FieldVerification, patient_column="patient_id"),  # source data verification, field by field
 )
 BY_TABLE = {audited.table: audited for audited in AUDITED}
 

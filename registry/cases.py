@@ -5,9 +5,11 @@ and new records (transfer.importing.merge), or from rows of the dictionary's tab
 generator and services.cases_create).
 """
 import datetime
+import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.core.serializers.json import DjangoJSONEncoder
 
@@ -119,3 +121,38 @@ def records_from_values(values):
             records.append(model(**{name: fields[name].to_python(value) for name, value in row.items()
                                     if name in fields}))
     return records
+
+# --- the case as signed: one canonical text, and its digest -----------------------------------
+
+TABLE_NAMES = {model: name for name, model in TABLE_MODELS.items()}
+# When a record was stored says nothing of what it holds; its version counts every change.
+NOT_SIGNED = ("created_at", "updated_at")
+
+
+def canonical_value(value):
+    """A stored value as the signature and the field verification compare it: dates in ISO form,
+    decimals without trailing zeros (15.0 and 15 are one value), the rest as JSON has it."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+def record_values(record):
+    """{column: canonical value} of every stored column of a record, but its timestamps."""
+    return {f.attname: canonical_value(getattr(record, f.attname))
+            for f in type(record)._meta.concrete_fields if f.name not in NOT_SIGNED}
+
+
+def case_canonical(case):
+    """The whole case as one canonical text (UTF-8 JSON, keys sorted): every record of every table,
+    in table order and then by primary key, with all its values, its status and its version."""
+    records = sorted(case.records(), key=lambda r: (list(TABLE_NAMES).index(type(r)), str(r.pk).zfill(20)))
+    rows = [{"table": TABLE_NAMES[type(r)], "pk": str(r.pk), "values": record_values(r)} for r in records]
+    return json.dumps(rows, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def case_digest(case):
+    """SHA-256 (hex) of case_canonical: what a signature stores, and checks the case against."""
+    return hashlib.sha256(case_canonical(case)).hexdigest()

@@ -488,6 +488,7 @@ class SecurityEvent(models.Model):
     TOKEN_INVALID = "token-invalid"
     IMPORT_REFUSED = "import-refused"
     UNLOCKED = "unlocked"
+    SIGNATURE_REFUSED = "sign-refused"
     EVENTS = [
         (TWO_FACTOR_ENABLED, _("two-factor sign-in set up")),
         (TWO_FACTOR_REMOVED, _("two-factor sign-in removed")),
@@ -501,9 +502,10 @@ class SecurityEvent(models.Model):
         (TOKEN_INVALID, _("invalid API token")),
         (IMPORT_REFUSED, _("import refused")),
         (UNLOCKED, _("sign-in unlocked")),
+        (SIGNATURE_REFUSED, _("signature refused (wrong password or code)")),
     ]
     # Events that a coordinator should look at (highlighted in the security log).
-    ALERTS = (TWO_FACTOR_FAILED, DENIED, THROTTLED, TOKEN_INVALID, IMPORT_REFUSED)
+    ALERTS = (TWO_FACTOR_FAILED, DENIED, THROTTLED, TOKEN_INVALID, IMPORT_REFUSED, SIGNATURE_REFUSED)
 
     at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
@@ -693,3 +695,65 @@ class Restoration(models.Model):
 
     def __str__(self):
         return f"{self.deleted_record_id} ({self.restored_at:%Y-%m-%d %H:%M}, {self.username or 'system'})"
+
+class Signature(models.Model):
+    """A principal investigator's electronic signature of one patient's case: who signed, when, from
+    where, what the signature means (the statement shown to the signer, stored as shown) and a SHA-256
+    of the case as signed (registry.cases.case_digest: every record's values, status and version).
+
+    Written once by registry.services.signatures and never changed (an audit table, append-only and
+    sealed). Whether it still holds is computed, not stored: it is valid while the case's digest
+    equals `data_hash`. Every change of the case (an edit, a new or deleted record, a status move,
+    whichever path wrote it, even one past the services) gives the case another digest.
+    The patient is named by its pseudonym, not a foreign key: the signature outlives a deleted case,
+    as the audit trail does."""
+
+    patient_id = models.CharField(_("patient"), max_length=21, db_index=True)
+    centre = models.CharField(_("centre"), max_length=8, db_index=True)
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                               related_name="+", verbose_name=_("signed by"))
+    username = models.CharField(_("user name"), max_length=150)
+    signer_name = models.CharField(_("name of the signer"), max_length=300, blank=True,
+                                   help_text=_("The signer's full name at the time of signing."))
+    signed_at = models.DateTimeField(_("signed at"), db_index=True)
+    meaning = models.TextField(_("meaning of the signature"))
+    data_hash = models.CharField(_("SHA-256 of the signed case"), max_length=64)
+    records = models.PositiveIntegerField(_("records signed"))
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    source = models.CharField(_("signed through"), max_length=8, blank=True, help_text=_("web or api"))
+
+    class Meta:
+        ordering = ["-signed_at", "-id"]
+        verbose_name = _("signature")
+        verbose_name_plural = _("signatures")
+
+    def __str__(self):
+        return f"{self.patient_id} signed by {self.username} ({self.signed_at:%Y-%m-%d %H:%M})"
+
+
+class FieldVerification(models.Model):
+    """One field of one record checked against the source documents (source data verification): by
+    whom, when, and the value that was checked, as registry.cases.canonical_value writes it.
+
+    Written by registry.services.verification and never changed (an audit table). Whether the field
+    is verified now is computed: the newest row of the field holds the value the record has now; a
+    field whose value has changed since shows as unverified again, and is verified anew by a new row."""
+
+    patient_id = models.CharField(_("patient"), max_length=21, db_index=True)
+    table = models.CharField(_("table"), max_length=40, help_text=_("The data dictionary's table name."))
+    record_pk = models.CharField(_("record"), max_length=40)
+    field = models.CharField(_("field"), max_length=60)
+    value = models.TextField(_("value verified"), blank=True)
+    verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+", verbose_name=_("verified by"))
+    username = models.CharField(_("user name"), max_length=150)
+    verified_at = models.DateTimeField(_("verified at"))
+
+    class Meta:
+        ordering = ["verified_at", "id"]
+        verbose_name = _("field verification")
+        verbose_name_plural = _("field verifications")
+        indexes = [models.Index(fields=["table", "record_pk"], name="fieldverification_record")]
+
+    def __str__(self):
+        return f"{self.table} {self.record_pk} {self.field} verified by {self.username}"

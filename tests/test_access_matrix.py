@@ -13,7 +13,8 @@ ADMIN_LOGIN (sent to the admin's sign-in page). Roles: anonymous; a nurse of the
 no clinical data); a coordinator; and a deactivated user, a coordinator of MUC who signed in and
 was deactivated afterwards. Deleting (patient_delete,
 record_delete, with a reason), restoring a deleted follow-up (deleted_record_restore), importing (a real CSV
-file), exporting (the pooled zip) and marking a record complete (record_status) are real POSTs.
+file), exporting (the pooled zip), marking a record complete (record_status), signing with the PI's
+password and verifying a field are real POSTs.
 A refused request, and every GET, must leave the clinical tables as they were.
 """
 import datetime
@@ -104,6 +105,14 @@ EXPECTED = {
     "deleted_record_restore": row(signed_in(405), signed_in(403, other_nurse=404, coordinator=302)),
     # marking the therapy complete is the nurse's move (and the coordinator's); a monitor verifies
     "record_status": row(signed_in(405), signed_in(302, **READERS)),
+    # signing: a PI of MUC only; the case is still in progress, so her signature is refused (400)
+    "patient_sign": row(signed_in(403, pi=200, other_nurse=404), signed_in(403, pi=400, other_nurse=404)),
+    "centre_sign": row(signed_in(403, pi=200, other_nurse=404), signed_in(403, pi=400, other_nurse=404)),
+    # field verification: a monitor of MUC and a coordinator; the records are in progress (400)
+    "patient_verify": row(signed_in(403, monitor=200, coordinator=200, other_nurse=404),
+                          signed_in(403, monitor=400, coordinator=400, other_nurse=404)),
+    "record_verify": row(signed_in(403, monitor=200, coordinator=200, other_nurse=404),
+                         signed_in(403, monitor=400, coordinator=400, other_nurse=404)),
     # import and export
     # An upload or an export request becomes a job and the browser is sent to its page (302); the
     # other centre's nurse's upload of a row of MUC is refused there (tests/registry/transfer).
@@ -212,6 +221,8 @@ def url_for(name, pattern, case):
         "patient_history": f"/patients/{case.pk}/history/", "record_add": record + "add/",
         "record_status": f"/patients/{case.pk}/status/",
         "record_edit": f"{record}{therapy.pk}/edit/", "record_delete": f"{record}{therapy.pk}/delete/",
+        "patient_sign": f"/patients/{case.pk}/sign/", "centre_sign": "/centres/MUC/sign/",
+        "patient_verify": f"/patients/{case.pk}/verify/", "record_verify": f"{record}{therapy.pk}/verify/",
         "import_upload": "/transfer/import/", "export_download": "/transfer/export/",
         "job_detail": f"/transfer/jobs/{job.pk}/", "job_result": f"/transfer/jobs/{export.pk}/file",
         "job_import_now": f"/transfer/jobs/{job.pk}/import-now/",
@@ -238,6 +249,11 @@ def post_data(name, case):
         return {"reason": "deleted by mistake"}
     if name == "record_status":
         return {"kind": "systemic-therapies", "pk": case.systemic_therapies.get().pk, "status": "complete"}
+    if name in ("patient_sign", "centre_sign"):
+        return {"password": "correct-horse-battery"}
+    if name in ("patient_verify", "record_verify"):
+        record = case if name == "patient_verify" else case.systemic_therapies.get()
+        return {"fields": "sex" if name == "patient_verify" else "regimen", "version": record.version}
     if name == "import_upload":
         csv = f"patient_id,event_date,event,recurrence_site,cause_of_death\n{case.pk},2016-06-01,contact,,\n"
         return {"file": SimpleUploadedFile("follow_up.csv", csv.encode()), "table": ""}

@@ -40,6 +40,7 @@ from rest_framework.views import APIView
 from registry import access, services
 from registry.api.authentication import TokenScope
 from registry.api.serializers import TABLES, CentreSerializer, StatusChangeSerializer
+from registry.api.signing import SignaturesMixin, VerificationMixin, verification_schema
 from registry.models import Centre, Patient
 from registry.security import audit
 from registry.services import RecordLocked, StaleRecordError
@@ -234,7 +235,8 @@ class RecordViewSet(viewsets.GenericViewSet):
         return self.table.readable(self.request.user)
 
     def get_permissions(self):
-        if self.action == "status":  # a monitor, who writes no record, verifies them
+        # A monitor, who writes no record, verifies them; a PI signs them: the services decide.
+        if self.action in ("status", "verification", "signatures"):
             return [permissions.IsAuthenticated(), TokenScope()]
         return super().get_permissions()
 
@@ -394,11 +396,14 @@ def record_viewset(table):
                                           "(query parameter); a deletion that would break a rule for the records "
                                           "left behind is a 400. A coordinator can restore it "
                                           "(POST /api/v1/deleted-records/{id}/restore/)."),
+        **verification_schema(table.name, one),
     )
     attrs = {"table": table, "lookup_field": "patient_id" if table.is_patient else "pk",
              "queryset": table.model.objects.none(), "__doc__": f"The {many} of the registry.",
              "lookup_value_regex": "[^/]+"}  # any value reaches the view, which answers 404 in JSON
-    return schema(type(f"{table.model.__name__}ViewSet", (RecordViewSet,), attrs))
+    bases = (SignaturesMixin, VerificationMixin, RecordViewSet) if table.is_patient else (VerificationMixin,
+                                                                                             RecordViewSet)
+    return schema(type(f"{table.model.__name__}ViewSet", bases, attrs))
 
 
 VIEWSETS = {table.url: record_viewset(table) for table in TABLES}

@@ -25,7 +25,7 @@ from registry.models import CLINICAL_MODELS, FollowUp, Metastasectomy, Patient, 
 from registry.security import audit
 from registry.services import StaleRecordError
 from registry.services.status import REASON_MAX_LENGTH
-from registry.web import deleted, quality
+from registry.web import deleted, quality, signatures, status_grid, verification
 from registry.web.filters import PatientFilterForm
 from registry.web.forms import RECORD_FORMS, PatientForm
 from registry.web.presentation import (
@@ -103,7 +103,9 @@ def home(request):
     centres = list(access.centres_readable(request.user))
     if len(centres) == 1:
         return redirect(reverse("patient_list") + f"?centre={centres[0].code}")
-    return render(request, "registry/home.html", {"centres": centre_summaries(request.user, centres)})
+    return render(request, "registry/home.html", {"centres": centre_summaries(request.user, centres),
+                                                  "status_counts": status_counts(request.user),
+                                                  "signing_centres": access.signing_centre_codes(request.user)})
 
 
 def centre_summaries(user, centres):
@@ -128,7 +130,7 @@ def patient_list(request):
     else:
         patients = patients.order_by("patient_id")
     page = Paginator(patients, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [(patient, quality.gaps(patient)) for patient in page]
+    rows = [(patient, quality.gaps(patient)) for patient in status_grid.form_statuses(list(page))]
     audit.log_read(request, patient_ids=[patient.pk for patient, _gaps in rows])
     chosen = form.cleaned_data.get("centre") if form.is_bound and form.is_valid() else ""
     summaries = centre_summaries(request.user, centres)
@@ -138,6 +140,7 @@ def patient_list(request):
         "form": form, "page": page, "rows": rows, "summaries": summaries,
         "status_counts": status_counts(request.user),
         "new_patient_centres": new_patient_centres, "sort": request.GET.get("sort", ""),
+        "signing_centres": access.signing_centre_codes(request.user),
     })
 
 
@@ -187,8 +190,10 @@ def patient_detail(request, patient_id):
     index_date = index.surgery_date if index else None
     audit.log_read(request, patient_ids=[patient.pk])
     can_write = access.can_write_centre(request.user, patient.centre_id)
+    records = [patient, *list(case.records())[1:]]
     statuses = {(type(record), record.pk): record_status_info(request.user, patient, record, can_write=can_write)
-                for record in [patient, *list(case.records())[1:]]}
+                for record in records}
+    verification.add_field_progress(request.user, patient, records, statuses)
     return render(request, "registry/patient_detail.html", {
         "patient": patient,
         "statuses": statuses,
@@ -211,6 +216,7 @@ def patient_detail(request, patient_id):
         "timeline": timeline(events, operations, therapies, index, index_date, statuses),
         "has_follow_up": bool(events),
         "index_date": index_date,
+        "signing": signatures.panel(request.user, patient, case),
     })
 
 

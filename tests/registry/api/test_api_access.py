@@ -109,6 +109,15 @@ for _table in TABLES:
         # marking the record complete: the nurse's move (and the coordinator's), not a monitor's
         (f"{_table.url}-status", "POST"): CHANGE,
     })
+# A PI of the centre signs, with her password: the case is still in progress, so it is refused (400).
+EXPECTED[("patients-signatures", "GET")] = READ_ONE
+EXPECTED[("patients-signatures", "POST")] = {"anonymous": 401, "nurse": 403, "other_nurse": 404, "pi": 400,
+                                             "monitor": 403, "coordinator": 403}
+for _table in TABLES:
+    # A monitor of the centre and a coordinator verify fields: the records are in progress (400).
+    EXPECTED[(f"{_table.url}-verification", "GET")] = READ_ONE
+    EXPECTED[(f"{_table.url}-verification", "POST")] = {"anonymous": 401, "nurse": 403, "other_nurse": 404,
+                                                         "pi": 403, "monitor": 400, "coordinator": 400}
 for _key, _cell in EXPECTED.items():
     # A deactivated user is anonymous; but a token she sends is refused even where none is needed.
     _token_refused = _key[0] == "not-found" or _key == ("schema", "GET")
@@ -167,6 +176,15 @@ def request_for(name, method, world):
         return f"/api/v1/{table.url}/{record.pk}/{query}", data, {"HTTP_IF_MATCH": f'"{record.version}"'}
     if table and kind == "status":
         return f"/api/v1/{table.url}/{target(table, case).pk}/status/", {"status": "complete"}
+    if table and kind == "signatures":
+        return f"/api/v1/{table.url}/{case.pk}/signatures/", {"password": "correct-horse-battery"} if method == "POST" \
+            else None
+    if table and kind == "verification":
+        record = target(table, case)
+        field = {"patients": "sex", "primary-tumours": "site", "metastasectomies": "side",
+                 "systemic-therapies": "regimen", "follow-up": "event"}[table.url]
+        return (f"/api/v1/{table.url}/{record.pk}/verification/", {"fields": [field]} if method == "POST" else None,
+                {"HTTP_IF_MATCH": f'"{record.version}"'})
     return {
         "centres-list": ("/api/v1/centres/", None),
         "centres-detail": ("/api/v1/centres/MUC/", None),
