@@ -8,6 +8,7 @@
   rule's message). Another role gets 403; another centre's tombstone is a 404.
 """
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
@@ -20,7 +21,7 @@ from rest_framework.response import Response
 
 from registry import access, services
 from registry.api.authentication import TokenScope
-from registry.api.views import service_errors, split_list
+from registry.api.views import parse_updated_since, service_errors, split_list
 from registry.models import DeletedRecord
 from registry.security import audit
 
@@ -64,7 +65,8 @@ def deleted_row(tombstone):
 
 
 class DeletedRecordFilter(BaseFilterBackend):
-    """?centre= and ?patient_id= (comma-separated lists); ?state=deleted (not restored) or restored."""
+    """?centre= and ?patient_id= (comma-separated lists); ?updated_since= (deleted or restored since);
+    ?state=deleted (not restored) or restored."""
 
     def filter_queryset(self, request, queryset, view):
         params = request.query_params
@@ -72,6 +74,12 @@ class DeletedRecordFilter(BaseFilterBackend):
             queryset = queryset.filter(centre__in=centres)
         if ids := split_list(params.get("patient_id")):
             queryset = queryset.filter(patient_id__in=ids)
+        if since := params.get("updated_since"):  # the deletion feed beside the tables' own updated_since
+            try:
+                moment = parse_updated_since(since)
+                queryset = queryset.filter(Q(deleted_at__gte=moment) | Q(restoration__restored_at__gte=moment))
+            except (ValueError, OverflowError) as error:
+                raise serializers.ValidationError({"updated_since": [str(error)]}) from error
         state = params.get("state")
         if state in ("deleted", "restored"):
             queryset = queryset.filter(restoration__isnull=state == "deleted")
@@ -85,6 +93,10 @@ class DeletedRecordFilter(BaseFilterBackend):
              "description": "Only deletions at these centres (codes, comma-separated)."},
             {"name": "patient_id", "in": "query", "required": False, "schema": {"type": "string"},
              "description": "Only deletions of these patients or their records (pseudonyms, comma-separated)."},
+            {"name": "updated_since", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "Only deletions (or their restores) at or after this ISO date or date-time: with the "
+                            "tables' own updated_since, a mirror learns every change and deletion since its last "
+                            "read."},
             {"name": "state", "in": "query", "required": False,
              "schema": {"type": "string", "enum": ["deleted", "restored"]},
              "description": "deleted: not restored (yet); restored: restored since."},

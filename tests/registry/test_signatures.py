@@ -250,7 +250,7 @@ def test_signatures_are_an_append_only_audit_table_erased_only_with_the_patient(
 def test_deleting_a_signed_patient_keeps_the_signature_in_the_audit_trail(case, nurse, pi):
     patient = complete(nurse, case)
     sign(pi, patient)
-    services.record_delete(user=nurse, record=Patient.objects.get(pk=case.pk))
+    services.record_delete(user=nurse, record=Patient.objects.get(pk=case.pk), reason="entered twice")
     assert Signature.objects.filter(patient_id=case.pk).exists()
 
 

@@ -107,3 +107,24 @@ def test_a_restore_that_would_break_a_rule_is_a_400_with_the_rules_message(case,
     assert response.status_code == 400
     assert "Another metastasectomy of this patient is already dated 2016-06-01." in str(response.json())
     assert Metastasectomy.objects.count() == 2
+
+
+def test_updated_since_on_the_tables_and_the_deletions_is_a_feed_of_every_change(api, case, nurse):
+    """A mirror that read at `start` learns from the two lists what changed and what was deleted since."""
+    from django.utils import timezone
+
+    start = timezone.now()
+    pm = case.metastasectomies.get()
+    pm.hospital_stay_days = 12
+    services.record_save(user=nurse, record=pm)
+    event = case.follow_ups.get()
+    services.record_delete(user=nurse, record=event, reason="entered twice")
+    since = {"updated_since": start.isoformat()}
+    changed = api.get("/api/v1/metastasectomies/", since).json()["results"]
+    assert [row["id"] for row in changed] == [pm.pk]
+    assert api.get("/api/v1/follow-up/", since).json()["results"] == []
+    deleted = api.get("/api/v1/deleted-records/", since).json()["results"]
+    assert [(row["table"], row["record_id"]) for row in deleted] == [("follow_up", str(event.pk))]
+    later = {"updated_since": timezone.now().isoformat()}
+    assert api.get("/api/v1/deleted-records/", later).json()["results"] == []
+    assert api.get("/api/v1/deleted-records/", {"updated_since": "yesterday"}).status_code == 400
