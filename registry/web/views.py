@@ -294,7 +294,7 @@ def timeline_entry(event, index_date):
     detail = ""
     if event.event == "recurrence":  # its site, or why there is none ("Unknown")
         detail = shown_in(FollowUp, event, "recurrence_site")
-    elif event.cause_of_death or event.missing_code("cause_of_death"):
+    elif event.event == "death" and (event.cause_of_death or event.missing_code("cause_of_death")):
         detail = shown_in(FollowUp, event, "cause_of_death")
     return {
         "record": event,

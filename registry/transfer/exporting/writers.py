@@ -18,7 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from functools import partial
 
-from registry.transfer.exporting import xlsx
+from registry.transfer.exporting import missing, xlsx
+from registry.transfer.exporting.missing import MissingCode
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("csv", "xlsx", "dta", "sav")
@@ -27,12 +28,14 @@ FORMATS = ("csv", "xlsx", "dta", "sav")
 @dataclass(frozen=True)
 class ExportColumn:
     """A column as written: `type` is text, code, int, number, float, date, days, bool (yes/no) or
-    flag (1/0); `codes` are (code, label) pairs for value labels."""
+    flag (1/0); `codes` are (code, label) pairs for value labels; `missing_codes` those of the
+    missing-data codes its cells may hold (registry/transfer/exporting/missing.py)."""
 
     name: str
     type: str
     label: str
     codes: tuple = ()
+    missing_codes: tuple = ()
 
 
 def neutral(value):
@@ -43,7 +46,8 @@ def neutral(value):
 
 
 def _blank_or(convert):
-    return lambda value: "" if value is None else convert(value)
+    """None → blank, a missing-data code → itself, any other value → convert(value)."""
+    return lambda value: "" if value is None else value if value.__class__ is MissingCode else convert(value)
 
 
 def _float_text(value):
@@ -65,7 +69,7 @@ def text_formatter(kind):
 
 
 XLSX_VALUES = {
-    "bool": lambda v: None if v is None else ("yes" if v else "no"),
+    "bool": lambda v: None if v is None else v if v.__class__ is MissingCode else ("yes" if v else "no"),
     "flag": lambda v: None if v is None else (1 if v else 0),
     "text": lambda v: neutral(v) if isinstance(v, str) else v,
 }
@@ -99,8 +103,9 @@ def write_xlsx(archive, filename, columns, rows, *, sheet_name):
     fixes = [(i, XLSX_VALUES[kind]) for i, kind in enumerate(kinds) if kind in XLSX_VALUES]
     if fixes:
         rows = map(partial(_fixed, fixes), rows)
+    # A column that may hold a missing-data code is written cell by cell (the code as text).
     xlsx.write_workbook(archive, filename, sheet_name, [c.name for c in columns], rows,
-                        kinds=[XLSX_KINDS.get(kind) for kind in kinds])
+                        kinds=[None if c.missing_codes else XLSX_KINDS.get(c.type) for c in columns])
 
 
 def _add_via_temp(archive, filename, save):
@@ -163,15 +168,17 @@ def value_label(code, label):
 def write_stats(archive, filename, columns, rows, *, file_format, file_label):
     import pyreadstat
 
+    rows, coded = missing.split(columns, rows)
     frame, labels, value_labels = _labelled_frame(columns, rows)
+    codes = missing.stats_codes(frame, columns, coded, value_labels, file_format=file_format)
     if file_format == "dta":
         def save(path):
             pyreadstat.write_dta(frame, path, file_label=file_label[:80], column_labels=labels,
-                                 variable_value_labels=value_labels, version=15)
+                                 variable_value_labels=value_labels, version=15, **codes)
     else:
         def save(path):
             pyreadstat.write_sav(frame, path, file_label=file_label[:64], column_labels=labels,
-                                 variable_value_labels=value_labels)
+                                 variable_value_labels=value_labels, **codes)
     _add_via_temp(archive, filename, save)
 
 
