@@ -83,7 +83,8 @@ RULES = {
     ("follow_up", LOCAL_ID): LOCAL_ID_ON_IMPORT,
     ("follow_up", "event_date"): _("≥ first PM date; no event of any kind after a death"),
     ("follow_up", "event"): _("at most one death per patient"),
-    ("follow_up", "recurrence_site"): _("required for a recurrence, blank otherwise"),
+    ("follow_up", "recurrence_site"): _("required for a recurrence (a missing-data code does not stand in for it), "
+                                        "blank otherwise"),
     ("follow_up", "cause_of_death"): _("only for a death"),
 }
 CONDITIONAL = {("primary_tumours", "radiotherapy_end_date"), ("systemic_therapies", "regimen_other"),

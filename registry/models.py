@@ -429,7 +429,6 @@ class FollowUp(ClinicalRecord):
                 # NULL IN (...) is unknown, which a CHECK lets through: say "not null" explicitly.
                 condition=(Q(event="recurrence", recurrence_site__isnull=False)
                            & Q(recurrence_site__in=values(codes.RECURRENCE_SITE)))
-                | Q(event="recurrence", recurrence_site__isnull=True, missing_codes__has_key="recurrence_site")
                 | (~Q(event="recurrence") & Q(recurrence_site__isnull=True)),
                 name="follow_up_recurrence_site_for_recurrence"),
             models.CheckConstraint(
@@ -444,8 +443,12 @@ class FollowUp(ClinicalRecord):
 
     def clean(self):
         errors = {}
-        if self.event == "recurrence" and not self.recurrence_site and not self.missing_code("recurrence_site"):
-            errors["recurrence_site"] = _("Choose the site of the recurrence.")
+        # No missing-data code stands in for the site of a recurrence: the competing-risks analysis
+        # tells a recurrence from a death without one by its site (analysis/sections.py).
+        if self.event == "recurrence" and not self.recurrence_site:
+            errors["recurrence_site"] = (_("The site of a recurrence is required: choose it instead of a missing-data "
+                                           "code.") if self.missing_code("recurrence_site")
+                                         else _("Choose the site of the recurrence."))
         if self.event != "recurrence" and self.recurrence_site:
             errors["recurrence_site"] = _("A recurrence site belongs only to a recurrence.")
         if self.event != "death" and self.cause_of_death:
