@@ -76,7 +76,7 @@ def stats_codes(frame, columns, coded, value_labels, *, file_format):
     """Put the codes `split` took out into the frame of a Stata ("dta") or SPSS ("sav") file, with
     their value labels; returns the writer's extra arguments (Stata's missing_user_values, SPSS's
     missing_ranges)."""
-    user_missing = {}
+    user_missing, formats = {}, {}
     for i, cells in coded.items():
         column = columns[i]
         name, labels = column.name, dict(column.missing_codes)
@@ -89,6 +89,8 @@ def stats_codes(frame, columns, coded, value_labels, *, file_format):
                 value_labels[name] = {**value_labels.get(name, {}),
                                       **{STATA_TAGS[code]: value_label(code, labels[code]) for code in CODES}}
                 user_missing[name] = [STATA_TAGS[code] for code in CODES]
+                if date:  # a date even where every cell is coded (the writer would see no date)
+                    formats[name] = "%td"
             else:
                 for row, code in cells.items():
                     series.iat[row] = code
@@ -108,4 +110,6 @@ def stats_codes(frame, columns, coded, value_labels, *, file_format):
         frame[name] = series if not numeric or file_format == "dta" else series.astype("float64")
     if not user_missing:
         return {}
-    return {"missing_user_values": user_missing} if file_format == "dta" else {"missing_ranges": user_missing}
+    if file_format == "dta":
+        return {"missing_user_values": user_missing, **({"variable_format": formats} if formats else {})}
+    return {"missing_ranges": user_missing}
