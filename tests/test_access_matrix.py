@@ -75,6 +75,8 @@ EXPECTED = {
     # data entry (registry/web/urls.py)
     "home": row(signed_in(302, coordinator=200), signed_in(405)),
     "patient_list": READ_PAGE,
+    "study_progress": SIGNED_IN_PAGE,
+    "follow_up_due": SIGNED_IN_PAGE,
     "patient_new": FORM_PAGE,
     "data_quality": READ_PAGE,
     "patient_detail": READ_PAGE,
@@ -97,6 +99,8 @@ EXPECTED = {
     "job_errors": row(signed_in(404, nurse=200), signed_in(405)),
     "job_pseudonyms": row(signed_in(404, nurse=200), signed_in(405)),
     "job_result": row(signed_in(404, coordinator=200), signed_in(405)),
+    # the nurse's own dry run: imported now, or sent back to the upload when its file is gone
+    "job_import_now": row(signed_in(405), signed_in(404, nurse=302)),
     # the survival dashboard (?centre=MUC: the nurse of BER may not choose it)
     "analysis:dashboard": READ_PAGE,
     "analysis:version": READ_PAGE,
@@ -192,6 +196,7 @@ def url_for(name, pattern, case):
         "record_edit": f"{record}{therapy.pk}/edit/", "record_delete": f"{record}{therapy.pk}/delete/",
         "import_upload": "/transfer/import/", "export_download": "/transfer/export/",
         "job_detail": f"/transfer/jobs/{job.pk}/", "job_result": f"/transfer/jobs/{export.pk}/file",
+        "job_import_now": f"/transfer/jobs/{job.pk}/import-now/",
         "job_errors": f"/transfer/jobs/{job.pk}/errors.csv", "job_pseudonyms": f"/transfer/jobs/{job.pk}/pseudonyms.csv",
         "analysis:dashboard": "/analysis/?centre=MUC", "analysis:version": "/analysis/version?centre=MUC",
         "analysis:print": "/analysis/print/?centre=MUC", "analysis:figure": "/analysis/figures/km-dfs.svg?centre=MUC",

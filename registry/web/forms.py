@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from registry import codes, services
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from registry.services.status import NEEDS_REASON, REASON_MAX_LENGTH
+from registry.web.dates import TypedDateField
 
 
 def reason_field():
@@ -47,15 +48,6 @@ UNITS = {"_mm": _("mm"), "_days": _("days")}
 CODE_PREFIX = "missing_"  # the form field of an optional field's missing-data code: missing_<field>
 
 
-class DateInput(forms.DateInput):
-    """The browser's own date picker; its value is always ISO, whatever the language."""
-
-    input_type = "date"
-
-    def __init__(self, attrs=None):
-        super().__init__(attrs, format="%Y-%m-%d")
-
-
 class EntryForm(forms.ModelForm):
     # The version the nurse started editing from: saving refuses if the record moved on since.
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
@@ -75,9 +67,10 @@ class EntryForm(forms.ModelForm):
             self.fields["submission"].initial = secrets.token_hex(16)
         if self.instance._state.adding or self.instance.status not in NEEDS_REASON:
             del self.fields["reason"]
-        for field in self.fields.values():
-            if isinstance(field, forms.DateField):
-                field.widget = DateInput()
+        for name, field in list(self.fields.items()):
+            if isinstance(field, forms.DateField):  # typed, one Tab stop, the same in every browser
+                self.fields[name] = field = TypedDateField(
+                    label=field.label, help_text=field.help_text, required=field.required, validators=field.validators)
             if isinstance(field, forms.DecimalField):
                 field.widget.attrs["step"] = "0.1"
         for name, field in list(self.fields.items()):

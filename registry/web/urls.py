@@ -2,11 +2,13 @@
 which fails when a page is added without saying who may open it."""
 from django.urls import path
 
-from registry.web import views
+from registry.web import progress, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("patients/", views.patient_list, name="patient_list"),
+    path("progress/", progress.study_progress, name="study_progress"),
+    path("follow-up-due/", progress.follow_up_due, name="follow_up_due"),
     path("centres/<str:code>/patients/new/", views.patient_new, name="patient_new"),
     path("centres/<str:code>/data-quality/", views.data_quality, name="data_quality"),
     path("patients/<str:patient_id>/", views.patient_detail, name="patient_detail"),

@@ -332,11 +332,13 @@ def record_add(request, patient_id, kind):
     form = form_class(request.POST or None, instance=model(patient=patient))
     if request.method == "POST" and form.is_valid() and save(request, form) is None:
         messages.success(request, _("%(record)s saved.") % {"record": capfirst(model._meta.verbose_name)})
+        if request.POST.get("then") == "add" and model is not PrimaryTumour:  # "Save and add another"
+            return redirect("record_add", patient.pk, kind)
         return redirect(patient_url(patient, kind))
     return render(request, "registry/record_form.html", {
         "form": form, "patient": patient,
         "title": capfirst(_("Add %(record)s") % {"record": model._meta.verbose_name}),
-        "cancel_url": patient_url(patient, kind),
+        "cancel_url": patient_url(patient, kind), "add_another": model is not PrimaryTumour,
     })
 
 

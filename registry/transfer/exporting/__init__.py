@@ -4,7 +4,8 @@
                          deidentify="shift-dates")
 
 The archive holds one file per table (patients, primary_tumours, metastasectomies,
-systemic_therapies, follow_up), the analysis frame (analysis/frame.py, default analysis plan, when the analysis app is installed),
+systemic_therapies, follow_up; for Excel one workbook, registry.xlsx, with a sheet per table), the
+analysis frame (analysis/frame.py, default analysis plan, when the analysis app is installed),
 the data dictionary (data_dictionary.csv: variable, table, type, label, codes, unit, required,
 rule, missing_codes) and README.txt (data version, date, scope, options). Every export is logged (ExportLog).
 
@@ -26,7 +27,7 @@ from registry.transfer.exporting.tables import (
     scope_patients,
     table_rows,
 )
-from registry.transfer.exporting.writers import FORMATS, ExportColumn, write_table
+from registry.transfer.exporting.writers import FORMATS, WORKBOOK, ExportColumn, TableFiles, write_table
 
 __all__ = ["DEIDENTIFY", "FORMATS", "dataset_export", "export_filename"]
 
@@ -47,12 +48,13 @@ def _columns(table, deidentifier):
         kind = column.type
         if kind == "date" and deidentifier.mode == "intervals":
             kind = "days"
-        label = column.label + (f" ({column.unit})" if column.unit and kind != "date" else "")
+        label = column.label  # it names the unit already: "largest lesion (mm)", "year of birth"
         if kind == "days":
             label = f"{column.label}: days from the index operation"
         codes = column.codes if column.name != "centre" else ()
         result.append(ExportColumn(deidentifier.name(column.name, column.type),
-                                   kind if column.name != "centre" else "text", label, codes, column.missing_codes))
+                                   kind if column.name != "centre" else "text", label, codes, column.decimals,
+                                   column.missing_codes))
     return result
 
 
@@ -131,11 +133,11 @@ def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="non
         deidentifier = Deidentifier(deidentify, patients)
         label = f"Sarcoma PM registry, {centre or 'pooled'}, data version {version}"
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=5) as archive:
-            for table in dictionary.TABLES:
-                columns, _names, rows, count = table_rows(table, patients, deidentifier)
-                write_table(archive, table, _columns(table, deidentifier), rows, file_format=file_format,
-                            file_label=f"{label}: {table}")
-                counts[table] = count
+            with TableFiles(archive, file_format=file_format) as tables:
+                for table in dictionary.TABLES:
+                    columns, _names, rows, count = table_rows(table, patients, deidentifier)
+                    tables.add(table, _columns(table, deidentifier), rows, file_label=f"{label}: {table}")
+                    counts[table] = count
             frame, plan, descriptions, gap = load_frame(user=None if user is access.SYSTEM else user, centre=centre)
             frame_columns = []
             if frame is not None:
@@ -173,15 +175,22 @@ DEIDENTIFY_TEXT = {
 FORMAT_TEXT = {
     "csv": ("CSV, UTF-8, comma-separated, header row; dates YYYY-MM-DD; '.' decimals; blank = unknown. "
             "Registry tables use the data dictionary's codes and yes/no; the analysis frame uses 1/0. "
-            "Text starting with = + - @ is prefixed with an apostrophe so spreadsheets do not run it."),
-    "xlsx": ("Excel workbooks, one per table; real dates; blank = unknown. Text starting with = + - @ "
-             "is prefixed with an apostrophe so Excel does not run it."),
-    "dta": ("Stata 14+ .dta (version 118), with variable labels. Code columns are numbers 1..n in the "
-            "order of the data dictionary's code list, with value labels 'code: label'; yes/no columns "
-            "are 1/0 labelled; dates are Stata dates (%td)."),
-    "sav": ("SPSS .sav, with variable labels. Code columns are numbers 1..n in the order of the data "
-            "dictionary's code list, with value labels 'code: label'; yes/no columns are 1/0 labelled; "
-            "dates are SPSS dates."),
+            "Text starting with = + - @ is prefixed with an apostrophe so spreadsheets do not run it (the "
+            "import takes it off again)."),
+    "xlsx": (f"One Excel workbook, {WORKBOOK}, with a sheet per registry table, in the import's format "
+             "(sheet names, column names, the data dictionary's codes and yes/no): without "
+             "de-identification it imports back into this registry as it is (rows name patients by "
+             "pseudonym; another registry takes them only as new patients named by local_id). Real dates; "
+             "blank = unknown. Text is as recorded, also when it starts with = + - @: it is stored as "
+             "text, never as a formula. The analysis frame and the data dictionary are workbooks of their own."),
+    "dta": ("Stata .dta format 118 (Stata 14 and later), with variable labels. Code columns are numbers "
+            "1..n in the order of the data dictionary's code list, with value labels 'code: label'; "
+            "yes/no columns are 1/0 labelled; dates are Stata dates (%td)."),
+    "sav": ("SPSS .sav, with variable labels and measure levels (codes and yes/no nominal; grade, "
+            "margin, Clavien-Dindo, best response and ECOG ordinal, a 'not assessable' code (GX, RX, NE) "
+            "last; numbers and dates scale). Code columns are numbers 1..n in the order of the data "
+            "dictionary's code list, with value labels 'code: label' and no decimals (F1.0); yes/no "
+            "columns are 1/0 labelled; whole numbers show no decimals; dates are SPSS dates."),
 }
 
 
@@ -214,7 +223,12 @@ def readme(*, version, created, centre, file_format, deidentify, counts, plan, g
         "Files (rows):",
     ]
     for table, count in counts.items():
-        lines.append(f"  {table}.{ext}  ({count})")
+        if ext == "xlsx" and table in dictionary.TABLES:
+            if table == dictionary.TABLES[0]:
+                lines.append(f"  {WORKBOOK}, a sheet per table:")
+            lines.append(f"    {table}  ({count})")
+        else:
+            lines.append(f"  {table}.{ext}  ({count})")
     lines.append(f"  data_dictionary.{'xlsx' if ext == 'xlsx' else 'csv'}  (variable, table, type, label, "
                  "codes, unit, required, rule, missing_codes)")
     lines.append("  README.txt")

@@ -13,6 +13,7 @@ from a value:
   SPSS leaves user-missing values out of every analysis.
 """
 import datetime
+import re
 
 from registry.codes import MISSING_CODES, values
 
@@ -113,3 +114,15 @@ def stats_codes(frame, columns, coded, value_labels, *, file_format):
     if file_format == "dta":
         return {"missing_user_values": user_missing, **({"variable_format": formats} if formats else {})}
     return {"missing_ranges": user_missing}
+
+
+def spss_formats(formats, columns, coded):
+    """The SPSS display formats ({column: format}) of the numeric columns that hold a code, wide
+    enough for the user-missing numbers (five digits): F1.0 → F5.0."""
+    widened = {}
+    for i in coded:
+        match = re.fullmatch(r"F(\d+)\.(\d+)", formats.get(columns[i].name, ""))
+        if match is not None:
+            width, decimals = int(match[1]), int(match[2])
+            widened[columns[i].name] = f"F{max(width, 5 + (decimals + 1 if decimals else 0))}.{decimals}"
+    return widened

@@ -12,6 +12,7 @@ import pytest
 from registry import access
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from registry.transfer.exporting import dataset_export
+from registry.transfer.exporting.writers import WORKBOOK
 from tests.registry.transfer.test_import_support import (
     centres,
     csv_bytes,
@@ -167,13 +168,14 @@ def test_xlsx_export_writes_the_codes_as_text_beside_real_numbers_and_dates(impo
     import openpyxl
 
     archive = export(tmp_path, "xlsx")
-    sheet = openpyxl.load_workbook(io.BytesIO(archive.read("primary_tumours.xlsx")), read_only=True).active
+    book = openpyxl.load_workbook(io.BytesIO(archive.read(WORKBOOK)), read_only=True)
+    sheet = book["primary_tumours"]
     header, row = list(sheet.iter_rows(max_row=2, values_only=True))
     cells = dict(zip(header, row))
     assert (cells["grade"], cells["size_mm"], cells["radiotherapy_end_date"]) == ("UNK", "ND", "UNK")
     assert cells["local_recurrence_before_pm"] == "NA"
     assert isinstance(cells["diagnosis_date"], datetime.datetime) and isinstance(cells["surgery_date"], datetime.datetime)
-    sheet = openpyxl.load_workbook(io.BytesIO(archive.read("metastasectomies.xlsx")), read_only=True).active
+    sheet = book["metastasectomies"]
     header, row = list(sheet.iter_rows(max_row=2, values_only=True))
     cells = dict(zip(header, row))
     assert cells["hospital_stay_days"] == "NA" and cells["lesions_resected"] == 1
@@ -230,6 +232,8 @@ def test_spss_export_writes_user_missing_values_with_value_labels(imported, tmp_
     assert [r["lo"] for r in meta.missing_ranges["regimen_other"]] == ["UNK", "ND", "NA"]
     assert meta.variable_value_labels["best_response"][99999.0] == "NA: Not applicable"
     assert meta.variable_value_labels["best_response"][1] == "CR"
+    assert meta.original_variable_types["cycles"] == "F8.0"  # a count: wide enough for 99998 already
+    assert meta.original_variable_types["best_response"] == "F5.0"  # a code list's F1.0 widened
     assert row["start_date"] == D(2015, 5, 1)
     plain, _meta = pyreadstat.read_sav(path)  # SPSS leaves user-missing values out
     assert plain[["cycles", "best_response", "end_date", "regimen_other"]].isna().all(axis=None)

@@ -40,7 +40,7 @@ def url_for(name, case, kind=None):
 CENTRE_PAGES = ["patient_list", "patient_new", "data_quality", "patient_detail", "patient_edit",
                 "patient_delete", "patient_history"]
 RECORD_PAGES = ["record_add", "record_edit", "record_delete"]
-OWN_SCOPE_PAGES = ["home"]  # shows only the user's own centres; nothing to refuse
+OWN_SCOPE_PAGES = ["home", "study_progress", "follow_up_due"]  # only the user's own centres; nothing to refuse
 READ_PAGES = {"patient_list", "data_quality", "patient_detail", "patient_history"}
 
 PAGES = [(name, None) for name in CENTRE_PAGES] + [(name, kind) for name in RECORD_PAGES for kind in KINDS]

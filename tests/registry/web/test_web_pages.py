@@ -256,3 +256,17 @@ def test_the_timeline_shows_later_operations_and_therapies_beside_follow_up_in_d
     assert [date for _kind, date in kinds] == sorted(date for _kind, date in kinds)
     timeline = response.content.decode().split('<ol class="timeline">', 1)[1].split("</ol>", 1)[0]
     assert "Metastasectomy" in timeline and "Systemic therapy started" in timeline
+
+
+def test_the_demo_shows_the_registrys_404_page_not_the_url_list(client, nurse, settings):
+    from django.test import override_settings
+
+    client.force_login(nurse)
+    middleware = [*settings.MIDDLEWARE, "registry.web.middleware.RegistryNotFoundPageMiddleware"]
+    with override_settings(DEBUG=True, MIDDLEWARE=middleware):
+        page = client.get("/no-such-page/")
+        assert page.status_code == 404
+        assert "This page does not exist" in page.content.decode()
+        assert "URLconf" not in page.content.decode()
+        settings.DEBUG_TECHNICAL_404 = True
+        assert "URLconf" in client.get("/no-such-page/").content.decode()
