@@ -174,8 +174,8 @@ class YesNoField(forms.TypedChoiceField):
 def missing_code_field(label, *, initial=None):
     """The choice of a missing-data code for an optional field: a labelled select beside it."""
     return forms.ChoiceField(
-        label=_("%(field)s: why it is empty") % {"field": label}, required=False, initial=initial,
-        choices=[("", _("(value or blank)")), *codes.MISSING_CODES])
+        label=_("%(field)s: empty because") % {"field": label}, required=False, initial=initial,
+        choices=[("", "—"), *codes.MISSING_CODES])
 
 
 def yes_no_field(label, help_text, *, required):
