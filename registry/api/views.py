@@ -285,6 +285,10 @@ class RecordViewSet(viewsets.GenericViewSet):
         if "centre" in data and data.pop("centre") != record.centre_id:
             raise serializers.ValidationError(
                 {"centre": [_("A patient cannot move to another centre: the pseudonym names it.")]})
+        if "missing_codes" not in data:  # a value sent for a column replaces its stored missing-data code
+            valued = {column for column, value in data.items() if value not in (None, "")}
+            record.missing_codes = {column: code for column, code in (record.missing_codes or {}).items()
+                                    if column not in valued}
         for column, value in data.items():
             setattr(record, column, value)
         return record

@@ -90,10 +90,10 @@ def _changes(fields, version, before):
         return {f.name: getattr(row, f.attname) for f in fields}
 
     now = values(version)
-    if version.history_type == "+":
-        return [(name, None, value) for name, value in now.items() if value not in (None, "")]
+    if version.history_type == "+":  # ({}: no missing-data codes)
+        return [(name, None, value) for name, value in now.items() if value not in (None, "", {})]
     if version.history_type == "-":
-        return [(name, value, None) for name, value in now.items() if value not in (None, "")]
+        return [(name, value, None) for name, value in now.items() if value not in (None, "", {})]
     if before is None:  # the history of this record starts with a change (no earlier version kept)
         return []
     then = values(before)
@@ -217,6 +217,8 @@ def trail_rows(filters):
 def _shown(value):
     if value is None or value == "":
         return "—"
+    if isinstance(value, dict):  # the missing-data codes, {column: code}
+        return json.dumps(value, sort_keys=True)
     return value.isoformat() if isinstance(value, datetime.date) else str(value)
 
 

@@ -38,6 +38,7 @@ from registry.web.presentation import (
     label,
     months_between,
     shown,
+    shown_in,
 )
 
 PAGE_SIZE = 25
@@ -165,6 +166,7 @@ def patient_new(request, code):
     form = PatientForm(request.POST or None, instance=Patient(centre=centre))
     if request.method == "POST" and form.is_valid():
         values = {name: form.cleaned_data[name] for name in PatientForm.Meta.fields}
+        values["missing_codes"] = form.instance.missing_codes  # set by the form with its codes
         try:
             patient = services.patient_create(source="web", user=request.user, centre=centre,
                                               idempotency_key=form.cleaned_data.get("submission"), **values)
@@ -297,10 +299,10 @@ def timeline(events, operations, therapies, index, index_date, statuses):
 
 def timeline_entry(event, index_date):
     detail = ""
-    if event.recurrence_site:
-        detail = shown(FollowUp, "recurrence_site", event.recurrence_site)
-    elif event.cause_of_death:
-        detail = shown(FollowUp, "cause_of_death", event.cause_of_death)
+    if event.event == "recurrence":  # its site, or why there is none ("Unknown")
+        detail = shown_in(FollowUp, event, "recurrence_site")
+    elif event.event == "death" and (event.cause_of_death or event.missing_code("cause_of_death")):
+        detail = shown_in(FollowUp, event, "cause_of_death")
     return {
         "record": event,
         "event": shown(FollowUp, "event", event.event),

@@ -7,7 +7,7 @@ The archive holds one file per table (patients, primary_tumours, metastasectomie
 systemic_therapies, follow_up; for Excel one workbook, registry.xlsx, with a sheet per table), the
 analysis frame (analysis/frame.py, default analysis plan, when the analysis app is installed),
 the data dictionary (data_dictionary.csv: variable, table, type, label, codes, unit, required,
-rule) and README.txt (data version, date, scope, options). Every export is logged (ExportLog).
+rule, missing_codes) and README.txt (data version, date, scope, options). Every export is logged (ExportLog).
 
 Tables are streamed from the database in chunks into the archive, which is written to `out` as it
 grows (the web view spools it to a temporary file), so memory stays flat for CSV and XLSX;
@@ -31,7 +31,7 @@ from registry.transfer.exporting.writers import FORMATS, WORKBOOK, ExportColumn,
 
 __all__ = ["DEIDENTIFY", "FORMATS", "dataset_export", "export_filename"]
 
-DICTIONARY_FIELDS = ("variable", "table", "type", "label", "codes", "unit", "required", "rule")
+DICTIONARY_FIELDS = ("variable", "table", "type", "label", "codes", "unit", "required", "rule", "missing_codes")
 
 
 def export_filename(*, centre=None, file_format="csv", deidentify="none", when=None):
@@ -53,7 +53,8 @@ def _columns(table, deidentifier):
             label = f"{column.label}: days from the index operation"
         codes = column.codes if column.name != "centre" else ()
         result.append(ExportColumn(deidentifier.name(column.name, column.type),
-                                   kind if column.name != "centre" else "text", label, codes, column.decimals))
+                                   kind if column.name != "centre" else "text", label, codes, column.decimals,
+                                   column.missing_codes))
     return result
 
 
@@ -106,7 +107,7 @@ def _dictionary_rows(centre_codes, frame_columns, deidentifier):
         rows.append([row[f] for f in DICTIONARY_FIELDS])
     for column in frame_columns:
         codes = " | ".join(f"{code}={label}" for code, label in column.codes)
-        rows.append([column.name, "analysis_frame", column.type, column.label, codes, "", "", ""])
+        rows.append([column.name, "analysis_frame", column.type, column.label, codes, "", "", "", ""])
     return rows
 
 
@@ -193,6 +194,21 @@ FORMAT_TEXT = {
 }
 
 
+MISSING_TEXT = {
+    "csv": ("an optional cell may hold UNK (unknown), ND (not done) or NA (not applicable) instead of a value: "
+            "an answer, unlike a blank (not entered); the data dictionary's missing_codes column lists them. "
+            "The analysis frame has none: a code is missing there."),
+    "xlsx": ("an optional cell may hold UNK (unknown), ND (not done) or NA (not applicable) as text instead of "
+             "a value: an answer, unlike a blank (not entered). The analysis frame has none."),
+    "dta": ("extended missing values .a = UNK (unknown), .b = ND (not done), .c = NA (not applicable) in numeric "
+            "and date columns, value-labelled; text columns hold the code itself. Stata treats them as missing; "
+            "a blank is system missing (.). The analysis frame has none."),
+    "sav": ("user-missing values, value-labelled: 99997 = UNK (unknown), 99998 = ND (not done), 99999 = NA (not "
+            "applicable) in numeric columns, 1582-10-15/16/17 in date columns, the codes themselves in text "
+            "columns. SPSS leaves them out of analyses; a blank is system missing. The analysis frame has none."),
+}
+
+
 def readme(*, version, created, centre, file_format, deidentify, counts, plan, gap):
     ext = file_format
     lines = [
@@ -214,9 +230,10 @@ def readme(*, version, created, centre, file_format, deidentify, counts, plan, g
         else:
             lines.append(f"  {table}.{ext}  ({count})")
     lines.append(f"  data_dictionary.{'xlsx' if ext == 'xlsx' else 'csv'}  (variable, table, type, label, "
-                 "codes, unit, required, rule)")
+                 "codes, unit, required, rule, missing_codes)")
     lines.append("  README.txt")
-    lines += ["", "Conventions: " + FORMAT_TEXT[file_format], ""]
+    lines += ["", "Conventions: " + FORMAT_TEXT[file_format], "", "Missing-data codes: " + MISSING_TEXT[file_format],
+              ""]
     if plan is not None:
         lines.append(f"Analysis frame: one row per patient, computed under the analysis plan "
                      f"'{plan.name}' (hash {plan.hash}); see analysis/plan.py and endpoints.md.")

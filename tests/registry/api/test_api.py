@@ -12,7 +12,7 @@ from tests.registry.api.test_api_helpers import api, client_for, fresh_throttles
 pytestmark = pytest.mark.django_db
 
 PATIENT_FIELDS = ["patient_id", "centre", "sex", "birth_year", "histology", "lung_mets_diagnosis_date",
-                  "extrapulmonary_disease_at_pm", "ecog", "version", "status", "created_at", "updated_at"]
+                  "extrapulmonary_disease_at_pm", "ecog", "missing_codes", "version", "status", "created_at", "updated_at"]
 
 
 def counts():
