@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0013_record_status'),
+        ('registry', '0015_signatures_and_field_verification'),
     ]
 
     operations = [
