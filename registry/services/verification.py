@@ -32,13 +32,17 @@ def verifiable_fields(model):
     """The fields of a record a monitor checks against the source: every value entered (not the
     pseudonym, the centre, the patient it belongs to, nor the bookkeeping)."""
     return [f for f in model._meta.concrete_fields
-            if f.editable and not f.primary_key and f.name not in ("patient", "centre")]
+            if f.editable and not f.primary_key and f.name not in ("patient", "centre", "missing_codes")]
 
 
 def stored_value(record, name):
     """A field's value as a verification stores and compares it: its canonical value as JSON text
-    (null, true, 3, "2015-04-01", "R0"), so that no two values read alike."""
-    return json.dumps(canonical_value(getattr(record, record._meta.get_field(name).attname)), ensure_ascii=False)
+    (null, true, 3, "2015-04-01", "R0"), so that no two values read alike; an empty field with a
+    missing-data code is its code ({"missing": "UNK"}), which is checked against the source too."""
+    value = canonical_value(getattr(record, record._meta.get_field(name).attname))
+    if value is None and (code := (record.missing_codes or {}).get(name)):
+        value = {"missing": code}
+    return json.dumps(value, ensure_ascii=False)
 
 
 def record_key(record):
