@@ -38,7 +38,9 @@ KEYS = {
     "follow_up": ("patient_id", "event_date", "event"),
 }
 
-BOOKKEEPING = ("id", "version", "status", "created_at", "updated_at")
+# The REDCap repeat instance is the registry's own numbering (registry.api.redcap), not a column
+# of the dictionary: it is neither imported nor exported with the dataset.
+BOOKKEEPING = ("id", "version", "status", "created_at", "updated_at", "redcap_instance")
 LOCAL_ID = "local_id"
 LOCAL_ID_MAX_LENGTH = 40
 

@@ -12,11 +12,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from registry import access, rules
-from registry.cases import Case, case_with, centre_of
+from registry.cases import COLLECTIONS, Case, case_with, centre_of
 from registry.models import CLINICAL_MODELS, Centre, Patient, Submission
 from registry.pseudonyms import unique_pseudonym
 from registry.selectors import case_load, existing_patient_ids
 from registry.services import bulk
+from registry.services.instances import REPEATING, next_instance
 from registry.services.status import COMPLETE, IN_PROGRESS, VERIFIED, change_reason, check_reason, refuse_if_locked
 from registry.services.versions import bump_data_version
 
@@ -94,7 +95,8 @@ def _changed_columns(stored, record):
 
 
 @transaction.atomic
-def record_save(*, user, record, expected_version=None, source="", idempotency_key=None, reason=None):
+def record_save(*, user, record, expected_version=None, source="", idempotency_key=None, reason=None,
+                redcap_instance=None):
     """Validate and save one clinical record (create or update); returns the saved record.
 
     A new patient gets a freshly issued pseudonym. `expected_version` is the version the editor
@@ -104,7 +106,9 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
     change of a complete or verified record needs; a change of a verified record sends it back to
     complete. A locked record, or a record of a locked patient, is refused (RecordLocked). A new
     record sent with an `idempotency_key` the user sent before is not created again: the first one
-    is returned.
+    is returned. A new metastasectomy, systemic therapy or follow-up event gets its patient's next
+    REDCap instance number (services.instances), or `redcap_instance` when the REDCap import names
+    a free one.
     """
     is_new = record._state.adding
     if is_new and idempotency_key:  # a create sent again (a double click, a retried request)
@@ -132,6 +136,8 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
             record.status = COMPLETE  # verified values changed: to be verified again
     elif case is not None:
         refuse_if_locked(record, case.patient)
+    if is_new and type(record) in REPEATING:
+        _number(record, getattr(case, COLLECTIONS[type(record)]) if case else [], redcap_instance)
     # The locked case shows the patient exists: its foreign key needs no query of its own (but a
     # unique one, the primary tumour's, is still checked).
     record.full_clean(exclude=["patient"] if case and not isinstance(record, Patient) else None, validate_unique=False)
@@ -149,6 +155,14 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
     if is_new and idempotency_key and access.audit_user(user) is not None:
         Submission.objects.filter(user=access.audit_user(user), key=idempotency_key[:64]).update(record_pk=str(record.pk))
     return record
+
+
+def _number(record, stored, wanted):
+    """Give a new repeating record its instance number: `wanted` if it is free, else the next one."""
+    if wanted is not None and any(other.redcap_instance == wanted for other in stored):
+        raise ValidationError({"redcap_instance": _("%(record)s: instance %(n)s of this patient is taken.")
+                               % {"record": rules.describe(record), "n": wanted}})
+    record.redcap_instance = wanted or next_instance(stored)
 
 
 def patient_create(*, user, centre, source="", idempotency_key=None, **fields):

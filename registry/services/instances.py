@@ -1,0 +1,46 @@
+"""The REDCap repeat instance of a new repeating record (registry.models.instance_number).
+
+A patient's metastasectomies, systemic therapies and follow-up events are each numbered 1, 2, …
+in the order they were entered; a number is given once, when the record is created, and never
+changes, so a REDCap client that merges on (record, instrument, instance) finds the same record
+under the same number however many earlier records are entered later. A new record takes the
+number after the highest its patient's table holds. Private to registry.services: record_save
+numbers one record under its patient's lock, the bulk writer a whole import at once.
+"""
+from collections import defaultdict
+
+from django.db.models import Max
+
+from registry.models import FollowUp, Metastasectomy, SystemicTherapy
+
+# The repeating tables, and the date that orders the records of one bulk write among themselves
+# (a case loaded in bulk is numbered in the order of its dates, as entering it by hand would).
+REPEATING = {Metastasectomy: "surgery_date", SystemicTherapy: "start_date", FollowUp: "event_date"}
+CHUNK = 500  # patient ids per query (SQLite's limit on query parameters)
+
+
+def next_instance(stored):
+    """The instance number after those of `stored` (the patient's stored records of one table)."""
+    return max((record.redcap_instance or 0 for record in stored), default=0) + 1
+
+
+def instances_number(model, records):
+    """Give each of `records` (new records of one repeating model) the next instance numbers of
+    its patient, in date order: one grouped query per CHUNK patients, not one per record."""
+    if model not in REPEATING or not records:
+        return
+    patients = sorted({record.patient_id for record in records})
+    highest = {}
+    for start in range(0, len(patients), CHUNK):
+        chunk = patients[start:start + CHUNK]
+        highest.update(model.objects.filter(patient_id__in=chunk).values_list("patient_id")
+                       .annotate(highest=Max("redcap_instance")))
+    date = REPEATING[model]
+    by_patient = defaultdict(list)
+    for position, record in enumerate(records):
+        by_patient[record.patient_id].append((getattr(record, date), position, record))
+    for patient_id, new in by_patient.items():
+        number = highest.get(patient_id) or 0
+        for _date, _position, record in sorted(new, key=lambda item: (item[0] is None, item[0], item[1])):
+            number += 1
+            record.redcap_instance = number
