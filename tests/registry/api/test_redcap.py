@@ -69,7 +69,8 @@ def test_metadata_has_redcaps_columns_and_patient_id_first(post):
     assert by_name["ecog"]["required_field"] == "" and by_name["event"]["required_field"] == "y"
     assert by_name["recurrence_site"]["branching_logic"] == "[event] = 'recurrence'"
     assert [row["field_name"] for row in post("metadata", format="json", **{"forms[0]": "follow_up"}).json()] == [
-        "event_date", "event", "recurrence_site", "cause_of_death"]
+        "event_date", "event", "recurrence_site", "cause_of_death", "follow_up_id"]
+    assert by_name["follow_up_id"]["field_annotation"].startswith("@READONLY")
 
 
 def test_export_field_names_and_instruments(post):
@@ -117,7 +118,8 @@ def test_records_fields_forms_and_records_filters_in_every_array_notation(post, 
     assert [list(r) for r in fields] == [["patient_id", "redcap_repeat_instrument", "redcap_repeat_instance", "sex"]] * 2
     forms = post("record", format="json", forms="follow_up").json()
     assert [r["redcap_repeat_instrument"] for r in forms] == ["follow_up"]
-    assert list(forms[0])[3:] == ["event_date", "event", "recurrence_site", "cause_of_death", "follow_up_complete"]
+    assert list(forms[0])[3:] == ["event_date", "event", "recurrence_site", "cause_of_death", "follow_up_id",
+                                  "follow_up_complete"]
 
 
 def test_unknown_fields_or_forms_are_errors(post):
@@ -136,8 +138,9 @@ def test_records_are_those_the_token_user_may_read(case, other_nurse):
     assert {r["patient_id"][:3] for r in everything} == {"BER"}
 
 
-def test_imports_unsupported_formats_and_filters_are_refused(post):
-    assert post("record", format="json", data=json.dumps([{"patient_id": "X"}])).status_code == 403
+def test_deletions_other_imports_unsupported_formats_and_filters_are_refused(post):
+    assert post("record", action="delete", **{"records[0]": "MUC-X"}, format="json").status_code == 403
+    assert post("metadata", format="json", data=json.dumps([{"field_name": "x"}])).status_code == 403
     assert post("record", format="xml").content.startswith(b"<?xml")
     assert "eav" in post("record", format="json", type="eav").json()["error"]
     assert "filterLogic" in post("record", format="json", filterLogic="[sex] = 'male'").json()["error"]

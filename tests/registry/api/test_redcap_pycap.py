@@ -45,7 +45,7 @@ def project(live_server, nurse):
     redcap_request._session.close()
 
 
-SKIPPED = ("id", "patient", "version", "status", "created_at", "updated_at")
+SKIPPED = ("id", "patient", "version", "status", "created_at", "updated_at", "redcap_instance")
 RENAMED = {"surgery_date": "primary_surgery_date", "margin": "primary_margin"}  # primary tumour only
 
 
@@ -69,12 +69,12 @@ def expected_flat_rows(patients):
             if field.name not in SKIPPED:
                 base[RENAMED.get(field.name, field.name)] = text(getattr(tumour, field.name))
         rows.append(base)
-        for model, order, name in ((Metastasectomy, "surgery_date", "metastasectomies"),
-                                   (SystemicTherapy, "start_date", "systemic_therapies"),
-                                   (FollowUp, "event_date", "follow_up")):
-            for instance, record in enumerate(model.objects.filter(patient=patient).order_by(order), start=1):
+        for model, name in ((Metastasectomy, "metastasectomies"), (SystemicTherapy, "systemic_therapies"),
+                            (FollowUp, "follow_up")):
+            # Instances in the order the records were entered (their own numbers), not by date.
+            for record in model.objects.filter(patient=patient).order_by("redcap_instance"):
                 row = {"patient_id": patient.pk, "redcap_repeat_instrument": name,
-                       "redcap_repeat_instance": str(instance)}
+                       "redcap_repeat_instance": str(record.redcap_instance), f"{name}_id": str(record.pk)}
                 for field in model._meta.concrete_fields:
                     if field.name not in SKIPPED:
                         row[field.name] = text(getattr(record, field.name))
