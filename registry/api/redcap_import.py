@@ -106,6 +106,7 @@ class Row:
     dag: str
     cells: dict = field(default_factory=dict)    # field name -> raw text
     values: dict = field(default_factory=dict)   # field name -> stored value (None for empty)
+    ok: bool = True                              # False: its instrument is not one of the project
 
 
 @dataclass
@@ -295,6 +296,8 @@ class Importer:
             if form is None or not form.repeating:
                 self.fail(row, "redcap_repeat_instrument", instrument, "Not a repeating instrument of this project: "
                           + ", ".join(f.name for f in FORMS if f.repeating) + ".")
+                row.ok = False
+                return row
             else:
                 row.form = form
                 row.instance = self.instance(row, instance_text)
@@ -372,7 +375,7 @@ class Importer:
     def check_keys(self, rows):
         seen = set()
         for row in rows:
-            if row.form is not None and row.instance in (None, NEW):
+            if not row.ok or (row.form is not None and row.instance in (None, NEW)):
                 continue
             key = (row.record, row.form.name if row.form else "", row.instance)
             if key in seen:

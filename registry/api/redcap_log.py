@@ -17,7 +17,8 @@ other types — exports, sign-ins, user rights — are the registry's security l
 an empty list), ``user``, ``record``, ``dag`` (unique group name), ``beginTime`` / ``endTime``
 (YYYY-MM-DD HH:MM, the server's time zone; at or after the beginning, before the end).
 """
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import CharField, OuterRef, Q, Subquery
+from django.db.models.functions import Cast
 
 from registry import access
 from registry.api.redcap_project import FIELDS, FORMS
@@ -68,16 +69,19 @@ def _scope(user, *, record, dag):
         # By the pseudonym, which names the centre: deleted patients' rows are found too.
         scope = Q(pk__in=[])
         for code in sorted(codes):
-            scope |= Q(patient_id__startswith=f"{code}-")
-    return scope & Q(patient_id=record) if record else scope
+            scope |= Q(pseudonym__startswith=f"{code}-")
+    return scope & Q(pseudonym=record) if record else scope
 
 
 def _entries(form, scope, *, begin, end, username):
     """(time, audit row id, log row) of every version of the form's records in scope."""
     history = form.model.history
     key = form.model._meta.pk.attname  # patient_id or id
-    fields = [field for field in FIELDS if field.form is form and field.model_field is not None]
-    versions = history.filter(scope)
+    # The record's fields as REDCap names them (its registry ID is in the record's own log).
+    fields = [field for field in FIELDS if field.form is form and field.model_field is not None
+              and not field.is_registry_id]
+    # The pseudonym as text: a foreign key (the records') takes no startswith lookup.
+    versions = history.annotate(pseudonym=Cast("patient_id", CharField())).filter(scope)
     if begin:
         versions = versions.filter(history_date__gte=begin)
     if end:
@@ -102,8 +106,7 @@ def _rows(form, fields, chunk):
     for version in chunk:
         row = {"timestamp": local_minute(version.history_date),
                "username": version.history_user.get_username() if version.history_user else "",
-               "record": version.patient_id}
-        row.update(_describe(form, fields, version, before.get(version.previous_id)))
+               **_describe(form, fields, version, before.get(version.previous_id)), "record": version.patient_id}
         yield version.history_date, version.history_id, row
 
 
