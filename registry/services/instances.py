@@ -4,7 +4,8 @@ A patient's metastasectomies, systemic therapies and follow-up events are each n
 in the order they were entered; a number is given once, when the record is created, and never
 changes, so a REDCap client that merges on (record, instrument, instance) finds the same record
 under the same number however many earlier records are entered later. A new record takes the
-number after the highest its patient's table holds. Private to registry.services: record_save
+number after the highest its patient's table holds (so a number is given again only after the
+record holding the highest was deleted, as in REDCap). Private to registry.services: record_save
 numbers one record under its patient's lock, the bulk writer a whole import at once.
 """
 from collections import defaultdict
