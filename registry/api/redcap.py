@@ -356,6 +356,9 @@ class RedcapApiView(APIView):
 
     def post(self, request):
         post = request.POST
+        if any("\x00" in text for key, values in post.lists() for text in (key, *values)):
+            # No field of the registry holds one, and PostgreSQL refuses it in any query.
+            raise RedcapError("The request holds a NUL character, which no parameter may contain.")
         fmt = post.get("format", "xml")
         content = post.get("content", "")
         if post.get("action") == "delete":

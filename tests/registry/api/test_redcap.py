@@ -262,6 +262,13 @@ def test_every_body_gets_a_redcap_error_never_a_server_error(db, content_type, b
     assert response.content.startswith(b'<?xml version="1.0" encoding="UTF-8" ?>\n<hash>\n  <error>')
 
 
+def test_a_nul_character_in_any_parameter_is_refused(post, case):
+    for fields in ({"records": "MUC-\x00"}, {"fields": "sex\x00"}, {"\x00": "x"}):
+        response = post("record", format="json", **fields)
+        assert response.status_code == 400 and "NUL" in response.json()["error"]
+    assert post("log", format="json", record="MUC-\x00").status_code == 400
+
+
 def test_a_body_that_is_no_form_is_refused_even_with_a_valid_token(nurse):
     token = redcap_token_for(nurse)
     response = Client().generic("POST", "/redcap/api/", json.dumps({"token": token, "content": "version"}),

@@ -189,6 +189,18 @@ def test_roles_that_may_not_write_have_no_import_privileges(case, role, request)
     assert Patient.objects.get(pk=case.pk).sex == "female"
 
 
+def test_a_record_the_user_reads_but_may_not_write_is_refused(case):
+    reader = f.user("monitor_and_nurse", memberships=[("MUC", "monitor"), ("BER", "nurse")])
+    response = push(redcap_token_for(reader), [{"patient_id": case.pk, "sex": "male"}])
+    assert error_lines(response) == [[case.pk, "patient_id", case.pk, "You may not change patients of centre MUC."]]
+    assert Patient.objects.get(pk=case.pk).sex == "female"
+
+
+def test_an_unknown_token_imports_nothing(case):
+    response = push("0" * 32, [{"patient_id": case.pk, "sex": "male"}])
+    assert response.status_code == 403 and Patient.objects.get(pk=case.pk).sex == "female"
+
+
 def test_a_read_only_token_has_no_import_privileges(case, nurse):
     key = ApiToken.issue(user=nurse, kind=REDCAP, name="read only", read_only=True)[1]
     assert push(key, [{"patient_id": case.pk, "sex": "male"}]).status_code == 403
@@ -272,6 +284,11 @@ def test_return_content(token, case, returned, expected):
     ("[]", "json", "hold no records"),
     ("patient_id,sex\nMUC-A,male,extra\n", "csv", "line 2 has 3 values"),
     ("sex\nmale\n", "csv", 'record ID field "patient_id" is missing'),
+    ("[" * 100_000 + "]" * 100_000, "json", "not valid JSON"),
+    ("patient_id,sex\n" + "x" * 200_000 + ",male\n", "csv", "not valid CSV"),
+    ('[{"patient_id": "MUC-A\u0000"}]', "json", "NUL character"),  # a NUL in the request
+    (r'[{"patient_id": "MUC-A\u0000"}]', "json", "NUL character"),  # a NUL in the JSON only
+    (r'[{"patient_id": "MUC-A", "sex\u0000": ""}]', "json", "NUL character"),
 ])
 def test_malformed_data_get_a_redcap_error(token, data, fmt, message):
     response = send(token, format=fmt, returnFormat="json", data=data)
