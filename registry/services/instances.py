@@ -4,9 +4,10 @@ A patient's metastasectomies, systemic therapies and follow-up events are each n
 in the order they were entered; a number is given once, when the record is created, and never
 changes, so a REDCap client that merges on (record, instrument, instance) finds the same record
 under the same number however many earlier records are entered later. A new record takes the
-number after the highest its patient's table holds (so a number is given again only after the
-record holding the highest was deleted, as in REDCap). Private to registry.services: record_save
-numbers one record under its patient's lock, the bulk writer a whole import at once.
+number after the highest its patient's table has ever given, its audit table included: a deleted
+record's number is not given to another (a client still holding it, or a restore, would meet a
+different record under it). Private to registry.services: record_save numbers one record under its
+patient's lock, the bulk writer a whole import at once.
 """
 from collections import defaultdict
 
@@ -20,9 +21,11 @@ REPEATING = {Metastasectomy: "surgery_date", SystemicTherapy: "start_date", Foll
 CHUNK = 500  # patient ids per query (SQLite's limit on query parameters)
 
 
-def next_instance(stored):
-    """The instance number after those of `stored` (the patient's stored records of one table)."""
-    return max((record.redcap_instance or 0 for record in stored), default=0) + 1
+def next_instance(model, patient_id, stored):
+    """The instance number after those of `stored` (the patient's stored records of `model`) and of
+    the records of the patient's audit trail (deleted ones included)."""
+    highest = model.history.filter(patient_id=patient_id).aggregate(highest=Max("redcap_instance"))["highest"]
+    return max([highest or 0, *(record.redcap_instance or 0 for record in stored)]) + 1
 
 
 def instances_number(model, records):
@@ -34,8 +37,10 @@ def instances_number(model, records):
     highest = {}
     for start in range(0, len(patients), CHUNK):
         chunk = patients[start:start + CHUNK]
-        highest.update(model.objects.filter(patient_id__in=chunk).values_list("patient_id")
-                       .annotate(highest=Max("redcap_instance")))
+        for table in (model.objects, model.history):  # live rows, and deleted ones' numbers
+            for patient_id, number in (table.filter(patient_id__in=chunk).values_list("patient_id")
+                                       .annotate(highest=Max("redcap_instance")).order_by()):
+                highest[patient_id] = max(highest.get(patient_id) or 0, number or 0)
     date = REPEATING[model]
     by_patient = defaultdict(list)
     for position, record in enumerate(records):

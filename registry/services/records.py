@@ -158,11 +158,12 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
 
 
 def _number(record, stored, wanted):
-    """Give a new repeating record its instance number: `wanted` if it is free, else the next one."""
+    """Give a new repeating record its instance number: `wanted` if no stored record holds it, else
+    the next one."""
     if wanted is not None and any(other.redcap_instance == wanted for other in stored):
         raise ValidationError({"redcap_instance": _("%(record)s: instance %(n)s of this patient is taken.")
                                % {"record": rules.describe(record), "n": wanted}})
-    record.redcap_instance = wanted or next_instance(stored)
+    record.redcap_instance = wanted or next_instance(type(record), record.patient_id, stored)
 
 
 def patient_create(*, user, centre, source="", idempotency_key=None, **fields):
