@@ -207,6 +207,25 @@ def bounded_number(label, low, high, help_text="", *, blank=False):
     )
 
 
+def instance_number():
+    """A repeating record's REDCap repeat instance (registry.api.redcap): 1, 2, … per patient and
+    table in the order the records were entered, given by registry.services when a record is
+    created and never changed, so a client that merges on (record, instrument, instance) meets the
+    same record again. Nullable only because the audit tables' rows from before it existed cannot be
+    filled (they are append-only); a CHECK keeps the records' own column filled."""
+    return models.PositiveIntegerField(_("REDCap instance"), null=True, blank=True, editable=False,
+                                       help_text=_("The record's REDCap repeat instance; never changes."))
+
+
+def instance_constraints(prefix):
+    return [
+        models.UniqueConstraint(fields=["patient", "redcap_instance"], name=f"{prefix}_one_instance_number",
+                                violation_error_message=_("Another record of this patient has this instance number.")),
+        models.CheckConstraint(condition=Q(redcap_instance__isnull=False) & Q(redcap_instance__gte=1),
+                               name=f"{prefix}_instance_numbered"),
+    ]
+
+
 class Patient(ClinicalRecord):
     patient_id = models.CharField(
         _("patient ID"), max_length=21, primary_key=True, editable=False,
@@ -330,6 +349,7 @@ class Metastasectomy(ClinicalRecord):
     clavien_dindo = code_field(_("Clavien-Dindo"), codes.CLAVIEN_DINDO,
                                _("Highest postoperative complication (Clavien-Dindo)."))
     hospital_stay_days = bounded_int(_("hospital stay (days)"), 0, 365, _("0–365 days."), blank=True)
+    redcap_instance = instance_number()
 
     history = HistoricalRecords()
 
@@ -353,6 +373,7 @@ class Metastasectomy(ClinicalRecord):
             models.CheckConstraint(condition=in_codes("margin", codes.PM_MARGIN), name="pm_margin_code"),
             models.CheckConstraint(condition=in_codes("clavien_dindo", codes.CLAVIEN_DINDO), name="pm_clavien_dindo_code"),
             models.CheckConstraint(condition=in_range("hospital_stay_days", 0, 365), name="pm_hospital_stay_range"),
+            *instance_constraints("pm"),
         ]
 
     def __str__(self):
@@ -371,6 +392,7 @@ class SystemicTherapy(ClinicalRecord):
     intent = code_field(_("intent"), codes.INTENT)
     cycles = bounded_int(_("cycles"), 1, 50, _("1–50."), blank=True)
     best_response = code_field(_("best response"), codes.RESPONSE, _("RECIST."), blank=True)
+    redcap_instance = instance_number()
 
     history = HistoricalRecords()
 
@@ -389,6 +411,7 @@ class SystemicTherapy(ClinicalRecord):
             models.CheckConstraint(condition=in_range("cycles", 1, 50), name="therapy_cycles_range"),
             models.CheckConstraint(condition=in_codes("best_response", codes.RESPONSE, nullable=True),
                                    name="therapy_response_code"),
+            *instance_constraints("therapy"),
         ]
 
     def __str__(self):
@@ -414,6 +437,7 @@ class FollowUp(ClinicalRecord):
     recurrence_site = code_field(_("recurrence site"), codes.RECURRENCE_SITE, _("Required for a recurrence."),
                                  blank=True)
     cause_of_death = code_field(_("cause of death"), codes.CAUSE_OF_DEATH, _("Only for a death."), blank=True)
+    redcap_instance = instance_number()
 
     history = HistoricalRecords()
 
@@ -435,6 +459,7 @@ class FollowUp(ClinicalRecord):
                 condition=Q(cause_of_death__isnull=True)
                 | (Q(event="death") & Q(cause_of_death__in=values(codes.CAUSE_OF_DEATH))),
                 name="follow_up_cause_only_for_death"),
+            *instance_constraints("follow_up"),
         ]
 
     def __str__(self):

@@ -28,6 +28,7 @@ from registry.cases import centre_of
 from registry.dictionary import TABLE_MODELS, TABLES
 from registry.models import Patient
 from registry.pseudonyms import unique_pseudonyms
+from registry.services.instances import instances_number
 from registry.services.seals import seal_on_commit
 from registry.services.status import COMPLETE, IN_PROGRESS, LOCKED, VERIFIED, refuse_if_locked
 from registry.services.versions import bump_data_version
@@ -150,6 +151,7 @@ def records_create(model, records, *, user, now, reason):
         return
     # In pseudonym order the patient_id indexes are filled page by page instead of at random
     # places (measured: 15-20 % less PostgreSQL CPU for 10,000 new patients).
+    instances_number(model, records)  # before sorting: a patient's records keep the file's order on ties
     records = sorted(records, key=attrgetter("patient_id"))
     fields = [f for f in model._meta.concrete_fields]
     auto_id = model._meta.pk.name == "id"

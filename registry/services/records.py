@@ -13,11 +13,21 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from registry import access, rules
-from registry.cases import TABLE_OF, Case, assemble, case_with, centre_of, records_from_values, stored_values
+from registry.cases import (
+    COLLECTIONS,
+    TABLE_OF,
+    Case,
+    assemble,
+    case_with,
+    centre_of,
+    records_from_values,
+    stored_values,
+)
 from registry.models import CLINICAL_MODELS, Centre, DeletedRecord, Patient, Restoration, Submission
 from registry.pseudonyms import unique_pseudonym
 from registry.selectors import case_load, existing_patient_ids
 from registry.services import bulk
+from registry.services.instances import REPEATING, next_instance
 from registry.services.status import (
     COMPLETE,
     IN_PROGRESS,
@@ -103,7 +113,8 @@ def _changed_columns(stored, record):
 
 
 @transaction.atomic
-def record_save(*, user, record, expected_version=None, source="", idempotency_key=None, reason=None):
+def record_save(*, user, record, expected_version=None, source="", idempotency_key=None, reason=None,
+                redcap_instance=None):
     """Validate and save one clinical record (create or update); returns the saved record.
 
     A new patient gets a freshly issued pseudonym. `expected_version` is the version the editor
@@ -113,7 +124,9 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
     change of a complete or verified record needs; a change of a verified record sends it back to
     complete. A locked record, or a record of a locked patient, is refused (RecordLocked). A new
     record sent with an `idempotency_key` the user sent before is not created again: the first one
-    is returned.
+    is returned. A new metastasectomy, systemic therapy or follow-up event gets its patient's next
+    REDCap instance number (services.instances), or `redcap_instance` when the REDCap import names
+    a free one.
     """
     is_new = record._state.adding
     if is_new and idempotency_key:  # a create sent again (a double click, a retried request)
@@ -141,6 +154,8 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
             record.status = COMPLETE  # verified values changed: to be verified again
     elif case is not None:
         refuse_if_locked(record, case.patient)
+    if is_new and type(record) in REPEATING:
+        _number(record, getattr(case, COLLECTIONS[type(record)]) if case else [], redcap_instance)
     # The locked case shows the patient exists: its foreign key needs no query of its own (but a
     # unique one, the primary tumour's, is still checked).
     record.full_clean(exclude=["patient"] if case and not isinstance(record, Patient) else None, validate_unique=False)
@@ -158,6 +173,15 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
     if is_new and idempotency_key and access.audit_user(user) is not None:
         Submission.objects.filter(user=access.audit_user(user), key=idempotency_key[:64]).update(record_pk=str(record.pk))
     return record
+
+
+def _number(record, stored, wanted):
+    """Give a new repeating record its instance number: `wanted` if no stored record holds it, else
+    the next one."""
+    if wanted is not None and any(other.redcap_instance == wanted for other in stored):
+        raise ValidationError({"redcap_instance": _("%(record)s: instance %(n)s of this patient is taken.")
+                               % {"record": rules.describe(record), "n": wanted}})
+    record.redcap_instance = wanted or next_instance(type(record), record.patient_id, stored)
 
 
 def patient_create(*, user, centre, source="", idempotency_key=None, **fields):
@@ -262,6 +286,10 @@ def record_restore(*, user, deleted_record, reason="", source=""):
         restored.validate_unique()
         _check(case, restored)
     who, why = access.audit_user(user), change_reason(source, reason)
+    for one in records:  # a tombstone written before REDCap instance numbers: the record takes the next one
+        if type(one) in REPEATING and one.redcap_instance is None:
+            numbered = [r for r in [*(case.records() if case else ()), *records] if type(r) is type(one)]
+            one.redcap_instance = next_instance(type(one), one.patient_id, numbered)
     for one in records:
         created_at = one.created_at
         one.version += 1
