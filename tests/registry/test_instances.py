@@ -44,13 +44,13 @@ def test_a_number_never_changes_when_its_record_does(case, nurse):
 @pytest.mark.django_db
 def test_a_deleted_records_number_is_not_given_to_another(case, nurse):
     later = services.record_save(user=nurse, record=f.metastasectomy(case, surgery_date=D(2017, 1, 10)))
-    services.record_delete(user=nurse, record=later)
+    services.record_delete(user=nurse, record=later, reason="entered twice")
     again = services.record_save(user=nurse, record=f.metastasectomy(case, surgery_date=D(2017, 2, 10)))
     assert (later.redcap_instance, again.redcap_instance) == (2, 3)
     # The bulk writer counts the audit trail too.
     therapy = services.record_save(user=nurse, record=f.systemic_therapy(case, start_date=D(2016, 1, 1),
                                                                         end_date=None))
-    services.record_delete(user=nurse, record=therapy)
+    services.record_delete(user=nurse, record=therapy, reason="entered twice")
     report = run(workbook_bytes({"systemic_therapies": [{"patient_id": case.pk, "start_date": D(2016, 3, 1),
                                                           "regimen": "ifosfamide", "intent": "palliative"}]}),
                  user=access.SYSTEM)

@@ -188,7 +188,7 @@ def test_date_range_exports_the_records_written_in_it(post, nurse):
     assert {r["patient_id"] for r in post("record", format="json", dateRangeEnd="2024-01-01 00:00:00").json()} == {
         old.pk}
     # A deleted metastasectomy is a change of its record too.
-    services.record_delete(user=nurse, record=Metastasectomy.objects.get(patient=old))
+    services.record_delete(user=nurse, record=Metastasectomy.objects.get(patient=old), reason="entered twice")
     assert old.pk in {r["patient_id"] for r in post("record", format="json", dateRangeBegin="2024-01-01").json()}
     assert "dateRangeBegin" in post("record", format="json", dateRangeBegin="yesterday").json()["error"]
 
@@ -215,11 +215,11 @@ def test_the_log_shows_the_records_changes_in_redcaps_shape(post, case, nurse, c
     pm = Metastasectomy.objects.get(patient=case)
     pm.side = "left"
     services.record_save(user=nurse, record=pm, source="web", reason="")
-    services.record_delete(user=nurse, record=FollowUp.objects.get(patient=case), source="web")
+    services.record_delete(user=nurse, record=FollowUp.objects.get(patient=case), source="web", reason="dup")
     log = post("log", format="json").json()
     assert list(log[0]) == ["timestamp", "username", "action", "details", "record"]
     assert log[0]["action"] == f"Updated Record {case.pk}" and log[0]["details"] == "[instance = 1], Deleted the data " \
-                                                                                     "of follow_up [web]"
+                                                                                     "of follow_up [web: dup]"
     assert log[1]["details"] == "[instance = 1], side = 'left' [web]" and log[1]["username"] == "nurse"
     assert log[-1]["action"] == f"Created Record {case.pk}" and "sex = 'female'" in log[-1]["details"]
     for status in ("complete", "verified", "locked"):
