@@ -28,6 +28,7 @@ from registry.models import (
     FailedSignInLog,
     ImportRun,
     Membership,
+    QueryMessage,
     SecurityEvent,
     SignInLog,
 )
@@ -54,6 +55,7 @@ AUDITED = (
     Audited(ImportRun),
     Audited(ExportLog),
     Audited(ErasureTombstone),
+    Audited(QueryMessage, patient_column="patient_id"),  # every step of a data clarification request
     Audited(SignInLog, set_once="logout_time"),
     Audited(FailedSignInLog),
 )

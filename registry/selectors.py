@@ -3,9 +3,11 @@ ever issued, one consistent snapshot of the database, and the data version. Writ
 registry.services."""
 import contextlib
 import hashlib
+import statistics
 from collections import defaultdict
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from registry.cases import assemble
 from registry.models import (
@@ -15,6 +17,7 @@ from registry.models import (
     Metastasectomy,
     Patient,
     PrimaryTumour,
+    Query,
     SystemicTherapy,
 )
 
@@ -123,3 +126,22 @@ def records_of(patients):
         "systemic_therapies": SystemicTherapy.objects.filter(**in_scope),
         "follow_up": FollowUp.objects.filter(**in_scope),
     }
+
+
+def query_ages_by_centre(queries, *, now=None):
+    """For each centre with pending queries among `queries` (a Query queryset, scoped by
+    registry.access.queries_readable): {"centre", "open", "answered", "oldest_days", "median_days"},
+    in centre order. `open` counts the queries waiting for the centre (open and reopened), whose
+    ages (whole days since raised) give the oldest and the median (None without any);
+    `answered` those waiting for the monitor. One query."""
+    now = now or timezone.now()
+    by_centre = defaultdict(lambda: {"open": [], "answered": 0})
+    rows = queries.filter(state__in=[Query.OPEN, Query.REOPENED, Query.ANSWERED]).order_by()
+    for centre, state, created_at in rows.values_list("centre", "state", "created_at"):
+        if state == Query.ANSWERED:
+            by_centre[centre]["answered"] += 1
+        else:
+            by_centre[centre]["open"].append((now - created_at).days)
+    return [{"centre": centre, "open": len(ages), "answered": found["answered"],
+             "oldest_days": max(ages) if ages else None, "median_days": statistics.median(ages) if ages else None}
+            for centre, found in sorted(by_centre.items()) for ages in [found["open"]]]

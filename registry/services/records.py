@@ -16,7 +16,7 @@ from registry.cases import Case, case_with, centre_of
 from registry.models import CLINICAL_MODELS, Centre, Patient, Submission
 from registry.pseudonyms import unique_pseudonym
 from registry.selectors import case_load, existing_patient_ids
-from registry.services import bulk
+from registry.services import bulk, queries
 from registry.services.status import COMPLETE, IN_PROGRESS, VERIFIED, change_reason, check_reason, refuse_if_locked
 from registry.services.versions import bump_data_version
 
@@ -145,6 +145,8 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
     except IntegrityError as error:  # a concurrent writer won the race for a unique value
         raise ValidationError(_("The record conflicts with one saved at the same moment: %(error)s")
                               % {"error": error}) from error
+    # The soft checks' queries follow the change (no statement unless a finding came or went).
+    queries.case_checks_sync(before=case, after=case_with(case, record) if case else Case(patient=record))
     bump_data_version([centre])
     if is_new and idempotency_key and access.audit_user(user) is not None:
         Submission.objects.filter(user=access.audit_user(user), key=idempotency_key[:64]).update(record_pk=str(record.pk))
@@ -184,11 +186,13 @@ def record_delete(*, user, record, expected_version=None, source=""):
     if expected_version is not None and stored.version != expected_version:
         raise StaleRecordError(stored, [])
     if isinstance(record, Patient):
+        queries.case_checks_sync(before=case, after=None, deleted=list(case.records()))
         for child in list(case.records())[1:]:
             child._history_user, child._change_reason = access.audit_user(user), source
             child.delete()
     else:
         _check(case, stored, delete=True)
+        queries.case_checks_sync(before=case, after=case_with(case, stored, delete=True), deleted=[stored])
     stored._history_user, stored._change_reason = access.audit_user(user), source
     stored.delete()
     bump_data_version([centre])
@@ -229,4 +233,5 @@ def cases_create(*, user, cases, reason="bulk load"):
     for model in CLINICAL_MODELS:  # parents before children
         records = [record for case in cases for record in case.records() if type(record) is model]
         bulk.records_create(model, records, user=user, now=now, reason=reason)
+    queries.cases_checks_sync(cases, new=True)
     bump_data_version(case.patient.centre_id for case in cases)

@@ -2,7 +2,7 @@
 which fails when a page is added without saying who may open it."""
 from django.urls import path
 
-from registry.web import views
+from registry.web import queries, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,4 +17,7 @@ urlpatterns = [
     path("patients/<str:patient_id>/<slug:kind>/add/", views.record_add, name="record_add"),
     path("patients/<str:patient_id>/<slug:kind>/<int:pk>/edit/", views.record_edit, name="record_edit"),
     path("patients/<str:patient_id>/<slug:kind>/<int:pk>/delete/", views.record_delete, name="record_delete"),
+    path("patients/<str:patient_id>/<slug:kind>/<str:pk>/queries/new/", queries.query_new, name="query_new"),
+    path("queries/", queries.query_list, name="query_list"),
+    path("queries/<int:pk>/", queries.query_detail, name="query_detail"),
 ]

@@ -25,6 +25,7 @@ from registry.models import CLINICAL_MODELS, FollowUp, Metastasectomy, Patient, 
 from registry.security import audit
 from registry.services import StaleRecordError
 from registry.web import quality
+from registry.web import queries as query_pages
 from registry.web.filters import PatientFilterForm
 from registry.web.forms import RECORD_FORMS, PatientForm
 from registry.web.presentation import (
@@ -188,6 +189,7 @@ def patient_detail(request, patient_id):
     can_write = access.can_write_centre(request.user, patient.centre_id)
     statuses = {(type(record), record.pk): record_status_info(request.user, patient, record, can_write=can_write)
                 for record in [patient, *list(case.records())[1:]]}
+    query_pages.attach_to_statuses(request.user, patient, statuses)  # each record's pending queries
     return render(request, "registry/patient_detail.html", {
         "patient": patient,
         "statuses": statuses,
@@ -357,13 +359,17 @@ def record_delete(request, patient_id, kind, pk):
     return delete_record(request, patient, record, done_url=patient_url(patient, kind))
 
 
-def save(request, form):
-    """Save through the services; None on success, else the StaleRecordError (errors go on the form)."""
+def save(request, form, query=None):
+    """Save through the services; None on success, else the StaleRecordError (errors go on the form).
+    With a `query`, the save answers it (registry.web.queries)."""
     try:
-        services.record_save(source="web", user=request.user, record=form.instance,
-                             expected_version=form.cleaned_data.get("version"),
-                             idempotency_key=form.cleaned_data.get("submission"),
-                             reason=form.cleaned_data.get("reason"))
+        if query is not None:
+            query_pages.answer_by_edit(request, form, query)
+        else:
+            services.record_save(source="web", user=request.user, record=form.instance,
+                                 expected_version=form.cleaned_data.get("version"),
+                                 idempotency_key=form.cleaned_data.get("submission"),
+                                 reason=form.cleaned_data.get("reason"))
     except ValidationError as error:
         form.add_service_error(error)
         return error
@@ -375,19 +381,22 @@ def save(request, form):
 def edit_record(request, patient, record, form_class, *, title, section=""):
     if request.method == "GET":  # the form shows the record's values
         audit.log_read(request, patient_ids=[patient.pk])
+    query = query_pages.query_to_answer(request, record)  # ?query=: the save answers it
     form = form_class(request.POST or None, instance=record)
+    if query and "reason" in form.fields:  # the change's reason in the history names the query
+        form.fields["reason"].initial = _("Answer to query %(query)s") % {"query": query.pk}
     changes, stale = [], False
     if request.method == "POST" and form.is_valid():
-        outcome = save(request, form)
+        outcome = save(request, form, query)
         if outcome is None:
             messages.success(request, _("%(record)s saved.") % {"record": capfirst(type(record)._meta.verbose_name)})
-            return redirect(patient_url(patient, section))
+            return redirect(reverse("query_detail", args=[query.pk]) if query else patient_url(patient, section))
         if isinstance(outcome, StaleRecordError):
             stale = saved_by(outcome.current)
             form, changes = merged_form(request, form, form_class, outcome.current)
     return render(request, "registry/record_form.html", {
         "form": form, "patient": patient, "title": title, "changes": changes,
-        "stale": stale,
+        "stale": stale, "query": query_pages.summary(query) if query else None,
         "cancel_url": patient_url(patient, section),
     })
 
