@@ -687,7 +687,7 @@ class Query(models.Model):
             models.CheckConstraint(condition=(Q(origin="manual") & Q(check_code=""))
                                    | (Q(origin="soft_check") & ~Q(check_code="")), name="query_origin_check_code"),
             # One pending soft-check query per record, field and check, whoever syncs at the same time.
-            models.UniqueConstraint(fields=["table", "record_pk", "field", "check_code"],
+            models.UniqueConstraint(fields=["patient", "table", "record_pk", "field", "check_code"],
                                     condition=Q(origin="soft_check") & ~Q(state="closed"),
                                     name="one_pending_soft_check_query"),
         ]

@@ -25,7 +25,19 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from registry.models import ExportLog, FollowUp, ImportRun, Job, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.models import (
+    ExportLog,
+    FollowUp,
+    ImportRun,
+    Job,
+    Metastasectomy,
+    Patient,
+    PrimaryTumour,
+    Query,
+    QueryMessage,
+    SystemicTherapy,
+)
+from registry.services import queries
 from registry.transfer import jobs
 from tests import factories as f
 from tests.registry.api.test_api_access import EXPECTED as API_EXPECTED
@@ -34,7 +46,7 @@ pytestmark = pytest.mark.django_db
 
 ROLES = ["anonymous", "nurse", "other_nurse", "pi", "monitor", "coordinator", "deactivated"]
 LOGIN, ADMIN_LOGIN = "login", "admin-login"
-MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp, ImportRun, ExportLog)
+MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp, ImportRun, ExportLog, Query, QueryMessage)
 
 
 def walk(patterns, namespace=""):
@@ -86,6 +98,12 @@ EXPECTED = {
     "record_delete": DELETE_PAGE,
     # marking the therapy complete is the nurse's move (and the coordinator's); a monitor verifies
     "record_status": row(signed_in(405), signed_in(302, **READERS)),
+    # queries: everyone has a worklist (of their own centres); the nurse answers the monitor's query
+    # on the therapy, which a PI and the monitor may not; a monitor or a coordinator raises one
+    "query_list": row(signed_in(), signed_in(405)),
+    "query_detail": row(OWN_CENTRES, signed_in(302, other_nurse=404, pi=403, monitor=403)),
+    "query_new": row(signed_in(403, other_nurse=404, monitor=200, coordinator=200),
+                     signed_in(403, other_nurse=404, monitor=302, coordinator=302)),
     # import and export
     # An upload or an export request becomes a job and the browser is sent to its page (302); the
     # other centre's nurse's upload of a row of MUC is refused there (tests/registry/transfer).
@@ -149,6 +167,7 @@ def world(case, nurse, other_nurse, pi, monitor, coordinator):
         clients[role].force_login(user)
     deactivated.is_active = False
     deactivated.save()
+    queries.query_raise(user=monitor, record=case.systemic_therapies.get(), field="cycles", text="How many cycles?")
     Job.objects.create(kind=Job.IMPORT, user=nurse, state=Job.DONE, options={"file_name": "matrix.csv"},
                        report={"ok": False, "error_count": 0})
     Job.objects.create(kind=Job.EXPORT, user=coordinator, state=Job.DONE, options={"centre": ""},
@@ -201,6 +220,8 @@ def url_for(name, pattern, case):
         "two_factor_setup": "/accounts/two-factor/setup/", "password_change": "/accounts/password_change/",
         "password_change_done": "/accounts/password_change/done/",
         "security_log": "/security/", "audit_export": "/security/audit/", "set_language": "/i18n/setlang/",
+        "query_list": "/queries/", "query_detail": f"/queries/{Query.objects.get(origin='manual').pk}/",
+        "query_new": f"{record}{therapy.pk}/queries/new/",
     }
     return urls.get(name) or admin_url(name, pattern)
 
@@ -219,6 +240,10 @@ def post_data(name, case):
         return {"file_format": "csv", "deidentify": "none", "centre": ""}
     if name == "analysis:plan_save":
         return {"name": "matrix"}
+    if name == "query_detail":
+        return {"action": "answer", "text": "Six cycles."}
+    if name == "query_new":
+        return {"field": "cycles", "text": "How many cycles?"}
     return {}
 
 

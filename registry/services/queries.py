@@ -254,16 +254,15 @@ def case_checks_sync(*, before, after, deleted=(), today=None):
     _sync({patient_id: new}, _known_queries([patient_id]), gone=gone, after={patient_id: after})
 
 
-def cases_checks_sync(cases, *, new=False, today=None):
+def cases_checks_sync(cases, *, today=None):
     """The soft-check queries of many cases at once (an import, cases_create, the periodic sync): a
-    fixed number of statements per CHUNK patients, none per record. `new`: the patients were just
-    created, so they have no queries to read."""
+    fixed number of statements per CHUNK patients (a read of their queries, and the inserts and
+    updates of those that change), none per record."""
     today = today or datetime.date.today()
     cases = iter(cases)
     while chunk := list(islice(cases, CHUNK)):
         found = {case.patient.patient_id: _findings(case, today) for case in chunk}
-        known = [] if new else _known_queries(list(found))
-        _sync(found, known, after={case.patient.patient_id: case for case in chunk})
+        _sync(found, _known_queries(list(found)), after={case.patient.patient_id: case for case in chunk})
 
 
 def _known_queries(patient_ids):
@@ -327,7 +326,7 @@ def import_checks_sync(creates, updates):
             else:
                 touched.add(record.patient_id)
         touched.update(record.patient_id for record, _names in updates[table])
-    cases_checks_sync([assemble(patient, records[pid]) for pid, patient in new_patients.items()], new=True)
+    cases_checks_sync([assemble(patient, records[pid]) for pid, patient in new_patients.items()])
     cases_checks_sync(stored_cases(sorted(touched)))
 
 

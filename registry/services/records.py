@@ -233,5 +233,5 @@ def cases_create(*, user, cases, reason="bulk load"):
     for model in CLINICAL_MODELS:  # parents before children
         records = [record for case in cases for record in case.records() if type(record) is model]
         bulk.records_create(model, records, user=user, now=now, reason=reason)
-    queries.cases_checks_sync(cases, new=True)
+    queries.cases_checks_sync(cases)
     bump_data_version(case.patient.centre_id for case in cases)

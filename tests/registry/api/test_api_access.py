@@ -28,7 +28,8 @@ from registry.api import redcap_urls
 from registry.api import urls as api_urls
 from registry.api.models import ApiToken
 from registry.api.serializers import TABLES
-from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, Query, QueryMessage, SystemicTherapy
+from registry.services import queries
 from tests import factories as f
 from tests.registry.api.test_api_helpers import (  # noqa: F401,E501
     client_for,
@@ -41,7 +42,7 @@ from tests.registry.api.test_api_helpers import (  # noqa: F401,E501
 pytestmark = pytest.mark.django_db
 
 ROLES = ["anonymous", "nurse", "other_nurse", "pi", "monitor", "coordinator", "deactivated"]
-MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp)
+MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp, Query, QueryMessage)
 
 
 def walk(patterns, prefix=""):
@@ -93,6 +94,14 @@ EXPECTED = {
     ("analysis-frame", "GET"): READ_LIST,
     ("redcap_api", "POST"): {**EVERYONE, "anonymous": 403},
     **{("not-found", method): dict.fromkeys(ROLES, 404) for method in ("GET", "POST", "PUT", "PATCH", "DELETE")},
+    # queries: a monitor or a coordinator raises one (another centre's record does not exist for the
+    # other nurse); the nurse answers; a monitor or a coordinator closes and reopens
+    ("queries-list", "GET"): READ_LIST,
+    ("queries-list", "POST"): {**CREATE, "nurse": 403, "monitor": 201},
+    ("queries-detail", "GET"): READ_ONE,
+    ("queries-answer", "POST"): {**CHANGE, "monitor": 403},
+    ("queries-close", "POST"): {**CHANGE, "nurse": 403, "monitor": 200},
+    ("queries-reopen", "POST"): {**CHANGE, "nurse": 403, "monitor": 200},
 }
 for _table in TABLES:
     EXPECTED.update({
@@ -122,6 +131,7 @@ def world(case, nurse, other_nurse, pi, monitor, coordinator):
     """The case (MUC) with a second, later PM, and a user for every role."""
     services.record_save(user=nurse, record=f.metastasectomy(case, surgery_date=datetime.date(2017, 1, 10)))
     deactivated = f.user("deactivated", memberships=[("MUC", "coordinator")], is_active=False)
+    queries.query_raise(user=monitor, record=case.systemic_therapies.get(), field="cycles", text="How many cycles?")
     return {"case": case, "nurse": nurse, "other_nurse": other_nurse, "pi": pi, "monitor": monitor,
             "coordinator": coordinator, "anonymous": None, "deactivated": deactivated}
 
@@ -160,6 +170,16 @@ def request_for(name, method, world):
         return f"/api/v1/{table.url}/{record.pk}/", data, {"HTTP_IF_MATCH": f'"{record.version}"'}
     if table and kind == "status":
         return f"/api/v1/{table.url}/{target(table, case).pk}/status/", {"status": "complete"}
+    if resource == "queries":
+        query = Query.objects.get(origin="manual")
+        if kind == "reopen":  # an answered query (the nurse's answer is rolled back with the request)
+            queries.query_answer(user=world["nurse"], query=query, text="Six cycles.")
+        if kind == "list":
+            therapy = case.systemic_therapies.get()
+            return "/api/v1/queries/", {"table": "systemic_therapies", "record_id": str(therapy.pk), "field": "cycles",
+                                        "text": "How many cycles?"} if method == "POST" else None
+        return f"/api/v1/queries/{query.pk}/" + ("" if kind == "detail" else f"{kind}/"), \
+            {"text": "Six cycles."} if method == "POST" else None
     return {
         "centres-list": ("/api/v1/centres/", None),
         "centres-detail": ("/api/v1/centres/MUC/", None),

@@ -56,11 +56,13 @@ def table_counts():
 
 
 STATUS_PAGE = "record_status"  # a POST only: the buttons that move a record's status
+# Queries: every role on each of them in tests/test_access_matrix.py, their moves in tests/registry/test_queries.py.
+QUERY_PAGES = {"query_list", "query_detail", "query_new"}
 
 
 def test_every_url_name_is_covered_by_these_tests():
     names = {pattern.name for pattern in web_urls.urlpatterns}
-    assert names == set(CENTRE_PAGES) | set(RECORD_PAGES) | set(OWN_SCOPE_PAGES) | {STATUS_PAGE}
+    assert names == set(CENTRE_PAGES) | set(RECORD_PAGES) | set(OWN_SCOPE_PAGES) | {STATUS_PAGE} | QUERY_PAGES
 
 
 def test_a_status_move_is_refused_to_the_anonymous_another_centre_and_a_pi(client, case, other_nurse, pi):
