@@ -85,6 +85,7 @@ class SoftCheck:
     find: object  # (case, today) -> [Finding]
     limit: object  # the threshold the message names
     message: str  # what the query says, with %(value)s and %(limit)s
+    about: str = ""  # what a check on a whole record asks about, in place of a field's label
 
 
 CHECKS = (
@@ -95,7 +96,8 @@ CHECKS = (
               _("A hospital stay of %(value)s days is longer than %(limit)s days. Please check the value.")),
     SoftCheck("no_contact", no_contact_for_too_long, NO_CONTACT_MAX_MONTHS,
               _("When this was raised, the latest date entered was %(value)s: no news of the patient for more "
-                "than %(limit)s months, and no death recorded. Please enter the latest follow-up.")),
+                "than %(limit)s months, and no death recorded. Please enter the latest follow-up."),
+              about=_("latest follow-up")),
     SoftCheck("recurrence_on_index_date", recurrence_on_index_date, None,
               _("A recurrence is dated %(value)s, the day of the first metastasectomy (the index date). "
                 "Please check the date.")),

@@ -35,15 +35,17 @@ PAGE_SIZE = 25
 # The URL segment of each record type (as the record pages name them) and its table.
 KIND_TABLES = {"patient": "patients", **{kind: services.TABLE_OF[form._meta.model] for kind, form in RECORD_FORMS.items()}}
 TABLE_KINDS = {table: kind for kind, table in KIND_TABLES.items()}
-ICONS = {Query.OPEN: "\u2753", Query.ANSWERED: "\U0001F4AC", Query.CLOSED: "\u2714", Query.REOPENED: "\u21BB"}
+ICONS = {Query.OPEN: "?", Query.ANSWERED: "\u21A9", Query.CLOSED: "\u2714", Query.REOPENED: "\u21BB"}
 WORKLIST = "worklist"
 
 
 # --- how a query reads -------------------------------------------------------------------------
 
 def field_label(query):
-    model = TABLE_MODELS[query.table]
-    return label(model, query.field) if query.field else capfirst(model._meta.verbose_name)
+    if query.field:
+        return label(TABLE_MODELS[query.table], query.field)
+    check = soft_checks.BY_CODE.get(query.check_code)
+    return capfirst(check.about) if check and check.about else _("The whole record")
 
 
 def shown_value(query, text):

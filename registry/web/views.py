@@ -388,9 +388,13 @@ def edit_record(request, patient, record, form_class, *, title, section=""):
     changes, stale = [], False
     if request.method == "POST" and form.is_valid():
         outcome = save(request, form, query)
+        if outcome is None and query:
+            messages.success(request, _("%(record)s saved: query %(query)s is answered.") % {
+                "record": capfirst(type(record)._meta.verbose_name), "query": query.pk})
+            return redirect("query_detail", query.pk)
         if outcome is None:
             messages.success(request, _("%(record)s saved.") % {"record": capfirst(type(record)._meta.verbose_name)})
-            return redirect(reverse("query_detail", args=[query.pk]) if query else patient_url(patient, section))
+            return redirect(patient_url(patient, section))
         if isinstance(outcome, StaleRecordError):
             stale = saved_by(outcome.current)
             form, changes = merged_form(request, form, form_class, outcome.current)
