@@ -129,11 +129,11 @@ def records_of(patients):
 
 
 def query_ages_by_centre(queries, *, now=None):
-    """For each centre with pending queries among `queries` (a Query queryset, scoped by
-    registry.access.queries_readable): {"centre", "open", "answered", "oldest_days", "median_days"},
-    in centre order. `open` counts the queries waiting for the centre (open and reopened), whose
-    ages (whole days since raised) give the oldest and the median (None without any);
-    `answered` those waiting for the monitor. One query."""
+    """{centre code: {"open", "answered", "oldest_days", "median_days"}} for the centres with pending
+    queries among `queries` (a Query queryset, scoped by registry.access.queries_readable), in code
+    order. `open` counts the queries waiting for the centre (open and reopened), whose ages (whole
+    days since raised) give the oldest and the median (None without any); `answered` those waiting
+    for the monitor. One query."""
     now = now or timezone.now()
     by_centre = defaultdict(lambda: {"open": [], "answered": 0})
     rows = queries.filter(state__in=[Query.OPEN, Query.REOPENED, Query.ANSWERED]).order_by()
@@ -142,6 +142,6 @@ def query_ages_by_centre(queries, *, now=None):
             by_centre[centre]["answered"] += 1
         else:
             by_centre[centre]["open"].append((now - created_at).days)
-    return [{"centre": centre, "open": len(ages), "answered": found["answered"],
-             "oldest_days": max(ages) if ages else None, "median_days": statistics.median(ages) if ages else None}
-            for centre, found in sorted(by_centre.items()) for ages in [found["open"]]]
+    return {centre: {"open": len(ages), "answered": found["answered"], "oldest_days": max(ages) if ages else None,
+                     "median_days": statistics.median(ages) if ages else None}
+            for centre, found in sorted(by_centre.items()) for ages in [found["open"]]}
