@@ -860,3 +860,108 @@ class FieldVerification(models.Model):
 
     def __str__(self):
         return f"{self.table} {self.record_pk} {self.field} verified by {self.username}"
+class Query(models.Model):
+    """A data clarification request on one field of one clinical record (registry.services.queries
+    alone changes it). A monitor or a coordinator raises it, or the system does when a soft check
+    (registry.soft_checks) finds an implausible value; a nurse of the centre answers it, with a
+    message or by correcting the field; a monitor closes it or reopens it. Each step is a
+    QueryMessage: who, when, from where and what was said.
+
+    The record is named by its table (the data dictionary's name) and primary key, not by a foreign
+    key: a query outlives the record it asked about, as the audit trail does. For the same reason
+    the patient is a key without a database constraint; `centre` scopes who may read it.
+    """
+
+    OPEN, ANSWERED, CLOSED, REOPENED = "open", "answered", "closed", "reopened"
+    STATES = [(OPEN, _("open")), (ANSWERED, _("answered")), (CLOSED, _("closed")), (REOPENED, _("reopened"))]
+    MANUAL, SOFT_CHECK = "manual", "soft_check"
+    ORIGINS = [(MANUAL, _("raised by a person")), (SOFT_CHECK, _("soft check"))]
+    TABLES = [("patients", _("patient")), ("primary_tumours", _("primary tumour")),
+              ("metastasectomies", _("metastasectomy")), ("systemic_therapies", _("systemic therapy")),
+              ("follow_up", _("follow-up event"))]
+
+    patient = models.ForeignKey(Patient, on_delete=models.DO_NOTHING, db_constraint=False, related_name="queries",
+                                db_column="patient_id", verbose_name=_("patient"))
+    centre = models.ForeignKey(Centre, on_delete=models.PROTECT, related_name="+", db_column="centre",
+                               verbose_name=_("centre"))
+    table = models.CharField(_("table"), max_length=20, choices=TABLES)
+    record_pk = models.CharField(_("record"), max_length=40, help_text=_("The record's primary key in its table."))
+    field = models.CharField(_("field"), max_length=40, blank=True,
+                             help_text=_("The column asked about; empty for the record as a whole."))
+    state = models.CharField(_("state"), max_length=8, choices=STATES, default=OPEN)
+    origin = models.CharField(_("origin"), max_length=10, choices=ORIGINS, default=MANUAL)
+    check_code = models.CharField(_("soft check"), max_length=40, blank=True,
+                                  help_text=_("The soft check that raised it (registry.soft_checks)."))
+    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                  related_name="+", verbose_name=_("raised by"))
+    # Who made the last step (None: the system), so a soft check knows a person's close from its own
+    # (kept when the account is deleted).
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, db_constraint=False,
+                                   null=True, blank=True, related_name="+", verbose_name=_("last step by"))
+    created_at = models.DateTimeField(_("raised at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("last step at"), auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("query")
+        verbose_name_plural = _("queries")
+        indexes = [models.Index(fields=["centre", "state"], name="query_centre_state"),
+                   models.Index(fields=["patient", "table", "record_pk"], name="query_record")]
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=["open", "answered", "closed", "reopened"]),
+                                   name="query_state_code"),
+            models.CheckConstraint(condition=(Q(origin="manual") & Q(check_code=""))
+                                   | (Q(origin="soft_check") & ~Q(check_code="")), name="query_origin_check_code"),
+            # One pending soft-check query per record, field and check, whoever syncs at the same time.
+            models.UniqueConstraint(fields=["patient", "table", "record_pk", "field", "check_code"],
+                                    condition=Q(origin="soft_check") & ~Q(state="closed"),
+                                    name="one_pending_soft_check_query"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.table} {self.record_pk} {self.field} ({self.state})"
+
+    @property
+    def pending(self):
+        """Not closed: waiting for the centre (open, reopened) or for the monitor (answered)."""
+        return self.state != self.CLOSED
+
+
+class QueryMessage(models.Model):
+    """One step of a query's thread, append-only (registry.audit_tables): who (None: the system),
+    when, from where (the client's address), which move, and what was said. An answer made by
+    correcting the field names the record's version that change created (its history row)."""
+
+    RAISE, ANSWER, CLOSE, REOPEN = "raise", "answer", "close", "reopen"
+    ACTIONS = [(RAISE, _("raised")), (ANSWER, _("answered")), (CLOSE, _("closed")), (REOPEN, _("reopened"))]
+    # What the system said, for its own steps (shown in the reader's language).
+    FIRED, PLAUSIBLE, RECORD_DELETED = "fired", "plausible", "record_deleted"
+    SYSTEM_NOTES = [(FIRED, _("the soft check found the value implausible")),
+                    (PLAUSIBLE, _("the value is no longer implausible")),
+                    (RECORD_DELETED, _("the record was deleted"))]
+
+    query = models.ForeignKey(Query, on_delete=models.PROTECT, related_name="messages", verbose_name=_("query"))
+    patient_id = models.CharField(_("patient"), max_length=21, db_index=True)  # an erasure deletes the rows naming it
+    # No database constraint and nothing done on the user's deletion: an audit row is never updated.
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, db_constraint=False,
+                               null=True, blank=True, related_name="+", verbose_name=_("author"))
+    username = models.CharField(_("user name"), max_length=150, blank=True, help_text=_("Empty for the system."))
+    created_at = models.DateTimeField(_("at"), auto_now_add=True)
+    action = models.CharField(_("action"), max_length=8, choices=ACTIONS)
+    text = models.TextField(_("message"), blank=True)
+    system_note = models.CharField(_("system note"), max_length=16, choices=SYSTEM_NOTES, blank=True)
+    value = models.CharField(_("value"), max_length=200, blank=True,
+                             help_text=_("The field's value at this step, as stored."))
+    record_version = models.PositiveIntegerField(_("record version"), null=True, blank=True,
+                                                 help_text=_("The version of the record whose change answered it."))
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("query message")
+        verbose_name_plural = _("query messages")
+        constraints = [models.CheckConstraint(condition=Q(action__in=["raise", "answer", "close", "reopen"]),
+                                              name="query_message_action_code")]
+
+    def __str__(self):
+        return f"{self.action} of query {self.query_id} by {self.username or 'system'}"

@@ -26,7 +26,7 @@ from registry.cases import (
 from registry.models import CLINICAL_MODELS, Centre, DeletedRecord, Patient, Restoration, Submission
 from registry.pseudonyms import unique_pseudonym
 from registry.selectors import case_load, existing_patient_ids
-from registry.services import bulk
+from registry.services import bulk, queries
 from registry.services.instances import REPEATING, next_instance
 from registry.services.status import (
     COMPLETE,
@@ -169,6 +169,8 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
     except IntegrityError as error:  # a concurrent writer won the race for a unique value
         raise ValidationError(_("The record conflicts with one saved at the same moment: %(error)s")
                               % {"error": error}) from error
+    # The soft checks' queries follow the change (no statement unless a finding came or went).
+    queries.case_checks_sync(before=case, after=case_with(case, record) if case else Case(patient=record))
     bump_data_version([centre])
     if is_new and idempotency_key and access.audit_user(user) is not None:
         Submission.objects.filter(user=access.audit_user(user), key=idempotency_key[:64]).update(record_pk=str(record.pk))
@@ -232,8 +234,11 @@ def record_delete(*, user, record, reason="", expected_version=None, source=""):
     if expected_version is not None and stored.version != expected_version:
         raise StaleRecordError(stored, [])
     reason = _required_reason(reason, _("Give a reason for deleting %(record)s.") % {"record": rules.describe(stored)})
-    if not isinstance(record, Patient):
+    if isinstance(record, Patient):
+        queries.case_checks_sync(before=case, after=None, deleted=deleted)
+    else:
         _check(case, stored, delete=True)
+        queries.case_checks_sync(before=case, after=case_with(case, stored, delete=True), deleted=[stored])
     who, why = access.audit_user(user), change_reason(source, reason)
     DeletedRecord.objects.create(
         table=TABLE_OF[type(stored)], record_pk=str(stored.pk), patient_id=stored.patient_id, centre_id=centre,
@@ -298,6 +303,10 @@ def record_restore(*, user, deleted_record, reason="", source=""):
         # The record's creation stays when it was first created (the save stamps the present).
         type(one).objects.filter(pk=one.pk).update(created_at=created_at)
         one.created_at = created_at
+    if isinstance(restored, Patient):
+        queries.case_checks_sync(before=None, after=assemble(restored, records[1:]))
+    else:
+        queries.case_checks_sync(before=case, after=case_with(case, restored))
     Restoration.objects.create(deleted_record=tombstone, patient_id=tombstone.patient_id, restored_at=timezone.now(),
                                restored_by=who, username=who.get_username() if who else "", source=source,
                                reason=reason)
@@ -340,4 +349,5 @@ def cases_create(*, user, cases, reason="bulk load"):
     for model in CLINICAL_MODELS:  # parents before children
         records = [record for case in cases for record in case.records() if type(record) is model]
         bulk.records_create(model, records, user=user, now=now, reason=reason)
+    queries.cases_checks_sync(cases)
     bump_data_version(case.patient.centre_id for case in cases)
