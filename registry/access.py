@@ -14,7 +14,7 @@ Superusers count as coordinators. Inactive or anonymous users may do nothing.
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
-from registry.models import Centre, Patient
+from registry.models import Centre, DeletedRecord, Patient, Query
 
 ALL = "__all__"
 
@@ -81,6 +81,49 @@ def status_moves(user, centre_code, current):
     return {status for status, roles in moves.items() if role in roles}
 
 
+# Data clarification requests (registry.services.queries): who raises a query on a record of a
+# centre, and {state: {move: roles}} for the moves after it (a coordinator makes any). A monitor
+# asks and decides; the centre's nurse answers, with a message or by correcting the field; a PI reads.
+QUERY_RAISERS = {"monitor"}
+QUERY_MOVES = {
+    "open": {"answer": {"nurse"}, "close": {"monitor"}},
+    "answered": {"close": {"monitor"}, "reopen": {"monitor"}},
+    "reopened": {"answer": {"nurse"}, "close": {"monitor"}},
+    "closed": {"reopen": {"monitor"}},
+}
+
+
+def query_moves(user, centre_code, state):
+    """The moves (answer, close, reopen) the user may make on a query of this centre in `state`."""
+    moves = QUERY_MOVES.get(state, {})
+    if is_coordinator(user):
+        return set(moves)
+    role = _roles(user).get(centre_code)
+    return {move for move, roles in moves.items() if role in roles}
+
+
+def can_raise_query(user, centre_code):
+    return is_coordinator(user) or _roles(user).get(centre_code) in QUERY_RAISERS
+
+
+# The queries waiting for each role: the centre's nurse answers open and reopened ones, the monitor
+# decides on answered ones; a PI reads them all.
+QUERY_WORKLISTS = {"nurse": {"open", "reopened"}, "monitor": {"answered"},
+                   "pi": {"open", "answered", "reopened", "closed"}}
+
+
+def query_worklist_states(user):
+    """{centre code (or ALL): the states of the queries on the user's worklist there}."""
+    if is_coordinator(user):
+        return {ALL: set(QUERY_MOVES)}
+    return {code: QUERY_WORKLISTS.get(role, set()) for code, role in _roles(user).items()}
+
+
+def queries_readable(user):
+    """Queries of the centres whose records the user may read."""
+    return _filter(Query.objects.all(), readable_centre_codes(user), "centre")
+
+
 def readable_centre_codes(user):
     """Centres whose patient records the user may read: ALL or a set of codes."""
     return ALL if is_coordinator(user) else set(_roles(user))
@@ -138,6 +181,22 @@ def records_readable(user, model):
     return _filter(model.objects.all(), readable_centre_codes(user), "patient__centre")
 
 
+def can_read_centre(user, centre_code):
+    codes = readable_centre_codes(user)
+    return codes == ALL or centre_code in codes
+
+
+def deleted_records_readable(user):
+    """Tombstones of deleted records (registry.models.DeletedRecord) whose centre the user may read:
+    a deleted record stays as readable, to the same people, as it was."""
+    return _filter(DeletedRecord.objects.all(), readable_centre_codes(user), "centre")
+
+
+def can_restore(user):
+    """Putting a deleted record back is a coordinator's decision."""
+    return is_coordinator(user)
+
+
 def can_write_centre(user, centre_code):
     codes = writable_centre_codes(user)
     return codes == ALL or centre_code in codes
@@ -175,3 +234,21 @@ def can_export(user, centre=None):
     if centre is None:
         return bool(codes)
     return codes == ALL or (centre != ALL and centre in codes)
+
+
+# Signing a case as accurate and complete is the investigator's responsibility for the data of the
+# centre (ICH GCP E6, 4.9): a principal investigator of the patient's centre signs. A coordinator
+# manages the registry but is no investigator of the centre, and does not sign.
+def signing_centre_codes(user):
+    """The centres whose cases the user may sign."""
+    return {code for code, role in _roles(user).items() if role == "pi"}
+
+
+def can_sign(user, centre_code):
+    return centre_code in signing_centre_codes(user)
+
+
+def can_verify_fields(user, centre_code):
+    """Source data verification, field by field, is the verifier's work: whoever may move a
+    complete record of the centre to verified (a monitor of the centre, a coordinator)."""
+    return "verified" in status_moves(user, centre_code, "complete")

@@ -23,12 +23,17 @@ import pgtrigger
 from registry.models import (
     CLINICAL_MODELS,
     AuditSeal,
+    DeletedRecord,
     ErasureTombstone,
     ExportLog,
     FailedSignInLog,
+    FieldVerification,
     ImportRun,
     Membership,
+    QueryMessage,
+    Restoration,
     SecurityEvent,
+    Signature,
     SignInLog,
 )
 
@@ -51,11 +56,16 @@ AUDITED = (
     *(Audited(model.history.model, patient_column="patient_id") for model in CLINICAL_MODELS),
     Audited(Membership.history.model),
     Audited(SecurityEvent, patient_column="patient_id"),  # reads and refusals naming a patient
+    Audited(DeletedRecord, patient_column="patient_id"),  # tombstones: a deleted record's last values
+    Audited(Restoration, patient_column="patient_id"),
     Audited(ImportRun),
     Audited(ExportLog),
     Audited(ErasureTombstone),
+    Audited(QueryMessage, patient_column="patient_id"),  # every step of a data clarification request
     Audited(SignInLog, set_once="logout_time"),
     Audited(FailedSignInLog),
+    Audited(Signature, patient_column="patient_id"),  # investigators' signatures of cases
+    Audited(FieldVerification, patient_column="patient_id"),  # source data verification, field by field
 )
 BY_TABLE = {audited.table: audited for audited in AUDITED}
 

@@ -1,5 +1,6 @@
 """Every page type, in English and German, checked with axe-core in Chromium against WCAG 2.1 A
-and AA: any violation fails, and the message lists the rule, the page and the elements.
+and AA: any violation fails, and the message lists the rule, the page and the elements. The German
+pages, figures included, are also scanned for English text left untranslated.
 
 axe-core comes from the npm registry (package.json, `npm ci`, which `make test` runs) and is
 injected from the repository's node_modules into each page, never fetched from a CDN.
@@ -54,6 +55,28 @@ def pages(patient, pm):
     ]
 
 
+TEXT_NODES = """() => {
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const texts = [];
+  while (walker.nextNode()) {
+    const parent = walker.currentNode.parentElement;
+    // the user name (a login, not a word), the languages by their own names and code values stay as they are
+    if (parent && !parent.closest("script, style, .user, .language, .code, pre, code")) texts.push(walker.currentNode.nodeValue.trim());
+  }
+  return texts.filter(Boolean);
+}"""
+
+
+def english_left(page):
+    """Texts of the page (figures included) that are an English message with a German translation."""
+    from django.utils import translation
+
+    catalog = translation.trans_real.translation("de")._catalog
+    english = {msgid for msgid, msgstr in catalog.items()
+               if isinstance(msgid, str) and msgstr != msgid and len(msgid) > 3 and any(c.isalpha() for c in msgid)}
+    return sorted({text for text in page.evaluate(TEXT_NODES) if text in english})
+
+
 def violations(page):
     # Evaluated through the DevTools protocol: the registry's CSP rightly refuses an inline script tag.
     page.evaluate(AXE.read_text() + "\n;true")
@@ -89,4 +112,6 @@ def test_every_page_type_has_no_wcag_21_aa_violation(live_server, browser_page, 
         assert page.locator("html").get_attribute("lang") == language, path
         if problems := violations(page):
             found[f"{role} {path}"] = problems
+        if language == "de" and (left := english_left(page)):
+            found[f"{role} {path}: English left in the German page"] = left
     assert not found, json.dumps(found, indent=1, ensure_ascii=False)

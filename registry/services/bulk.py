@@ -16,6 +16,7 @@ An import's new patients come with provisional ids (the file named them by its o
 the registry issues their pseudonyms here, just before they are written, as web entry does.
 """
 import datetime
+import json
 from operator import attrgetter
 
 from django.db import connection, models, transaction
@@ -27,6 +28,8 @@ from registry.cases import centre_of
 from registry.dictionary import TABLE_MODELS, TABLES
 from registry.models import Patient
 from registry.pseudonyms import unique_pseudonyms
+from registry.services import queries
+from registry.services.instances import instances_number
 from registry.services.seals import seal_on_commit
 from registry.services.status import COMPLETE, IN_PROGRESS, LOCKED, VERIFIED, refuse_if_locked
 from registry.services.versions import bump_data_version
@@ -80,6 +83,8 @@ def _column_text(field, values):
     few distinct values (codes, dates, yes/no, small numbers): each is formatted once."""
     if _free_text(field):
         return ["\\N" if value is None else _escape(value) for value in values]
+    if isinstance(field, models.JSONField):  # the missing-data codes: mostly {}, never hashable
+        return ["{}" if value == {} else "\\N" if value is None else _escape(json.dumps(value)) for value in values]
     if field.attname in ("id", "patient_id"):  # unique, never blank, never special characters
         return list(map(str, values))
     texts = {value: _copy_text(value) for value in set(values)}
@@ -147,6 +152,7 @@ def records_create(model, records, *, user, now, reason):
         return
     # In pseudonym order the patient_id indexes are filled page by page instead of at random
     # places (measured: 15-20 % less PostgreSQL CPU for 10,000 new patients).
+    instances_number(model, records)  # before sorting: a patient's records keep the file's order on ties
     records = sorted(records, key=attrgetter("patient_id"))
     fields = [f for f in model._meta.concrete_fields]
     auto_id = model._meta.pk.name == "id"
@@ -255,6 +261,7 @@ def import_write(*, user, creates, updates, reason):
         for table in TABLES:
             records_create(TABLE_MODELS[table], creates[table], user=user, now=now, reason=reason)
             records_update(TABLE_MODELS[table], updates[table], user=user, now=now, reason=reason)
+        queries.import_checks_sync(creates, updates)  # set-based: a few statements per 5,000 patients
         bump_data_version(centres)
     return now
 

@@ -1,4 +1,4 @@
-"""Record by record: create, change and delete one clinical record, or bulk-create whole cases.
+"""Record by record: create, change, delete and restore one clinical record, or bulk-create whole cases.
 
 Each service checks write access, the single-record rules (model validation), the cross-record
 rules on the merged case (registry.rules), the record's version (no lost updates), records who
@@ -6,18 +6,37 @@ made the change in the audit trail and moves the centre's data version, in one t
 """
 from collections import Counter
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from registry import access, rules
-from registry.cases import Case, case_with, centre_of
-from registry.models import CLINICAL_MODELS, Centre, Patient, Submission
+from registry.cases import (
+    COLLECTIONS,
+    TABLE_OF,
+    Case,
+    assemble,
+    case_with,
+    centre_of,
+    records_from_values,
+    stored_values,
+)
+from registry.models import CLINICAL_MODELS, Centre, DeletedRecord, Patient, Restoration, Submission
 from registry.pseudonyms import unique_pseudonym
 from registry.selectors import case_load, existing_patient_ids
-from registry.services import bulk
-from registry.services.status import COMPLETE, IN_PROGRESS, VERIFIED, change_reason, check_reason, refuse_if_locked
+from registry.services import bulk, queries
+from registry.services.instances import REPEATING, next_instance
+from registry.services.status import (
+    COMPLETE,
+    IN_PROGRESS,
+    REASON_MAX_LENGTH,
+    VERIFIED,
+    change_reason,
+    check_reason,
+    refuse_if_locked,
+)
 from registry.services.versions import bump_data_version
 
 
@@ -94,7 +113,8 @@ def _changed_columns(stored, record):
 
 
 @transaction.atomic
-def record_save(*, user, record, expected_version=None, source="", idempotency_key=None, reason=None):
+def record_save(*, user, record, expected_version=None, source="", idempotency_key=None, reason=None,
+                redcap_instance=None):
     """Validate and save one clinical record (create or update); returns the saved record.
 
     A new patient gets a freshly issued pseudonym. `expected_version` is the version the editor
@@ -104,7 +124,9 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
     change of a complete or verified record needs; a change of a verified record sends it back to
     complete. A locked record, or a record of a locked patient, is refused (RecordLocked). A new
     record sent with an `idempotency_key` the user sent before is not created again: the first one
-    is returned.
+    is returned. A new metastasectomy, systemic therapy or follow-up event gets its patient's next
+    REDCap instance number (services.instances), or `redcap_instance` when the REDCap import names
+    a free one.
     """
     is_new = record._state.adding
     if is_new and idempotency_key:  # a create sent again (a double click, a retried request)
@@ -132,6 +154,8 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
             record.status = COMPLETE  # verified values changed: to be verified again
     elif case is not None:
         refuse_if_locked(record, case.patient)
+    if is_new and type(record) in REPEATING:
+        _number(record, getattr(case, COLLECTIONS[type(record)]) if case else [], redcap_instance)
     # The locked case shows the patient exists: its foreign key needs no query of its own (but a
     # unique one, the primary tumour's, is still checked).
     record.full_clean(exclude=["patient"] if case and not isinstance(record, Patient) else None, validate_unique=False)
@@ -145,10 +169,21 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
     except IntegrityError as error:  # a concurrent writer won the race for a unique value
         raise ValidationError(_("The record conflicts with one saved at the same moment: %(error)s")
                               % {"error": error}) from error
+    # The soft checks' queries follow the change (no statement unless a finding came or went).
+    queries.case_checks_sync(before=case, after=case_with(case, record) if case else Case(patient=record))
     bump_data_version([centre])
     if is_new and idempotency_key and access.audit_user(user) is not None:
         Submission.objects.filter(user=access.audit_user(user), key=idempotency_key[:64]).update(record_pk=str(record.pk))
     return record
+
+
+def _number(record, stored, wanted):
+    """Give a new repeating record its instance number: `wanted` if no stored record holds it, else
+    the next one."""
+    if wanted is not None and any(other.redcap_instance == wanted for other in stored):
+        raise ValidationError({"redcap_instance": _("%(record)s: instance %(n)s of this patient is taken.")
+                               % {"record": rules.describe(record), "n": wanted}})
+    record.redcap_instance = wanted or next_instance(type(record), record.patient_id, stored)
 
 
 def patient_create(*, user, centre, source="", idempotency_key=None, **fields):
@@ -172,26 +207,111 @@ def _first_submission(user, key, record):
         return type(record).objects.filter(pk=seen.record_pk).first() if seen.record_pk else None
 
 
+def _required_reason(reason, message):
+    """The reason, stripped; ValidationError (keyed `reason`) when it is missing or too long."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": message})
+    if len(reason) > REASON_MAX_LENGTH:
+        raise ValidationError({"reason": _("Keep the reason to %(n)s characters.") % {"n": REASON_MAX_LENGTH}})
+    return reason
+
+
 @transaction.atomic
-def record_delete(*, user, record, expected_version=None, source=""):
-    """Delete one record (a patient with its whole case); the audit trail keeps what it held."""
+def record_delete(*, user, record, reason="", expected_version=None, source=""):
+    """Delete one record (a patient with its whole case) for a `reason`, which is required.
+
+    The audit trail keeps what the rows held, with the source and reason as their change reason; a
+    tombstone (DeletedRecord) keeps who, when, why and the deleted rows' last values, so that the
+    deletion is listed and can be undone (record_restore)."""
     centre = centre_of(record)
     access.require_writable(user, centre)
     case = _locked_case(record.patient_id)
     stored = _stored(case, record)
-    for locked in case.records() if isinstance(record, Patient) else [stored]:
+    deleted = list(case.records()) if isinstance(record, Patient) else [stored]
+    for locked in deleted:
         refuse_if_locked(locked, case.patient)
     if expected_version is not None and stored.version != expected_version:
         raise StaleRecordError(stored, [])
+    reason = _required_reason(reason, _("Give a reason for deleting %(record)s.") % {"record": rules.describe(stored)})
     if isinstance(record, Patient):
-        for child in list(case.records())[1:]:
-            child._history_user, child._change_reason = access.audit_user(user), source
-            child.delete()
+        queries.case_checks_sync(before=case, after=None, deleted=deleted)
     else:
         _check(case, stored, delete=True)
-    stored._history_user, stored._change_reason = access.audit_user(user), source
-    stored.delete()
+        queries.case_checks_sync(before=case, after=case_with(case, stored, delete=True), deleted=[stored])
+    who, why = access.audit_user(user), change_reason(source, reason)
+    DeletedRecord.objects.create(
+        table=TABLE_OF[type(stored)], record_pk=str(stored.pk), patient_id=stored.patient_id, centre_id=centre,
+        deleted_at=timezone.now(), deleted_by=who, username=who.get_username() if who else "", source=source,
+        reason=reason, values=stored_values(deleted))
+    for gone in reversed(deleted):  # children first, the patient last
+        gone._history_user, gone._change_reason = who, why
+        gone.delete()
     bump_data_version([centre])
+
+
+@transaction.atomic
+def record_restore(*, user, deleted_record, reason="", source=""):
+    """Put back what one deletion removed (a record, or a patient with the case as it was then), with
+    the same pseudonym and ids, for a `reason`; returns the restored record. Only a coordinator may.
+
+    The records are checked as a save is (model validation, the cross-record rules on the case they
+    return to, a locked patient): a restore that would break a rule is refused with the rule's
+    message. The audit trail shows them created again, by the coordinator, with the reason; a
+    Restoration row marks the tombstone restored (tombstones are append-only)."""
+    if not access.can_restore(user):
+        raise PermissionDenied(_("Only a coordinator may restore a deleted record."))
+    tombstone = DeletedRecord.objects.select_for_update().get(pk=deleted_record.pk)
+    records = records_from_values(tombstone.values)
+    restored = records[0]  # the patient before its records
+    described = rules.describe(restored)
+    if Restoration.objects.filter(deleted_record=tombstone).exists():
+        raise ValidationError(_("%(record)s was restored already.") % {"record": capfirst(described)})
+    reason = _required_reason(reason, _("Give a reason for restoring %(record)s.") % {"record": described})
+    case = _locked_case(restored.patient_id)
+    if isinstance(restored, Patient):
+        if case is not None:
+            raise ValidationError(_("Patient %(id)s is in the registry: there is nothing to restore.")
+                                  % {"id": restored.pk})
+        for child in records[1:]:
+            child.patient = restored
+        for one in records:
+            one.full_clean(exclude=None if one is restored else ["patient"], validate_unique=False)
+            one.validate_unique()
+        violations = rules.check_case(assemble(restored, records[1:]))
+        if violations:
+            raise ValidationError([str(violation) for violation in violations])
+    else:
+        if case is None:
+            raise ValidationError(_("Patient %(id)s is deleted: restore the patient first.")
+                                  % {"id": restored.patient_id})
+        refuse_if_locked(restored, case.patient)
+        restored.patient = case.patient
+        restored.full_clean(exclude=["patient"], validate_unique=False)
+        restored.validate_unique()
+        _check(case, restored)
+    who, why = access.audit_user(user), change_reason(source, reason)
+    for one in records:  # a tombstone written before REDCap instance numbers: the record takes the next one
+        if type(one) in REPEATING and one.redcap_instance is None:
+            numbered = [r for r in [*(case.records() if case else ()), *records] if type(r) is type(one)]
+            one.redcap_instance = next_instance(type(one), one.patient_id, numbered)
+    for one in records:
+        created_at = one.created_at
+        one.version += 1
+        one._history_user, one._change_reason = who, why
+        one.save(force_insert=True)
+        # The record's creation stays when it was first created (the save stamps the present).
+        type(one).objects.filter(pk=one.pk).update(created_at=created_at)
+        one.created_at = created_at
+    if isinstance(restored, Patient):
+        queries.case_checks_sync(before=None, after=assemble(restored, records[1:]))
+    else:
+        queries.case_checks_sync(before=case, after=case_with(case, restored))
+    Restoration.objects.create(deleted_record=tombstone, patient_id=tombstone.patient_id, restored_at=timezone.now(),
+                               restored_by=who, username=who.get_username() if who else "", source=source,
+                               reason=reason)
+    bump_data_version([tombstone.centre_id])
+    return restored
 
 
 @transaction.atomic
@@ -229,4 +349,5 @@ def cases_create(*, user, cases, reason="bulk load"):
     for model in CLINICAL_MODELS:  # parents before children
         records = [record for case in cases for record in case.records() if type(record) is model]
         bulk.records_create(model, records, user=user, now=now, reason=reason)
+    queries.cases_checks_sync(cases)
     bump_data_version(case.patient.centre_id for case in cases)

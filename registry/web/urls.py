@@ -2,7 +2,7 @@
 which fails when a page is added without saying who may open it."""
 from django.urls import path
 
-from registry.web import progress, views
+from registry.web import deleted, progress, queries, signatures, verification, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,4 +19,13 @@ urlpatterns = [
     path("patients/<str:patient_id>/<slug:kind>/add/", views.record_add, name="record_add"),
     path("patients/<str:patient_id>/<slug:kind>/<int:pk>/edit/", views.record_edit, name="record_edit"),
     path("patients/<str:patient_id>/<slug:kind>/<int:pk>/delete/", views.record_delete, name="record_delete"),
+    path("deleted/", deleted.deleted_records, name="deleted_records"),
+    path("deleted/<int:pk>/restore/", deleted.deleted_record_restore, name="deleted_record_restore"),
+    path("patients/<str:patient_id>/sign/", signatures.patient_sign, name="patient_sign"),
+    path("centres/<str:code>/sign/", signatures.centre_sign, name="centre_sign"),
+    path("patients/<str:patient_id>/verify/", verification.record_verify, name="patient_verify"),
+    path("patients/<str:patient_id>/<slug:kind>/<int:pk>/verify/", verification.record_verify, name="record_verify"),
+    path("patients/<str:patient_id>/<slug:kind>/<str:pk>/queries/new/", queries.query_new, name="query_new"),
+    path("queries/", queries.query_list, name="query_list"),
+    path("queries/<int:pk>/", queries.query_detail, name="query_detail"),
 ]

@@ -26,7 +26,7 @@ from analysis.models import SavedPlan
 from analysis.plan import FACTORS, AnalysisPlan
 from registry import selectors, services, synthetic
 from registry.management.commands.generate_cohort import cohort_load
-from registry.models import CLINICAL_MODELS, AuditSeal, Centre, FollowUp, Patient
+from registry.models import CLINICAL_MODELS, AuditSeal, Centre, FollowUp, Patient, Query, QueryMessage
 from tests import factories as f
 from tests.audit import empty
 
@@ -45,7 +45,8 @@ def cohort(django_db_setup, django_db_blocker):
         for model in reversed(CLINICAL_MODELS):
             model.objects.all().delete()
         # After the rows (deleting a row writes an audit row); the audit tables are append-only.
-        empty(*[model.history.model for model in CLINICAL_MODELS], AuditSeal)
+        empty(*[model.history.model for model in CLINICAL_MODELS], AuditSeal, QueryMessage)
+        Query.objects.all().delete()  # the soft checks' queries of the cohort (they outlive its patients)
         Centre.objects.all().delete()
         cache.clear()
 

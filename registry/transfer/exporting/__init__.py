@@ -7,9 +7,9 @@ The archive holds one file per table (patients, primary_tumours, metastasectomie
 systemic_therapies, follow_up; for Excel one workbook, registry.xlsx, with a sheet per table), the
 analysis frame (analysis/frame.py, default analysis plan, when the analysis app is installed),
 the data dictionary (data_dictionary.csv: variable, table, type, label, codes, unit, required,
-rule), the dataset for other systems in every format alike: as a REDCap project (redcap_*.csv,
-exporting/redcap_files.py) and as CDISC ODM 1.3.2 (odm.xml, exporting/odm.py), and README.txt
-(data version, date, scope, options). Every export is logged (ExportLog).
+rule, missing_codes), the dataset for other systems in every format alike: as a REDCap project
+(redcap_*.csv, exporting/redcap_files.py) and as CDISC ODM 1.3.2 (odm.xml, exporting/odm.py), and
+README.txt (data version, date, scope, options). Every export is logged (ExportLog).
 
 Tables are streamed from the database in chunks into the archive, which is written to `out` as it
 grows (the web view spools it to a temporary file), so memory stays flat for CSV and XLSX;
@@ -34,7 +34,7 @@ from registry.transfer.exporting.writers import FORMATS, WORKBOOK, ExportColumn,
 
 __all__ = ["DEIDENTIFY", "FORMATS", "dataset_export", "export_filename"]
 
-DICTIONARY_FIELDS = ("variable", "table", "type", "label", "codes", "unit", "required", "rule")
+DICTIONARY_FIELDS = ("variable", "table", "type", "label", "codes", "unit", "required", "rule", "missing_codes")
 
 
 def export_filename(*, centre=None, file_format="csv", deidentify="none", when=None):
@@ -56,7 +56,8 @@ def _columns(table, deidentifier):
             label = f"{column.label}: days from the index operation"
         codes = column.codes if column.name != "centre" else ()
         result.append(ExportColumn(deidentifier.name(column.name, column.type),
-                                   kind if column.name != "centre" else "text", label, codes, column.decimals))
+                                   kind if column.name != "centre" else "text", label, codes, column.decimals,
+                                   column.missing_codes))
     return result
 
 
@@ -109,7 +110,7 @@ def _dictionary_rows(centre_codes, frame_columns, deidentifier):
         rows.append([row[f] for f in DICTIONARY_FIELDS])
     for column in frame_columns:
         codes = " | ".join(f"{code}={label}" for code, label in column.codes)
-        rows.append([column.name, "analysis_frame", column.type, column.label, codes, "", "", ""])
+        rows.append([column.name, "analysis_frame", column.type, column.label, codes, "", "", "", ""])
     return rows
 
 
@@ -202,13 +203,30 @@ FORMAT_TEXT = {
 }
 
 
+MISSING_TEXT = {
+    "csv": ("an optional cell may hold UNK (unknown), ND (not done) or NA (not applicable) instead of a value: "
+            "an answer, unlike a blank (not entered); the data dictionary's missing_codes column lists them. "
+            "The analysis frame has none: a code is missing there."),
+    "xlsx": ("an optional cell may hold UNK (unknown), ND (not done) or NA (not applicable) as text instead of "
+             "a value: an answer, unlike a blank (not entered). The analysis frame has none."),
+    "dta": ("extended missing values .a = UNK (unknown), .b = ND (not done), .c = NA (not applicable) in numeric "
+            "and date columns, value-labelled; text columns hold the code itself. Stata treats them as missing; "
+            "a blank is system missing (.). The analysis frame has none."),
+    "sav": ("user-missing values, value-labelled: 99997 = UNK (unknown), 99998 = ND (not done), 99999 = NA (not "
+            "applicable) in numeric columns, 1582-10-15/16/17 in date columns, the codes themselves in text "
+            "columns. SPSS leaves them out of analyses; a blank is system missing. The analysis frame has none."),
+}
+
+
 REDCAP_TEXT = (
     "REDCap: to recreate the dataset in a new classic REDCap project, upload redcap_data_dictionary.csv as its "
     "data dictionary (an instrument per table; patient_id is the record ID; primary_tumours.surgery_date and "
     ".margin are primary_surgery_date and primary_margin), make metastasectomies, systemic_therapies and "
-    "follow_up repeating instruments (redcap_repeating_instruments.csv), then import redcap_records.csv (flat "
-    "format; repeat instances 1, 2, ... by date within each patient). Codes are the data dictionary's; yes/no "
-    "are 1/0; dates YYYY-MM-DD; text starting with = + - @ carries a leading apostrophe.")
+    "follow_up repeating instruments (redcap_repeating_instruments.csv) and enter the missing data codes UNK, "
+    "ND, NA (Additional customizations; required fields are tagged @NOMISSING), then import redcap_records.csv "
+    "(flat format; each repeating record keeps the registry's instance number and its registry ID in "
+    "<instrument>_id). Codes are the data dictionary's; yes/no are 1/0; dates YYYY-MM-DD; free text starting "
+    "with = + - @ carries a leading apostrophe.")
 ODM_TEXT = {
     mode: ("CDISC ODM 1.3.2 (odm.xml, a Snapshot): the data dictionary as metadata (a form and item group per "
            "table, repeating for metastasectomies, systemic_therapies and follow_up; code lists with English and "
@@ -246,7 +264,7 @@ def readme(*, version, created, centre, file_format, deidentify, counts, plan, g
         else:
             lines.append(f"  {table}.{ext}  ({count})")
     lines.append(f"  data_dictionary.{'xlsx' if ext == 'xlsx' else 'csv'}  (variable, table, type, label, "
-                 "codes, unit, required, rule)")
+                 "codes, unit, required, rule, missing_codes)")
     lines += [f"  {redcap_files.DICTIONARY}  (REDCap's data dictionary: Project Setup > Data Dictionary)",
               f"  {redcap_files.INSTRUMENTS}  (instrument_name, instrument_label)",
               f"  {redcap_files.REPEATING}  (the repeating instruments, as REDCap's repeatingFormsEvents "
@@ -254,7 +272,8 @@ def readme(*, version, created, centre, file_format, deidentify, counts, plan, g
               f"  {redcap_files.RECORDS}  (REDCap's flat records: import them with the Data Import Tool)",
               f"  {odm.FILENAME}  (CDISC ODM 1.3.2: metadata, clinical data and audit records)",
               "  README.txt"]
-    lines += ["", "Conventions: " + FORMAT_TEXT[file_format], "", REDCAP_TEXT, "", ODM_TEXT[deidentify], ""]
+    lines += ["", "Conventions: " + FORMAT_TEXT[file_format], "", "Missing-data codes: " + MISSING_TEXT[file_format],
+              "", REDCAP_TEXT, "", ODM_TEXT[deidentify], ""]
     if plan is not None:
         lines.append(f"Analysis frame: one row per patient, computed under the analysis plan "
                      f"'{plan.name}' (hash {plan.hash}); see analysis/plan.py and endpoints.md.")

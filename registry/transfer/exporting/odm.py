@@ -12,8 +12,10 @@
         USR.SYSTEM for commands): user names stay in the registry's own audit trail, which only
         coordinators export; a Location per centre.
       ClinicalData: SubjectData per patient (SubjectKey: the pseudonym; SiteRef: the centre) >
-        StudyEventData > FormData per table > ItemGroupData per record (ItemGroupRepeatKey 1, 2,
-        ... by date, the instance numbers of the REDCap export) > ItemData per known value.
+        StudyEventData > FormData per table > ItemGroupData per record (ItemGroupRepeatKey: the
+        record's own REDCap instance number, given when it was entered and never changed) > ItemData
+        per known value; a value with a missing-data code (UNK, ND, NA) is an ItemData IsNull="Yes"
+        flagged with its code (FlagValue of the code list MISSING_CODES).
 
 Every ItemGroupData carries the AuditRecord of its record's current version, from the record's
 django-simple-history rows: who (UserRef), where (LocationRef: the patient's centre), when
@@ -42,7 +44,7 @@ from lxml import etree
 from lxml.builder import ElementMaker
 
 from registry import codes, dictionary
-from registry.api.redcap_project import FORMS_BY_NAME, INSTANCE_ORDER, RENAMED
+from registry.api.redcap_project import FORMS_BY_NAME, RENAMED
 from registry.models import Patient
 from registry.transfer.exporting.xlsx import ILLEGAL_XML
 
@@ -126,6 +128,8 @@ class Metadata:
                     self.code_lists.setdefault("CL.YESNO", ("yesno", [
                         ("1", _in_every_language(_("yes"))), ("0", _in_every_language(_("no")))], "integer"))
             self.tables[table] = items
+        self.code_lists["CL.MISSING_CODES"] = ("missing_codes", [(code, _in_every_language(label))
+                                                                 for code, label in codes.MISSING_CODES], "text")
 
     def code_list_oid(self, column):
         if column.name == "centre":
@@ -222,17 +226,20 @@ def current_versions(table, patients):
 
 
 def _records(table, patients, columns, deidentifier):
-    """Rows (dictionary columns as listed, then the record's key) of one table, by patient and
-    then in the order of the REDCap export's repeat instances."""
+    """Rows of one table by patient: patient_id, the dictionary columns as listed, the record's
+    missing-data codes, its REDCap instance number (None for a table that does not repeat) and its
+    key; a repeating table's records in the order of their instance numbers."""
     model = dictionary.TABLE_MODELS[table]
-    lookups = ["patient_id", *[c.attname for c, _oid, _k in columns]]
+    repeating = table in REPEATING
+    lookups = ["patient_id", *[c.attname for c, _oid, _k in columns], dictionary.MISSING_CODES_FIELD]
     if model is Patient:
         queryset = patients.order_by("patient_id")
     else:
-        order = ["patient_id", INSTANCE_ORDER[model], "pk"] if model in INSTANCE_ORDER else ["patient_id", "pk"]
+        order = ["patient_id", "redcap_instance"] if repeating else ["patient_id", "pk"]
         queryset = model.objects.filter(patient__in=patients.values("pk")).order_by(*order)
-    rows = queryset.values_list(*lookups, "pk").iterator(chunk_size=2000)
-    convert = deidentifier.converter(["text", *[c.type for c, _oid, _k in columns], "int"])
+    instance = "redcap_instance" if repeating else "pk"  # the slot of an instance number, unread
+    rows = queryset.values_list(*lookups, instance, "pk").iterator(chunk_size=2000)
+    convert = deidentifier.converter(["text", *[c.type for c, _oid, _k in columns], "codes", "int", "int"])
     return map(convert, rows) if convert is not None else rows
 
 
@@ -279,8 +286,8 @@ class Clinical:
         self.versions = {table: current_versions(table, patients) for table in dictionary.TABLES} \
             if self.with_audit else {}
         self.user_ids = {version[0] for versions in self.versions.values() for version in versions.values()}
-        self.items = {table: [(f'        <ItemData ItemOID="{oid}" Value="', _formatter(kind))
-                              for _column, oid, kind in metadata.tables[table]] for table in dictionary.TABLES}
+        self.items = {table: [(f'        <ItemData ItemOID="{oid}" Value="', _formatter(kind), column.name)
+                              for column, oid, kind in metadata.tables[table]] for table in dictionary.TABLES}
         self.readers = {table: itertools.groupby(_records(table, patients, metadata.tables[table], deidentifier),
                                                  key=lambda row: row[0])
                         for table in dictionary.TABLES}
@@ -323,14 +330,17 @@ class Clinical:
                 continue
             parts.append(f'    <FormData FormOID="F.{table}">\n')
             repeating, items = table in REPEATING, self.items[table]
-            for instance, row in enumerate(rows, start=1):
-                key = f' ItemGroupRepeatKey="{instance}"' if repeating else ""
+            for row in rows:
+                key = f' ItemGroupRepeatKey="{row[-2]}"' if repeating else ""
                 parts.append(f'      <ItemGroupData ItemGroupOID="IG.{table}"{key}>\n')
                 if self.with_audit:
                     parts.append(self._audit(table, row[-1], patient_id, centre))
-                for (prefix, formatted), value in zip(items, row[1:-1]):
+                codes = row[-3]
+                for (prefix, formatted, column), value in zip(items, row[1:-3]):
                     if value is not None:
                         parts.append(f'{prefix}{formatted(value)}"/>\n')
+                    elif codes and column in codes:
+                        parts.append(MISSING_ITEM.format(prefix=prefix[:-len(' Value="')], code=codes[column]))
                 parts.append("      </ItemGroupData>\n")
             parts.append("    </FormData>\n")
         parts.append("  </StudyEventData>\n</SubjectData>\n")
@@ -350,6 +360,10 @@ class Clinical:
         yield "".join(chunk).encode()
 
 
+# An item with a missing-data code (UNK, ND, NA) instead of a value: a null item flagged with its
+# code from the code list MISSING_CODES, so that an answer "unknown" is told from a value never entered.
+MISSING_ITEM = ('{prefix} IsNull="Yes"><Annotation SeqNum="1"><Flag>'
+                '<FlagValue CodeListOID="CL.MISSING_CODES">{code}</FlagValue></Flag></Annotation></ItemData>\n')
 SUBJECTS = "subjects"  # where the SubjectData go: a comment in the ClinicalData element
 
 

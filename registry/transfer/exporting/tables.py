@@ -24,6 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from registry import dictionary
 from registry.index_date import index_date
 from registry.models import Patient
+from registry.transfer.exporting.missing import with_codes
 
 DEIDENTIFY = ("none", "shift-dates", "intervals")
 # Columns that are calendar information without being dates: left out of an intervals export.
@@ -114,21 +115,22 @@ class Deidentifier:
 
 
 def table_rows(table, patients, deidentifier):
-    """(columns, exported column names, row iterator, count) of one dictionary table in scope."""
+    """(columns, exported column names, row iterator, count) of one dictionary table in scope; a cell
+    with a missing-data code holds it (registry/transfer/exporting/missing.py)."""
     model = dictionary.TABLE_MODELS[table]
     columns = [c for c in dictionary.columns(table) if deidentifier.exported(table, c.name)]
-    lookups = [c.attname for c in columns]
+    lookups = [c.attname for c in columns] + [dictionary.MISSING_CODES_FIELD]
     if model is Patient:
         queryset = patients.order_by("patient_id")
     else:
         queryset = model.objects.filter(patient__in=patients.values("pk")).order_by(
             "patient_id", *[k for k in dictionary.KEYS[table][1:]], "pk")
     names = [deidentifier.name(c.name, c.type) for c in columns]
-    convert = deidentifier.converter([c.type for c in columns])
+    convert = deidentifier.converter([c.type for c in columns] + ["codes"])
     rows = queryset.values_list(*lookups).iterator(chunk_size=CHUNK)
     if convert is not None:
         rows = map(convert, rows)
-    return columns, names, rows, queryset.count()
+    return columns, names, with_codes(columns, rows), queryset.count()
 
 
 def frame_deidentified(frame, deidentifier):

@@ -22,7 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from functools import partial
 
-from registry.transfer.exporting import xlsx
+from registry.transfer.exporting import missing, xlsx
+from registry.transfer.exporting.missing import MissingCode
 
 FORMULA_STARTS = xlsx.FORMULA_STARTS
 FORMATS = ("csv", "xlsx", "dta", "sav")
@@ -35,13 +36,15 @@ STATA_VERSION = 14  # pyreadstat's name for .dta format 118 (its default, 15, wr
 @dataclass(frozen=True)
 class ExportColumn:
     """A column as written: `type` is text, code, int, number, float, date, days, bool (yes/no) or
-    flag (1/0); `codes` are (code, label) pairs for value labels; `decimals` those of a number."""
+    flag (1/0); `codes` are (code, label) pairs for value labels; `decimals` those of a number;
+    `missing_codes` those of the missing-data codes its cells may hold (exporting/missing.py)."""
 
     name: str
     type: str
     label: str
     codes: tuple = ()
     decimals: int | None = None
+    missing_codes: tuple = ()
 
 
 def neutral(value):
@@ -52,7 +55,8 @@ def neutral(value):
 
 
 def _blank_or(convert):
-    return lambda value: "" if value is None else convert(value)
+    """None → blank, a missing-data code → itself, any other value → convert(value)."""
+    return lambda value: "" if value is None else value if value.__class__ is MissingCode else convert(value)
 
 
 def _float_text(value):
@@ -75,7 +79,7 @@ def text_formatter(kind):
 
 # Text is written as it is: the xlsx writer keeps formula-like text inert without an apostrophe.
 XLSX_VALUES = {
-    "bool": lambda v: None if v is None else ("yes" if v else "no"),
+    "bool": lambda v: None if v is None else v if v.__class__ is MissingCode else ("yes" if v else "no"),
     "flag": lambda v: None if v is None else (1 if v else 0),
 }
 
@@ -110,7 +114,9 @@ def xlsx_sheet(name, columns, rows):
     fixes = [(i, XLSX_VALUES[kind]) for i, kind in enumerate(kinds) if kind in XLSX_VALUES]
     if fixes:
         rows = map(partial(_fixed, fixes), rows)
-    return name, [c.name for c in columns], rows, [XLSX_KINDS.get(kind) for kind in kinds]
+    # A column that may hold a missing-data code is written cell by cell (the code as text).
+    return name, [c.name for c in columns], rows, [None if c.missing_codes else XLSX_KINDS.get(c.type)
+                                                   for c in columns]
 
 
 def write_xlsx(archive, filename, columns, rows, *, sheet_name):
@@ -208,19 +214,22 @@ def value_label(code, label):
 def write_stats(archive, filename, columns, rows, *, file_format, file_label):
     import pyreadstat
 
+    rows, coded = missing.split(columns, rows)
     frame, labels, value_labels = _labelled_frame(columns, rows)
+    codes = missing.stats_codes(frame, columns, coded, value_labels, file_format=file_format)
     if file_format == "dta":
         def save(path):
             pyreadstat.write_dta(frame, path, file_label=file_label[:80], column_labels=labels,
-                                 variable_value_labels=value_labels, version=STATA_VERSION)
+                                 variable_value_labels=value_labels, version=STATA_VERSION, **codes)
     else:
         measures = {c.name: spss_measure(c) for c in columns}
         formats = {c.name: f for c in columns if (f := spss_format(c))}
+        formats.update(missing.spss_formats(formats, columns, coded))
 
         def save(path):
             pyreadstat.write_sav(frame, path, file_label=file_label[:64], column_labels=labels,
                                  variable_value_labels=value_labels, variable_measure=measures,
-                                 variable_format=formats)
+                                 variable_format=formats, **codes)
     _add_via_temp(archive, filename, save)
 
 

@@ -91,7 +91,8 @@ def test_archive_holds_tables_frame_dictionary_and_readme(loaded, tmp_path, coor
     frame = read_csv(archive, "analysis_frame.csv")
     assert len(frame) == 40 and {"os_months", "dfs_event", "eligible"} <= set(frame[0])
     dictionary = read_csv(archive, "data_dictionary.csv")
-    assert list(dictionary[0]) == ["variable", "table", "type", "label", "codes", "unit", "required", "rule"]
+    assert list(dictionary[0]) == ["variable", "table", "type", "label", "codes", "unit", "required", "rule",
+                                   "missing_codes"]
     histology = next(r for r in dictionary if r["variable"] == "histology" and r["table"] == "patients")
     assert histology["codes"].startswith("LMS=leiomyosarcoma | SyS=synovial sarcoma")
     recurrence_site = next(r for r in dictionary if r["variable"] == "recurrence_site")

@@ -3,6 +3,7 @@ instruments, flat records) and CDISC ODM 1.3.2, validated against the ODM schema
 import csv
 import datetime
 import io
+import re
 import zipfile
 
 import pytest
@@ -45,6 +46,7 @@ def changed(loaded, nurse):
     """A MUC metastasectomy changed by a nurse, with a reason and free text an XML file must escape."""
     record = Metastasectomy.objects.filter(patient__centre="MUC").order_by("pk").first()
     record.lesions_resected += 1
+    record.diameter_source, record.missing_codes = None, {"diameter_source": "ND"}
     services.record_save(user=nurse, record=record, reason="count corrected after the pathology report")
     therapy = SystemicTherapy.objects.filter(patient__centre="MUC").order_by("pk").first()
     therapy.regimen, therapy.regimen_other = "other", "=<trial> & 'arm B'"
@@ -68,12 +70,14 @@ def odm_of(archive):
 
 
 def item_groups(document):
-    """[(patient_id, table, repeat key or None, {item name: value}, group element)] of the clinical data."""
+    """[(patient_id, table, repeat key or None, {item name: value}, group element)] of the clinical data;
+    the value of a null item is its missing-data code."""
     names = {item.get("OID"): item.get("Name") for item in document.iterfind(".//o:ItemDef", NS)}
     groups = []
     for subject in document.iterfind(".//o:SubjectData", NS):
         for group in subject.iterfind(".//o:ItemGroupData", NS):
-            values = {names[item.get("ItemOID")]: item.get("Value") for item in group.iterfind("o:ItemData", NS)}
+            values = {names[item.get("ItemOID")]: item.get("Value") or item.findtext(".//o:FlagValue", namespaces=NS)
+                      for item in group.iterfind("o:ItemData", NS)}
             groups.append((subject.get("SubjectKey"), group.get("ItemGroupOID")[3:], group.get("ItemGroupRepeatKey"),
                            values, group))
     return groups
@@ -162,7 +166,7 @@ def test_odm_references_resolve_and_codes_come_from_translated_code_lists(change
 
     assert refs("FormRef", "FormOID") == oids("FormDef") and refs("ItemGroupRef", "ItemGroupOID") == oids("ItemGroupDef")
     assert refs("ItemRef", "ItemOID") == oids("ItemDef") >= refs("ItemData", "ItemOID")
-    assert refs("CodeListRef", "CodeListOID") == oids("CodeList")
+    assert refs("CodeListRef", "CodeListOID") | refs("FlagValue", "CodeListOID") == oids("CodeList")
     assert refs("UserRef", "UserOID") == oids("User") and refs("LocationRef", "LocationOID") <= oids("Location")
     assert refs("SiteRef", "LocationOID") == oids("Location") == {"LOC.HD", "LOC.MUC"}
     assert {g.get("Name") for g in document.iterfind(".//o:ItemGroupDef[@Repeating='Yes']", NS)} == {
@@ -177,7 +181,7 @@ def test_odm_references_resolve_and_codes_come_from_translated_code_lists(change
     list_of = {item.get("OID"): item.find("o:CodeListRef", NS).get("CodeListOID")
                for item in document.iterfind(".//o:ItemDef", NS) if item.find("o:CodeListRef", NS) is not None}
     for data in document.iterfind(".//o:ItemData", NS):
-        if data.get("ItemOID") in list_of:
+        if data.get("ItemOID") in list_of and data.get("IsNull") != "Yes":
             assert data.get("Value") in code_lists[list_of[data.get("ItemOID")]], data.get("ItemOID")
     histology = dict(dictionary.column("patients", "histology").codes)
     assert {code: texts["en"] for code, texts in code_lists["CL.HISTOLOGY"].items()} == histology
@@ -185,6 +189,21 @@ def test_odm_references_resolve_and_codes_come_from_translated_code_lists(change
     assert code_lists["CL.YESNO"] == {"1": {"en": "yes", "de": "ja"}, "0": {"en": "no", "de": "nein"}}
     assert all(set(texts) == {"en", "de"} for oid, items in code_lists.items() if oid != "CL.CENTRE"
                for texts in items.values())
+
+
+def test_odm_flags_a_value_with_a_missing_data_code_as_a_null_item_with_its_code(changed, tmp_path):
+    record, _therapy = changed
+    document = odm_of(export(tmp_path))
+
+    group = next(g for p, t, _key, values, g in item_groups(document) if p == record.patient_id
+                 and t == "metastasectomies" and values["surgery_date"] == record.surgery_date.isoformat())
+    item = group.find("o:ItemData[@ItemOID='IT.metastasectomies.diameter_source']", NS)
+    assert item.get("IsNull") == "Yes" and item.get("Value") is None
+    flag = item.find("o:Annotation/o:Flag/o:FlagValue", NS)
+    assert (flag.get("CodeListOID"), flag.text) == ("CL.MISSING_CODES", "ND")
+    decodes = {item.get("CodedValue"): item.findtext("o:Decode/o:TranslatedText", namespaces=NS)
+               for item in document.iterfind(".//o:CodeList[@OID='CL.MISSING_CODES']/o:CodeListItem", NS)}
+    assert decodes == {"UNK": "Unknown", "ND": "Not done", "NA": "Not applicable"}
 
 
 def test_odm_item_defs_carry_types_units_ranges_and_redcap_names(loaded, tmp_path):
@@ -262,12 +281,16 @@ def test_redcap_dictionary_loads_with_pycaps_metadata_reader_and_every_field_is_
     assert list(metadata.columns) == METADATA_COLUMNS[1:] and metadata.index[0] == "patient_id"
     columns = set()
     for name, field in metadata.iterrows():
-        table, column = field["field_annotation"].removeprefix("registry column: ").split(".")
-        assert dictionary.column(table, column).name == column
-        assert field["form_name"] == table and name == RENAMED.get((table, column), column)
+        table, column = re.search(r"registry column: (\w+)\.(\w+)", field["field_annotation"]).groups()
+        if column == "id":  # a repeating record's registry ID, <instrument>_id
+            assert name == f"{table}_id" and field["text_validation_type_or_show_slider_number"] == "integer"
+        else:
+            assert dictionary.column(table, column).name == column and name == RENAMED.get((table, column), column)
+        assert field["form_name"] == table
         columns.add((table, column))
     assert columns == {("patients", "patient_id")} | {(c.table, c.name) for t in dictionary.TABLES
-                                                      for c in dictionary.columns(t) if c.name != "patient_id"}
+                                                      for c in dictionary.columns(t) if c.name != "patient_id"} | {
+        (form.name, "id") for form in FORMS if form.repeating}
     assert set(metadata["field_type"]) <= REDCAP_FIELD_TYPES
     assert set(metadata["text_validation_type_or_show_slider_number"]) <= REDCAP_VALIDATIONS
 
@@ -276,6 +299,8 @@ def test_redcap_choices_are_the_code_lists_and_validations_follow_the_dictionary
     metadata = pycap_metadata(export(tmp_path, centre="HD").read(redcap_files.DICTIONARY).decode())
 
     for field in FIELDS[1:]:
+        if field.is_registry_id:
+            continue
         column = dictionary.column(field.form.name, field.column)
         row = metadata.loc[field.name]
         choices = [tuple(choice.split(", ", 1)) for choice in row["select_choices_or_calculations"].split(" | ")

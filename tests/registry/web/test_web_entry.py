@@ -101,7 +101,7 @@ def test_nurse_adds_edits_and_deletes_each_record_type(client, nurse, patient, k
     confirm = client.get(delete_url)
     assert confirm.status_code == 200 and b'method="post"' in confirm.content
     assert model.objects.filter(pk=record.pk).exists()  # the GET only asks
-    assert client.post(delete_url, {"version": "2"}).status_code == 302
+    assert client.post(delete_url, {"version": "2", "reason": "duplicate"}).status_code == 302
     assert not model.objects.filter(pk=record.pk).exists()
     assert model.history.filter(id=record.pk, history_type="-").get().history_user == nurse
 
@@ -114,7 +114,8 @@ def test_nurse_edits_and_deletes_the_patient(client, nurse, case):
     assert client.post(url, values).status_code == 302
     case.refresh_from_db()
     assert case.ecog == 2
-    assert client.post(reverse("patient_delete", args=[case.pk]), {"version": str(case.version)}).status_code == 302
+    assert client.post(reverse("patient_delete", args=[case.pk]), {"version": str(case.version),
+                                                                 "reason": "wrong patient"}).status_code == 302
     assert not Patient.objects.exists() and not Metastasectomy.objects.exists()
 
 
@@ -213,7 +214,8 @@ def test_a_field_both_changed_keeps_hers_and_shows_theirs(client, nurse, case):
 def test_deleting_the_only_operation_of_a_followed_up_patient_is_refused(client, nurse, case):
     client.force_login(nurse)
     pm = case.metastasectomies.get()
-    response = client.post(reverse("record_delete", args=[case.pk, "metastasectomies", pm.pk]), {"version": "1"})
+    response = client.post(reverse("record_delete", args=[case.pk, "metastasectomies", pm.pk]),
+                           {"version": "1", "reason": "duplicate"})
     assert response.status_code == 400
     assert "Nothing was deleted" in response.content.decode()
     assert Metastasectomy.objects.filter(pk=pm.pk).exists()

@@ -70,8 +70,9 @@ def test_patient_list_pages_through_many_patients(client, nurse, django_assert_m
     for _ in range(30):
         f.patient("MUC")
     client.force_login(nurse)
-    # no query per patient (one more: the read recorded; one more: the records counted by status)
-    with django_assert_max_num_queries(14):
+    # no query per patient (one more: the read recorded; one more: the records counted by status; one
+    # more: the statuses of the page's records, for the form-status grid)
+    with django_assert_max_num_queries(15):
         first = client.get(reverse("patient_list"), {"centre": "MUC"})
     assert len(first.context["rows"]) == 25
     second = client.get(reverse("patient_list"), {"centre": "MUC", "page": 2})
@@ -83,7 +84,7 @@ def test_history_shows_who_changed_which_field_from_what_to_what(client, nurse, 
     pm = case.metastasectomies.get()
     pm.margin = "R1"
     services.record_save(user=nurse, record=pm, expected_version=1)
-    services.record_delete(user=nurse, record=case.follow_ups.get())
+    services.record_delete(user=nurse, record=case.follow_ups.get(), reason="entered in error")
     client.force_login(nurse)
     response = client.get(reverse("patient_history", args=[case.pk]))
     entries = response.context["entries"]
