@@ -802,7 +802,7 @@ class Restoration(models.Model):
 class Signature(models.Model):
     """A principal investigator's electronic signature of one patient's case: who signed, when, from
     where, what the signature means (the statement shown to the signer, stored as shown) and a SHA-256
-    of the case as signed (registry.cases.case_digest: every record's values, status and version).
+    of the case as signed (registry.cases.case_digest: every record's values; not its status).
 
     Written once by registry.services.signatures and never changed (an audit table, append-only and
     sealed). Whether it still holds is computed, not stored: it is valid while the case's digest
