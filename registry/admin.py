@@ -19,6 +19,7 @@ from registry.models import (
     Centre,
     ErasureTombstone,
     FollowUp,
+    Freeze,
     Membership,
     Metastasectomy,
     Patient,
@@ -190,6 +191,15 @@ class ErasureTombstoneAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ("at", "username", "centre", "reference")
     list_filter = ("centre",)
     search_fields = ("reference", "username")
+
+
+@admin.register(Freeze)
+class FreezeAdmin(ReadOnly, admin.ModelAdmin):
+    """The data freezes, read-only (their frozen cases are patient-level data: not shown here)."""
+
+    list_display = ("name", "created_at", "username", "rule", "dictionary_version", "content_hash")
+    list_filter = ("rule",)
+    search_fields = ("name", "content_hash")
 
 
 # Every audit table registered here, or by its own app (django-axes' sign-in logs), becomes read-only.
