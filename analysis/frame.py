@@ -33,6 +33,7 @@ Conventions beyond endpoints.md (stated here because results depend on them):
 """
 import numpy as np
 import pandas as pd
+
 from analysis import factors
 from analysis.factors import CUT_OFFS
 from analysis.plan import AnalysisPlan

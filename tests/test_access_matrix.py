@@ -12,8 +12,8 @@ ADMIN_LOGIN (sent to the admin's sign-in page). Roles: anonymous; a nurse of the
 (MUC); a nurse of another centre (BER); a PI of MUC; a monitor of MUC (reads and verifies, changes
 no clinical data); a coordinator; and a deactivated user, a coordinator of MUC who signed in and
 was deactivated afterwards. Deleting (patient_delete,
-record_delete), importing (a real CSV file), exporting (the pooled zip) and marking a record
-complete (record_status) are real POSTs.
+record_delete), importing (a real CSV file), exporting (the pooled zip), marking a record
+complete (record_status) and freezing the registry (freeze_list) are real POSTs.
 A refused request, and every GET, must leave the clinical tables as they were.
 """
 import zlib
@@ -26,6 +26,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from registry.models import ExportLog, FollowUp, ImportRun, Job, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry import services
 from registry.transfer import jobs
 from tests import factories as f
 from tests.registry.api.test_api_access import EXPECTED as API_EXPECTED
@@ -115,6 +116,10 @@ EXPECTED = {
     "password_change_done": SIGNED_IN_PAGE,
     "security_log": row(signed_in(403, coordinator=200), signed_in(405)),
     "audit_export": row(signed_in(403, coordinator=200), signed_in(405)),
+    # data freezes: coordinators only (the POST freezes the registry as "matrix")
+    "freeze_list": row(signed_in(403, coordinator=200), signed_in(403, coordinator=302)),
+    "freeze_diff": row(signed_in(403, coordinator=200), signed_in(405)),
+    "freeze_diff_csv": row(signed_in(403, coordinator=200), signed_in(405)),
     "set_language": row(everyone(302), everyone(302)),
     # the admin is for staff only: nobody here is staff (tests/registry/test_admin.py covers superusers)
     "admin:login": row(everyone(200), everyone(200)),
@@ -153,6 +158,7 @@ def world(case, nurse, other_nurse, pi, monitor, coordinator):
                        report={"ok": False, "error_count": 0})
     Job.objects.create(kind=Job.EXPORT, user=coordinator, state=Job.DONE, options={"centre": ""},
                        result=b"PK\x05\x06" + bytes(18), result_name="registry.zip")
+    services.freeze_create(user=coordinator, name="matrix-base")
     return {"case": case, "clients": clients}
 
 
@@ -201,6 +207,8 @@ def url_for(name, pattern, case):
         "two_factor_setup": "/accounts/two-factor/setup/", "password_change": "/accounts/password_change/",
         "password_change_done": "/accounts/password_change/done/",
         "security_log": "/security/", "audit_export": "/security/audit/", "set_language": "/i18n/setlang/",
+        "freeze_list": "/freezes/", "freeze_diff": "/freezes/diff/?freeze=matrix-base&against=live",
+        "freeze_diff_csv": "/freezes/diff.csv?freeze=matrix-base&against=live",
     }
     return urls.get(name) or admin_url(name, pattern)
 
@@ -219,6 +227,8 @@ def post_data(name, case):
         return {"file_format": "csv", "deidentify": "none", "centre": ""}
     if name == "analysis:plan_save":
         return {"name": "matrix"}
+    if name == "freeze_list":
+        return {"name": "matrix", "rule": "all"}
     return {}
 
 

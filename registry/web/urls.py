@@ -2,7 +2,7 @@
 which fails when a page is added without saying who may open it."""
 from django.urls import path
 
-from registry.web import views
+from registry.web import freezes, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,4 +17,7 @@ urlpatterns = [
     path("patients/<str:patient_id>/<slug:kind>/add/", views.record_add, name="record_add"),
     path("patients/<str:patient_id>/<slug:kind>/<int:pk>/edit/", views.record_edit, name="record_edit"),
     path("patients/<str:patient_id>/<slug:kind>/<int:pk>/delete/", views.record_delete, name="record_delete"),
+    path("freezes/", freezes.freeze_list, name="freeze_list"),
+    path("freezes/diff/", freezes.freeze_diff, name="freeze_diff"),
+    path("freezes/diff.csv", freezes.freeze_diff_csv, name="freeze_diff_csv"),
 ]

@@ -9,6 +9,8 @@ import json
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+from django.db.models import ProtectedError
 
 from registry import dictionary, frozen, selectors, services
 from registry.models import FollowUp, Freeze, FrozenCase, Metastasectomy, Patient, SystemicTherapy
@@ -181,3 +183,33 @@ def test_freeze_create_command_freezes_as_a_user_and_says_what(registry, coordin
         call_command("freeze_create", "cmd-freeze", stdout=out)
     with pytest.raises(CommandError, match="Only coordinators"):
         call_command("freeze_create", "nurse-freeze", "--user", "nurse", stdout=out)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="the append-only triggers exist on PostgreSQL only (SQLite has no such triggers)")
+def test_a_freeze_refuses_update_and_delete_on_postgresql_by_sql_and_by_the_orm(registry, coordinator):
+    freeze = services.freeze_create(user=coordinator, name="kept")
+    frozen_case = FrozenCase.objects.filter(freeze=freeze).first()
+    statements = [
+        lambda: Freeze.objects.filter(pk=freeze.pk).update(content_hash="0" * 64),
+        lambda: FrozenCase.objects.filter(pk=frozen_case.pk).update(data="[]"),
+        lambda: FrozenCase.objects.filter(freeze=freeze).delete(),
+        sql(f"UPDATE {Freeze._meta.db_table} SET name = 'renamed' WHERE id = %s", freeze.pk),
+        sql(f"DELETE FROM {Freeze._meta.db_table} WHERE id = %s", freeze.pk),
+        sql(f"DELETE FROM {FrozenCase._meta.db_table} WHERE id = %s", frozen_case.pk),
+    ]
+    for statement in statements:
+        with pytest.raises(DatabaseError, match="pgtrigger: Cannot (update|delete) rows"), transaction.atomic():
+            statement()
+    with pytest.raises(ProtectedError), transaction.atomic():  # the ORM does not even try while cases exist
+        Freeze.objects.filter(pk=freeze.pk).delete()
+    freeze.refresh_from_db()
+    assert (freeze.name, freeze.content_hash) == ("kept", independent_hash(freeze))
+    assert FrozenCase.objects.filter(freeze=freeze).count() == 2
+
+
+def sql(statement, *params):
+    def run():
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+    return run
