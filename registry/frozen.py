@@ -87,16 +87,24 @@ def content_hash(lines):
     return digest.hexdigest()
 
 
-def decoder(table, number=Decimal):
-    """A function: a frozen row (JSON values) -> a tuple of Python values as the models hold them
-    (datetime.date, and `number` for numbers with decimals: Decimal, or float for arrays)."""
-    convert = []
-    for name in columns(table):
+def decoder(table, names=None, number=Decimal):
+    """A function: a frozen row (JSON values) -> a tuple of the values of the columns `names` (None:
+    every column) as the models hold them (datetime.date, and `number` for numbers with decimals:
+    Decimal, or float for arrays)."""
+    frozen_names = columns(table)
+    names = frozen_names if names is None else names
+    plain, converted = [], []
+    for position, name in enumerate(names):
         kind = column_type(table, name)
-        convert.append(datetime.date.fromisoformat if kind == "date" else number if kind == "number" else None)
+        convert = datetime.date.fromisoformat if kind == "date" else number if kind == "number" else None
+        (plain if convert is None else converted).append((position, frozen_names.index(name), convert))
+    if not converted:  # codes, text and integers are stored as they are
+        picks = [index for _position, index, _convert in plain]
+        return lambda row: tuple(row[i] for i in picks)
+    steps = sorted(plain + converted)
 
     def decode(row):
-        return tuple(value if f is None or value is None else f(value) for f, value in zip(convert, row))
+        return tuple(row[i] if f is None or row[i] is None else f(row[i]) for _position, i, f in steps)
     return decode
 
 
