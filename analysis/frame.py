@@ -155,7 +155,8 @@ def table_source(*, user=None, centres=None, row_level=False, freeze=None):
     (FrozenRows), scoped alike; both give the same rows for the same data."""
     if freeze is None:
         return selectors.LiveRows(patient_scope(user=user, centres=centres, row_level=row_level))
-    return selectors.FrozenRows(freeze, freeze_centres(user=user, centres=centres, row_level=row_level))
+    return selectors.FrozenRows(freeze, freeze_centres(user=user, centres=centres, row_level=row_level),
+                                dates_as_text=True)  # _rows parses every date column
 
 
 def _rows(source, table, fields, dates=()):

@@ -238,15 +238,15 @@ class LiveRows:
 
 class FrozenRows:
     """The same rows from a freeze, only the cases of `centres` (codes; None: every centre):
-    one query for the whole freeze; dates as datetime.date, numbers as `number`."""
+    one query for the whole freeze; numbers as `number` (float for arrays, Decimal as the models
+    hold them), dates as datetime.date, or with `dates_as_text` as their ISO text (for arrays:
+    pandas parses a column of it at once, ~0.5 s less for 10,000 patients)."""
 
-    def __init__(self, freeze, centres=None, *, number=float):
-        self.tables = {table: [] for table in frozen.TABLES}
-        for _pid, _centre, line in frozen_cases(freeze, centres):
-            for table, rows in frozen.case_tables(line).items():
-                self.tables[table].extend(rows)
-        self.number = number
+    def __init__(self, freeze, centres=None, *, number=float, dates_as_text=False):
+        self.tables = dict(zip(frozen.TABLES, frozen.tables_of(line for _pid, _centre, line in
+                                                               frozen_cases(freeze, centres))))
+        self.options = {"number": number, **({"date": None} if dates_as_text else {})}
 
     def rows(self, table, names):
-        return list(map(frozen.decoder(table, names, self.number), self.tables[table]))
+        return list(map(frozen.decoder(table, names, **self.options), self.tables[table]))
 
