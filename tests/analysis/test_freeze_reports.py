@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from analysis.frame import analysis_frame
 from analysis.report import survival_report
-from registry import selectors, services, synthetic
+from registry import services, synthetic
 from registry.management.commands.generate_cohort import cohort_load
 from registry.models import FollowUp, Metastasectomy, Patient
 from tests import factories as f
