@@ -213,3 +213,44 @@ def sql(statement, *params):
         with connection.cursor() as cursor:
             cursor.execute(statement, params)
     return run
+
+
+def test_the_freezes_are_sealed_into_the_audit_chain_which_catches_a_changed_frozen_case(registry, coordinator):
+    from registry.services.seals import tables_seal
+    from tests.audit import behind_the_back, verify, verify_fails
+
+    freeze = services.freeze_create(user=coordinator, name="sealed")
+    tables_seal()  # what the commit does outside a test's transaction
+    assert "registry_frozencase" in verify()
+    frozen_case = FrozenCase.objects.filter(freeze=freeze).first()
+    behind_the_back(FrozenCase, "UPDATE {table} SET data = %s WHERE id = %s", "[]", frozen_case.pk)
+    assert "registry_frozencase" in verify_fails()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent connections: PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_a_save_committed_while_the_registry_is_frozen_is_in_neither_the_freeze_nor_its_data_version(monkeypatch):
+    """The freeze reads one REPEATABLE READ snapshot: a save landing between its queries is not half in it."""
+    import threading
+
+    coordinator = f.user("coordinator", memberships=[("MUC", "coordinator")])
+    f.patient("MUC")
+    before = selectors.data_version()
+    read_cases = selectors.canonical_cases
+
+    def cases_after_a_concurrent_save(*args, **kwargs):
+        def save():  # another connection, as another user's request would be
+            services.patient_create(user=coordinator, centre=f.centre("MUC"), **f.patient_values())
+            connection.close()
+        worker = threading.Thread(target=save)
+        worker.start()
+        worker.join()
+        return read_cases(*args, **kwargs)
+
+    monkeypatch.setattr(selectors, "canonical_cases", cases_after_a_concurrent_save)
+    freeze = services.freeze_create(user=coordinator, name="during")
+    monkeypatch.undo()
+    assert freeze.data_version == before and freeze.table_counts()["patients"] == 1
+    assert Patient.objects.count() == 2
+    later = services.freeze_create(user=coordinator, name="after")
+    assert later.table_counts()["patients"] == 2 and later.data_version != before
