@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import access, frozen, selectors, services
-from registry.models import Freeze
+from registry.models import FREEZE_NAME_PATTERN, Freeze
 from registry.security import audit
 
 LIVE = "live"
@@ -50,7 +50,7 @@ class FreezeSerializer(serializers.Serializer):
 
 
 class FreezeCreateSerializer(serializers.Serializer):
-    name = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$", max_length=80,
+    name = serializers.RegexField(FREEZE_NAME_PATTERN, max_length=80,
                                   help_text="Letters, digits, '.', '_' and '-'; unique; not 'live'.")
     rule = serializers.ChoiceField(choices=Freeze.RULES, default=Freeze.ALL,
                                    help_text="all records, or only verified and locked records of verified or "

@@ -55,6 +55,7 @@ def freeze_create(*, user, name, rule=Freeze.ALL):
         raise ValidationError({"rule": _("Choose all records or only verified and locked ones.")})
     with selectors.one_snapshot(read_only=False):
         data_version = selectors.data_version()  # the first read: it fixes the snapshot on PostgreSQL
+        frozen_at = timezone.now()  # the instant of the snapshot, not of the end of writing it
         cases = selectors.canonical_cases(rule=rule)
         counts = {}
         for _pid, centre, line in cases:
@@ -65,7 +66,7 @@ def freeze_create(*, user, name, rule=Freeze.ALL):
         try:
             with transaction.atomic():
                 freeze = Freeze.objects.create(
-                    name=name, created_at=timezone.now(), user=audit, username=getattr(audit, "username", ""),
+                    name=name, created_at=frozen_at, user=audit, username=getattr(audit, "username", ""),
                     rule=rule, dictionary_version=dictionary.version(), data_version=data_version,
                     content_hash=frozen.content_hash(line for _pid, _centre, line in cases), counts=counts)
         except IntegrityError as error:  # the same name, frozen at the same moment by someone else
