@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint demo migrate messages bench backup restore clean
+.PHONY: run test lint demo migrate messages bench backup restore clean docs
 
 # The virtual environment is updated only when a requirements file changes. It holds the
 # production packages and those of the tests, benchmarks and linters (requirements-dev.txt).
@@ -14,6 +14,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+# Front-end test tools (axe-core for the accessibility tests), from the npm registry at the versions
+# package-lock.json pins; the tests inject them into pages from node_modules, never from a CDN.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 migrate: $(STAMP)
 	mkdir -p var/staticfiles  # the SQLite database and collected static files
@@ -25,9 +31,14 @@ demo: migrate
 run: demo
 	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
 
-test: $(STAMP)
+test: $(STAMP) node_modules/.installed
 	mkdir -p var/staticfiles
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The README's example report and docs/screenshots/, regenerated from the demo (docs/generate.py).
+docs: $(STAMP)
+	mkdir -p var/staticfiles
+	$(PY) docs/generate.py
 
 # Style and the architecture contract (pyproject.toml): which layer may import which.
 lint: $(STAMP)
@@ -57,4 +68,4 @@ restore:
 	@echo "Restored $(FILE)"
 
 clean:
-	rm -rf $(VENV) var staticfiles test-artifacts
+	rm -rf $(VENV) node_modules var staticfiles test-artifacts

@@ -20,6 +20,15 @@ Conventions beyond endpoints.md (stated here because results depend on them):
   systemic therapy started by then without an end date. Radiotherapy "none" or blank counts as
   not given. A patient without a primary-tumour record (required by the dictionary, so incomplete
   data) has TFI unknown too.
+- Missing-data codes (registry.codes.MISSING_CODES) are missing values in every column: a coded
+  field is empty in the registry, so it is NaN/None here, and every model drops it (complete
+  cases, n stated per model). For the TFI (endpoints.md v2) a treatment marked "not done" (ND on
+  its date: the primary's surgery_date, the radiotherapy_end_date, a systemic therapy's end_date)
+  is ignored: no surgery, no radiotherapy, and such a systemic therapy is left out of every
+  derivation (it was not given: no TFI, no peri-PM therapy, no last known date). "Unknown" (UNK)
+  and "not applicable" (NA) on those dates leave the date unknown, as a blank does: a treatment
+  that happened with its end unknown makes TFI missing, not 0. A code on radiotherapy itself
+  counts as not given, as a blank does.
 - ``peri_pm_systemic_start_months``: months from the index date to the start of the earliest
   line that makes peri_pm_systemic true (negative for neoadjuvant), for the time-dependent and
   landmark estimates; NaN without one. ``first_recurrence_site``: the site of the first
@@ -62,13 +71,14 @@ _PATIENT_FIELDS = [("patient_id", "patient_id"), ("centre", "centre"), ("sex", "
 _PRIMARY_FIELDS = [("patient_id", "patient_id"), ("primary_diagnosis_date", "diagnosis_date"),
                    ("primary_site", "site"), ("grade", "grade"),
                    ("primary_surgery_date", "surgery_date"), ("radiotherapy", "radiotherapy"),
-                   ("radiotherapy_end_date", "radiotherapy_end_date")]
+                   ("radiotherapy_end_date", "radiotherapy_end_date"), ("primary_codes", "missing_codes")]
 _PM_FIELDS = [("patient_id", "patient_id"), ("surgery_date", "surgery_date"), ("side", "side"),
               ("approach", "approach"), ("resection_type", "resection_type"),
               ("lesions_resected", "lesions_resected"), ("max_lesion_diameter_mm", "max_lesion_diameter_mm"),
               ("margin", "margin"), ("clavien_dindo", "clavien_dindo")]
 _THERAPY_FIELDS = [("patient_id", "patient_id"), ("start_date", "start_date"), ("end_date", "end_date"),
-                   ("intent", "intent")]
+                   ("intent", "intent"), ("therapy_codes", "missing_codes")]
+NOT_DONE = "ND"  # the missing-data code of a treatment that was not given (registry.codes)
 _FOLLOW_UP_FIELDS = [("patient_id", "patient_id"), ("event_date", "event_date"), ("event", "event"),
                      ("recurrence_site", "recurrence_site")]
 
@@ -222,6 +232,7 @@ def derive_frame(tables, plan):
     primaries, pms, therapies, follow_up = (
         _by_row(tables[name], patient_ids)
         for name in ("primary_tumours", "metastasectomies", "systemic_therapies", "follow_up"))
+    therapies = therapies[~_coded(therapies, "therapy_codes", "end_date", NOT_DONE)]  # not given: ignored
     frame = frame.join(primaries.drop_duplicates("row").set_index("row"))
     frame = frame.join(_index_operation(pms, plan))
     has_pm = frame["index_date"].notna().to_numpy()
@@ -246,6 +257,14 @@ def derive_frame(tables, plan):
     frame = frame[COLUMNS]
     frame.attrs.update(plan=plan.name, plan_hash=plan.hash)  # the frame names its plan too
     return frame
+
+
+def _coded(table, codes_column, field, code):
+    """Whether each row's missing-data codes ({column: code} or None) give `field` the code `code`."""
+    if codes_column not in table:
+        return np.zeros(len(table), dtype=bool)
+    return np.array([isinstance(codes, dict) and codes.get(field) == code for codes in table[codes_column]],
+                    dtype=bool)
 
 
 def _index_operation(pms, plan):
@@ -290,14 +309,17 @@ def _add_intervals(frame, therapies, plan):
     started = therapies["start_date"].to_numpy() <= therapy_lung
     therapy_end = therapies["end_date"].to_numpy()
     ended = therapy_end <= therapy_lung
-    radiotherapy_given = frame["radiotherapy"].isin(("neoadjuvant", "adjuvant"))
+    radiotherapy_given = (frame["radiotherapy"].isin(("neoadjuvant", "adjuvant"))
+                          & ~_coded(frame, "primary_codes", "radiotherapy_end_date", NOT_DONE))
+    surgery_not_done = _coded(frame, "primary_codes", "surgery_date", NOT_DONE)
     ends = _latest([(frame.index, frame["primary_surgery_date"].where(frame["primary_surgery_date"] <= lung)),
                     (frame.index, frame["radiotherapy_end_date"].where(radiotherapy_given
                                                                        & (frame["radiotherapy_end_date"] <= lung))),
                     (therapies["row"], therapies["end_date"].where(ended))])
     on_treatment = np.zeros(len(frame), dtype=bool)
     on_treatment[therapies["row"].to_numpy(dtype=int)[started & (therapy_end > therapy_lung)]] = True
-    end_unknown = (frame["primary_surgery_date"].isna() | (radiotherapy_given & frame["radiotherapy_end_date"].isna())
+    end_unknown = ((frame["primary_surgery_date"].isna() & ~surgery_not_done)
+                   | (radiotherapy_given & frame["radiotherapy_end_date"].isna())
                    | frame["primary_diagnosis_date"].isna()).to_numpy()  # no primary record: unknown too
     end_unknown[therapies["row"].to_numpy(dtype=int)[started & pd.isna(therapy_end)]] = True
     tfi = _months(lung, ends.reindex(frame.index)).fillna(0.0)  # nothing ended before: 0

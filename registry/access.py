@@ -14,7 +14,7 @@ Superusers count as coordinators. Inactive or anonymous users may do nothing.
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
-from registry.models import Centre, Patient
+from registry.models import Centre, DeletedRecord, Patient
 
 ALL = "__all__"
 
@@ -143,6 +143,22 @@ def records_readable(user, model):
     return _filter(model.objects.all(), readable_centre_codes(user), "patient__centre")
 
 
+def can_read_centre(user, centre_code):
+    codes = readable_centre_codes(user)
+    return codes == ALL or centre_code in codes
+
+
+def deleted_records_readable(user):
+    """Tombstones of deleted records (registry.models.DeletedRecord) whose centre the user may read:
+    a deleted record stays as readable, to the same people, as it was."""
+    return _filter(DeletedRecord.objects.all(), readable_centre_codes(user), "centre")
+
+
+def can_restore(user):
+    """Putting a deleted record back is a coordinator's decision."""
+    return is_coordinator(user)
+
+
 def can_write_centre(user, centre_code):
     codes = writable_centre_codes(user)
     return codes == ALL or centre_code in codes
@@ -180,3 +196,21 @@ def can_export(user, centre=None):
     if centre is None:
         return bool(codes)
     return codes == ALL or (centre != ALL and centre in codes)
+
+
+# Signing a case as accurate and complete is the investigator's responsibility for the data of the
+# centre (ICH GCP E6, 4.9): a principal investigator of the patient's centre signs. A coordinator
+# manages the registry but is no investigator of the centre, and does not sign.
+def signing_centre_codes(user):
+    """The centres whose cases the user may sign."""
+    return {code for code, role in _roles(user).items() if role == "pi"}
+
+
+def can_sign(user, centre_code):
+    return centre_code in signing_centre_codes(user)
+
+
+def can_verify_fields(user, centre_code):
+    """Source data verification, field by field, is the verifier's work: whoever may move a
+    complete record of the centre to verified (a monitor of the centre, a coordinator)."""
+    return "verified" in status_moves(user, centre_code, "complete")

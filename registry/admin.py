@@ -5,10 +5,12 @@ read-only here."""
 from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from axes.utils import reset as axes_reset
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.http import HttpResponseRedirect
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
@@ -17,17 +19,20 @@ from registry import access, services
 from registry.audit_tables import AUDITED
 from registry.models import (
     Centre,
+    DeletedRecord,
     ErasureTombstone,
+    FieldVerification,
     FollowUp,
     Freeze,
     Membership,
     Metastasectomy,
     Patient,
     PrimaryTumour,
+    Signature,
     SystemicTherapy,
 )
 from registry.security import audit
-from registry.services.status import case_lock_refusal
+from registry.services.status import REASON_MAX_LENGTH, case_lock_refusal
 from registry.web.forms import RuleCheckedModelForm
 
 
@@ -74,6 +79,10 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ("role", "centre")
 
 
+def deletion_reason(request):
+    return request.POST.get("reason", "").strip()
+
+
 class ClinicalAdmin(SimpleHistoryAdmin):
     """Reads through the access module; writes through the services (rules, versions, audit)."""
 
@@ -94,12 +103,40 @@ class ClinicalAdmin(SimpleHistoryAdmin):
         # A locked record is not offered for deletion (the services would refuse it).
         return super().has_delete_permission(request, obj) and (obj is None or case_lock_refusal(obj) is None)
 
+    # A deletion needs a reason, as everywhere (services.record_delete): the confirmation pages ask
+    # for it, and a confirmation without one deletes nothing and says so.
+    delete_confirmation_template = "admin/registry/clinical_delete_confirmation.html"
+    delete_selected_confirmation_template = "admin/registry/clinical_delete_selected_confirmation.html"
+    actions = ["delete_selected"]
+
+    def delete_view(self, request, object_id, extra_context=None):
+        if request.method == "POST" and not deletion_reason(request):
+            obj = self.get_object(request, unquote(object_id))
+            if obj is not None and self.has_delete_permission(request, obj):
+                self.message_user(request, _("Give a reason for the deletion: nothing was deleted."), messages.ERROR)
+                return HttpResponseRedirect(request.get_full_path())
+        extra_context = {**(extra_context or {}), "reason_max_length": REASON_MAX_LENGTH}
+        return super().delete_view(request, object_id, extra_context)
+
+    @admin.action(permissions=["delete"], description=_("Delete selected %(verbose_name_plural)s"))
+    def delete_selected(self, request, queryset):
+        """Django's delete action, which also asks for the reason."""
+        if request.POST.get("post") and not deletion_reason(request):
+            perms_needed, protected = self.get_deleted_objects(queryset, request)[2:]
+            if not perms_needed and not protected:  # else Django's action refuses, as it would
+                self.message_user(request, _("Give a reason for the deletion: nothing was deleted."), messages.ERROR)
+                return None
+        response = django_delete_selected(self, request, queryset)
+        if response is not None:
+            response.context_data["reason_max_length"] = REASON_MAX_LENGTH
+        return response
+
     def delete_model(self, request, obj):
-        services.record_delete(source="admin", user=request.user, record=obj)
+        services.record_delete(source="admin", user=request.user, record=obj, reason=deletion_reason(request))
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
-            services.record_delete(source="admin", user=request.user, record=obj)
+            services.record_delete(source="admin", user=request.user, record=obj, reason=deletion_reason(request))
 
     # Reads of patient-level data, recorded as everywhere else (registry.security.audit).
 
@@ -191,6 +228,33 @@ class ErasureTombstoneAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ("at", "username", "centre", "reference")
     list_filter = ("centre",)
     search_fields = ("reference", "username")
+
+
+@admin.register(DeletedRecord)
+class DeletedRecordAdmin(ReadOnly, admin.ModelAdmin):
+    """The tombstones, as the deleted-records page lists them (restoring is done there); the deleted
+    values are shown there, where their reading is recorded, not here."""
+
+    list_display = ("deleted_at", "username", "centre", "table", "record_pk", "reason")
+    exclude = ("values",)
+    list_filter = ("centre", "table")
+    search_fields = ("patient_id", "reason", "username")
+
+    def get_queryset(self, request):
+        return access.deleted_records_readable(request.user)
+
+@admin.register(Signature)
+class SignatureAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("signed_at", "patient_id", "username", "centre", "source", "data_hash")
+    list_filter = ("centre",)
+    search_fields = ("patient_id", "username")
+
+
+@admin.register(FieldVerification)
+class FieldVerificationAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("verified_at", "patient_id", "table", "record_pk", "field", "username")
+    list_filter = ("table",)
+    search_fields = ("patient_id", "username")
 
 
 @admin.register(Freeze)

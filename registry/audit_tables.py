@@ -23,14 +23,18 @@ import pgtrigger
 from registry.models import (
     CLINICAL_MODELS,
     AuditSeal,
+    DeletedRecord,
     ErasureTombstone,
     ExportLog,
     FailedSignInLog,
+    FieldVerification,
     Freeze,
     FrozenCase,
     ImportRun,
     Membership,
+    Restoration,
     SecurityEvent,
+    Signature,
     SignInLog,
 )
 
@@ -53,11 +57,15 @@ AUDITED = (
     *(Audited(model.history.model, patient_column="patient_id") for model in CLINICAL_MODELS),
     Audited(Membership.history.model),
     Audited(SecurityEvent, patient_column="patient_id"),  # reads and refusals naming a patient
+    Audited(DeletedRecord, patient_column="patient_id"),  # tombstones: a deleted record's last values
+    Audited(Restoration, patient_column="patient_id"),
     Audited(ImportRun),
     Audited(ExportLog),
     Audited(ErasureTombstone),
     Audited(SignInLog, set_once="logout_time"),
     Audited(FailedSignInLog),
+    Audited(Signature, patient_column="patient_id"),  # investigators' signatures of cases
+    Audited(FieldVerification, patient_column="patient_id"),  # source data verification, field by field
     # Data freezes (registry.services.freezes): kept unchanged for good, but a legal erasure takes
     # the erased patient's frozen cases along.
     Audited(Freeze),

@@ -116,6 +116,13 @@ RECORD_STATUS = [("in_progress", _("in progress")), ("complete", _("complete")),
                  ("locked", _("locked"))]
 
 
+# Why an optional value is absent, kept apart from a blank (not entered yet): REDCap's project-wide
+# "missing data codes", with its usual codes. A record keeps them in `missing_codes` ({column: code});
+# only optional columns take one, and the column itself is then empty. The analysis reads every
+# code as missing (analysis/frame.py says how "not done" and "unknown" bear on the TFI).
+MISSING_CODES = [("UNK", _("Unknown")), ("ND", _("Not done")), ("NA", _("Not applicable"))]
+
+
 def values(choices):
     """The codes of a (code, label) list, in order."""
     return [code for code, _label in choices]

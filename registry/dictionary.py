@@ -20,6 +20,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from registry.codes import MISSING_CODES
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy, not_in_future
 
 TABLE_MODELS = {
@@ -41,6 +42,9 @@ KEYS = {
 }
 
 BOOKKEEPING = ("id", "version", "status", "created_at", "updated_at")
+# The record's missing-data codes are no column of their own: each optional column takes one of
+# codes.MISSING_CODES in place of its value (Column.missing_codes).
+MISSING_CODES_FIELD = "missing_codes"
 LOCAL_ID = "local_id"
 LOCAL_ID_MAX_LENGTH = 40
 
@@ -64,22 +68,25 @@ RULES = {
                                          "for a patient new in the file (then local_id)"),
     ("primary_tumours", LOCAL_ID): LOCAL_ID_ON_IMPORT,
     ("primary_tumours", "diagnosis_date"): _("year ≥ birth_year"),
-    ("primary_tumours", "surgery_date"): _("≥ diagnosis_date"),
+    ("primary_tumours", "surgery_date"): _("≥ diagnosis_date; ND when the primary was not resected"),
     ("primary_tumours", "radiotherapy_end_date"): _(
-        "required when radiotherapy is neoadjuvant or adjuvant; ≥ diagnosis_date"),
+        "required when radiotherapy is neoadjuvant or adjuvant (UNK when the date is unknown, ND when it was not "
+        "given after all); ≥ diagnosis_date"),
     ("metastasectomies", "patient_id"): EXISTING_PATIENT,
     ("metastasectomies", LOCAL_ID): LOCAL_ID_ON_IMPORT,
     ("metastasectomies", "surgery_date"): _(
         "≥ lung_mets_diagnosis_date for the first PM; two PMs of one patient cannot share a date"),
     ("systemic_therapies", "patient_id"): EXISTING_PATIENT,
     ("systemic_therapies", LOCAL_ID): LOCAL_ID_ON_IMPORT,
-    ("systemic_therapies", "end_date"): _("blank while ongoing; ≥ start_date"),
+    ("systemic_therapies", "end_date"): _("blank while ongoing; ≥ start_date; UNK when it ended on an unknown date, "
+                                          "ND when the therapy was not given after all"),
     ("systemic_therapies", "regimen_other"): _("required when regimen is 'other'"),
     ("follow_up", "patient_id"): EXISTING_PATIENT,
     ("follow_up", LOCAL_ID): LOCAL_ID_ON_IMPORT,
     ("follow_up", "event_date"): _("≥ first PM date; no event of any kind after a death"),
     ("follow_up", "event"): _("at most one death per patient"),
-    ("follow_up", "recurrence_site"): _("required for a recurrence, blank otherwise"),
+    ("follow_up", "recurrence_site"): _("required for a recurrence (a missing-data code does not stand in for it), "
+                                        "blank otherwise"),
     ("follow_up", "cause_of_death"): _("only for a death"),
 }
 CONDITIONAL = {("primary_tumours", "radiotherapy_end_date"), ("systemic_therapies", "regimen_other"),
@@ -105,6 +112,7 @@ class Column:
     pattern: str | None = None
     not_in_future: bool = False
     rule: str = ""
+    missing_codes: tuple = ()  # ((code, label), ...) this column takes in place of a value: optional ones
 
     @property
     def attname(self):
@@ -152,6 +160,14 @@ def _describe(column):
     return "; ".join(parts)
 
 
+def _missing_codes(field):
+    """The missing-data codes a field takes: those of codes.MISSING_CODES for an optional field
+    (the models' one definition: ClinicalRecord.codable_fields), none for a required one."""
+    if field.name not in field.model.codable_fields():
+        return ()
+    return tuple((code, str(label)) for code, label in MISSING_CODES)
+
+
 def _column(table, field):
     name = field.name
     codes = ()
@@ -182,6 +198,7 @@ def _column(table, field):
         decimals=field.decimal_places if kind == "number" else None,
         max_length=getattr(field, "max_length", None) if kind == "text" else None,
         pattern=pattern, not_in_future=not_in_future in field.validators,
+        missing_codes=_missing_codes(field),
     )
     return Column(**{**column.__dict__, "rule": _describe(column)})
 
@@ -189,7 +206,7 @@ def _column(table, field):
 def _build():
     tables = {}
     for table, model in TABLE_MODELS.items():
-        fields = [f for f in model._meta.concrete_fields if f.name not in BOOKKEEPING]
+        fields = [f for f in model._meta.concrete_fields if f.name not in (*BOOKKEEPING, MISSING_CODES_FIELD)]
         tables[table] = tuple(_column(table, f) for f in fields)
     return tables
 
@@ -224,11 +241,18 @@ def required_label(col):
     return "yes" if col.required else "no"
 
 
+def codes_text(pairs):
+    """(code, label) pairs as the dictionary writes them: "code=label | code=label"."""
+    return " | ".join(f"{code}={label}" for code, label in pairs)
+
+
 def as_rows(centre_codes=()):
-    """The dictionary as rows for the export: variable, table, type, label, codes, unit, required, rule.
+    """The dictionary as rows for the export: variable, table, type, label, codes, unit, required,
+    rule, missing_codes.
 
     `codes` reads "code=label | code=label"; the centre column lists the centres given. Each table
-    ends with `local_id`, the import-only column (its rule says so).
+    ends with `local_id`, the import-only column (its rule says so). `missing_codes` lists the
+    missing-data codes an optional column takes in place of a value (UNK, ND, NA).
     """
     rows = []
     for table, cols in IMPORT_COLUMNS.items():
@@ -236,8 +260,9 @@ def as_rows(centre_codes=()):
             codes = col.codes if col.name != "centre" else tuple((c, c) for c in centre_codes)
             rows.append({
                 "variable": col.name, "table": table, "type": col.type, "label": col.label,
-                "codes": " | ".join(f"{code}={label}" for code, label in codes),
+                "codes": codes_text(codes),
                 "unit": col.unit, "required": required_label(col), "rule": col.rule,
+                "missing_codes": codes_text(col.missing_codes),
             })
     return rows
 

@@ -11,7 +11,8 @@ The canonical serialisation (format 1), hashed with SHA-256 as UTF-8:
 - JSON with sorted keys, no spaces, non-ASCII characters as they are;
 - each row is an array of values in the order of `columns(table)`: the data dictionary's columns
   (registry.dictionary), with the record's `id` first for the four tables below patients (the
-  key by which a record is followed across freezes) and its data-management `status` last;
+  key by which a record is followed across freezes), then its missing-data codes (an object
+  {column: "UNK" | "ND" | "NA"}, keys sorted) and its data-management `status` last;
   bookkeeping (version, created and updated times) is left out;
 - dates are ISO strings (YYYY-MM-DD), numbers with decimals are strings as stored ("15.0"),
   booleans true/false, unknown values null; records of a patient are in id order.
@@ -37,8 +38,8 @@ VERIFIED_STATUSES = ("verified", "locked")
 
 def columns(table):
     """The frozen columns of a table, in order."""
-    names = [column.name for column in dictionary.columns(table)]
-    return tuple(names + ["status"] if table == "patients" else ["id", *names, "status"])
+    names = [column.name for column in dictionary.columns(table)] + [dictionary.MISSING_CODES_FIELD, "status"]
+    return tuple(names if table == "patients" else ["id", *names])
 
 
 def attname(table, name):
@@ -47,11 +48,14 @@ def attname(table, name):
 
 
 def column_type(table, name):
-    """The data dictionary's type of a frozen column ("int" for the record id, "code" for status)."""
+    """The data dictionary's type of a frozen column ("int" for the record id, "code" for status,
+    "codes" for the missing-data codes, {column: code})."""
     if name == "id":
         return "int"
     if name == "status":
         return "code"
+    if name == dictionary.MISSING_CODES_FIELD:
+        return "codes"
     return dictionary.column(table, name).type
 
 

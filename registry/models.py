@@ -4,14 +4,16 @@ Field names are the dictionary's column names. Rules about one record live here 
 validators, clean(), database constraints); rules across records live in registry/rules.py.
 """
 import datetime
+import functools
 import uuid
 
 from axes.models import AccessFailureLog, AccessLog
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -91,9 +93,37 @@ class ClinicalRecord(models.Model):
                               editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    # Why an optional value is absent ({column: "UNK" | "ND" | "NA"}, codes.MISSING_CODES): unknown, not
+    # done and not applicable are answers, a blank is not. One column rather than one per field: every
+    # write path (forms, import, API, bulk COPY) and the audit trail carry it as they carry the record.
+    missing_codes = models.JSONField(
+        _("missing-data codes"), default=dict, blank=True,
+        help_text=_("Why an optional value is absent: {column: UNK, ND or NA}; that column is then empty."))
 
     class Meta:
         abstract = True
+
+    @classmethod
+    def codable_fields(cls):
+        """The names of the fields that may take a missing-data code: the optional ones."""
+        return codable_fields(cls)
+
+    def missing_code(self, name):
+        """The missing-data code of a field (None without one)."""
+        return (self.missing_codes or {}).get(name)
+
+    def clean_fields(self, exclude=None):
+        """Field validation, and the missing-data codes: only optional fields of this record, only the
+        codes of codes.MISSING_CODES, and the field itself empty (a value and a code contradict)."""
+        errors = {}
+        try:
+            super().clean_fields(exclude)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        for name, messages in missing_code_errors(self, exclude or ()).items():
+            errors.setdefault(name, []).extend(messages)
+        if errors:
+            raise ValidationError(errors)
 
     def full_clean(self, exclude=None, validate_unique=True, validate_constraints=False):
         """Model validation without the database constraints: each CHECK repeats a field validator
@@ -101,6 +131,47 @@ class ClinicalRecord(models.Model):
         the problem in words; checking them here would cost a query each and show a second message.
         The database still enforces them all when the record is saved."""
         super().full_clean(exclude, validate_unique, validate_constraints)
+
+
+@functools.cache
+def codable_fields(model):
+    """The optional fields of a clinical model (nullable, editable, not a key): those that take a
+    missing-data code."""
+    return tuple(f.name for f in model._meta.concrete_fields
+                 if f.null and f.editable and not f.is_relation and not f.primary_key)
+
+
+def missing_code_errors(record, exclude=()):
+    """{field: [message]} for each missing-data code of `record` that is not allowed."""
+    codes_given = record.missing_codes
+    if not codes_given:
+        return {}
+    if not isinstance(codes_given, dict):
+        return {"missing_codes": [_("Missing-data codes are given as {column: code}.")]}
+    allowed, known, errors = codable_fields(type(record)), values(codes.MISSING_CODES), {}
+    for name, code in codes_given.items():
+        if name in exclude:
+            continue
+        try:
+            field = type(record)._meta.get_field(name)
+        except FieldDoesNotExist:
+            errors.setdefault("missing_codes", []).append(
+                _("There is no column %(column)s.") % {"column": name})
+            continue
+        label = capfirst(field.verbose_name)
+        if name not in allowed:
+            errors.setdefault(name, []).append(
+                _("%(field)s is required: it takes a value, not a missing-data code (%(code)s).")
+                % {"field": label, "code": code})
+        elif code not in known:
+            errors.setdefault(name, []).append(
+                _("%(code)s is not a missing-data code of %(field)s: use %(codes)s.")
+                % {"code": code, "field": label, "codes": ", ".join(known)})
+        elif getattr(record, field.attname) not in (None, ""):
+            errors.setdefault(name, []).append(
+                _("%(field)s has a value and is marked “%(meaning)s” (%(code)s): keep one of them.")
+                % {"field": label, "meaning": dict(codes.MISSING_CODES)[code], "code": code})
+    return errors
 
 
 def not_in_future(value):
@@ -217,7 +288,8 @@ class PrimaryTumour(ClinicalRecord):
                 condition=Q(radiotherapy_end_date__isnull=True) | Q(radiotherapy_end_date__gte=models.F("diagnosis_date")),
                 name="primary_radiotherapy_not_before_diagnosis"),
             models.CheckConstraint(
-                condition=Q(radiotherapy_end_date__isnull=False) | Q(radiotherapy__isnull=True) | Q(radiotherapy="none"),
+                condition=Q(radiotherapy_end_date__isnull=False) | Q(radiotherapy__isnull=True) | Q(radiotherapy="none")
+                | Q(missing_codes__has_key="radiotherapy_end_date"),  # given, its end unknown (UNK)
                 name="primary_radiotherapy_end_date_required"),
         ]
 
@@ -229,7 +301,8 @@ class PrimaryTumour(ClinicalRecord):
         if self.surgery_date and self.diagnosis_date and self.surgery_date < self.diagnosis_date:
             errors["surgery_date"] = _("The surgery date is before the diagnosis date (%(date)s).") % {
                 "date": self.diagnosis_date.isoformat()}
-        if self.radiotherapy in ("neoadjuvant", "adjuvant") and not self.radiotherapy_end_date:
+        if (self.radiotherapy in ("neoadjuvant", "adjuvant") and not self.radiotherapy_end_date
+                and not self.missing_code("radiotherapy_end_date")):
             errors["radiotherapy_end_date"] = _("Enter the end date of the radiotherapy.")
         if self.radiotherapy == "none" and self.radiotherapy_end_date:
             errors["radiotherapy_end_date"] = _("No radiotherapy was given: leave its end date empty, or choose "
@@ -309,7 +382,8 @@ class SystemicTherapy(ClinicalRecord):
             models.CheckConstraint(condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
                                    name="therapy_end_not_before_start"),
             models.CheckConstraint(condition=in_codes("regimen", codes.REGIMEN), name="therapy_regimen_code"),
-            models.CheckConstraint(condition=~Q(regimen="other") | (Q(regimen_other__isnull=False) & ~Q(regimen_other="")),
+            models.CheckConstraint(condition=~Q(regimen="other") | (Q(regimen_other__isnull=False) & ~Q(regimen_other=""))
+                                   | Q(missing_codes__has_key="regimen_other"),
                                    name="therapy_other_regimen_named"),
             models.CheckConstraint(condition=in_codes("intent", codes.INTENT), name="therapy_intent_code"),
             models.CheckConstraint(condition=in_range("cycles", 1, 50), name="therapy_cycles_range"),
@@ -326,7 +400,7 @@ class SystemicTherapy(ClinicalRecord):
         if self.end_date and self.start_date and self.end_date < self.start_date:
             errors["end_date"] = _("The end date is before the start date (%(date)s).") % {
                 "date": self.start_date.isoformat()}
-        if self.regimen == "other" and not (self.regimen_other or "").strip():
+        if self.regimen == "other" and not (self.regimen_other or "").strip() and not self.missing_code("regimen_other"):
             errors["regimen_other"] = _("Name the regimen when you choose 'other'.")
         if errors:
             raise ValidationError(errors)
@@ -369,8 +443,12 @@ class FollowUp(ClinicalRecord):
 
     def clean(self):
         errors = {}
+        # No missing-data code stands in for the site of a recurrence: the competing-risks analysis
+        # tells a recurrence from a death without one by its site (analysis/sections.py).
         if self.event == "recurrence" and not self.recurrence_site:
-            errors["recurrence_site"] = _("Choose the site of the recurrence.")
+            errors["recurrence_site"] = (_("The site of a recurrence is required: choose it instead of a missing-data "
+                                           "code.") if self.missing_code("recurrence_site")
+                                         else _("Choose the site of the recurrence."))
         if self.event != "recurrence" and self.recurrence_site:
             errors["recurrence_site"] = _("A recurrence site belongs only to a recurrence.")
         if self.event != "death" and self.cause_of_death:
@@ -490,6 +568,7 @@ class SecurityEvent(models.Model):
     TOKEN_INVALID = "token-invalid"
     IMPORT_REFUSED = "import-refused"
     UNLOCKED = "unlocked"
+    SIGNATURE_REFUSED = "sign-refused"
     EVENTS = [
         (TWO_FACTOR_ENABLED, _("two-factor sign-in set up")),
         (TWO_FACTOR_REMOVED, _("two-factor sign-in removed")),
@@ -503,9 +582,10 @@ class SecurityEvent(models.Model):
         (TOKEN_INVALID, _("invalid API token")),
         (IMPORT_REFUSED, _("import refused")),
         (UNLOCKED, _("sign-in unlocked")),
+        (SIGNATURE_REFUSED, _("signature refused (wrong password or code)")),
     ]
     # Events that a coordinator should look at (highlighted in the security log).
-    ALERTS = (TWO_FACTOR_FAILED, DENIED, THROTTLED, TOKEN_INVALID, IMPORT_REFUSED)
+    ALERTS = (TWO_FACTOR_FAILED, DENIED, THROTTLED, TOKEN_INVALID, IMPORT_REFUSED, SIGNATURE_REFUSED)
 
     at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
@@ -634,6 +714,129 @@ class SignInLog(AccessLog):
 class FailedSignInLog(AccessFailureLog):
     class Meta:
         proxy = True
+
+
+class DeletedRecord(models.Model):
+    """A tombstone: one deletion of a clinical record, or of a patient with the whole case (registry.
+    services.record_delete), with who, when, where from, why, and the deleted rows' last values, so the
+    deletion can be read and undone (services.record_restore). Append-only (registry.audit_tables);
+    manage.py erase_patient deletes a patient's tombstones with the rest of the patient."""
+
+    table = models.CharField(_("table"), max_length=20, help_text=_("The data dictionary's table of the record."))
+    record_pk = models.CharField(_("record"), max_length=21, help_text=_("The record's id, or the pseudonym."))
+    patient_id = models.CharField(_("patient"), max_length=21, db_index=True)
+    centre = models.ForeignKey(Centre, on_delete=models.PROTECT, related_name="+", db_column="centre",
+                               verbose_name=_("centre"))
+    deleted_at = models.DateTimeField(_("deleted at"), db_index=True)
+    deleted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+", verbose_name=_("deleted by"))
+    username = models.CharField(_("deleted by"), max_length=150, blank=True,
+                                help_text=_("Kept when the account is renamed; empty for the system."))
+    source = models.CharField(_("source"), max_length=20, blank=True, help_text=_("web, api or admin."))
+    reason = models.CharField(_("reason"), max_length=200)
+    values = models.JSONField(_("last values"), default=dict,
+                              help_text=_("{table: [row]}: every row the deletion removed, as it was."))
+
+    class Meta:
+        ordering = ["-deleted_at", "-id"]
+        verbose_name = _("deleted record")
+        verbose_name_plural = _("deleted records")
+
+    def __str__(self):
+        return f"{self.table} {self.record_pk} ({self.deleted_at:%Y-%m-%d %H:%M}, {self.username or 'system'})"
+
+    @property
+    def restoration_or_none(self):
+        """The Restoration of this deletion, or None while it is deleted."""
+        try:
+            return self.restoration
+        except Restoration.DoesNotExist:
+            return None
+
+
+class Restoration(models.Model):
+    """A deleted record put back by a coordinator (services.record_restore): the tombstone restored,
+    who, when and why. Its own row, because tombstones are append-only; at most one per tombstone."""
+
+    deleted_record = models.OneToOneField(DeletedRecord, on_delete=models.CASCADE, related_name="restoration",
+                                          verbose_name=_("deleted record"))
+    patient_id = models.CharField(_("patient"), max_length=21, db_index=True)
+    restored_at = models.DateTimeField(_("restored at"))
+    restored_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+", verbose_name=_("restored by"))
+    username = models.CharField(_("restored by"), max_length=150, blank=True)
+    source = models.CharField(_("source"), max_length=20, blank=True)
+    reason = models.CharField(_("reason"), max_length=200)
+
+    class Meta:
+        ordering = ["-restored_at"]
+        verbose_name = _("restoration")
+        verbose_name_plural = _("restorations")
+
+    def __str__(self):
+        return f"{self.deleted_record_id} ({self.restored_at:%Y-%m-%d %H:%M}, {self.username or 'system'})"
+
+class Signature(models.Model):
+    """A principal investigator's electronic signature of one patient's case: who signed, when, from
+    where, what the signature means (the statement shown to the signer, stored as shown) and a SHA-256
+    of the case as signed (registry.cases.case_digest: every record's values, status and version).
+
+    Written once by registry.services.signatures and never changed (an audit table, append-only and
+    sealed). Whether it still holds is computed, not stored: it is valid while the case's digest
+    equals `data_hash`. Every change of the case (an edit, a new or deleted record, a status move,
+    whichever path wrote it, even one past the services) gives the case another digest.
+    The patient is named by its pseudonym, not a foreign key: the signature outlives a deleted case,
+    as the audit trail does."""
+
+    patient_id = models.CharField(_("patient"), max_length=21, db_index=True)
+    centre = models.CharField(_("centre"), max_length=8, db_index=True)
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                               related_name="+", verbose_name=_("signed by"))
+    username = models.CharField(_("user name"), max_length=150)
+    signer_name = models.CharField(_("name of the signer"), max_length=300, blank=True,
+                                   help_text=_("The signer's full name at the time of signing."))
+    signed_at = models.DateTimeField(_("signed at"), db_index=True)
+    meaning = models.TextField(_("meaning of the signature"))
+    data_hash = models.CharField(_("SHA-256 of the signed case"), max_length=64)
+    records = models.PositiveIntegerField(_("records signed"))
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    source = models.CharField(_("signed through"), max_length=8, blank=True, help_text=_("web or api"))
+
+    class Meta:
+        ordering = ["-signed_at", "-id"]
+        verbose_name = _("signature")
+        verbose_name_plural = _("signatures")
+
+    def __str__(self):
+        return f"{self.patient_id} signed by {self.username} ({self.signed_at:%Y-%m-%d %H:%M})"
+
+
+class FieldVerification(models.Model):
+    """One field of one record checked against the source documents (source data verification): by
+    whom, when, and the value that was checked, as registry.cases.canonical_value writes it.
+
+    Written by registry.services.verification and never changed (an audit table). Whether the field
+    is verified now is computed: the newest row of the field holds the value the record has now; a
+    field whose value has changed since shows as unverified again, and is verified anew by a new row."""
+
+    patient_id = models.CharField(_("patient"), max_length=21, db_index=True)
+    table = models.CharField(_("table"), max_length=40, help_text=_("The data dictionary's table name."))
+    record_pk = models.CharField(_("record"), max_length=40)
+    field = models.CharField(_("field"), max_length=60)
+    value = models.TextField(_("value verified"), blank=True)
+    verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+", verbose_name=_("verified by"))
+    username = models.CharField(_("user name"), max_length=150)
+    verified_at = models.DateTimeField(_("verified at"))
+
+    class Meta:
+        ordering = ["verified_at", "id"]
+        verbose_name = _("field verification")
+        verbose_name_plural = _("field verifications")
+        indexes = [models.Index(fields=["table", "record_pk"], name="fieldverification_record")]
+
+    def __str__(self):
+        return f"{self.table} {self.record_pk} {self.field} verified by {self.username}"
 
 
 FREEZE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"

@@ -4,15 +4,16 @@ live registry in canonical form, a freeze's cases, and the rows of either for th
 Writes live in registry.services."""
 import contextlib
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from django.db import connection, transaction
-from django.db.models import FloatField
-from django.db.models.functions import Cast
+from django.db.models import Count, Exists, FloatField, Max, OuterRef, Subquery
+from django.db.models.functions import Cast, Coalesce, Greatest
 
 from registry import frozen
 from registry.cases import assemble
 from registry.dictionary import TABLE_MODELS
+from registry.index_date import index_date
 from registry.models import (
     Centre,
     DataVersion,
@@ -131,6 +132,53 @@ def records_of(patients):
         "systemic_therapies": SystemicTherapy.objects.filter(**in_scope),
         "follow_up": FollowUp.objects.filter(**in_scope),
     }
+
+
+def centre_progress(patients):
+    """{centre code: {"patients", "records", "complete", "verified", "last_entry"}} for the
+    `patients` queryset: records of the five tables by status (complete counts complete, verified
+    and locked; verified counts verified and locked) and the time of the latest change. One query:
+    the tables' grouped counts in a UNION ALL."""
+    grouped = []
+    for table, records in records_of(patients).items():
+        centre = "centre" if table == "patients" else "patient__centre"
+        grouped.append(records.values_list(centre, "status").annotate(n=Count("pk"), last=Max("updated_at"))
+                       .order_by())
+    progress = {}
+    for code, status, n, last in grouped[0].union(*grouped[1:], all=True):
+        row = progress.setdefault(code, {"patients": 0, "records": 0, "complete": 0, "verified": 0,
+                                         "last_entry": None})
+        row["records"] += n
+        row["complete"] += n if status in ("complete", "verified", "locked") else 0
+        row["verified"] += n if status in ("verified", "locked") else 0
+        row["last_entry"] = max(filter(None, (row["last_entry"], last)), default=None)
+    for code, n in patients.values_list("centre").annotate(n=Count("pk")).order_by():
+        progress[code]["patients"] = n
+    return progress
+
+
+def inclusions_by_year(patients):
+    """{(centre code, year): patients} by the year of each patient's index operation (the first
+    metastasectomy, registry.index_date): the study's recruitment over calendar time. One row per
+    patient is read (a year of an aggregate cannot be grouped on in the same query)."""
+    counts = Counter()
+    for code, day in patients.annotate(index=index_date()).filter(index__isnull=False).values_list("centre", "index"):
+        counts[code, day.year] += 1
+    return dict(counts)
+
+
+def follow_up_due(patients, *, contact_before):
+    """The patients not known to have died whose last contact (their latest follow-up event or
+    metastasectomy) is before `contact_before`, annotated with `last_contact`, oldest first."""
+    last_event = Subquery(FollowUp.objects.filter(patient=OuterRef("pk")).order_by("-event_date")
+                          .values("event_date")[:1])
+    last_operation = Subquery(Metastasectomy.objects.filter(patient=OuterRef("pk")).order_by("-surgery_date")
+                              .values("surgery_date")[:1])
+    # Greatest() of a NULL is NULL on SQLite but not on PostgreSQL: coalesce both ways first.
+    last_contact = Greatest(Coalesce(last_event, last_operation), Coalesce(last_operation, last_event))
+    died = Exists(FollowUp.objects.filter(patient=OuterRef("pk"), event="death"))
+    return (patients.annotate(last_contact=last_contact, died=died)
+            .filter(died=False, last_contact__lt=contact_before).order_by("last_contact", "pk"))
 
 
 # --- data freezes (registry.frozen: the canonical form) --------------------------------------------

@@ -55,6 +55,7 @@ def env_list(name, default=""):
 
 
 DEBUG = env_flag("DEBUG")
+DEBUG_TECHNICAL_404 = env_flag("DEBUG_TECHNICAL_404")  # Django's 404 page listing every URL (see registry/web/middleware.py)
 
 SECRET_KEY = os.environ.get("SECRET_KEY")
 # Without a key and without DEBUG the settings still load, so tools that need no key (such as
@@ -113,6 +114,7 @@ MIDDLEWARE = [
     # Records every 401, 403 and 429 in the security log (after authentication: it names the user).
     "registry.security.middleware.RefusedRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    *(["registry.web.middleware.RegistryNotFoundPageMiddleware"] if DEBUG else []),
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the signed-in user on every history row written during a request.
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -276,6 +278,8 @@ JOB_MAX_MEMORY_MB = env_number("JOB_MAX_MEMORY_MB", 3072)
 JOB_RESULT_HOURS = env_number("JOB_RESULT_HOURS", 24.0, float)
 CELERY_TASK_SOFT_TIME_LIMIT = JOB_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = JOB_TIME_LIMIT + 30  # the hard stop if the job ignores the soft one
+# The follow-up-due worklist lists living patients last seen longer ago than this (?months= overrides).
+FOLLOW_UP_DUE_MONTHS = env_number("FOLLOW_UP_DUE_MONTHS", 6)
 # PIs may download the pooled dataset only when this is on (coordinators always may).
 EXPORT_ALLOW_PI = env_flag("EXPORT_ALLOW_PI")
 # The coordinators' audit export (/security/audit/) stops after this many rows (and says so).

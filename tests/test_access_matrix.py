@@ -12,10 +12,12 @@ ADMIN_LOGIN (sent to the admin's sign-in page). Roles: anonymous; a nurse of the
 (MUC); a nurse of another centre (BER); a PI of MUC; a monitor of MUC (reads and verifies, changes
 no clinical data); a coordinator; and a deactivated user, a coordinator of MUC who signed in and
 was deactivated afterwards. Deleting (patient_delete,
-record_delete), importing (a real CSV file), exporting (the pooled zip), marking a record
-complete (record_status) and freezing the registry (freeze_list) are real POSTs.
+record_delete, with a reason), restoring a deleted follow-up (deleted_record_restore), importing (a real CSV
+file), exporting (the pooled zip), marking a record complete (record_status), signing with the PI's
+password, verifying a field and freezing the registry (freeze_list) are real POSTs.
 A refused request, and every GET, must leave the clinical tables as they were.
 """
+import datetime
 import zlib
 
 import pytest
@@ -26,7 +28,17 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from registry import services
-from registry.models import ExportLog, FollowUp, ImportRun, Job, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.models import (
+    DeletedRecord,
+    ExportLog,
+    FollowUp,
+    ImportRun,
+    Job,
+    Metastasectomy,
+    Patient,
+    PrimaryTumour,
+    SystemicTherapy,
+)
 from registry.transfer import jobs
 from tests import factories as f
 from tests.registry.api.test_api_access import EXPECTED as API_EXPECTED
@@ -76,6 +88,8 @@ EXPECTED = {
     # data entry (registry/web/urls.py)
     "home": row(signed_in(302, coordinator=200), signed_in(405)),
     "patient_list": READ_PAGE,
+    "study_progress": SIGNED_IN_PAGE,
+    "follow_up_due": SIGNED_IN_PAGE,
     "patient_new": FORM_PAGE,
     "data_quality": READ_PAGE,
     "patient_detail": READ_PAGE,
@@ -85,8 +99,20 @@ EXPECTED = {
     "record_edit": FORM_PAGE,
     "patient_delete": DELETE_PAGE,
     "record_delete": DELETE_PAGE,
+    # deleted records: each reads its own centres' (the other centre's nurse sees none of MUC's); only
+    # a coordinator restores one, and the other centre's nurse does not learn that it exists
+    "deleted_records": row(signed_in(), signed_in(405)),
+    "deleted_record_restore": row(signed_in(405), signed_in(403, other_nurse=404, coordinator=302)),
     # marking the therapy complete is the nurse's move (and the coordinator's); a monitor verifies
     "record_status": row(signed_in(405), signed_in(302, **READERS)),
+    # signing: a PI of MUC only; the case is still in progress, so her signature is refused (400)
+    "patient_sign": row(signed_in(403, pi=200, other_nurse=404), signed_in(403, pi=400, other_nurse=404)),
+    "centre_sign": row(signed_in(403, pi=200, other_nurse=404), signed_in(403, pi=400, other_nurse=404)),
+    # field verification: a monitor of MUC and a coordinator; the records are in progress (400)
+    "patient_verify": row(signed_in(403, monitor=200, coordinator=200, other_nurse=404),
+                          signed_in(403, monitor=400, coordinator=400, other_nurse=404)),
+    "record_verify": row(signed_in(403, monitor=200, coordinator=200, other_nurse=404),
+                         signed_in(403, monitor=400, coordinator=400, other_nurse=404)),
     # import and export
     # An upload or an export request becomes a job and the browser is sent to its page (302); the
     # other centre's nurse's upload of a row of MUC is refused there (tests/registry/transfer).
@@ -98,6 +124,8 @@ EXPECTED = {
     "job_errors": row(signed_in(404, nurse=200), signed_in(405)),
     "job_pseudonyms": row(signed_in(404, nurse=200), signed_in(405)),
     "job_result": row(signed_in(404, coordinator=200), signed_in(405)),
+    # the nurse's own dry run: imported now, or sent back to the upload when its file is gone
+    "job_import_now": row(signed_in(405), signed_in(404, nurse=302)),
     # the survival dashboard (?centre=MUC: the nurse of BER may not choose it)
     "analysis:dashboard": READ_PAGE,
     "analysis:version": READ_PAGE,
@@ -154,6 +182,8 @@ def world(case, nurse, other_nurse, pi, monitor, coordinator):
         clients[role].force_login(user)
     deactivated.is_active = False
     deactivated.save()
+    extra = services.record_save(user=nurse, record=f.follow_up(case, event_date=datetime.date(2017, 2, 1)))
+    services.record_delete(user=nurse, record=extra, reason="entered twice")  # a deletion to list and restore
     Job.objects.create(kind=Job.IMPORT, user=nurse, state=Job.DONE, options={"file_name": "matrix.csv"},
                        report={"ok": False, "error_count": 0})
     Job.objects.create(kind=Job.EXPORT, user=coordinator, state=Job.DONE, options={"centre": ""},
@@ -196,8 +226,11 @@ def url_for(name, pattern, case):
         "patient_history": f"/patients/{case.pk}/history/", "record_add": record + "add/",
         "record_status": f"/patients/{case.pk}/status/",
         "record_edit": f"{record}{therapy.pk}/edit/", "record_delete": f"{record}{therapy.pk}/delete/",
+        "patient_sign": f"/patients/{case.pk}/sign/", "centre_sign": "/centres/MUC/sign/",
+        "patient_verify": f"/patients/{case.pk}/verify/", "record_verify": f"{record}{therapy.pk}/verify/",
         "import_upload": "/transfer/import/", "export_download": "/transfer/export/",
         "job_detail": f"/transfer/jobs/{job.pk}/", "job_result": f"/transfer/jobs/{export.pk}/file",
+        "job_import_now": f"/transfer/jobs/{job.pk}/import-now/",
         "job_errors": f"/transfer/jobs/{job.pk}/errors.csv", "job_pseudonyms": f"/transfer/jobs/{job.pk}/pseudonyms.csv",
         "analysis:dashboard": "/analysis/?centre=MUC", "analysis:version": "/analysis/version?centre=MUC",
         "analysis:print": "/analysis/print/?centre=MUC", "analysis:figure": "/analysis/figures/km-dfs.svg?centre=MUC",
@@ -207,6 +240,7 @@ def url_for(name, pattern, case):
         "two_factor_setup": "/accounts/two-factor/setup/", "password_change": "/accounts/password_change/",
         "password_change_done": "/accounts/password_change/done/",
         "security_log": "/security/", "audit_export": "/security/audit/", "set_language": "/i18n/setlang/",
+        "deleted_records": "/deleted/", "deleted_record_restore": f"/deleted/{DeletedRecord.objects.get().pk}/restore/",
         "freeze_list": "/freezes/", "freeze_diff": "/freezes/diff/?freeze=matrix-base&against=live",
         "freeze_diff_csv": "/freezes/diff.csv?freeze=matrix-base&against=live",
     }
@@ -217,9 +251,16 @@ def post_data(name, case):
     """The body of a POST: a real change where the page makes one, else an empty form."""
     if name in ("patient_delete", "record_delete"):
         record = case if name == "patient_delete" else case.systemic_therapies.get()
-        return {"version": record.version}
+        return {"version": record.version, "reason": "entered in error"}
+    if name == "deleted_record_restore":
+        return {"reason": "deleted by mistake"}
     if name == "record_status":
         return {"kind": "systemic-therapies", "pk": case.systemic_therapies.get().pk, "status": "complete"}
+    if name in ("patient_sign", "centre_sign"):
+        return {"password": "correct-horse-battery"}
+    if name in ("patient_verify", "record_verify"):
+        record = case if name == "patient_verify" else case.systemic_therapies.get()
+        return {"fields": "sex" if name == "patient_verify" else "regimen", "version": record.version}
     if name == "import_upload":
         csv = f"patient_id,event_date,event,recurrence_site,cause_of_death\n{case.pk},2016-06-01,contact,,\n"
         return {"file": SimpleUploadedFile("follow_up.csv", csv.encode()), "table": ""}

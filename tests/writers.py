@@ -11,7 +11,7 @@ import sys
 
 from django.db import connection
 
-from registry.models import CLINICAL_MODELS, Freeze, FrozenCase
+from registry.models import CLINICAL_MODELS, DeletedRecord, Freeze, FrozenCase, Restoration
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SERVICES = str(ROOT / "registry" / "services") + "/"
@@ -25,6 +25,8 @@ def clinical_tables():
     tables = set()
     for model in CLINICAL_MODELS:
         tables.update({model._meta.db_table, model.history.model._meta.db_table})
+    # Tombstones hold deleted records' values, and a restoration writes records back.
+    tables.update({DeletedRecord._meta.db_table, Restoration._meta.db_table})
     tables.update({Freeze._meta.db_table, FrozenCase._meta.db_table})  # the data freezes, as clinical data
     return tables
 

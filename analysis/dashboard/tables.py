@@ -299,11 +299,18 @@ def therapy_rows(report):
     return rows
 
 
+def model_label(model, plan):
+    """A Cox model as the PI reads it: the multivariable one, or a factor's univariable one."""
+    if model == "multivariable":
+        return _("multivariable")
+    return _("univariable: %(factor)s") % {"factor": term_label(model, plan)}
+
+
 def ph_rows(report):
     """cox.zph per model and term; ``violated`` marks p < 0.05 (not the global row)."""
     plan = AnalysisPlan.from_dict(report["plan"])
-    return [{"endpoint": row["endpoint"].upper(), "model": row["model"],
-             "term": row["term"] if row["term"] == "GLOBAL" else term_label(row["term"], plan),
+    return [{"endpoint": row["endpoint"].upper(), "model": model_label(row["model"], plan),
+             "term": _("global test") if row["term"] == "GLOBAL" else term_label(row["term"], plan),
              "chisq": f"{row['chisq']:.2f}" if row["chisq"] is not None else "—", "df": row["df"],
              "p": format_p(row["p"]),
              "violated": row["term"] != "GLOBAL" and row["p"] is not None and row["p"] < 0.05}

@@ -168,12 +168,19 @@ def _table1(report):
             cells = [_median_iqr(row["values"][g]) for g in groups]
         else:
             label = f"{row['variable']}: {row['level']}"
-            cells = [f"{row['values'][g]['n']} ({_pct(row['values'][g]['percent'])})" for g in groups]
+            cells = [_count(row["values"][g]) for g in groups]
         rows.append([label, *cells])
-    return "Table 1. Baseline characteristics of the analysed cohort\n" + table(header, rows)
+    return ("Table 1. Baseline characteristics of the analysed cohort\n" + table(header, rows)
+            + "\nwithheld: a count below the plan's minimum cell size, or one from which it could be derived")
+
+
+def _count(value):
+    return "withheld" if value.get("suppressed") else f"{value['n']} ({_pct(value['percent'])})"
 
 
 def _median_iqr(value):
+    if value.get("suppressed"):
+        return "withheld"
     if value["median"] is None:
         return "—"
     return f"{value['median']:.1f} ({value['q1']:.1f}–{value['q3']:.1f})"

@@ -20,6 +20,9 @@ The registry is presented as a classic (non-longitudinal) REDCap project:
   of every field names its dictionary column);
 - codes are exported raw as stored (``rawOrLabel=label``: their labels), booleans as REDCap's
   yesno 1/0, dates as YYYY-MM-DD, blanks as "";
+- missing-data codes are REDCap's project-wide "missing data codes" (project info
+  ``missing_data_codes``: UNK, ND, NA): a field with one exports the code instead of its value
+  (``rawOrLabel=label``: its label), and the metadata tags every required field ``@NOMISSING``;
 - ``formEventMapping``, ``event`` and ``arm`` answer with REDCap's error for classic projects,
   which is how clients tell a classic project from a longitudinal one.
 Records are those the token's user may read (registry.access), as in the web app; every export
@@ -50,6 +53,7 @@ from registry.api.redcap_project import (
     FORMS_BY_NAME,
     INSTANCE_ORDER,
     METADATA_COLUMNS,
+    MISSING_DATA_CODES,
     RECORD_ID,
     REDCAP_VERSION,
     metadata_row,
@@ -144,7 +148,7 @@ def export_project(request, post, fmt):
         "has_repeating_instruments_or_events": 1, "surveys_enabled": 0, "scheduling_enabled": 0,
         "record_autonumbering_enabled": 0, "randomization_enabled": 0, "ddp_enabled": 0,
         "project_irb_number": "", "project_grant_number": "", "project_pi_firstname": "",
-        "project_pi_lastname": "", "display_today_now_button": 1, "missing_data_codes": "",
+        "project_pi_lastname": "", "display_today_now_button": 1, "missing_data_codes": MISSING_DATA_CODES,
         "external_modules": "", "bypass_branching_erase_field_prompt": 0,
     }
     return table_response([info], list(info), fmt, single=True)
@@ -208,6 +212,8 @@ def record_rows(user, post):
 
     def load(form):
         needed = [field.column for field in fields_of[form.name]]
+        if needed:
+            needed.append("missing_codes")
         if form.model is Patient:
             return {row["patient_id"]: row for row in patients.order_by("patient_id").values(RECORD_ID, *needed)}
         if not needed and form.name not in complete_wanted:
@@ -221,7 +227,8 @@ def record_rows(user, post):
     tables = {form.name: load(form) for form in FORMS}
 
     def values(form, row):
-        return {field.name: field.export(row[field.column], label=label, centres=centres)
+        codes = row.get("missing_codes") or {}
+        return {field.name: field.export(row[field.column], label=label, centres=centres, code=codes.get(field.column))
                 for field in fields_of[form.name] if field.name != RECORD_ID}
 
     base_forms = [form for form in FORMS if not form.repeating]

@@ -12,6 +12,7 @@ from django.db import models
 from django.utils.text import capfirst
 
 from registry.api.serializers import dictionary_columns
+from registry.codes import MISSING_CODES
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 
 # The REDCap release whose API behaviour this endpoint follows (answered to content=version).
@@ -40,6 +41,12 @@ BRANCHING = {
 INSTANCE_ORDER = {Metastasectomy: "surgery_date", SystemicTherapy: "start_date", FollowUp: "event_date"}
 
 COMPLETE = "2"  # REDCap's form status "Complete": a record in the registry has passed every rule
+
+# REDCap's project-wide missing data codes (project info `missing_data_codes`, "code, label | ..."):
+# any field may hold one instead of a value, except those whose annotation has the @NOMISSING
+# action tag; here every required field has it, as only optional columns take a code.
+MISSING_DATA_CODES = " | ".join(f"{code}, {label}" for code, label in MISSING_CODES)
+NO_MISSING = "@NOMISSING"
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,11 @@ class Field:
         field = self.model_field
         return [(str(code), str(label)) for code, label in field.choices] if field is not None and field.choices else []
 
-    def export(self, value, *, label=False, centres=None):
-        """A stored value as REDCap exports it: always text, "" for unknown."""
+    def export(self, value, *, label=False, centres=None, code=None):
+        """A stored value as REDCap exports it: always text, "" for unknown; a missing-data `code`
+        in place of the value, as REDCap does (its label with rawOrLabel=label)."""
+        if code:
+            return str(dict(MISSING_CODES).get(code, code)) if label else code
         if value is None:
             return ""
         if isinstance(value, bool):
@@ -122,10 +132,13 @@ def metadata_row(field, centres):
     model_field = field.model_field
     if model_field is None:
         row.update(field_label="Patient ID", required_field="y",
-                   field_note="Registry pseudonym, e.g. MUC-7K3QZ9.")
+                   field_note="Registry pseudonym, e.g. MUC-7K3QZ9.",
+                   field_annotation=f"{row['field_annotation']} {NO_MISSING}")
         return row
     row.update(field_label=str(capfirst(model_field.verbose_name)), field_note=str(model_field.help_text or ""),
                required_field="" if model_field.null else "y", branching_logic=BRANCHING.get(field.column, ""))
+    if model_field.name not in field.form.model.codable_fields():
+        row["field_annotation"] += f" {NO_MISSING}"
     if field.column == "centre":
         row.update(field_type="dropdown",
                    select_choices_or_calculations=" | ".join(f"{code}, {name}" for code, name in centres.items()))

@@ -15,6 +15,7 @@ from registry import access, codes
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 
 BOOKKEEPING = ("version", "status", "created_at", "updated_at")
+MISSING_CODES = "missing_codes"  # {column: UNK | ND | NA} of a record's optional columns
 
 
 def column_of(field):
@@ -25,7 +26,14 @@ def column_of(field):
 def dictionary_columns(model):
     """The dictionary's columns of a model, in table order (without id and bookkeeping)."""
     return [column_of(f) for f in model._meta.concrete_fields
-            if f.name not in BOOKKEEPING and not (f.primary_key and f.name == "id")]
+            if f.name not in (*BOOKKEEPING, MISSING_CODES) and not (f.primary_key and f.name == "id")]
+
+
+def missing_codes_field():
+    return serializers.DictField(
+        child=serializers.ChoiceField(choices=codes.MISSING_CODES), required=False,
+        help_text=_("Why an optional column is empty, {column: code}: UNK (unknown), ND (not done), NA (not "
+                    "applicable). That column is then null. Sending a value for a column drops its code."))
 
 
 def reason_field():
@@ -48,11 +56,12 @@ class PatientSerializer(RegistrySerializer):
     """A patient (table `patients` of the data dictionary); the registry issues the pseudonym."""
 
     centre = serializers.CharField(max_length=8, help_text=_("Code of the patient's centre, e.g. MUC."))
+    missing_codes = missing_codes_field()
     reason = reason_field()
 
     class Meta:
         model = Patient
-        fields = [*dictionary_columns(Patient), *BOOKKEEPING, "reason"]
+        fields = [*dictionary_columns(Patient), MISSING_CODES, *BOOKKEEPING, "reason"]
         read_only_fields = ["patient_id", *BOOKKEEPING]
         # The database's integer range is no bound here: the dictionary's is (1900 ... this year).
         extra_kwargs = {"birth_year": {"max_value": datetime.date.today().year}}
@@ -61,6 +70,7 @@ class PatientSerializer(RegistrySerializer):
 
 class ChildSerializer(RegistrySerializer):
     patient_id = serializers.CharField(max_length=21, help_text=_("The patient's registry pseudonym."))
+    missing_codes = missing_codes_field()
     reason = reason_field()
 
     class Meta:
@@ -73,7 +83,7 @@ class ChildSerializer(RegistrySerializer):
 def child_serializer(model):
     columns = [c for c in dictionary_columns(model) if c != "patient_id"]
     meta = type("Meta", (ChildSerializer.Meta,), {
-        "model": model, "fields": ["id", "patient_id", *columns, *BOOKKEEPING, "reason"]})
+        "model": model, "fields": ["id", "patient_id", *columns, MISSING_CODES, *BOOKKEEPING, "reason"]})
     table = model._meta.verbose_name
     doc = f"One {table} of a patient (a row of the data dictionary's table for {model._meta.verbose_name_plural})."
     return type(f"{model.__name__}Serializer", (ChildSerializer,), {"Meta": meta, "__module__": __name__, "__doc__": doc})
@@ -100,7 +110,7 @@ class Table:
     def columns(self):
         """The keys of every row the API returns, in order."""
         leading = [] if self.is_patient else ["id"]
-        return [*leading, *dictionary_columns(self.model), *BOOKKEEPING]
+        return [*leading, *dictionary_columns(self.model), MISSING_CODES, *BOOKKEEPING]
 
     @property
     def centre_lookup(self):

@@ -6,7 +6,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from registry.api import freezes, pages, views
+from registry.api import deleted, freezes, pages, views
 
 app_name = "api"  # the analysis endpoints join this namespace in registry/urls.py
 
@@ -17,6 +17,7 @@ router.include_format_suffixes = False
 router.register("centres", views.CentreViewSet, basename="centres")
 for url, viewset in views.VIEWSETS.items():
     router.register(url, viewset, basename=url)
+router.register("deleted-records", deleted.DeletedRecordViewSet, basename="deleted-records")
 
 urlpatterns = [
     path("", pages.guide, name="guide"),

@@ -13,6 +13,8 @@
 - Optimistic concurrency: every record answers with `ETag: "<version>"`; a change or deletion must
   send it back in `If-Match` (428 without it, unless settings.API_REQUIRE_IF_MATCH is off), and one
   naming an older version is refused with 412. Either way nothing is written.
+- A deletion needs a reason, the query parameter `?reason=` (400 naming it when missing); the deleted
+  records and their restore are registry.api.deleted.
 """
 import datetime
 from contextlib import contextmanager
@@ -38,6 +40,7 @@ from rest_framework.views import APIView
 from registry import access, services
 from registry.api.authentication import TokenScope
 from registry.api.serializers import TABLES, CentreSerializer, StatusChangeSerializer
+from registry.api.signing import SignaturesMixin, VerificationMixin, verification_schema
 from registry.models import Centre, Patient
 from registry.security import audit
 from registry.services import RecordLocked, StaleRecordError
@@ -211,6 +214,11 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
     description="Any unique string of up to 64 characters for this create: sent again (a retry after a lost "
                 "answer), the record the first request created is answered instead of a second one.")
+DELETION_REASON = OpenApiParameter(
+    "reason", OpenApiTypes.STR, OpenApiParameter.QUERY, required=True,
+    description="Why the record is deleted (up to 80 characters), e.g. ?reason=entered%20twice: kept in its "
+                "history and on its tombstone (GET /api/v1/deleted-records/). Without it the deletion is refused "
+                "with 400 naming `reason`, and nothing is deleted.")
 ETAG = OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, response=[200, 201],
                         description='The record\'s version, e.g. "3".')
 
@@ -227,7 +235,8 @@ class RecordViewSet(viewsets.GenericViewSet):
         return self.table.readable(self.request.user)
 
     def get_permissions(self):
-        if self.action == "status":  # a monitor, who writes no record, verifies them
+        # A monitor, who writes no record, verifies them; a PI signs them: the services decide.
+        if self.action in ("status", "verification", "signatures"):
             return [permissions.IsAuthenticated(), TokenScope()]
         return super().get_permissions()
 
@@ -276,6 +285,10 @@ class RecordViewSet(viewsets.GenericViewSet):
         if "centre" in data and data.pop("centre") != record.centre_id:
             raise serializers.ValidationError(
                 {"centre": [_("A patient cannot move to another centre: the pseudonym names it.")]})
+        if "missing_codes" not in data:  # a value sent for a column replaces its stored missing-data code
+            valued = {column for column, value in data.items() if value not in (None, "")}
+            record.missing_codes = {column: code for column, code in (record.missing_codes or {}).items()
+                                    if column not in valued}
         for column, value in data.items():
             setattr(record, column, value)
         return record
@@ -357,7 +370,8 @@ class RecordViewSet(viewsets.GenericViewSet):
         self.require_writable(record)
         version = expected_version(request, record)
         with service_errors():
-            services.record_delete(source="api", user=request.user, record=record, expected_version=version)
+            services.record_delete(source="api", user=request.user, record=record, expected_version=version,
+                                   reason=request.query_params.get("reason"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -381,14 +395,19 @@ def record_viewset(table):
                         "coordinator) → locked (a coordinator); back: complete → in_progress (a nurse), verified "
                         "→ complete (a monitor), locked → verified (a coordinator, with a reason). A record of a "
                         "locked patient answers 409 with code record_locked."),
-        destroy=extend_schema(summary=f"Delete a {one}", tags=[table.name], parameters=[IF_MATCH],
-                              description="Deleting a patient deletes the whole case. A deletion that would "
-                                          "break a rule for the records left behind is a 400."),
+        destroy=extend_schema(summary=f"Delete a {one}", tags=[table.name], parameters=[IF_MATCH, DELETION_REASON],
+                              description="Deleting a patient deletes the whole case. A deletion needs a `reason` "
+                                          "(query parameter); a deletion that would break a rule for the records "
+                                          "left behind is a 400. A coordinator can restore it "
+                                          "(POST /api/v1/deleted-records/{id}/restore/)."),
+        **verification_schema(table.name, one),
     )
     attrs = {"table": table, "lookup_field": "patient_id" if table.is_patient else "pk",
              "queryset": table.model.objects.none(), "__doc__": f"The {many} of the registry.",
              "lookup_value_regex": "[^/]+"}  # any value reaches the view, which answers 404 in JSON
-    return schema(type(f"{table.model.__name__}ViewSet", (RecordViewSet,), attrs))
+    bases = (SignaturesMixin, VerificationMixin, RecordViewSet) if table.is_patient else (VerificationMixin,
+                                                                                             RecordViewSet)
+    return schema(type(f"{table.model.__name__}ViewSet", bases, attrs))
 
 
 VIEWSETS = {table.url: record_viewset(table) for table in TABLES}

@@ -110,3 +110,10 @@ def log_unlock(request, username, attempts):
     """A user name's sign-in lockout lifted (`attempts`: the failure counters cleared)."""
     return _record(request, SecurityEvent.UNLOCKED,
                    detail=f"{username[:150]}: {attempts} failure counters cleared"[:200])
+
+
+def log_signature_refused(request, *, reason, patient_id="", centres=""):
+    """A signature refused because the signer's identity was not confirmed (`reason`: a wrong
+    password, a missing or wrong code, a locked-out user name)."""
+    return _record(request, SecurityEvent.SIGNATURE_REFUSED, patient_id=patient_id, centres=centres,
+                   detail=reason[:200])

@@ -7,7 +7,9 @@
 - refused   a refused or throttled request, an invalid API token (SecurityEvent);
 - import    a written import (ImportRun) or a refused one (SecurityEvent);
 - security  sign-ins, sign-outs and failed sign-ins (django-axes), two-factor and token events,
-            sign-in unlocks (SecurityEvent).
+            sign-in unlocks, refused signatures (SecurityEvent);
+- signature a PI's signature of a case: its meaning and the SHA-256 of the case signed (Signature);
+- verification  a field of a record verified against the source, at which value (FieldVerification).
 
 Filtered by one patient (its changes and refusals, and every read whose scope covered its centre:
 a page of a list or an export does not say which of a centre's patients it held), one user name
@@ -28,7 +30,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from registry.dictionary import BOOKKEEPING, TABLE_MODELS
-from registry.models import ExportLog, ImportRun, SecurityEvent
+from registry.models import ExportLog, FieldVerification, ImportRun, SecurityEvent, Signature
 from registry.security.audit import EVERY_CENTRE, centre_of
 from registry.transfer.exporting.writers import neutral
 
@@ -88,10 +90,10 @@ def _changes(fields, version, before):
         return {f.name: getattr(row, f.attname) for f in fields}
 
     now = values(version)
-    if version.history_type == "+":
-        return [(name, None, value) for name, value in now.items() if value not in (None, "")]
+    if version.history_type == "+":  # ({}: no missing-data codes)
+        return [(name, None, value) for name, value in now.items() if value not in (None, "", {})]
     if version.history_type == "-":
-        return [(name, value, None) for name, value in now.items() if value not in (None, "")]
+        return [(name, value, None) for name, value in now.items() if value not in (None, "", {})]
     if before is None:  # the history of this record starts with a change (no earlier version kept)
         return []
     then = values(before)
@@ -164,6 +166,31 @@ def _imports(filters):
                    rows=run.rows, detail=f"{run.file_name}, sha256 {run.sha256}")
 
 
+def _of_patient(queryset, field, filters):
+    """A log naming patients, in time order, filtered by patient, user name and time."""
+    queryset = queryset.filter(**filters.times(field))
+    if filters.username:
+        queryset = queryset.filter(username=filters.username)
+    if filters.patient_id:
+        queryset = queryset.filter(patient_id=filters.patient_id)
+    return queryset.order_by(field, "pk").iterator(chunk_size=CHUNK)
+
+
+def _signatures(filters):
+    for signature in _of_patient(Signature.objects.all(), "signed_at", filters):
+        yield _row(at=signature.signed_at, kind="signature", event="signed", user=signature.username,
+                   ip_address=signature.ip_address or "", what=signature.source, patient_id=signature.patient_id,
+                   centres=signature.centre, rows=signature.records,
+                   detail=f"sha256 {signature.data_hash}: {signature.meaning}")
+
+
+def _verifications(filters):
+    for row in _of_patient(FieldVerification.objects.all(), "verified_at", filters):
+        yield _row(at=row.verified_at, kind="verification", event="field-verified", user=row.username,
+                   patient_id=row.patient_id, centres=centre_of(row.patient_id),
+                   record=f"{row.table} {row.record_pk}", detail=f"{row.field} = {row.value}")
+
+
 def _sign_ins(model, field, event, filters):
     logs = model.objects.filter(**filters.times(field), **{f"{field}__isnull": False})
     if filters.username:
@@ -177,7 +204,7 @@ def _sign_ins(model, field, event, filters):
 def trail_rows(filters):
     """Every row of the trail that passes the filters, oldest first."""
     sources = [_history(table, model, filters) for table, model in TABLE_MODELS.items()]
-    sources += [_events(filters), _exports(filters)]
+    sources += [_events(filters), _exports(filters), _signatures(filters), _verifications(filters)]
     if not filters.patient_id:  # imports and sign-ins concern no one patient
         sources += [_imports(filters), _sign_ins(AccessLog, "attempt_time", "signed-in", filters),
                     _sign_ins(AccessLog, "logout_time", "signed-out", filters),
@@ -190,6 +217,8 @@ def trail_rows(filters):
 def _shown(value):
     if value is None or value == "":
         return "—"
+    if isinstance(value, dict):  # the missing-data codes, {column: code}
+        return json.dumps(value, sort_keys=True)
     return value.isoformat() if isinstance(value, datetime.date) else str(value)
 
 

@@ -2,7 +2,7 @@
 the bulk import, the cohort generator and the demo data alike (tests/writers.py holds the test
 suite to it). Reads shared by several layers are in registry.selectors.
 
-- records: one record at a time (create, change, delete) and whole new cases in bulk
+- records: one record at a time (create, change, delete for a reason, restore) and whole new cases in bulk
 - bulk: an import's checked plan, written with COPY and its audit rows
 - versions: the per-centre data version every write moves
 - seals: the audit tables' hash chain, sealed when a transaction that added audit rows commits
@@ -20,10 +20,11 @@ from registry.services.records import (
     patient_create,
     record_check,
     record_delete,
+    record_restore,
     record_save,
 )
 from registry.services.status import RecordLocked, record_status_set
 
 __all__ = ["RecordLocked", "StaleRecordError", "cases_create", "freeze_create", "import_write", "patient_create",
-           "patient_erase", "patient_erasure_counts", "record_check", "record_delete", "record_save",
+           "patient_erase", "patient_erasure_counts", "record_check", "record_delete", "record_restore", "record_save",
            "record_status_set"]

@@ -16,6 +16,7 @@ An import's new patients come with provisional ids (the file named them by its o
 the registry issues their pseudonyms here, just before they are written, as web entry does.
 """
 import datetime
+import json
 from operator import attrgetter
 
 from django.db import connection, models, transaction
@@ -80,6 +81,8 @@ def _column_text(field, values):
     few distinct values (codes, dates, yes/no, small numbers): each is formatted once."""
     if _free_text(field):
         return ["\\N" if value is None else _escape(value) for value in values]
+    if isinstance(field, models.JSONField):  # the missing-data codes: mostly {}, never hashable
+        return ["{}" if value == {} else "\\N" if value is None else _escape(json.dumps(value)) for value in values]
     if field.attname in ("id", "patient_id"):  # unique, never blank, never special characters
         return list(map(str, values))
     texts = {value: _copy_text(value) for value in set(values)}

@@ -1,4 +1,4 @@
-"""Record by record: create, change and delete one clinical record, or bulk-create whole cases.
+"""Record by record: create, change, delete and restore one clinical record, or bulk-create whole cases.
 
 Each service checks write access, the single-record rules (model validation), the cross-record
 rules on the merged case (registry.rules), the record's version (no lost updates), records who
@@ -6,18 +6,27 @@ made the change in the audit trail and moves the centre's data version, in one t
 """
 from collections import Counter
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from registry import access, rules
-from registry.cases import Case, case_with, centre_of
-from registry.models import CLINICAL_MODELS, Centre, Patient, Submission
+from registry.cases import TABLE_OF, Case, assemble, case_with, centre_of, records_from_values, stored_values
+from registry.models import CLINICAL_MODELS, Centre, DeletedRecord, Patient, Restoration, Submission
 from registry.pseudonyms import unique_pseudonym
 from registry.selectors import case_load, existing_patient_ids
 from registry.services import bulk
-from registry.services.status import COMPLETE, IN_PROGRESS, VERIFIED, change_reason, check_reason, refuse_if_locked
+from registry.services.status import (
+    COMPLETE,
+    IN_PROGRESS,
+    REASON_MAX_LENGTH,
+    VERIFIED,
+    change_reason,
+    check_reason,
+    refuse_if_locked,
+)
 from registry.services.versions import bump_data_version
 
 
@@ -172,26 +181,100 @@ def _first_submission(user, key, record):
         return type(record).objects.filter(pk=seen.record_pk).first() if seen.record_pk else None
 
 
+def _required_reason(reason, message):
+    """The reason, stripped; ValidationError (keyed `reason`) when it is missing or too long."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": message})
+    if len(reason) > REASON_MAX_LENGTH:
+        raise ValidationError({"reason": _("Keep the reason to %(n)s characters.") % {"n": REASON_MAX_LENGTH}})
+    return reason
+
+
 @transaction.atomic
-def record_delete(*, user, record, expected_version=None, source=""):
-    """Delete one record (a patient with its whole case); the audit trail keeps what it held."""
+def record_delete(*, user, record, reason="", expected_version=None, source=""):
+    """Delete one record (a patient with its whole case) for a `reason`, which is required.
+
+    The audit trail keeps what the rows held, with the source and reason as their change reason; a
+    tombstone (DeletedRecord) keeps who, when, why and the deleted rows' last values, so that the
+    deletion is listed and can be undone (record_restore)."""
     centre = centre_of(record)
     access.require_writable(user, centre)
     case = _locked_case(record.patient_id)
     stored = _stored(case, record)
-    for locked in case.records() if isinstance(record, Patient) else [stored]:
+    deleted = list(case.records()) if isinstance(record, Patient) else [stored]
+    for locked in deleted:
         refuse_if_locked(locked, case.patient)
     if expected_version is not None and stored.version != expected_version:
         raise StaleRecordError(stored, [])
-    if isinstance(record, Patient):
-        for child in list(case.records())[1:]:
-            child._history_user, child._change_reason = access.audit_user(user), source
-            child.delete()
-    else:
+    reason = _required_reason(reason, _("Give a reason for deleting %(record)s.") % {"record": rules.describe(stored)})
+    if not isinstance(record, Patient):
         _check(case, stored, delete=True)
-    stored._history_user, stored._change_reason = access.audit_user(user), source
-    stored.delete()
+    who, why = access.audit_user(user), change_reason(source, reason)
+    DeletedRecord.objects.create(
+        table=TABLE_OF[type(stored)], record_pk=str(stored.pk), patient_id=stored.patient_id, centre_id=centre,
+        deleted_at=timezone.now(), deleted_by=who, username=who.get_username() if who else "", source=source,
+        reason=reason, values=stored_values(deleted))
+    for gone in reversed(deleted):  # children first, the patient last
+        gone._history_user, gone._change_reason = who, why
+        gone.delete()
     bump_data_version([centre])
+
+
+@transaction.atomic
+def record_restore(*, user, deleted_record, reason="", source=""):
+    """Put back what one deletion removed (a record, or a patient with the case as it was then), with
+    the same pseudonym and ids, for a `reason`; returns the restored record. Only a coordinator may.
+
+    The records are checked as a save is (model validation, the cross-record rules on the case they
+    return to, a locked patient): a restore that would break a rule is refused with the rule's
+    message. The audit trail shows them created again, by the coordinator, with the reason; a
+    Restoration row marks the tombstone restored (tombstones are append-only)."""
+    if not access.can_restore(user):
+        raise PermissionDenied(_("Only a coordinator may restore a deleted record."))
+    tombstone = DeletedRecord.objects.select_for_update().get(pk=deleted_record.pk)
+    records = records_from_values(tombstone.values)
+    restored = records[0]  # the patient before its records
+    described = rules.describe(restored)
+    if Restoration.objects.filter(deleted_record=tombstone).exists():
+        raise ValidationError(_("%(record)s was restored already.") % {"record": capfirst(described)})
+    reason = _required_reason(reason, _("Give a reason for restoring %(record)s.") % {"record": described})
+    case = _locked_case(restored.patient_id)
+    if isinstance(restored, Patient):
+        if case is not None:
+            raise ValidationError(_("Patient %(id)s is in the registry: there is nothing to restore.")
+                                  % {"id": restored.pk})
+        for child in records[1:]:
+            child.patient = restored
+        for one in records:
+            one.full_clean(exclude=None if one is restored else ["patient"], validate_unique=False)
+            one.validate_unique()
+        violations = rules.check_case(assemble(restored, records[1:]))
+        if violations:
+            raise ValidationError([str(violation) for violation in violations])
+    else:
+        if case is None:
+            raise ValidationError(_("Patient %(id)s is deleted: restore the patient first.")
+                                  % {"id": restored.patient_id})
+        refuse_if_locked(restored, case.patient)
+        restored.patient = case.patient
+        restored.full_clean(exclude=["patient"], validate_unique=False)
+        restored.validate_unique()
+        _check(case, restored)
+    who, why = access.audit_user(user), change_reason(source, reason)
+    for one in records:
+        created_at = one.created_at
+        one.version += 1
+        one._history_user, one._change_reason = who, why
+        one.save(force_insert=True)
+        # The record's creation stays when it was first created (the save stamps the present).
+        type(one).objects.filter(pk=one.pk).update(created_at=created_at)
+        one.created_at = created_at
+    Restoration.objects.create(deleted_record=tombstone, patient_id=tombstone.patient_id, restored_at=timezone.now(),
+                               restored_by=who, username=who.get_username() if who else "", source=source,
+                               reason=reason)
+    bump_data_version([tombstone.centre_id])
+    return restored
 
 
 @transaction.atomic

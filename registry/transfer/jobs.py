@@ -154,8 +154,9 @@ def run(pk):
     job.save(update_fields=["state", "error", "finished_at", "payload", "result", "result_name", "report"])
 
 
-def _step(job, step):
-    Job.objects.filter(pk=job.pk).update(step=step)
+def _step(job, step, rows, fraction):
+    """While the job runs, its report holds only its progress (the job page's bar and estimate)."""
+    Job.objects.filter(pk=job.pk).update(step=step, report={"progress": {"rows": rows, "fraction": round(fraction, 3)}})
 
 
 def _run_import(job):
@@ -163,12 +164,14 @@ def _run_import(job):
     options = job.options
     report = file_import(user=job.user, data=bytes(job.payload), filename=options["file_name"],
                          table=options["table"] or None, dry_run=options["dry_run"],
-                         on_step=lambda step: _step(job, step))
+                         on_step=lambda step, rows, fraction: _step(job, step, rows, fraction))
     job.report = {
         "ok": report.ok, "dry_run": report.dry_run, "written": report.written, "rows": report.rows,
         "counts": report.counts, "totals": report.totals(), "seconds": round(report.seconds, 1),
         "error_count": len(report.errors), "new_patients": len(report.pseudonyms),
     }
+    if report.ok and report.dry_run:  # the file passed: keep it, so "Import now" needs no second upload
+        cache.set(checked_file_key(job.pk), bytes(job.payload), timeout=CHECKED_FILE_SECONDS)
     cache.set(import_details_key(job.pk), {
         "errors": [dataclasses.asdict(problem) for problem in report.errors[:SHOWN_ERRORS]],
         "warnings": [dataclasses.asdict(problem) for problem in report.warnings[:SHOWN_WARNINGS]],
@@ -183,6 +186,30 @@ def _run_import(job):
 # does not store: they are held in the cache (shared by web and worker: Redis) for JOB_RESULT_HOURS.
 def import_details_key(pk):
     return f"import-job-details:{pk}"
+
+
+# A file that passed a dry run is kept this long for "Import now" (in the cache, as the details:
+# it may name the uploader's local keys, which the registry does not store).
+CHECKED_FILE_SECONDS = 3600
+
+
+def checked_file_key(pk):
+    return f"import-job-checked-file:{pk}"
+
+
+def import_checked(job):
+    """Import, for real, the file that passed the dry run `job`: the new job, or None when the file is
+    no longer kept. The new import checks everything again: the registry may have changed since."""
+    data = cache.get(checked_file_key(job.pk))
+    if job.kind != Job.IMPORT or not job.options.get("dry_run") or data is None:
+        return None
+    cache.delete(checked_file_key(job.pk))  # imported once: a second click cannot import it again
+    return submit_import(job.user, data=data, file_name=job.options["file_name"], table=job.options["table"] or None,
+                         dry_run=False)
+
+
+def is_kept(job):
+    return cache.get(checked_file_key(job.pk)) is not None
 
 
 def import_details(job):

@@ -9,13 +9,15 @@ is on (access.can_export); anyone else gets 403.
 """
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from registry import access
 from registry.dictionary import TABLES
@@ -109,6 +111,17 @@ STEPS = {"read": gettext_lazy("reading the file"), "check": gettext_lazy("checki
          "write": gettext_lazy("writing, in one transaction")}
 
 
+def progress(job):
+    """{percent, rows, seconds_left} of a running import (seconds_left None until 5 % is done), or None."""
+    found = (job.report or {}).get("progress")
+    if job.state != Job.RUNNING or not found or not job.started_at:
+        return None
+    fraction = found["fraction"]
+    elapsed = (timezone.now() - job.started_at).total_seconds()
+    left = round(elapsed * (1 - fraction) / fraction) if fraction >= 0.05 else None
+    return {"percent": round(100 * fraction), "rows": found["rows"], "seconds_left": left}
+
+
 def _own_job(request, pk):
     """The signed-in user's job `pk`; anyone else's, or none, is a 404."""
     try:
@@ -122,14 +135,29 @@ def _own_job(request, pk):
 def job_detail(request, pk):
     """A job's state, step and outcome; the page reloads itself until the job has ended."""
     job = _own_job(request, pk)
-    context = {"job": job, "report": job.report, "limit_seconds": settings.JOB_TIME_LIMIT,
-               "step": STEPS.get(job.step, ""), "error": jobs.error_message(job)}
+    context = {"job": job, "report": job.report if job.finished else {}, "limit_seconds": settings.JOB_TIME_LIMIT,
+               "step": STEPS.get(job.step, ""), "error": jobs.error_message(job),
+               "progress": None if job.finished else progress(job)}
     if job.kind == Job.EXPORT:
         context["has_result"] = jobs.has_result(job)
     elif job.report:
+        context["can_import_now"] = job.report.get("ok") and job.report.get("dry_run") and jobs.is_kept(job)
         details = jobs.import_details(job)
         context.update(details=details, more_errors=details and job.report["error_count"] > len(details["errors"]))
     return render(request, "transfer/job.html", context)
+
+
+@login_required
+@require_POST
+def job_import_now(request, pk):
+    """Import the file of a dry run that passed, without choosing it again."""
+    job = _own_job(request, pk)
+    _require_import(request.user)  # rights may have been withdrawn since the dry run
+    imported = jobs.import_checked(job)
+    if imported is None:
+        messages.error(request, _("The checked file is no longer kept: choose it again to import it."))
+        return redirect("import_upload")
+    return redirect("job_detail", pk=imported.pk)
 
 
 @login_required

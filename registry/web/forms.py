@@ -12,9 +12,10 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from registry import services
+from registry import codes, services
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from registry.services.status import NEEDS_REASON, REASON_MAX_LENGTH
+from registry.web.dates import TypedDateField
 
 
 def reason_field():
@@ -44,15 +45,7 @@ class RuleCheckedModelForm(forms.ModelForm):
 
 
 UNITS = {"_mm": _("mm"), "_days": _("days")}
-
-
-class DateInput(forms.DateInput):
-    """The browser's own date picker; its value is always ISO, whatever the language."""
-
-    input_type = "date"
-
-    def __init__(self, attrs=None):
-        super().__init__(attrs, format="%Y-%m-%d")
+CODE_PREFIX = "missing_"  # the form field of an optional field's missing-data code: missing_<field>
 
 
 class EntryForm(forms.ModelForm):
@@ -74,9 +67,10 @@ class EntryForm(forms.ModelForm):
             self.fields["submission"].initial = secrets.token_hex(16)
         if self.instance._state.adding or self.instance.status not in NEEDS_REASON:
             del self.fields["reason"]
-        for field in self.fields.values():
-            if isinstance(field, forms.DateField):
-                field.widget = DateInput()
+        for name, field in list(self.fields.items()):
+            if isinstance(field, forms.DateField):  # typed, one Tab stop, the same in every browser
+                self.fields[name] = field = TypedDateField(
+                    label=field.label, help_text=field.help_text, required=field.required, validators=field.validators)
             if isinstance(field, forms.DecimalField):
                 field.widget.attrs["step"] = "0.1"
         for name, field in list(self.fields.items()):
@@ -86,6 +80,13 @@ class EntryForm(forms.ModelForm):
             unit = self.unit(name)
             if unit and field.label and str(field.label).endswith(f" ({unit})"):
                 field.label = str(field.label)[:-len(unit) - 3]
+        # Beside each optional field: why it is empty (unknown, not done, not applicable), if it is.
+        self.code_fields = {}
+        for name in self.Meta.fields:
+            if name in self._meta.model.codable_fields():
+                self.code_fields[name] = f"{CODE_PREFIX}{name}"
+                self.fields[self.code_fields[name]] = missing_code_field(
+                    self.fields[name].label, initial=self.instance.missing_code(name))
 
     def unit(self, name):
         return next((unit for suffix, unit in UNITS.items() if name.endswith(suffix)), "")
@@ -98,8 +99,26 @@ class EntryForm(forms.ModelForm):
         return value
 
     def rows(self):
-        """(bound field, unit) for the template, hidden fields excluded."""
-        return [(field, self.unit(field.name)) for field in self.visible_fields()]
+        """(bound field, unit, bound missing-data code field or None) for the template, hidden fields
+        excluded; a code field stands beside its own field."""
+        code_names = set(self.code_fields.values())
+        return [(field, self.unit(field.name), self[self.code_fields[field.name]] if field.name in self.code_fields
+                 else None) for field in self.visible_fields() if field.name not in code_names]
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, code_name in self.code_fields.items():
+            code = cleaned.get(code_name)
+            if code and cleaned.get(name) not in (None, ""):
+                self.add_error(name, _("%(field)s has a value and is marked “%(meaning)s”: keep one of them.")
+                               % {"field": self.fields[name].label, "meaning": dict(codes.MISSING_CODES)[code]})
+        return cleaned
+
+    def chosen_codes(self):
+        """The record's missing-data codes as the form sets them (a field the form lacks keeps its own)."""
+        kept = {name: code for name, code in (self.instance.missing_codes or {}).items() if name not in self.code_fields}
+        chosen = {name: self.cleaned_data.get(code_name) for name, code_name in self.code_fields.items()}
+        return {**kept, **{name: code for name, code in chosen.items() if code}}
 
     def add_service_error(self, error):
         """Show a ValidationError from the services at its field, or above the form."""
@@ -108,6 +127,7 @@ class EntryForm(forms.ModelForm):
             self.add_error(name if name in self.fields else None, errors)
 
     def _post_clean(self):
+        self.instance.missing_codes = self.chosen_codes()  # checked with the record's other values
         super()._post_clean()
         # A valid form is saved by the view through the services, which check the cross-record
         # rules under the patient's lock and put any violation at its field (add_service_error).
@@ -149,6 +169,13 @@ class YesNoField(forms.TypedChoiceField):
 
     def prepare_value(self, value):
         return {True: "true", False: "false"}.get(value, value)
+
+
+def missing_code_field(label, *, initial=None):
+    """The choice of a missing-data code for an optional field: a labelled select beside it."""
+    return forms.ChoiceField(
+        label=_("%(field)s: empty because") % {"field": label}, required=False, initial=initial,
+        choices=[("", "—"), *codes.MISSING_CODES])
 
 
 def yes_no_field(label, help_text, *, required):

@@ -6,10 +6,11 @@ from decimal import Decimal
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from registry import rules
+from registry import codes, rules
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 
 AUDIT_IGNORED = ("version", "created_at", "updated_at")
+MISSING_LABELS = dict(codes.MISSING_CODES)
 
 # What the patient page shows of each record type, in this order.
 COLUMNS = {
@@ -45,6 +46,20 @@ def shown(model, column, value):
     return str(value)
 
 
+def missing_code(record, column):
+    """The missing-data code of a column of a record or of one of its history rows (None without)."""
+    return (getattr(record, "missing_codes", None) or {}).get(column)
+
+
+def shown_in(model, record, column):
+    """A column of a record (or history row) as a person reads it: the label of its missing-data code
+    ("Unknown") where it has one, else its value."""
+    code = missing_code(record, column)
+    if code:
+        return str(MISSING_LABELS.get(code, code))
+    return shown(model, column, getattr(record, model._meta.get_field(column).attname))
+
+
 # The metastasectomy table leaves out two minor columns so it fits a laptop screen.
 TABLE_COLUMNS = {
     Metastasectomy: tuple(c for c in COLUMNS[Metastasectomy] if c not in ("diameter_source", "lymph_node_sampling")),
@@ -53,8 +68,7 @@ TABLE_COLUMNS = {
 
 def cells(record, columns=None):
     model = type(record)
-    return [shown(model, column, getattr(record, model._meta.get_field(column).attname))
-            for column in columns or COLUMNS[model]]
+    return [shown_in(model, record, column) for column in columns or COLUMNS[model]]
 
 
 def headers(model, columns=None):
@@ -97,23 +111,28 @@ def source_and_reason(change_reason):
 
 def history_entry(model, row, before):
     if row.history_type == "~" and before is not None:
-        delta = row.diff_against(before, excluded_fields=AUDIT_IGNORED)
-        changes = [(label(model, c.field), shown(model, c.field, c.old), shown(model, c.field, c.new))
-                   for c in delta.changes]
+        # A missing-data code reads as the value of its column: "—" → "Unknown", not a change of codes.
+        delta = row.diff_against(before, excluded_fields=(*AUDIT_IGNORED, "missing_codes"))
+        changed = [c.field for c in delta.changes]
+        changed += [column for column in model.codable_fields()
+                    if missing_code(before, column) != missing_code(row, column) and column not in changed]
+        changes = [(label(model, column), shown_in(model, before, column), shown_in(model, row, column))
+                   for column in changed]
         # The status is no form field (simple-history's diff leaves it out), but its moves belong here.
         if before.status != row.status:
             changes.append((label(model, "status"), shown(model, "status", before.status),
                             shown(model, "status", row.status)))
     elif row.history_type == "+":
-        values = [(label(model, column), shown(model, column, getattr(row, model._meta.get_field(column).attname)))
-                  for column in COLUMNS[model]]
+        values = [(label(model, column), shown_in(model, row, column)) for column in COLUMNS[model]]
         changes = [(name, "", value) for name, value in values if value != "—"]
     else:
         changes = []
+    restored = row.history_type == "+" and before is not None and before.history_type == "-"  # created again
     return {
         "date": row.history_date,
         "user": row.history_user.get_username() if row.history_user else _("system"),
-        "action": {"+": _("created"), "~": _("changed"), "-": _("deleted")}[row.history_type],
+        "action": _("restored") if restored else {"+": _("created"), "~": _("changed"), "-": _("deleted")}[
+            row.history_type],
         "type": row.history_type,
         "record": rules.describe(row.instance),
         # web, api, admin, import <file>, bulk load; and the reason a change was given

@@ -43,9 +43,12 @@ def _conditions(today):
         "no_follow_up": Q(has_follow_up=False),
         # A death closes follow-up for good: nothing more to ask for.
         "follow_up_stale": Q(has_follow_up=True, has_death=False, last_follow_up_date__lt=cutoff),
-        "ecog_blank": Q(ecog__isnull=True),
-        "grade_blank": Q(has_primary_tumour=True, primary_tumour__grade__isnull=True),
-        "primary_margin_blank": Q(has_primary_tumour=True, primary_tumour__margin__isnull=True),
+        # A missing-data code (unknown, not done, not applicable) answers the question: no gap.
+        "ecog_blank": Q(ecog__isnull=True) & ~Q(missing_codes__has_key="ecog"),
+        "grade_blank": Q(has_primary_tumour=True, primary_tumour__grade__isnull=True)
+        & ~Q(primary_tumour__missing_codes__has_key="grade"),
+        "primary_margin_blank": Q(has_primary_tumour=True, primary_tumour__margin__isnull=True)
+        & ~Q(primary_tumour__missing_codes__has_key="margin"),
     }
 
 

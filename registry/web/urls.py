@@ -2,11 +2,13 @@
 which fails when a page is added without saying who may open it."""
 from django.urls import path
 
-from registry.web import freezes, views
+from registry.web import deleted, freezes, progress, signatures, verification, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("patients/", views.patient_list, name="patient_list"),
+    path("progress/", progress.study_progress, name="study_progress"),
+    path("follow-up-due/", progress.follow_up_due, name="follow_up_due"),
     path("centres/<str:code>/patients/new/", views.patient_new, name="patient_new"),
     path("centres/<str:code>/data-quality/", views.data_quality, name="data_quality"),
     path("patients/<str:patient_id>/", views.patient_detail, name="patient_detail"),
@@ -17,6 +19,12 @@ urlpatterns = [
     path("patients/<str:patient_id>/<slug:kind>/add/", views.record_add, name="record_add"),
     path("patients/<str:patient_id>/<slug:kind>/<int:pk>/edit/", views.record_edit, name="record_edit"),
     path("patients/<str:patient_id>/<slug:kind>/<int:pk>/delete/", views.record_delete, name="record_delete"),
+    path("deleted/", deleted.deleted_records, name="deleted_records"),
+    path("deleted/<int:pk>/restore/", deleted.deleted_record_restore, name="deleted_record_restore"),
+    path("patients/<str:patient_id>/sign/", signatures.patient_sign, name="patient_sign"),
+    path("centres/<str:code>/sign/", signatures.centre_sign, name="centre_sign"),
+    path("patients/<str:patient_id>/verify/", verification.record_verify, name="patient_verify"),
+    path("patients/<str:patient_id>/<slug:kind>/<int:pk>/verify/", verification.record_verify, name="record_verify"),
     path("freezes/", freezes.freeze_list, name="freeze_list"),
     path("freezes/diff/", freezes.freeze_diff, name="freeze_diff"),
     path("freezes/diff.csv", freezes.freeze_diff_csv, name="freeze_diff_csv"),

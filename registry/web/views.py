@@ -24,7 +24,8 @@ from registry.index_date import index_operation
 from registry.models import CLINICAL_MODELS, FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from registry.security import audit
 from registry.services import StaleRecordError
-from registry.web import quality
+from registry.services.status import REASON_MAX_LENGTH
+from registry.web import deleted, quality, signatures, status_grid, verification
 from registry.web.filters import PatientFilterForm
 from registry.web.forms import RECORD_FORMS, PatientForm
 from registry.web.presentation import (
@@ -37,6 +38,7 @@ from registry.web.presentation import (
     label,
     months_between,
     shown,
+    shown_in,
 )
 
 PAGE_SIZE = 25
@@ -102,7 +104,9 @@ def home(request):
     centres = list(access.centres_readable(request.user))
     if len(centres) == 1:
         return redirect(reverse("patient_list") + f"?centre={centres[0].code}")
-    return render(request, "registry/home.html", {"centres": centre_summaries(request.user, centres)})
+    return render(request, "registry/home.html", {"centres": centre_summaries(request.user, centres),
+                                                  "status_counts": status_counts(request.user),
+                                                  "signing_centres": access.signing_centre_codes(request.user)})
 
 
 def centre_summaries(user, centres):
@@ -127,7 +131,7 @@ def patient_list(request):
     else:
         patients = patients.order_by("patient_id")
     page = Paginator(patients, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [(patient, quality.gaps(patient)) for patient in page]
+    rows = [(patient, quality.gaps(patient)) for patient in status_grid.form_statuses(list(page))]
     audit.log_read(request, patient_ids=[patient.pk for patient, _gaps in rows])
     chosen = form.cleaned_data.get("centre") if form.is_bound and form.is_valid() else ""
     summaries = centre_summaries(request.user, centres)
@@ -137,6 +141,7 @@ def patient_list(request):
         "form": form, "page": page, "rows": rows, "summaries": summaries,
         "status_counts": status_counts(request.user),
         "new_patient_centres": new_patient_centres, "sort": request.GET.get("sort", ""),
+        "signing_centres": access.signing_centre_codes(request.user),
     })
 
 
@@ -161,6 +166,7 @@ def patient_new(request, code):
     form = PatientForm(request.POST or None, instance=Patient(centre=centre))
     if request.method == "POST" and form.is_valid():
         values = {name: form.cleaned_data[name] for name in PatientForm.Meta.fields}
+        values["missing_codes"] = form.instance.missing_codes  # set by the form with its codes
         try:
             patient = services.patient_create(source="web", user=request.user, centre=centre,
                                               idempotency_key=form.cleaned_data.get("submission"), **values)
@@ -186,8 +192,10 @@ def patient_detail(request, patient_id):
     index_date = index.surgery_date if index else None
     audit.log_read(request, patient_ids=[patient.pk])
     can_write = access.can_write_centre(request.user, patient.centre_id)
+    records = [patient, *list(case.records())[1:]]
     statuses = {(type(record), record.pk): record_status_info(request.user, patient, record, can_write=can_write)
-                for record in [patient, *list(case.records())[1:]]}
+                for record in records}
+    verification.add_field_progress(request.user, patient, records, statuses)
     return render(request, "registry/patient_detail.html", {
         "patient": patient,
         "statuses": statuses,
@@ -210,6 +218,7 @@ def patient_detail(request, patient_id):
         "timeline": timeline(events, operations, therapies, index, index_date, statuses),
         "has_follow_up": bool(events),
         "index_date": index_date,
+        "signing": signatures.panel(request.user, patient, case),
     })
 
 
@@ -290,10 +299,10 @@ def timeline(events, operations, therapies, index, index_date, statuses):
 
 def timeline_entry(event, index_date):
     detail = ""
-    if event.recurrence_site:
-        detail = shown(FollowUp, "recurrence_site", event.recurrence_site)
-    elif event.cause_of_death:
-        detail = shown(FollowUp, "cause_of_death", event.cause_of_death)
+    if event.event == "recurrence":  # its site, or why there is none ("Unknown")
+        detail = shown_in(FollowUp, event, "recurrence_site")
+    elif event.event == "death" and (event.cause_of_death or event.missing_code("cause_of_death")):
+        detail = shown_in(FollowUp, event, "cause_of_death")
     return {
         "record": event,
         "event": shown(FollowUp, "event", event.event),
@@ -330,11 +339,13 @@ def record_add(request, patient_id, kind):
     form = form_class(request.POST or None, instance=model(patient=patient))
     if request.method == "POST" and form.is_valid() and save(request, form) is None:
         messages.success(request, _("%(record)s saved.") % {"record": capfirst(model._meta.verbose_name)})
+        if request.POST.get("then") == "add" and model is not PrimaryTumour:  # "Save and add another"
+            return redirect("record_add", patient.pk, kind)
         return redirect(patient_url(patient, kind))
     return render(request, "registry/record_form.html", {
         "form": form, "patient": patient,
         "title": capfirst(_("Add %(record)s") % {"record": model._meta.verbose_name}),
-        "cancel_url": patient_url(patient, kind),
+        "cancel_url": patient_url(patient, kind), "add_another": model is not PrimaryTumour,
     })
 
 
@@ -432,7 +443,7 @@ def delete_record(request, patient, record, *, done_url, warning=""):
     if request.method == "POST":
         version = request.POST.get("version")
         try:
-            services.record_delete(source="web", user=request.user, record=record,
+            services.record_delete(source="web", user=request.user, record=record, reason=request.POST.get("reason"),
                                    expected_version=int(version) if version and version.isdigit() else None)
         except ValidationError as error:
             errors = error.messages
@@ -445,6 +456,7 @@ def delete_record(request, patient, record, *, done_url, warning=""):
     return render(request, "registry/confirm_delete.html", {
         "patient": patient, "record": record, "description": rules.describe(record),
         "details": details(record), "errors": errors, "warning": warning,
+        "reason": request.POST.get("reason", ""), "reason_max_length": REASON_MAX_LENGTH,
         "cancel_url": patient_url(patient),
     }, status=400 if errors else 200)
 
@@ -452,10 +464,12 @@ def delete_record(request, patient, record, *, done_url, warning=""):
 @login_required
 @require_GET
 def patient_history(request, patient_id):
+    if not Patient.objects.filter(pk=patient_id).exists():  # deleted: its history stays readable
+        return deleted.deleted_patient_history(request, patient_id)
     patient = readable_patient(request, patient_id)
     audit.log_read(request, patient_ids=[patient.pk])
     return render(request, "registry/patient_history.html", {
-        "patient": patient, "entries": history_entries(patient.pk),
+        "patient": patient, "patient_id": patient.pk, "entries": history_entries(patient.pk),
     })
 
 

@@ -192,6 +192,15 @@ def test_survival_report_command_prints_json_or_paper_tables(tmp_path, capsys):
         assert title in text
 
 
+def test_the_text_report_says_withheld_for_a_small_cell_never_none(settings, capsys):
+    settings.DASHBOARD_MIN_STRATUM = 5
+    small_registry(("MUC",))
+    call_command("survival_report")
+    text = capsys.readouterr().out
+    assert "withheld" in text
+    assert "None" not in text
+
+
 def test_survival_report_json_carries_the_v2_sections_under_the_plan_files_options(tmp_path, capsys):
     small_registry(("MUC", "HD"))
     plan = tmp_path / "plan.json"

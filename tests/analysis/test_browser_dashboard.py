@@ -7,7 +7,6 @@ Runs against pytest-django's live server; the browser is Debian's Chromium (no d
 import datetime
 import io
 import json
-import os
 
 import pytest
 from django.core.cache import cache
@@ -103,12 +102,11 @@ def test_pi_reads_the_live_dashboard(live_server, browser_page, settings):  # no
 
 
 def screenshot_path(name):
-    """test-artifacts/, or the README's docs/screenshots/ with UPDATE_SCREENSHOTS=1."""
-    from tests.registry.web.test_browser_entry import ARTIFACTS, SCREENSHOTS
+    """In test-artifacts/ (the README's docs/screenshots/ come from the demo: make docs)."""
+    from tests.registry.web.test_browser_entry import ARTIFACTS
 
-    folder = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else ARTIFACTS
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / name
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name
 
 
 TABLE1_SECTIONS = """() => {

@@ -49,7 +49,7 @@ def change_the_live_data(coordinator):
         pm.max_lesion_diameter_mm = 45
         services.record_save(user=coordinator, record=pm, reason="pathology report")
     services.record_status_set(user=coordinator, record=Patient.objects.get(pk=patients[20].pk), status="complete")
-    services.record_delete(user=coordinator, record=Patient.objects.get(pk=patients[30].pk))
+    services.record_delete(user=coordinator, record=Patient.objects.get(pk=patients[30].pk), reason="withdrew consent")
     new = services.patient_create(user=coordinator, centre=f.centre("MUC"), **f.patient_values())
     services.record_save(user=coordinator, record=f.metastasectomy(new, max_lesion_diameter_mm=30))
 

@@ -22,7 +22,7 @@ def test_create_update_delete_are_audited_with_user_and_values(nurse):
     pm = services.record_save(user=nurse, record=f.metastasectomy(patient))
     pm.max_lesion_diameter_mm = 25
     services.record_save(user=nurse, record=pm)
-    services.record_delete(user=nurse, record=pm)
+    services.record_delete(user=nurse, record=pm, reason="entered in error")
 
     created, updated, deleted = Metastasectomy.history.filter(id=pm.id).order_by("history_id")
     assert [h.history_type for h in (created, updated, deleted)] == ["+", "~", "-"]
@@ -57,7 +57,7 @@ def test_deleting_a_patient_audits_every_record_of_the_case(nurse):
     services.record_save(user=nurse, record=f.primary_tumour(patient))
     services.record_save(user=nurse, record=f.metastasectomy(patient))
     services.record_save(user=nurse, record=f.follow_up(patient))
-    services.record_delete(user=nurse, record=patient)
+    services.record_delete(user=nurse, record=patient, reason="entered in error")
     for model in (Patient, PrimaryTumour, Metastasectomy, FollowUp):
         assert not model.objects.exists()
         assert model.history.filter(history_type="-", history_user=nurse).count() == 1
@@ -92,7 +92,7 @@ def test_data_version_changes_with_every_clinical_change(nurse):
     patient.ecog = 3
     services.record_save(user=nurse, record=patient)
     after_update = selectors.data_version()
-    services.record_delete(user=nurse, record=patient)
+    services.record_delete(user=nurse, record=patient, reason="entered in error")
     assert len({before, after_create, after_update, selectors.data_version()}) == 4
 
 
@@ -107,9 +107,9 @@ def test_saving_a_record_unchanged_writes_no_version_no_audit_row_and_keeps_the_
 def test_saving_or_deleting_a_patient_deleted_meanwhile_says_it_is_gone(nurse):
     patient = services.patient_create(user=nurse, centre=f.centre("MUC"), **f.patient_values())
     mine = Patient.objects.get(pk=patient.pk)
-    services.record_delete(user=nurse, record=Patient.objects.get(pk=patient.pk))
+    services.record_delete(user=nurse, record=Patient.objects.get(pk=patient.pk), reason="entered in error")
     mine.ecog = 2
     with pytest.raises(Patient.DoesNotExist):
         services.record_save(user=nurse, record=mine)
     with pytest.raises(Patient.DoesNotExist):
-        services.record_delete(user=nurse, record=mine)
+        services.record_delete(user=nurse, record=mine, reason="entered in error")

@@ -10,9 +10,11 @@ from django.db import DatabaseError, connection, transaction
 from registry import audit_chain, services
 from registry.models import (
     CLINICAL_MODELS,
+    DeletedRecord,
     ErasureTombstone,
     Metastasectomy,
     Patient,
+    Restoration,
     SecurityEvent,
     Submission,
 )
@@ -36,6 +38,8 @@ def rows_naming(pseudonym):
     found.update({model.history.model.__name__: model.history.filter(patient_id=pseudonym).count()
                   for model in CLINICAL_MODELS})
     found["SecurityEvent"] = SecurityEvent.objects.filter(patient_id=pseudonym).count()  # reads of the patient
+    for model in (DeletedRecord, Restoration):  # tombstones keep a deleted record's values
+        found[model.__name__] = model.objects.filter(patient_id=pseudonym).count()
     return {name: count for name, count in found.items() if count}
 
 
@@ -95,11 +99,31 @@ def test_a_tombstone_altered_to_excuse_another_deletion_fails_verification(two_c
 
 def test_a_patient_deleted_earlier_still_has_its_history_erased(two_cases, coordinator):
     case, _other = two_cases
-    services.record_delete(user=coordinator, record=Patient.objects.get(pk=case.pk))
+    services.record_delete(user=coordinator, record=Patient.objects.get(pk=case.pk), reason="entered in error")
     assert "HistoricalPatient" in rows_naming(case.pk)
     erase(case.pk, "coordinator", "--yes")
     assert not rows_naming(case.pk)
     assert "registry_patient" not in ErasureTombstone.objects.get().counts
+
+
+def test_an_erasure_leaves_no_clinical_value_in_a_deletions_tombstone(two_cases, nurse, coordinator):
+    """A deleted record's tombstone keeps its values for a restore: an erasure takes the tombstones
+    (and their restorations) of the patient along, and the hash chain still verifies."""
+    case, other = two_cases
+    services.record_delete(user=nurse, record=case.follow_ups.order_by("event_date").last(), reason="entered twice")
+    services.record_restore(user=coordinator, deleted_record=DeletedRecord.objects.get(), reason="a real visit")
+    services.record_delete(user=nurse, record=Patient.objects.get(pk=case.pk), reason="withdrew consent")
+    services.record_delete(user=nurse, record=other.metastasectomies.get(), reason="wrong patient")
+    assert rows_naming(case.pk)["DeletedRecord"] == 2 and rows_naming(case.pk)["Restoration"] == 1
+    tables_seal()
+    erase(case.pk, "coordinator", "--yes")
+    assert not rows_naming(case.pk)
+    assert not any(case.pk in str(values) for values in DeletedRecord.objects.values_list("values", flat=True))
+    assert DeletedRecord.objects.get().patient_id == other.pk  # another patient's tombstone stays
+    counts = ErasureTombstone.objects.get().counts
+    assert (counts["registry_deletedrecord"], counts["registry_restoration"]) == (2, 1)
+    tables_seal()
+    assert "The audit trail is intact." in verify()
 
 
 def test_an_unknown_pseudonym_is_refused_and_nothing_is_erased(two_cases):

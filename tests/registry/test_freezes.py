@@ -133,7 +133,7 @@ def test_the_diff_names_per_centre_and_table_what_was_added_changed_with_its_col
     pm.max_lesion_diameter_mm, pm.lesions_resected = 35, 2
     services.record_save(user=nurse, record=pm)
     therapy = SystemicTherapy.objects.get(patient=case)
-    services.record_delete(user=nurse, record=therapy)
+    services.record_delete(user=nurse, record=therapy, reason="entered twice")
     death = services.record_save(user=nurse, record=f.follow_up(case, event="death", event_date=D(2017, 2, 1)))
     Patient.objects.filter(pk=other.pk).update(status="complete")  # a move in the data-management cycle
     new = f.patient("BER")

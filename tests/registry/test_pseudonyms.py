@@ -41,7 +41,7 @@ def test_many_at_once_are_distinct_and_never_one_in_use_or_of_a_deleted_patient(
     issued to a patient since deleted (the audit trail remembers), or repeats within the batch."""
     f.patient("MUC", suffix="AAAAAA")
     deleted = services.patient_create(user=access.SYSTEM, centre=f.centre("MUC"), **f.patient_values())
-    services.record_delete(user=access.SYSTEM, record=deleted)
+    services.record_delete(user=access.SYSTEM, record=deleted, reason="entered in error")
     deleted_suffix = deleted.patient_id.removeprefix("MUC-")
     byte = {character: bytes([index]) for index, character in enumerate(pseudonyms.CROCKFORD_BASE32)}
     draws = iter(["AAAAAA" + deleted_suffix + "CCCCCC" + "CCCCCC", "DDDDDD" + "EEEEEE" + "FFFFFF"])

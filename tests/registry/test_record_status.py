@@ -76,7 +76,7 @@ def test_a_locked_record_refuses_a_change_and_says_who_can_unlock_it(case, nurse
     assert "metastasectomy" in str(refused.value.messages)
     assert Metastasectomy.objects.get(pk=pm.pk).margin == "R0"
     with pytest.raises(RecordLocked):
-        services.record_delete(user=coordinator, record=pm)
+        services.record_delete(user=coordinator, record=pm, reason="entered in error")
     assert Metastasectomy.objects.filter(pk=pm.pk).exists()
 
 
@@ -89,7 +89,7 @@ def test_every_record_of_a_locked_patient_refuses_writes(case, nurse, coordinato
     with pytest.raises(RecordLocked):
         services.record_save(user=nurse, record=f.follow_up(case, event_date=f.D(2016, 6, 1)))
     with pytest.raises(RecordLocked):
-        services.record_delete(user=nurse, record=therapy)
+        services.record_delete(user=nurse, record=therapy, reason="entered in error")
     with pytest.raises(RecordLocked):
         services.record_status_set(user=nurse, record=therapy, status="complete")
     assert case.follow_ups.count() == 1 and case.systemic_therapies.get().cycles is None
@@ -98,7 +98,7 @@ def test_every_record_of_a_locked_patient_refuses_writes(case, nurse, coordinato
 def test_deleting_a_patient_with_a_locked_record_is_refused(case, coordinator):
     move(coordinator, case.follow_ups.get(), "complete", "verified", "locked")
     with pytest.raises(RecordLocked):
-        services.record_delete(user=coordinator, record=case)
+        services.record_delete(user=coordinator, record=case, reason="entered in error")
     assert Patient.objects.filter(pk=case.pk).exists()
 
 

@@ -140,7 +140,7 @@ def test_moving_the_first_pm_after_a_follow_up_is_refused(nurse, case):
 
 def test_deleting_the_only_pm_under_follow_up_is_refused(nurse, case):
     with pytest.raises(ValidationError):
-        services.record_delete(user=nurse, record=Metastasectomy.objects.get(patient=case))
+        services.record_delete(user=nurse, record=Metastasectomy.objects.get(patient=case), reason="entered in error")
     assert Metastasectomy.objects.filter(patient=case).exists()
 
 

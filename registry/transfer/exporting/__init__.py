@@ -4,9 +4,10 @@
                          deidentify="shift-dates")
 
 The archive holds one file per table (patients, primary_tumours, metastasectomies,
-systemic_therapies, follow_up), the analysis frame (analysis/frame.py, default analysis plan, when the analysis app is installed),
+systemic_therapies, follow_up; for Excel one workbook, registry.xlsx, with a sheet per table), the
+analysis frame (analysis/frame.py, default analysis plan, when the analysis app is installed),
 the data dictionary (data_dictionary.csv: variable, table, type, label, codes, unit, required,
-rule) and README.txt (data version, date, scope, options). Every export is logged (ExportLog).
+rule, missing_codes) and README.txt (data version, date, scope, options). Every export is logged (ExportLog).
 With a data freeze (registry.services.freezes) every file but README.txt's export time is that of
 the freeze, however the live data have changed since.
 
@@ -31,11 +32,11 @@ from registry.transfer.exporting.tables import (
     scope_patients,
     table_rows,
 )
-from registry.transfer.exporting.writers import FORMATS, ExportColumn, write_table
+from registry.transfer.exporting.writers import FORMATS, WORKBOOK, ExportColumn, TableFiles, write_table
 
 __all__ = ["DEIDENTIFY", "FORMATS", "dataset_export", "export_filename"]
 
-DICTIONARY_FIELDS = ("variable", "table", "type", "label", "codes", "unit", "required", "rule")
+DICTIONARY_FIELDS = ("variable", "table", "type", "label", "codes", "unit", "required", "rule", "missing_codes")
 
 
 def export_filename(*, centre=None, file_format="csv", deidentify="none", when=None):
@@ -52,12 +53,13 @@ def _columns(table, deidentifier):
         kind = column.type
         if kind == "date" and deidentifier.mode == "intervals":
             kind = "days"
-        label = column.label + (f" ({column.unit})" if column.unit and kind != "date" else "")
+        label = column.label  # it names the unit already: "largest lesion (mm)", "year of birth"
         if kind == "days":
             label = f"{column.label}: days from the index operation"
         codes = column.codes if column.name != "centre" else ()
         result.append(ExportColumn(deidentifier.name(column.name, column.type),
-                                   kind if column.name != "centre" else "text", label, codes))
+                                   kind if column.name != "centre" else "text", label, codes, column.decimals,
+                                   column.missing_codes))
     return result
 
 
@@ -110,7 +112,7 @@ def _dictionary_rows(centre_codes, frame_columns, deidentifier):
         rows.append([row[f] for f in DICTIONARY_FIELDS])
     for column in frame_columns:
         codes = " | ".join(f"{code}={label}" for code, label in column.codes)
-        rows.append([column.name, "analysis_frame", column.type, column.label, codes, "", "", ""])
+        rows.append([column.name, "analysis_frame", column.type, column.label, codes, "", "", "", ""])
     return rows
 
 
@@ -144,14 +146,14 @@ def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="non
                                         else None)
             label = f"Sarcoma PM registry, {centre or 'pooled'}, freeze {freeze.name}"
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=5) as archive:
-            for table in dictionary.TABLES:
-                if freeze is None:
-                    columns, _names, rows, count = table_rows(table, patients, deidentifier)
-                else:
-                    columns, _names, rows, count = frozen_table_rows(table, frozen_rows, deidentifier)
-                write_table(archive, table, _columns(table, deidentifier), rows, file_format=file_format,
-                            file_label=f"{label}: {table}")
-                counts[table] = count
+            with TableFiles(archive, file_format=file_format) as tables:
+                for table in dictionary.TABLES:
+                    if freeze is None:
+                        columns, _names, rows, count = table_rows(table, patients, deidentifier)
+                    else:
+                        columns, _names, rows, count = frozen_table_rows(table, frozen_rows, deidentifier)
+                    tables.add(table, _columns(table, deidentifier), rows, file_label=f"{label}: {table}")
+                    counts[table] = count
             frame, plan, descriptions, gap = load_frame(user=None if user is access.SYSTEM else user, centre=centre,
                                                         freeze=freeze)
             frame_columns = []
@@ -191,15 +193,37 @@ DEIDENTIFY_TEXT = {
 FORMAT_TEXT = {
     "csv": ("CSV, UTF-8, comma-separated, header row; dates YYYY-MM-DD; '.' decimals; blank = unknown. "
             "Registry tables use the data dictionary's codes and yes/no; the analysis frame uses 1/0. "
-            "Text starting with = + - @ is prefixed with an apostrophe so spreadsheets do not run it."),
-    "xlsx": ("Excel workbooks, one per table; real dates; blank = unknown. Text starting with = + - @ "
-             "is prefixed with an apostrophe so Excel does not run it."),
-    "dta": ("Stata 14+ .dta (version 118), with variable labels. Code columns are numbers 1..n in the "
-            "order of the data dictionary's code list, with value labels 'code: label'; yes/no columns "
-            "are 1/0 labelled; dates are Stata dates (%td)."),
-    "sav": ("SPSS .sav, with variable labels. Code columns are numbers 1..n in the order of the data "
-            "dictionary's code list, with value labels 'code: label'; yes/no columns are 1/0 labelled; "
-            "dates are SPSS dates."),
+            "Text starting with = + - @ is prefixed with an apostrophe so spreadsheets do not run it (the "
+            "import takes it off again)."),
+    "xlsx": (f"One Excel workbook, {WORKBOOK}, with a sheet per registry table, in the import's format "
+             "(sheet names, column names, the data dictionary's codes and yes/no): without "
+             "de-identification it imports back into this registry as it is (rows name patients by "
+             "pseudonym; another registry takes them only as new patients named by local_id). Real dates; "
+             "blank = unknown. Text is as recorded, also when it starts with = + - @: it is stored as "
+             "text, never as a formula. The analysis frame and the data dictionary are workbooks of their own."),
+    "dta": ("Stata .dta format 118 (Stata 14 and later), with variable labels. Code columns are numbers "
+            "1..n in the order of the data dictionary's code list, with value labels 'code: label'; "
+            "yes/no columns are 1/0 labelled; dates are Stata dates (%td)."),
+    "sav": ("SPSS .sav, with variable labels and measure levels (codes and yes/no nominal; grade, "
+            "margin, Clavien-Dindo, best response and ECOG ordinal, a 'not assessable' code (GX, RX, NE) "
+            "last; numbers and dates scale). Code columns are numbers 1..n in the order of the data "
+            "dictionary's code list, with value labels 'code: label' and no decimals (F1.0); yes/no "
+            "columns are 1/0 labelled; whole numbers show no decimals; dates are SPSS dates."),
+}
+
+
+MISSING_TEXT = {
+    "csv": ("an optional cell may hold UNK (unknown), ND (not done) or NA (not applicable) instead of a value: "
+            "an answer, unlike a blank (not entered); the data dictionary's missing_codes column lists them. "
+            "The analysis frame has none: a code is missing there."),
+    "xlsx": ("an optional cell may hold UNK (unknown), ND (not done) or NA (not applicable) as text instead of "
+             "a value: an answer, unlike a blank (not entered). The analysis frame has none."),
+    "dta": ("extended missing values .a = UNK (unknown), .b = ND (not done), .c = NA (not applicable) in numeric "
+            "and date columns, value-labelled; text columns hold the code itself. Stata treats them as missing; "
+            "a blank is system missing (.). The analysis frame has none."),
+    "sav": ("user-missing values, value-labelled: 99997 = UNK (unknown), 99998 = ND (not done), 99999 = NA (not "
+            "applicable) in numeric columns, 1582-10-15/16/17 in date columns, the codes themselves in text "
+            "columns. SPSS leaves them out of analyses; a blank is system missing. The analysis frame has none."),
 }
 
 
@@ -224,11 +248,17 @@ def readme(*, version, created, centre, file_format, deidentify, counts, plan, g
         "Files (rows):",
     ]
     for table, count in counts.items():
-        lines.append(f"  {table}.{ext}  ({count})")
+        if ext == "xlsx" and table in dictionary.TABLES:
+            if table == dictionary.TABLES[0]:
+                lines.append(f"  {WORKBOOK}, a sheet per table:")
+            lines.append(f"    {table}  ({count})")
+        else:
+            lines.append(f"  {table}.{ext}  ({count})")
     lines.append(f"  data_dictionary.{'xlsx' if ext == 'xlsx' else 'csv'}  (variable, table, type, label, "
-                 "codes, unit, required, rule)")
+                 "codes, unit, required, rule, missing_codes)")
     lines.append("  README.txt")
-    lines += ["", "Conventions: " + FORMAT_TEXT[file_format], ""]
+    lines += ["", "Conventions: " + FORMAT_TEXT[file_format], "", "Missing-data codes: " + MISSING_TEXT[file_format],
+              ""]
     if plan is not None:
         lines.append(f"Analysis frame: one row per patient, computed under the analysis plan "
                      f"'{plan.name}' (hash {plan.hash}); see analysis/plan.py and endpoints.md.")

@@ -24,6 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from registry import dictionary
 from registry.index_date import index_date
 from registry.models import Patient
+from registry.transfer.exporting.missing import with_codes
 
 DEIDENTIFY = ("none", "shift-dates", "intervals")
 # Columns that are calendar information without being dates: left out of an intervals export.
@@ -106,21 +107,22 @@ class Deidentifier:
 
 
 def table_rows(table, patients, deidentifier):
-    """(columns, exported column names, row iterator, count) of one dictionary table in scope."""
+    """(columns, exported column names, row iterator, count) of one dictionary table in scope; a cell
+    with a missing-data code holds it (registry/transfer/exporting/missing.py)."""
     model = dictionary.TABLE_MODELS[table]
     columns = [c for c in dictionary.columns(table) if deidentifier.exported(table, c.name)]
-    lookups = [c.attname for c in columns]
+    lookups = [c.attname for c in columns] + [dictionary.MISSING_CODES_FIELD]
     if model is Patient:
         queryset = patients.order_by("patient_id")
     else:
         queryset = model.objects.filter(patient__in=patients.values("pk")).order_by(
             "patient_id", *[k for k in dictionary.KEYS[table][1:]], "pk")
     names = [deidentifier.name(c.name, c.type) for c in columns]
-    convert = deidentifier.converter([c.type for c in columns])
+    convert = deidentifier.converter([c.type for c in columns] + ["codes"])
     rows = queryset.values_list(*lookups).iterator(chunk_size=CHUNK)
     if convert is not None:
         rows = map(convert, rows)
-    return columns, names, rows, queryset.count()
+    return columns, names, with_codes(columns, rows), queryset.count()
 
 
 def frozen_index_dates(frozen_rows):
@@ -134,18 +136,19 @@ def frozen_index_dates(frozen_rows):
 
 
 def frozen_table_rows(table, frozen_rows, deidentifier):
-    """table_rows() of a data freeze (selectors.FrozenRows): the same columns, names and order
-    (patient, then the table's natural key, then the record id)."""
+    """table_rows() of a data freeze (selectors.FrozenRows): the same columns, names, missing-data
+    codes and order (patient, then the table's natural key, then the record id)."""
     columns = [c for c in dictionary.columns(table) if deidentifier.exported(table, c.name)]
     names = [deidentifier.name(c.name, c.type) for c in columns]
+    wanted = [c.name for c in columns] + [dictionary.MISSING_CODES_FIELD]
     if table == "patients":
-        rows = sorted(frozen_rows.rows(table, [c.name for c in columns]), key=lambda row: row[0])
+        rows = sorted(frozen_rows.rows(table, wanted), key=lambda row: row[0])
     else:
         keys = ["patient_id", *dictionary.KEYS[table][1:], "id"]
-        keyed = frozen_rows.rows(table, keys + [c.name for c in columns])
+        keyed = frozen_rows.rows(table, keys + wanted)
         rows = [row[len(keys):] for row in sorted(keyed, key=lambda row: row[:len(keys)])]
-    convert = deidentifier.converter([c.type for c in columns])
-    return columns, names, (rows if convert is None else map(convert, rows)), len(rows)
+    convert = deidentifier.converter([c.type for c in columns] + ["codes"])
+    return columns, names, with_codes(columns, rows if convert is None else map(convert, rows)), len(rows)
 
 
 def frame_deidentified(frame, deidentifier):

@@ -1,14 +1,18 @@
-"""One file per table in the chosen format, added to the export's zip archive.
+"""The export's files in the chosen format, added to the export's zip archive.
 
-CSV: UTF-8 without BOM, ',' separated, ISO dates, '.' decimals, blank = unknown; the registry
-tables use the dictionary's own conventions (codes, yes/no), so an export without
-de-identification can be imported again as it is. XLSX: one workbook per table (registry/transfer/exporting/xlsx.py), real dates.
-In both, text that a spreadsheet would run as a formula (starting with = + - @, tab or CR) is
-prefixed with an apostrophe; numbers are numbers and never touched.
+CSV: one file per table, UTF-8 without BOM, ',' separated, ISO dates, '.' decimals, blank =
+unknown; text that a spreadsheet would run as a formula (starting with = + - @, tab or CR) is
+prefixed with an apostrophe, which the import takes off again. XLSX: the five registry tables as
+one workbook (WORKBOOK) with a sheet per table, real dates, the formula-like text written as it
+is (registry/transfer/exporting/xlsx.py says why that is safe). Both use the dictionary's own
+column names and conventions (codes, yes/no), the shape the import reads, so an export without
+de-identification can be imported again as it is. Numbers are numbers and never touched.
 
-Stata (.dta, version 15) and SPSS (.sav), written by pyreadstat: code columns become numbers
-1…n in the order of the dictionary's code list, with value labels "code: label"; yes/no columns
-become 1/0 labelled yes/no; dates are Stata/SPSS dates; every variable has its label.
+Stata (.dta format 118, which Stata 14 and later open) and SPSS (.sav), written by pyreadstat:
+code columns become numbers 1…n in the order of the dictionary's code list, with value labels
+"code: label"; yes/no columns become 1/0 labelled yes/no; dates are Stata/SPSS dates; every
+variable has its label. SPSS variables also carry their measure level (nominal, ordinal, scale)
+and a display format without spurious decimals (F1.0 for a code, F8.0 for a count).
 """
 import csv
 import io
@@ -18,21 +22,29 @@ import tempfile
 from dataclasses import dataclass
 from functools import partial
 
-from registry.transfer.exporting import xlsx
+from registry.transfer.exporting import missing, xlsx
+from registry.transfer.exporting.missing import MissingCode
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = xlsx.FORMULA_STARTS
 FORMATS = ("csv", "xlsx", "dta", "sav")
+# The Excel export's one workbook of the registry tables (the analysis frame and the data
+# dictionary are workbooks of their own beside it: the import reads only WORKBOOK).
+WORKBOOK = "registry.xlsx"
+STATA_VERSION = 14  # pyreadstat's name for .dta format 118 (its default, 15, writes 119: Stata 15+ only)
 
 
 @dataclass(frozen=True)
 class ExportColumn:
     """A column as written: `type` is text, code, int, number, float, date, days, bool (yes/no) or
-    flag (1/0); `codes` are (code, label) pairs for value labels."""
+    flag (1/0); `codes` are (code, label) pairs for value labels; `decimals` those of a number;
+    `missing_codes` those of the missing-data codes its cells may hold (exporting/missing.py)."""
 
     name: str
     type: str
     label: str
     codes: tuple = ()
+    decimals: int | None = None
+    missing_codes: tuple = ()
 
 
 def neutral(value):
@@ -43,7 +55,8 @@ def neutral(value):
 
 
 def _blank_or(convert):
-    return lambda value: "" if value is None else convert(value)
+    """None → blank, a missing-data code → itself, any other value → convert(value)."""
+    return lambda value: "" if value is None else value if value.__class__ is MissingCode else convert(value)
 
 
 def _float_text(value):
@@ -64,10 +77,10 @@ def text_formatter(kind):
     return TEXT_FORMATTERS.get(kind, _blank_or(lambda v: neutral(v) if isinstance(v, str) else str(v)))
 
 
+# Text is written as it is: the xlsx writer keeps formula-like text inert without an apostrophe.
 XLSX_VALUES = {
-    "bool": lambda v: None if v is None else ("yes" if v else "no"),
+    "bool": lambda v: None if v is None else v if v.__class__ is MissingCode else ("yes" if v else "no"),
     "flag": lambda v: None if v is None else (1 if v else 0),
-    "text": lambda v: neutral(v) if isinstance(v, str) else v,
 }
 
 
@@ -94,13 +107,20 @@ XLSX_KINDS = {"code": "text", "int": "number", "number": "number", "float": "num
               "flag": "number", "date": "date", "bool": "text"}
 
 
-def write_xlsx(archive, filename, columns, rows, *, sheet_name):
+def xlsx_sheet(name, columns, rows):
+    """(name, header, rows, kinds) of one sheet for xlsx.write_workbook; `rows` are read only when
+    the workbook is written."""
     kinds = [c.type for c in columns]
     fixes = [(i, XLSX_VALUES[kind]) for i, kind in enumerate(kinds) if kind in XLSX_VALUES]
     if fixes:
         rows = map(partial(_fixed, fixes), rows)
-    xlsx.write_workbook(archive, filename, sheet_name, [c.name for c in columns], rows,
-                        kinds=[XLSX_KINDS.get(kind) for kind in kinds])
+    # A column that may hold a missing-data code is written cell by cell (the code as text).
+    return name, [c.name for c in columns], rows, [None if c.missing_codes else XLSX_KINDS.get(c.type)
+                                                   for c in columns]
+
+
+def write_xlsx(archive, filename, columns, rows, *, sheet_name):
+    xlsx.write_workbook(archive, filename, [xlsx_sheet(sheet_name, columns, rows)])
 
 
 def _add_via_temp(archive, filename, save):
@@ -155,6 +175,37 @@ def _labelled_frame(columns, rows):
     return frame, labels, value_labels
 
 
+# Ordered scales: SPSS's "ordinal" (the other code lists and yes/no are "nominal", numbers and dates
+# "scale", as the dictionary's types say). Their codes are listed in the scale's order, a "not
+# assessable" code (GX, RX, NE) last: leave it out (or make it missing) before an ordinal analysis.
+ORDINAL = frozenset({"grade", "margin", "clavien_dindo", "best_response", "ecog"})
+SCALE_TYPES = ("int", "number", "float", "days", "date")
+
+
+def spss_measure(column):
+    """SPSS's measure level of an export column: nominal, ordinal or scale."""
+    if column.name in ORDINAL:
+        return "ordinal"
+    return "scale" if column.type in SCALE_TYPES else "nominal"
+
+
+def spss_format(column):
+    """The SPSS display format of a numeric column: whole numbers show no decimals (F1.0 for the
+    numbers of a code list, F8.0 for a count), a number its own decimals; None for text and dates
+    (pyreadstat's A<width> and DATE11)."""
+    if column.type == "code" and column.codes:
+        return f"F{len(str(len(column.codes)))}.0"
+    if column.type in ("bool", "flag"):
+        return "F1.0"
+    if column.type in ("int", "days"):
+        return "F8.0"
+    if column.type == "number":
+        return f"F8.{2 if column.decimals is None else column.decimals}"
+    if column.type == "float":
+        return "F8.2"
+    return None
+
+
 def value_label(code, label):
     label = str(label)
     return code if label == code else f"{code}: {label}"
@@ -163,15 +214,22 @@ def value_label(code, label):
 def write_stats(archive, filename, columns, rows, *, file_format, file_label):
     import pyreadstat
 
+    rows, coded = missing.split(columns, rows)
     frame, labels, value_labels = _labelled_frame(columns, rows)
+    codes = missing.stats_codes(frame, columns, coded, value_labels, file_format=file_format)
     if file_format == "dta":
         def save(path):
             pyreadstat.write_dta(frame, path, file_label=file_label[:80], column_labels=labels,
-                                 variable_value_labels=value_labels, version=15)
+                                 variable_value_labels=value_labels, version=STATA_VERSION, **codes)
     else:
+        measures = {c.name: spss_measure(c) for c in columns}
+        formats = {c.name: f for c in columns if (f := spss_format(c))}
+        formats.update(missing.spss_formats(formats, columns, coded))
+
         def save(path):
             pyreadstat.write_sav(frame, path, file_label=file_label[:64], column_labels=labels,
-                                 variable_value_labels=value_labels)
+                                 variable_value_labels=value_labels, variable_measure=measures,
+                                 variable_format=formats, **codes)
     _add_via_temp(archive, filename, save)
 
 
@@ -187,3 +245,34 @@ def write_table(archive, base_name, columns, rows, *, file_format, file_label=""
     else:
         raise ValueError(f"unknown format {file_format!r}: one of {', '.join(FORMATS)}")
     return filename
+
+
+class TableFiles:
+    """The registry tables of one export added to its archive: a file per table (CSV, Stata, SPSS),
+    or for Excel one workbook, WORKBOOK, with a sheet per table, named and headed as the import
+    reads them, so it can be imported again as it is.
+
+        with TableFiles(archive, file_format="xlsx") as tables:
+            tables.add("patients", columns, rows, file_label=...)
+
+    A workbook's sheets are written when the block ends (its rows are read then, in table order):
+    a package names its sheets before their content.
+    """
+
+    def __init__(self, archive, *, file_format):
+        if file_format not in FORMATS:
+            raise ValueError(f"unknown format {file_format!r}: one of {', '.join(FORMATS)}")
+        self.archive, self.file_format, self.sheets = archive, file_format, []
+
+    def add(self, table, columns, rows, *, file_label=""):
+        if self.file_format == "xlsx":
+            self.sheets.append(xlsx_sheet(table, columns, rows))
+        else:
+            write_table(self.archive, table, columns, rows, file_format=self.file_format, file_label=file_label)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is None and self.sheets:
+            xlsx.write_workbook(self.archive, WORKBOOK, self.sheets)

@@ -4,6 +4,14 @@ openpyxl's write-only mode spends ~40 µs per cell here (26 s for 10,000 patient
 ~14 µs; writing the sheet XML directly costs ~1.5 µs per cell, and the rows go straight into the
 zip member, so memory stays flat. The package has only what Excel, LibreOffice, openpyxl and
 calamine need: content types, relationships, workbook, a date style and the worksheets.
+
+Text that a spreadsheet would take for a formula (starting with = + - @, tab or CR) is written as
+it is, with no apostrophe added: in an .xlsx file a formula is an <f> element, and an inline
+string is text whatever it starts with, so Excel, LibreOffice and every reader show it and never
+run it. What could still turn it into a formula is a person editing the cell and pressing Enter;
+such cells carry the quotePrefix style, Excel's own mark of text typed as 'text, under which the
+edited cell stays text. So the value read back is the value exported (the CSV export, which has
+no cell types, needs the apostrophe instead).
 """
 import datetime
 import re
@@ -15,6 +23,8 @@ from decimal import Decimal
 EXCEL_EPOCH = datetime.date(1899, 12, 30)
 ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 ESCAPED_CHARACTER = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+QUOTE_PREFIXED = ' s="3"'  # the cellXfs entry with quotePrefix="1"
 
 CONTENT_TYPES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">
@@ -49,9 +59,10 @@ STYLES = """<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill></fills>
 <borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>
 <cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>
-<cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>
+<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>
 <xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>
-<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/></cellXfs>
+<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>
+<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" quotePrefix="1"/></cellXfs>
 <cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>
 </styleSheet>"""
 SHEET_START = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
@@ -97,7 +108,14 @@ def _cell(ref, value, style=""):
         if isinstance(value, float) and value != value:  # NaN
             return ""
         return f'<c r="{ref}"{style}><v>{value}</v></c>'
-    text = escape(str(value))
+    return _inline(ref, escape(str(value)), style)
+
+
+def _inline(ref, text, style=""):
+    """An inline string cell of escaped `text`; text that looks like a formula gets the quotePrefix
+    style (see the module's docstring), never an apostrophe in its value."""
+    if text.startswith(FORMULA_STARTS):
+        style = QUOTE_PREFIXED
     space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
     return f'<c r="{ref}" t="inlineStr"{style}><is><t{space}>{text}</t></is></c>'
 
@@ -129,9 +147,7 @@ def _text_cell(letter):
     def cell(number, value):
         if value is None:
             return ""
-        text = escape(value) if value.__class__ is str else escape(str(value))
-        space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
-        return f'<c r="{letter}{number}" t="inlineStr"><is><t{space}>{text}</t></is></c>'
+        return _inline(f"{letter}{number}", escape(value) if value.__class__ is str else escape(str(value)))
     return cell
 
 
@@ -181,10 +197,11 @@ def _write_sheet(sheet, header, rows, kinds=None):
     sheet.write(("".join(chunk) + SHEET_END).encode())
 
 
-def write_workbook(archive, filename, sheet_name, header, rows, kinds=None):
-    """Add an .xlsx file with one sheet (header row, then `rows` of plain values) to `archive`."""
+def write_workbook(archive, filename, sheets):
+    """Add an .xlsx file to `archive`: `sheets` as in write_package (name, header row, rows of plain
+    values, kinds), each sheet's rows read as it is written."""
     buffer = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)
-    write_package(buffer, [(sheet_name, header, rows, kinds)])
+    write_package(buffer, sheets)
     # The inner workbook is already deflated: store it as it is.
     buffer.seek(0)
     info = zipfile.ZipInfo(filename, date_time=_now_tuple())

@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from registry.codes import MISSING_CODES, values
 from registry.dictionary import LOCAL_ID
 from registry.models import PATIENT_ID_PATTERN, not_in_future
 
@@ -26,6 +27,10 @@ NEUTRALISED = re.compile(r"^'[=+\-@]")  # the export's formula neutralisation, u
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 MAX_DIGITS = 20  # longer numbers are out of every range, and int() refuses > 4300 digits
 PSEUDONYM_SHAPE = re.compile(PATIENT_ID_PATTERN)
+
+
+MISSING = {code.lower(): code for code in values(MISSING_CODES)}  # UNK, ND, NA in any case
+KEY_COLUMNS = ("patient_id", LOCAL_ID, "centre")  # keys, not data: a cell there is never a missing-data code
 
 
 class CellError(ValueError):
@@ -212,6 +217,19 @@ def _bool(column):
             return False
         raise CellError(_("Not yes or no (also accepted: true/false, 1/0)."))
     return convert
+
+
+def missing_code(column, raw):
+    """The missing-data code a cell of `column` holds (UNK, ND or NA, any case), or None.
+
+    Looked for in every data column, so a code in a required column is reported as such rather
+    than as a malformed value; a code column whose own codes include it reads it as its own."""
+    if raw.__class__ is not str or column.name in KEY_COLUMNS:
+        return None
+    code = MISSING.get(raw.strip().lower())
+    if code is None or (column.type == "code" and code.lower() in {c.lower() for c in column.code_values}):
+        return None
+    return code
 
 
 def converter(column, *, centre_codes=(), decimal_comma=False):

@@ -65,6 +65,7 @@ def new_instance(model, values):
     record = model.__new__(model)
     attributes = BLANK[model].copy()
     attributes.update(values)
+    attributes["missing_codes"] = dict(values.get("missing_codes") or {})  # its own dict, never a shared one
     record.__dict__.update(attributes)
     record._state = ModelState()
     return record
@@ -72,6 +73,13 @@ def new_instance(model, values):
 
 def _same(stored, value):
     return stored == value or (stored in (None, "") and value in (None, ""))
+
+
+def merged_codes(stored, values):
+    """The missing-data codes of a stored record after a row: the row's columns take the row's codes
+    (a value or a blank there clears a stored code); a column the sheet lacks keeps its own."""
+    kept = {name: code for name, code in (stored.missing_codes or {}).items() if name not in values}
+    return {**kept, **values.get("missing_codes", {})}
 
 
 class Merger:
@@ -236,12 +244,17 @@ class Merger:
 
     def _diff(self, table, row, stored):
         changed = [name for name, value in row.values.items()
-                   if name != "patient_id" and not _same(getattr(stored, name), value)]
+                   if name not in ("patient_id", "missing_codes") and not _same(getattr(stored, name), value)]
+        codes = merged_codes(stored, row.values)
         row.record = stored
         self.origin[id(stored)] = row
+        if codes != (stored.missing_codes or {}):
+            stored.missing_codes = codes
+            changed.append("missing_codes")
         if changed:
             for name in changed:
-                setattr(stored, name, row.values[name])
+                if name != "missing_codes":
+                    setattr(stored, name, row.values[name])
             self.plan.updates[table].append((stored, changed))
         else:
             self.plan.unchanged[table] += 1

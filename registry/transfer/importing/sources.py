@@ -64,6 +64,10 @@ class Source:
     warnings: list = field(default_factory=list)
 
 
+# The workbook of the registry's Excel export (registry/transfer/exporting/writers.py WORKBOOK).
+EXPORT_WORKBOOK = "registry.xlsx"
+
+
 def limit(name):
     return getattr(settings, name)
 
@@ -84,6 +88,13 @@ def read_source(data, *, filename, table=None):
             return _read_workbook(data, archive)
         if any(name.endswith(("word/document.xml", "content.xml")) for name in archive.namelist()):
             raise FileRefused(_("This is not an Excel workbook (.xlsx) or a zip of CSV files."))
+        if EXPORT_WORKBOOK in archive.namelist():  # the registry's own Excel export, uploaded as it came
+            source = read_source(_read_member(archive, archive.getinfo(EXPORT_WORKBOOK)), filename=EXPORT_WORKBOOK,
+                                 table=table)
+            source.warnings.append(("", "", "", EXPORT_WORKBOOK, _(
+                "Read the workbook %(name)s of the registry's export; the other files of the zip were ignored.")
+                % {"name": EXPORT_WORKBOOK}))
+            return source
         return _read_zip_of_csv(archive)
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise FileRefused(_("This is an old Excel file (.xls) or a password-protected workbook. "

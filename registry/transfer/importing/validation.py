@@ -15,7 +15,7 @@ from django.utils.translation import ngettext
 
 from registry import dictionary
 from registry.dictionary import LOCAL_ID
-from registry.transfer.importing.cells import CellError, converter, is_blank, shown
+from registry.transfer.importing.cells import CellError, converter, is_blank, missing_code, shown
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,8 @@ def parse_sheet(sheet, *, centre_codes, errors, warnings):
                                     _("Column missing: left unchanged in existing records, blank in new ones.")))
     parsed.columns = tuple(column for _index, column in header)
     plan = [(index, column, column.attname, _memoised(converter(
-        column, centre_codes=centre_codes, decimal_comma=sheet.decimal_comma), blank=_blank(column, keys)))
-        for index, column in header]
+        column, centre_codes=centre_codes, decimal_comma=sheet.decimal_comma), blank=_blank(column, keys),
+        column=column)) for index, column in header]
     name, table, complete = sheet.name, sheet.table, parsed.complete
     rows = [(number, cells) for number, cells in sheet.rows if not _blank_line(cells)]
     numbers = [number for number, _cells in rows]
@@ -121,18 +121,23 @@ def parse_sheet(sheet, *, centre_codes, errors, warnings):
     by_column = list(zip(*grid)) if grid else []
     ok = [complete] * len(rows)
     converted = []
+    coded = []  # the attnames of the columns with a missing-data code in some cell
     # Column by column, each distinct value converted once (codes, dates and yes/no repeat a lot):
     # a dictionary lookup per cell instead of a conversion.
-    for index, column, _attname, convert in plan:
+    for index, column, attname, convert in plan:
         raw_values = by_column[index] if by_column else ()
         if any(raw.__class__ is bool for raw in raw_values):  # True == 1 == 1.0: no shared lookup
             values = list(map(convert, raw_values))
+            distinct = values
         else:
             lookup = {raw: convert(raw) for raw in set(raw_values)}
             values = list(map(lookup.__getitem__, raw_values))
-            if not any(value.__class__ is Invalid for value in lookup.values()):
-                converted.append(values)
-                continue
+            distinct = lookup.values()
+        if any(value.__class__ is Coded for value in distinct):
+            coded.append(attname)
+        if distinct is not values and not any(value.__class__ is Invalid for value in distinct):
+            converted.append(values)  # no cell failed: nothing to report cell by cell
+            continue
         for position, value in enumerate(values):
             if value.__class__ is Invalid:
                 raw = raw_values[position]
@@ -143,9 +148,21 @@ def parse_sheet(sheet, *, centre_codes, errors, warnings):
     attnames = [attname for _index, _column, attname, _convert in plan]
     parsed.rows = [Row(table, name, number, dict(zip(attnames, values)), ok=row_ok)
                    for number, values, row_ok in zip(numbers, zip(*converted) if converted else [()] * len(rows), ok)]
+    _move_codes(parsed.rows, coded)
     if LOCAL_ID in keys:
         _local_ids(parsed.rows, both="patient_id" in keys, errors=errors)
     return parsed
+
+
+def _move_codes(rows, attnames):
+    """A cell holding a missing-data code leaves its column empty and the code in the row's
+    `missing_codes` ({column: code}), as the record keeps it."""
+    for row in rows:
+        for attname in attnames:
+            value = row.values[attname]
+            if value.__class__ is Coded:
+                row.values[attname] = None
+                row.values.setdefault("missing_codes", {})[attname] = value.code
 
 
 def _blank(column, keys):
@@ -196,14 +213,31 @@ class Invalid:
         self.message = message
 
 
-def _memoised(convert, *, blank):
-    """convert() with blank handling (`blank`: the problem of a blank cell, or None), returning
-    Invalid instead of raising (so it can be looked up)."""
+class Coded:
+    """A cell holding a missing-data code (UNK, ND, NA) in an optional column."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, code):
+        self.code = code
+
+
+def _memoised(convert, *, blank, column):
+    """convert() with blank handling (`blank`: the problem of a blank cell, or None) and missing-data
+    codes (Coded in an optional column, Invalid in a required one), returning Invalid instead of
+    raising (so it can be looked up)."""
     required = Invalid(blank) if blank else None
 
     def checked(raw):
         if is_blank(raw):
             return required
+        code = missing_code(column, raw)
+        if code is not None:
+            if column.missing_codes:
+                return Coded(code)
+            return Invalid(_("%(code)s is a missing-data code, and %(column)s is required: it needs a value (the "
+                             "codes UNK, ND and NA are only for optional columns).")
+                           % {"code": code, "column": column.name})
         try:
             return convert(raw)
         except CellError as error:

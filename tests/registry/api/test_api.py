@@ -12,7 +12,7 @@ from tests.registry.api.test_api_helpers import api, client_for, fresh_throttles
 pytestmark = pytest.mark.django_db
 
 PATIENT_FIELDS = ["patient_id", "centre", "sex", "birth_year", "histology", "lung_mets_diagnosis_date",
-                  "extrapulmonary_disease_at_pm", "ecog", "version", "status", "created_at", "updated_at"]
+                  "extrapulmonary_disease_at_pm", "ecog", "missing_codes", "version", "status", "created_at", "updated_at"]
 
 
 def counts():
@@ -143,7 +143,7 @@ def test_a_stale_if_match_is_a_412_and_changes_nothing(api, case):
     assert response.status_code == 412
     assert response.json()["current_version"] == 2
     assert Patient.objects.get().ecog == 1
-    assert api.delete(url, HTTP_IF_MATCH=etag).status_code == 412
+    assert api.delete(url + "?reason=duplicate", HTTP_IF_MATCH=etag).status_code == 412
     assert Patient.objects.exists()
 
 
@@ -157,7 +157,7 @@ def test_a_change_without_if_match_is_a_428_and_cannot_overwrite_a_web_save(api,
     response = api.put(url, {**body, "ecog": 1}, format="json")
     assert response.status_code == 428 and response["ETag"] == '"2"'
     assert "If-Match" in response.json()["detail"]
-    assert api.delete(url).status_code == 428
+    assert api.delete(url + "?reason=duplicate").status_code == 428
     assert Patient.objects.get().ecog == 3 and Patient.objects.get().version == 2
 
 
@@ -186,14 +186,14 @@ def test_a_concurrent_save_between_read_and_write_is_a_412(api, case, nurse, mon
 
 
 def test_deleting_a_patient_deletes_the_case_and_audits_the_api_user(api, case, nurse):
-    assert api.delete(f"/api/v1/patients/{case.pk}/", HTTP_IF_MATCH='"1"').status_code == 204
+    assert api.delete(f"/api/v1/patients/{case.pk}/?reason=duplicate", HTTP_IF_MATCH='"1"').status_code == 204
     assert counts() == [0, 0, 0, 0, 0]
     assert Patient.history.filter(history_type="-").get().history_user == nurse
 
 
 def test_deleting_the_only_pm_with_follow_up_left_is_a_400(api, case):
     pm = case.metastasectomies.get()
-    response = api.delete(f"/api/v1/metastasectomies/{pm.pk}/", HTTP_IF_MATCH='"1"')
+    response = api.delete(f"/api/v1/metastasectomies/{pm.pk}/?reason=duplicate", HTTP_IF_MATCH='"1"')
     assert response.status_code == 400
     assert Metastasectomy.objects.filter(pk=pm.pk).exists()
 

@@ -28,7 +28,7 @@ from registry.api import redcap_urls
 from registry.api import urls as api_urls
 from registry.api.models import ApiToken
 from registry.api.serializers import TABLES
-from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.models import DeletedRecord, FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from tests import factories as f
 from tests.registry.api.test_api_helpers import (  # noqa: F401,E501
     client_for,
@@ -97,6 +97,10 @@ EXPECTED = {
     ("freezes-list", "POST"): {**CREATE, "nurse": 403, "other_nurse": 403},
     ("freezes-diff", "GET"): READ_LIST,
     ("redcap_api", "POST"): {**EVERYONE, "anonymous": 403},
+    # deleted records: each reads her centres' tombstones; only a coordinator restores one
+    ("deleted-records-list", "GET"): READ_LIST,
+    ("deleted-records-restore", "POST"): {"anonymous": 401, "nurse": 403, "other_nurse": 404, "pi": 403,
+                                          "monitor": 403, "coordinator": 200},
     **{("not-found", method): dict.fromkeys(ROLES, 404) for method in ("GET", "POST", "PUT", "PATCH", "DELETE")},
 }
 for _table in TABLES:
@@ -110,6 +114,15 @@ for _table in TABLES:
         # marking the record complete: the nurse's move (and the coordinator's), not a monitor's
         (f"{_table.url}-status", "POST"): CHANGE,
     })
+# A PI of the centre signs, with her password: the case is still in progress, so it is refused (400).
+EXPECTED[("patients-signatures", "GET")] = READ_ONE
+EXPECTED[("patients-signatures", "POST")] = {"anonymous": 401, "nurse": 403, "other_nurse": 404, "pi": 400,
+                                             "monitor": 403, "coordinator": 403}
+for _table in TABLES:
+    # A monitor of the centre and a coordinator verify fields: the records are in progress (400).
+    EXPECTED[(f"{_table.url}-verification", "GET")] = READ_ONE
+    EXPECTED[(f"{_table.url}-verification", "POST")] = {"anonymous": 401, "nurse": 403, "other_nurse": 404,
+                                                         "pi": 403, "monitor": 400, "coordinator": 400}
 for _key, _cell in EXPECTED.items():
     # A deactivated user is anonymous; but a token she sends is refused even where none is needed.
     _token_refused = _key[0] == "not-found" or _key == ("schema", "GET")
@@ -125,9 +138,11 @@ def test_every_endpoint_and_method_is_in_the_matrix():
 @pytest.fixture
 def world(case, nurse, other_nurse, pi, monitor, coordinator):
     """The case (MUC) with a second, later PM (added after the freeze "before": the change the freeze's diff
-    names), and a user for every role."""
+    names), a deleted follow-up event, and a user for every role."""
     services.freeze_create(user=coordinator, name="before")
     services.record_save(user=nurse, record=f.metastasectomy(case, surgery_date=datetime.date(2017, 1, 10)))
+    extra = services.record_save(user=nurse, record=f.follow_up(case, event_date=datetime.date(2017, 2, 1)))
+    services.record_delete(user=nurse, record=extra, reason="entered twice")
     deactivated = f.user("deactivated", memberships=[("MUC", "coordinator")], is_active=False)
     return {"case": case, "nurse": nurse, "other_nurse": other_nurse, "pi": pi, "monitor": monitor,
             "coordinator": coordinator, "anonymous": None, "deactivated": deactivated}
@@ -164,9 +179,19 @@ def request_for(name, method, world):
     if table and kind == "detail":
         record = target(table, case)
         data = {"PUT": lambda: writable_values(table, record), "PATCH": dict}.get(method, lambda: None)()
-        return f"/api/v1/{table.url}/{record.pk}/", data, {"HTTP_IF_MATCH": f'"{record.version}"'}
+        query = "?reason=entered%20in%20error" if method == "DELETE" else ""
+        return f"/api/v1/{table.url}/{record.pk}/{query}", data, {"HTTP_IF_MATCH": f'"{record.version}"'}
     if table and kind == "status":
         return f"/api/v1/{table.url}/{target(table, case).pk}/status/", {"status": "complete"}
+    if table and kind == "signatures":
+        return f"/api/v1/{table.url}/{case.pk}/signatures/", {"password": "correct-horse-battery"} if method == "POST" \
+            else None
+    if table and kind == "verification":
+        record = target(table, case)
+        field = {"patients": "sex", "primary-tumours": "site", "metastasectomies": "side",
+                 "systemic-therapies": "regimen", "follow-up": "event"}[table.url]
+        return (f"/api/v1/{table.url}/{record.pk}/verification/", {"fields": [field]} if method == "POST" else None,
+                {"HTTP_IF_MATCH": f'"{record.version}"'})
     return {
         "centres-list": ("/api/v1/centres/", None),
         "centres-detail": ("/api/v1/centres/MUC/", None),
@@ -181,6 +206,9 @@ def request_for(name, method, world):
         "token_revoke": (f"/api/tokens/{world['token'].pk}/revoke/", None) if "token" in world else None,
         "redcap_api": ("/redcap/api/", None),
         "not-found": ("/api/v1/no-such-thing/", None),
+        "deleted-records-list": ("/api/v1/deleted-records/", None),
+        "deleted-records-restore": (f"/api/v1/deleted-records/{DeletedRecord.objects.get().pk}/restore/",
+                                    {"reason": "deleted by mistake"}),
     }[name]
 
 

@@ -26,7 +26,7 @@ def test_schema_names_the_dictionarys_columns_and_codes():
     components = schema["components"]["schemas"]
     assert list(components["FollowUp"]["properties"]) == [
         "id", "patient_id", "event_date", "event", "recurrence_site", "cause_of_death",
-        "version", "status", "created_at", "updated_at"]
+        "missing_codes", "version", "status", "created_at", "updated_at"]
     assert components["PrimaryMarginEnum"]["enum"] == ["R0", "R1", "R2", "RX"]
     assert components["MetastasectomyMarginEnum"]["enum"] == ["R0", "R1", "R2"]
     patch = schema["paths"]["/api/v1/patients/{patient_id}/"]["patch"]

@@ -61,7 +61,7 @@ def test_every_write_to_a_locked_record_is_a_409_with_a_stable_code(case, nurse,
     body = response.json()
     assert body["code"] == "record_locked"
     assert "is locked" in body["detail"] and "Only a coordinator can unlock it" in body["detail"]
-    assert api.delete(url, HTTP_IF_MATCH=f'"{pm.version}"').status_code == 409
+    assert api.delete(url + "?reason=duplicate", HTTP_IF_MATCH=f'"{pm.version}"').status_code == 409
     assert Metastasectomy.objects.get(pk=pm.pk).margin == "R0"
 
 

@@ -45,7 +45,7 @@ def project(live_server, nurse):
     redcap_request._session.close()
 
 
-SKIPPED = ("id", "patient", "version", "status", "created_at", "updated_at")
+SKIPPED = ("id", "patient", "version", "status", "created_at", "updated_at", "missing_codes")
 RENAMED = {"surgery_date": "primary_surgery_date", "margin": "primary_margin"}  # primary tumour only
 
 

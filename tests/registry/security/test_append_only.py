@@ -52,7 +52,7 @@ def test_writes_through_the_services_still_add_their_audit_rows(nurse, case):
     pm = Metastasectomy.objects.get(patient=case)
     pm.max_lesion_diameter_mm = 30
     services.record_save(user=nurse, record=pm)
-    services.record_delete(user=nurse, record=Patient.objects.get(pk=case.pk))
+    services.record_delete(user=nurse, record=Patient.objects.get(pk=case.pk), reason="entered in error")
     assert [h.history_type for h in Metastasectomy.history.filter(id=pm.id).order_by("history_id")] == ["+", "~", "-"]
     assert Patient.history.filter(patient_id=case.pk, history_type="-").exists()
 

@@ -17,6 +17,7 @@ from registry.management.commands.generate_cohort import cohort_load
 from registry.models import ExportLog, FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from registry.transfer.exporting import dataset_export
 from registry.transfer.exporting.tables import shift_days
+from registry.transfer.exporting.writers import WORKBOOK
 from tests import factories as f
 from tests import fuzzing
 from tests.registry.transfer.test_import_support import centres, cohort, run, table_contents
@@ -89,7 +90,8 @@ def test_archive_holds_tables_frame_dictionary_and_readme(loaded, tmp_path, coor
     frame = read_csv(archive, "analysis_frame.csv")
     assert len(frame) == 40 and {"os_months", "dfs_event", "eligible"} <= set(frame[0])
     dictionary = read_csv(archive, "data_dictionary.csv")
-    assert list(dictionary[0]) == ["variable", "table", "type", "label", "codes", "unit", "required", "rule"]
+    assert list(dictionary[0]) == ["variable", "table", "type", "label", "codes", "unit", "required", "rule",
+                                   "missing_codes"]
     histology = next(r for r in dictionary if r["variable"] == "histology" and r["table"] == "patients")
     assert histology["codes"].startswith("LMS=leiomyosarcoma | SyS=synovial sarcoma")
     recurrence_site = next(r for r in dictionary if r["variable"] == "recurrence_site")
@@ -114,7 +116,7 @@ def test_stata_and_spss_files_carry_variable_and_value_labels(loaded, tmp_path, 
     read = pyreadstat.read_dta if file_format == "dta" else pyreadstat.read_sav
     frame, meta = read(str(tmp_path / "out" / f"patients.{file_format}"))
     labels = dict(zip(meta.column_names, meta.column_labels))
-    assert labels["birth_year"] == "year of birth (year)"
+    assert labels["birth_year"] == "year of birth"
     assert labels["extrapulmonary_disease_at_pm"] == "extrapulmonary disease at first PM"
     histology = meta.variable_value_labels["histology"]
     assert histology[1] == "LMS: leiomyosarcoma" and histology[4] == "other: other histology"
@@ -149,8 +151,9 @@ def test_formulas_are_neutralised_and_negative_numbers_stay_numbers(tmp_path):
 
     import openpyxl
     book = export(tmp_path, name="x.zip", file_format="xlsx")
-    sheet = openpyxl.load_workbook(io.BytesIO(book.read("systemic_therapies.xlsx")), read_only=True).active
-    assert [row[4] for row in sheet.iter_rows(min_row=2, values_only=True)] == others
+    sheet = openpyxl.load_workbook(io.BytesIO(book.read(WORKBOOK)), read_only=True)["systemic_therapies"]
+    # In the workbook the text stays as recorded: an inline string is never a formula.
+    assert [row[4] for row in sheet.iter_rows(min_row=2, values_only=True)] == [o[1:] for o in others]
     frame_sheet = openpyxl.load_workbook(io.BytesIO(book.read("analysis_frame.xlsx")), read_only=True).active
     header, values = list(frame_sheet.iter_rows(values_only=True))
     dfi = dict(zip(header, values))["dfi_months"]
@@ -214,7 +217,7 @@ def test_xlsx_export_has_real_dates(loaded, tmp_path):
     import openpyxl
 
     archive = export(tmp_path, file_format="xlsx")
-    sheet = openpyxl.load_workbook(io.BytesIO(archive.read("follow_up.xlsx")), read_only=True).active
+    sheet = openpyxl.load_workbook(io.BytesIO(archive.read(WORKBOOK)), read_only=True)["follow_up"]
     header, first = list(sheet.iter_rows(max_row=2, values_only=True))
     assert header[:3] == ("patient_id", "event_date", "event")
     assert isinstance(first[1], datetime.datetime)

@@ -108,7 +108,7 @@ def test_a_pseudonym_the_registry_never_issued_is_refused_on_every_sheet(coordin
 
 def test_the_pseudonym_of_a_deleted_patient_is_refused_and_the_message_says_when(coordinator):
     patient = services.patient_create(user=coordinator, centre=f.centre("MUC"), **f.patient_values())
-    services.record_delete(user=coordinator, record=patient)
+    services.record_delete(user=coordinator, record=patient, reason="entered in error")
     again = {**patient_row(None), "patient_id": patient.pk}
 
     report = run(workbook_bytes({"patients": [again]}), user=coordinator)

@@ -3,7 +3,6 @@
 Runs against pytest-django's live server; the browser is Debian's Chromium (no download).
 """
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -45,13 +44,9 @@ def browser_page():
 
 
 def screenshot(page, name):
-    """Into test-artifacts/; also into the README's docs/screenshots/ with UPDATE_SCREENSHOTS=1
-    (so an ordinary test run never changes tracked files)."""
+    """Into test-artifacts/ (the README's docs/screenshots/ come from the demo: make docs)."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / name, full_page=True)
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ARTIFACTS / name, SCREENSHOTS / name)
 
 
 def sign_in(page, base, username):

@@ -40,7 +40,7 @@ def url_for(name, case, kind=None):
 CENTRE_PAGES = ["patient_list", "patient_new", "data_quality", "patient_detail", "patient_edit",
                 "patient_delete", "patient_history"]
 RECORD_PAGES = ["record_add", "record_edit", "record_delete"]
-OWN_SCOPE_PAGES = ["home"]  # shows only the user's own centres; nothing to refuse
+OWN_SCOPE_PAGES = ["home", "study_progress", "follow_up_due", "deleted_records"]  # only the user's own centres
 READ_PAGES = {"patient_list", "data_quality", "patient_detail", "patient_history"}
 
 PAGES = [(name, None) for name in CENTRE_PAGES] + [(name, kind) for name in RECORD_PAGES for kind in KINDS]
@@ -56,11 +56,16 @@ def table_counts():
 
 
 STATUS_PAGE = "record_status"  # a POST only: the buttons that move a record's status
+RESTORE_PAGE = "deleted_record_restore"  # a POST only: a coordinator restores a deletion (tests/registry/test_deletions.py)
+# A PI's signature pages and a verifier's field verification pages: forms with their own rules, in
+# tests/test_access_matrix.py (every role), tests/registry/test_signatures.py and test_field_verification.py.
+SIGN_AND_VERIFY_PAGES = {"patient_sign", "centre_sign", "patient_verify", "record_verify"}
 
 
 def test_every_url_name_is_covered_by_these_tests():
     names = {pattern.name for pattern in web_urls.urlpatterns}
-    assert names == set(CENTRE_PAGES) | set(RECORD_PAGES) | set(OWN_SCOPE_PAGES) | {STATUS_PAGE}
+    assert names == (set(CENTRE_PAGES) | set(RECORD_PAGES) | set(OWN_SCOPE_PAGES) | {STATUS_PAGE, RESTORE_PAGE}
+                     | SIGN_AND_VERIFY_PAGES)
 
 
 def test_a_status_move_is_refused_to_the_anonymous_another_centre_and_a_pi(client, case, other_nurse, pi):

@@ -101,7 +101,7 @@ def test_nurse_adds_edits_and_deletes_each_record_type(client, nurse, patient, k
     confirm = client.get(delete_url)
     assert confirm.status_code == 200 and b'method="post"' in confirm.content
     assert model.objects.filter(pk=record.pk).exists()  # the GET only asks
-    assert client.post(delete_url, {"version": "2"}).status_code == 302
+    assert client.post(delete_url, {"version": "2", "reason": "duplicate"}).status_code == 302
     assert not model.objects.filter(pk=record.pk).exists()
     assert model.history.filter(id=record.pk, history_type="-").get().history_user == nurse
 
@@ -114,7 +114,8 @@ def test_nurse_edits_and_deletes_the_patient(client, nurse, case):
     assert client.post(url, values).status_code == 302
     case.refresh_from_db()
     assert case.ecog == 2
-    assert client.post(reverse("patient_delete", args=[case.pk]), {"version": str(case.version)}).status_code == 302
+    assert client.post(reverse("patient_delete", args=[case.pk]), {"version": str(case.version),
+                                                                 "reason": "wrong patient"}).status_code == 302
     assert not Patient.objects.exists() and not Metastasectomy.objects.exists()
 
 
@@ -213,7 +214,8 @@ def test_a_field_both_changed_keeps_hers_and_shows_theirs(client, nurse, case):
 def test_deleting_the_only_operation_of_a_followed_up_patient_is_refused(client, nurse, case):
     client.force_login(nurse)
     pm = case.metastasectomies.get()
-    response = client.post(reverse("record_delete", args=[case.pk, "metastasectomies", pm.pk]), {"version": "1"})
+    response = client.post(reverse("record_delete", args=[case.pk, "metastasectomies", pm.pk]),
+                           {"version": "1", "reason": "duplicate"})
     assert response.status_code == 400
     assert "Nothing was deleted" in response.content.decode()
     assert Metastasectomy.objects.filter(pk=pm.pk).exists()
@@ -232,10 +234,11 @@ def test_patient_page_shows_the_whole_case_with_the_index_operation_marked(clien
         assert text.lower() in html.lower(), text
 
 
-def test_forms_use_date_inputs_labels_units_and_help_text(client, nurse, case):
+def test_forms_use_typed_date_fields_labels_units_and_help_text(client, nurse, case):
     client.force_login(nurse)
     html = client.get(reverse("record_add", args=[case.pk, "metastasectomies"])).content.decode()
-    assert 'type="date"' in html and 'name="surgery_date"' in html
+    assert 'type="text" name="surgery_date"' in html and 'placeholder="YYYY-MM-DD"' in html
+    assert 'type="date"' not in html  # the browser's picker follows the browser's locale, not ours
     assert '<label for="id_max_lesion_diameter_mm">' in html and '<span class="unit">mm</span>' in html
     assert "Diameter of the largest resected metastasis" in html
     assert '<option value="vats">VATS</option>' in html
@@ -311,3 +314,31 @@ def test_a_new_patient_form_sent_twice_creates_one_patient(client, nurse):
             "lung_mets_diagnosis_date": "2015-03-01", "extrapulmonary_disease_at_pm": "False", "ecog": "0"}
     assert client.post(url, data).status_code == client.post(url, data).status_code == 302
     assert Patient.objects.count() == 1
+
+
+@pytest.mark.parametrize("language,typed,stored,echo", [
+    ("en", "2017-03-02", datetime.date(2017, 3, 2), "2 March 2017"),
+    ("de", "2017-03-02", datetime.date(2017, 3, 2), "2. März 2017"),
+    ("de", "02.03.2017", datetime.date(2017, 3, 2), "2. März 2017"),
+])
+def test_a_date_is_typed_as_iso_or_in_german_as_dd_mm_yyyy_and_echoed_in_words(
+        client, nurse, case, language, typed, stored, echo):
+    client.force_login(nurse)
+    url = reverse("record_add", args=[case.pk, "follow-up"])
+    response = client.post(url, {"event_date": typed, "event": "contact"}, HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 302, response.context["form"].errors
+    saved = FollowUp.objects.get(patient=case, event_date=stored)
+    page = client.get(reverse("record_edit", args=[case.pk, "follow-up", saved.pk]), HTTP_ACCEPT_LANGUAGE=language)
+    html = page.content.decode()
+    assert f'value="{stored.isoformat()}"' in html and echo in html
+
+
+@pytest.mark.parametrize("language,typed", [("en", "02.03.2015"), ("en", "03/02/2015"), ("de", "03/02/2015"),
+                                            ("de", "31.02.2015")])
+def test_an_ambiguous_or_impossible_date_is_refused_with_the_formats_named(client, nurse, case, language, typed):
+    client.force_login(nurse)
+    response = client.post(reverse("record_add", args=[case.pk, "follow-up"]),
+                           {"event_date": typed, "event": "contact"}, HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 200
+    message = " ".join(response.context["form"].errors["event_date"])
+    assert ("JJJJ-MM-TT" in message or "TT.MM.JJJJ" in message) if language == "de" else "YYYY-MM-DD" in message

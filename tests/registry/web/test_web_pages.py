@@ -70,8 +70,9 @@ def test_patient_list_pages_through_many_patients(client, nurse, django_assert_m
     for _ in range(30):
         f.patient("MUC")
     client.force_login(nurse)
-    # no query per patient (one more: the read recorded; one more: the records counted by status)
-    with django_assert_max_num_queries(14):
+    # no query per patient (one more: the read recorded; one more: the records counted by status; one
+    # more: the statuses of the page's records, for the form-status grid)
+    with django_assert_max_num_queries(15):
         first = client.get(reverse("patient_list"), {"centre": "MUC"})
     assert len(first.context["rows"]) == 25
     second = client.get(reverse("patient_list"), {"centre": "MUC", "page": 2})
@@ -83,7 +84,7 @@ def test_history_shows_who_changed_which_field_from_what_to_what(client, nurse, 
     pm = case.metastasectomies.get()
     pm.margin = "R1"
     services.record_save(user=nurse, record=pm, expected_version=1)
-    services.record_delete(user=nurse, record=case.follow_ups.get())
+    services.record_delete(user=nurse, record=case.follow_ups.get(), reason="entered in error")
     client.force_login(nurse)
     response = client.get(reverse("patient_history", args=[case.pk]))
     entries = response.context["entries"]
@@ -256,3 +257,17 @@ def test_the_timeline_shows_later_operations_and_therapies_beside_follow_up_in_d
     assert [date for _kind, date in kinds] == sorted(date for _kind, date in kinds)
     timeline = response.content.decode().split('<ol class="timeline">', 1)[1].split("</ol>", 1)[0]
     assert "Metastasectomy" in timeline and "Systemic therapy started" in timeline
+
+
+def test_the_demo_shows_the_registrys_404_page_not_the_url_list(client, nurse, settings):
+    from django.test import override_settings
+
+    client.force_login(nurse)
+    middleware = [*settings.MIDDLEWARE, "registry.web.middleware.RegistryNotFoundPageMiddleware"]
+    with override_settings(DEBUG=True, MIDDLEWARE=middleware):
+        page = client.get("/no-such-page/")
+        assert page.status_code == 404
+        assert "This page does not exist" in page.content.decode()
+        assert "URLconf" not in page.content.decode()
+        settings.DEBUG_TECHNICAL_404 = True
+        assert "URLconf" in client.get("/no-such-page/").content.decode()
