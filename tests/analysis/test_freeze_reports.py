@@ -13,9 +13,9 @@ from django.core.management import CommandError, call_command
 
 from analysis.frame import analysis_frame
 from analysis.report import survival_report
-from registry import services, synthetic
+from registry import selectors, services, synthetic
 from registry.management.commands.generate_cohort import cohort_load
-from registry.models import FollowUp, Metastasectomy, Patient
+from registry.models import FollowUp, Metastasectomy, Patient, SystemicTherapy
 from tests import factories as f
 from tests.registry.api.test_api_helpers import client_for, fresh_throttles  # noqa: F401
 
@@ -113,8 +113,16 @@ def test_a_report_of_a_fresh_freeze_has_exactly_the_live_numbers_and_names_the_f
     assert f"freeze paper of {registry.created_at.isoformat()}" in text and registry.content_hash in text
 
 
-def test_the_frame_of_a_freeze_equals_the_live_frame_of_that_instant(registry):
+def test_the_frame_of_a_freeze_equals_the_live_frame_of_that_instant(registry, coordinator):
     assert analysis_frame(freeze=registry).equals(analysis_frame())
+    # Missing-data codes are frozen too: a therapy not given (ND) is ignored from a freeze as from the live data.
+    therapy = SystemicTherapy.objects.exclude(end_date=None).order_by("pk").first()
+    therapy.end_date, therapy.missing_codes = None, {"end_date": "ND"}
+    services.record_save(user=coordinator, record=therapy)
+    coded = services.freeze_create(user=coordinator, name="coded")
+    assert (therapy.pk, {"end_date": "ND"}) in selectors.FrozenRows(coded).rows("systemic_therapies",
+                                                                                 ["id", "missing_codes"])
+    assert analysis_frame(freeze=coded).equals(analysis_frame())
     mine = analysis_frame(freeze=registry, centres=["BER"])
     assert set(mine["centre"]) == {"BER"} and len(mine) == len(analysis_frame(centres=["BER"]))
 
@@ -187,3 +195,16 @@ def test_the_api_report_of_a_freeze_is_byte_identical_after_the_live_data_change
     change_the_live_data(coordinator)
     after = client_for(coordinator).get("/api/v1/analysis/report", {"freeze": "paper", "centres": "MUC,BER"}).content
     assert json.loads(after) == json.loads(before) and after == before
+
+
+def test_the_export_of_a_fresh_freeze_holds_the_live_rows_missing_data_codes_included(registry, coordinator, tmp_path):
+    therapy = SystemicTherapy.objects.exclude(end_date=None).order_by("pk").first()
+    therapy.end_date, therapy.missing_codes = None, {"end_date": "ND"}
+    services.record_save(user=coordinator, record=therapy)
+    services.freeze_create(user=coordinator, name="coded")
+    live, frozen = export(tmp_path, "live.zip"), export(tmp_path, "frozen.zip", "--freeze", "coded")
+    assert set(live) == set(frozen)
+    for name in set(live) - {"README.txt"}:  # the same rows (their order may follow the database's collation)
+        assert sorted(live[name].splitlines()) == sorted(frozen[name].splitlines()), name
+    assert b",ND," in frozen["systemic_therapies.csv"]
+    assert b"Data freeze:  coded" in frozen["README.txt"]

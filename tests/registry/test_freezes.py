@@ -24,14 +24,16 @@ D = datetime.date
 def registry(case, coordinator):
     """`case` at MUC (a primary, a PM, a therapy, a contact) and a patient at BER with a PM."""
     other = f.patient("BER", birth_year=1970, histology="SyS")
-    services.record_save(user=coordinator, record=f.metastasectomy(other, max_lesion_diameter_mm=22.5))
+    services.record_save(user=coordinator, record=f.metastasectomy(other, max_lesion_diameter_mm=22.5,
+                                                                   missing_codes={"hospital_stay_days": "UNK"}))
     return case, other
 
 
 def independent_hash(freeze):
     """The content hash recomputed from the stored rows as registry/frozen.py's docstring defines
     it, without its code: header line, then each case's line in code-point order of the pseudonyms."""
-    columns = {table: ["id", *[c.name for c in dictionary.columns(table)], "status"] for table in dictionary.TABLES}
+    columns = {table: ["id", *[c.name for c in dictionary.columns(table)], "missing_codes", "status"]
+               for table in dictionary.TABLES}
     columns["patients"] = columns["patients"][1:]
     header = json.dumps({"columns": columns, "format": 1}, separators=(",", ":"), sort_keys=True)
     lines = [data for _pid, data in sorted(FrozenCase.objects.filter(freeze=freeze).values_list("patient_id", "data"))]
@@ -57,9 +59,10 @@ def test_a_frozen_case_holds_every_column_in_canonical_form(registry, coordinato
     freeze = services.freeze_create(user=coordinator, name="f1")
     tables = frozen.case_tables(FrozenCase.objects.get(freeze=freeze, patient_id=other.pk).data)
     pm = Metastasectomy.objects.get(patient=other)
-    assert tables["patients"] == [[other.pk, "BER", "female", 1970, "SyS", "2015-03-01", False, 0, "in_progress"]]
+    assert tables["patients"] == [[other.pk, "BER", "female", 1970, "SyS", "2015-03-01", False, 0, {},
+                                   "in_progress"]]
     assert tables["metastasectomies"] == [[pm.pk, other.pk, "2015-04-01", "right", "vats", "wedge", 1, "22.5", None,
-                                           "R0", None, "none", None, "in_progress"]]
+                                           "R0", None, "none", None, {"hospital_stay_days": "UNK"}, "in_progress"]]
     assert tables["primary_tumours"] == tables["systemic_therapies"] == tables["follow_up"] == []
 
 
