@@ -57,7 +57,7 @@ class FreezeCreateSerializer(serializers.Serializer):
                                              "locked patients")
 
 
-class ChangeSerializer(serializers.Serializer):
+class FrozenChangeSerializer(serializers.Serializer):
     centre = serializers.CharField()
     table = serializers.CharField()
     change = serializers.ChoiceField(choices=["added", "changed", "removed"])
@@ -66,7 +66,7 @@ class ChangeSerializer(serializers.Serializer):
     fields = serializers.ListField(child=serializers.CharField(), help_text="The columns changed.")
 
 
-class SummarySerializer(serializers.Serializer):
+class FrozenSummarySerializer(serializers.Serializer):
     centre = serializers.CharField()
     table = serializers.CharField()
     added = serializers.IntegerField()
@@ -74,11 +74,11 @@ class SummarySerializer(serializers.Serializer):
     removed = serializers.IntegerField()
 
 
-class DiffSerializer(serializers.Serializer):
+class FreezeDiffSerializer(serializers.Serializer):
     freeze = FreezeSerializer()
     against = serializers.JSONField(help_text="The later freeze, or \"live\".")
-    summary = SummarySerializer(many=True)
-    changes = ChangeSerializer(many=True)
+    summary = FrozenSummarySerializer(many=True)
+    changes = FrozenChangeSerializer(many=True)
 
 
 class FreezeListView(APIView):
@@ -108,7 +108,7 @@ class FreezeDiffView(APIView):
         summary="What changed since a freeze", tags=["freezes"],
         parameters=[OpenApiParameter("against", {"type": "string", "minLength": 1}, OpenApiParameter.QUERY,
                                      required=False, description="A later freeze's name, or 'live' (the default).")],
-        responses={200: DiffSerializer, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
+        responses={200: FreezeDiffSerializer, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
         description="Per centre and table: the records added, changed (with the columns changed) and removed "
                     "from the freeze to another freeze or to the live registry (under the freeze's rule), for the "
                     "centres whose records you may read.")
