@@ -3,6 +3,7 @@ this process's memory use.
 
 The benchmarks are run as scripts (python bench/x.py), so this module is imported as `scratch`.
 """
+import collections
 import datetime
 import os
 import resource
@@ -62,10 +63,16 @@ def copy_cohort(cohort):
             model, columns = TABLE_MODELS[table], COLUMNS[table]
             names = ", ".join(f'"{model._meta.get_field(c).column}"' for c in columns)
             status = model._meta.get_field("status").default  # a new record's: in progress
-            sql = f'COPY "{model._meta.db_table}" ({names}, version, status, created_at, updated_at) FROM STDIN'
+            # A repeating record's REDCap instance: 1, 2, … per patient, as the services number them.
+            repeating = any(f.name == "redcap_instance" for f in model._meta.concrete_fields)
+            extra = ", redcap_instance" if repeating else ""
+            sql = f'COPY "{model._meta.db_table}" ({names}, version, status, created_at, updated_at{extra}) FROM STDIN'
+            counts = collections.Counter()
             with cursor.cursor.copy(sql) as copy:
                 for row in cohort[table]:
-                    copy.write_row([row[c] for c in columns] + [1, status, now, now])
+                    counts[row["patient_id"]] += 1
+                    copy.write_row([row[c] for c in columns] + [1, status, now, now]
+                                   + ([counts[row["patient_id"]]] if repeating else []))
         cursor.execute("ANALYZE")
 
 

@@ -14,7 +14,7 @@ Superusers count as coordinators. Inactive or anonymous users may do nothing.
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
-from registry.models import Centre, DeletedRecord, Patient
+from registry.models import Centre, DeletedRecord, Patient, Query
 
 ALL = "__all__"
 
@@ -79,6 +79,49 @@ def status_moves(user, centre_code, current):
         return set(moves)
     role = _roles(user).get(centre_code)
     return {status for status, roles in moves.items() if role in roles}
+
+
+# Data clarification requests (registry.services.queries): who raises a query on a record of a
+# centre, and {state: {move: roles}} for the moves after it (a coordinator makes any). A monitor
+# asks and decides; the centre's nurse answers, with a message or by correcting the field; a PI reads.
+QUERY_RAISERS = {"monitor"}
+QUERY_MOVES = {
+    "open": {"answer": {"nurse"}, "close": {"monitor"}},
+    "answered": {"close": {"monitor"}, "reopen": {"monitor"}},
+    "reopened": {"answer": {"nurse"}, "close": {"monitor"}},
+    "closed": {"reopen": {"monitor"}},
+}
+
+
+def query_moves(user, centre_code, state):
+    """The moves (answer, close, reopen) the user may make on a query of this centre in `state`."""
+    moves = QUERY_MOVES.get(state, {})
+    if is_coordinator(user):
+        return set(moves)
+    role = _roles(user).get(centre_code)
+    return {move for move, roles in moves.items() if role in roles}
+
+
+def can_raise_query(user, centre_code):
+    return is_coordinator(user) or _roles(user).get(centre_code) in QUERY_RAISERS
+
+
+# The queries waiting for each role: the centre's nurse answers open and reopened ones, the monitor
+# decides on answered ones; a PI reads them all.
+QUERY_WORKLISTS = {"nurse": {"open", "reopened"}, "monitor": {"answered"},
+                   "pi": {"open", "answered", "reopened", "closed"}}
+
+
+def query_worklist_states(user):
+    """{centre code (or ALL): the states of the queries on the user's worklist there}."""
+    if is_coordinator(user):
+        return {ALL: set(QUERY_MOVES)}
+    return {code: QUERY_WORKLISTS.get(role, set()) for code, role in _roles(user).items()}
+
+
+def queries_readable(user):
+    """Queries of the centres whose records the user may read."""
+    return _filter(Query.objects.all(), readable_centre_codes(user), "centre")
 
 
 def readable_centre_codes(user):

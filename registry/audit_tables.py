@@ -32,6 +32,7 @@ from registry.models import (
     FrozenCase,
     ImportRun,
     Membership,
+    QueryMessage,
     Restoration,
     SecurityEvent,
     Signature,
@@ -62,6 +63,7 @@ AUDITED = (
     Audited(ImportRun),
     Audited(ExportLog),
     Audited(ErasureTombstone),
+    Audited(QueryMessage, patient_column="patient_id"),  # every step of a data clarification request
     Audited(SignInLog, set_once="logout_time"),
     Audited(FailedSignInLog),
     Audited(Signature, patient_column="patient_id"),  # investigators' signatures of cases

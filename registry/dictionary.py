@@ -41,7 +41,9 @@ KEYS = {
     "follow_up": ("patient_id", "event_date", "event"),
 }
 
-BOOKKEEPING = ("id", "version", "status", "created_at", "updated_at")
+# The REDCap repeat instance is the registry's own numbering (registry.api.redcap), not a column
+# of the dictionary: it is neither imported nor exported with the dataset.
+BOOKKEEPING = ("id", "version", "status", "created_at", "updated_at", "redcap_instance")
 # The record's missing-data codes are no column of their own: each optional column takes one of
 # codes.MISSING_CODES in place of its value (Column.missing_codes).
 MISSING_CODES_FIELD = "missing_codes"

@@ -207,6 +207,25 @@ def bounded_number(label, low, high, help_text="", *, blank=False):
     )
 
 
+def instance_number():
+    """A repeating record's REDCap repeat instance (registry.api.redcap): 1, 2, … per patient and
+    table in the order the records were entered, given by registry.services when a record is
+    created and never changed, so a client that merges on (record, instrument, instance) meets the
+    same record again. Nullable only because the audit tables' rows from before it existed cannot be
+    filled (they are append-only); a CHECK keeps the records' own column filled."""
+    return models.PositiveIntegerField(_("REDCap instance"), null=True, blank=True, editable=False,
+                                       help_text=_("The record's REDCap repeat instance; never changes."))
+
+
+def instance_constraints(prefix):
+    return [
+        models.UniqueConstraint(fields=["patient", "redcap_instance"], name=f"{prefix}_one_instance_number",
+                                violation_error_message=_("Another record of this patient has this instance number.")),
+        models.CheckConstraint(condition=Q(redcap_instance__isnull=False) & Q(redcap_instance__gte=1),
+                               name=f"{prefix}_instance_numbered"),
+    ]
+
+
 class Patient(ClinicalRecord):
     patient_id = models.CharField(
         _("patient ID"), max_length=21, primary_key=True, editable=False,
@@ -330,6 +349,7 @@ class Metastasectomy(ClinicalRecord):
     clavien_dindo = code_field(_("Clavien-Dindo"), codes.CLAVIEN_DINDO,
                                _("Highest postoperative complication (Clavien-Dindo)."))
     hospital_stay_days = bounded_int(_("hospital stay (days)"), 0, 365, _("0–365 days."), blank=True)
+    redcap_instance = instance_number()
 
     history = HistoricalRecords()
 
@@ -353,6 +373,7 @@ class Metastasectomy(ClinicalRecord):
             models.CheckConstraint(condition=in_codes("margin", codes.PM_MARGIN), name="pm_margin_code"),
             models.CheckConstraint(condition=in_codes("clavien_dindo", codes.CLAVIEN_DINDO), name="pm_clavien_dindo_code"),
             models.CheckConstraint(condition=in_range("hospital_stay_days", 0, 365), name="pm_hospital_stay_range"),
+            *instance_constraints("pm"),
         ]
 
     def __str__(self):
@@ -371,6 +392,7 @@ class SystemicTherapy(ClinicalRecord):
     intent = code_field(_("intent"), codes.INTENT)
     cycles = bounded_int(_("cycles"), 1, 50, _("1–50."), blank=True)
     best_response = code_field(_("best response"), codes.RESPONSE, _("RECIST."), blank=True)
+    redcap_instance = instance_number()
 
     history = HistoricalRecords()
 
@@ -389,6 +411,7 @@ class SystemicTherapy(ClinicalRecord):
             models.CheckConstraint(condition=in_range("cycles", 1, 50), name="therapy_cycles_range"),
             models.CheckConstraint(condition=in_codes("best_response", codes.RESPONSE, nullable=True),
                                    name="therapy_response_code"),
+            *instance_constraints("therapy"),
         ]
 
     def __str__(self):
@@ -414,6 +437,7 @@ class FollowUp(ClinicalRecord):
     recurrence_site = code_field(_("recurrence site"), codes.RECURRENCE_SITE, _("Required for a recurrence."),
                                  blank=True)
     cause_of_death = code_field(_("cause of death"), codes.CAUSE_OF_DEATH, _("Only for a death."), blank=True)
+    redcap_instance = instance_number()
 
     history = HistoricalRecords()
 
@@ -435,6 +459,7 @@ class FollowUp(ClinicalRecord):
                 condition=Q(cause_of_death__isnull=True)
                 | (Q(event="death") & Q(cause_of_death__in=values(codes.CAUSE_OF_DEATH))),
                 name="follow_up_cause_only_for_death"),
+            *instance_constraints("follow_up"),
         ]
 
     def __str__(self):
@@ -779,7 +804,7 @@ class Restoration(models.Model):
 class Signature(models.Model):
     """A principal investigator's electronic signature of one patient's case: who signed, when, from
     where, what the signature means (the statement shown to the signer, stored as shown) and a SHA-256
-    of the case as signed (registry.cases.case_digest: every record's values, status and version).
+    of the case as signed (registry.cases.case_digest: every record's values; not its status).
 
     Written once by registry.services.signatures and never changed (an audit table, append-only and
     sealed). Whether it still holds is computed, not stored: it is valid while the case's digest
@@ -837,6 +862,111 @@ class FieldVerification(models.Model):
 
     def __str__(self):
         return f"{self.table} {self.record_pk} {self.field} verified by {self.username}"
+class Query(models.Model):
+    """A data clarification request on one field of one clinical record (registry.services.queries
+    alone changes it). A monitor or a coordinator raises it, or the system does when a soft check
+    (registry.soft_checks) finds an implausible value; a nurse of the centre answers it, with a
+    message or by correcting the field; a monitor closes it or reopens it. Each step is a
+    QueryMessage: who, when, from where and what was said.
+
+    The record is named by its table (the data dictionary's name) and primary key, not by a foreign
+    key: a query outlives the record it asked about, as the audit trail does. For the same reason
+    the patient is a key without a database constraint; `centre` scopes who may read it.
+    """
+
+    OPEN, ANSWERED, CLOSED, REOPENED = "open", "answered", "closed", "reopened"
+    STATES = [(OPEN, _("open")), (ANSWERED, _("answered")), (CLOSED, _("closed")), (REOPENED, _("reopened"))]
+    MANUAL, SOFT_CHECK = "manual", "soft_check"
+    ORIGINS = [(MANUAL, _("raised by a person")), (SOFT_CHECK, _("soft check"))]
+    TABLES = [("patients", _("patient")), ("primary_tumours", _("primary tumour")),
+              ("metastasectomies", _("metastasectomy")), ("systemic_therapies", _("systemic therapy")),
+              ("follow_up", _("follow-up event"))]
+
+    patient = models.ForeignKey(Patient, on_delete=models.DO_NOTHING, db_constraint=False, related_name="queries",
+                                db_column="patient_id", verbose_name=_("patient"))
+    centre = models.ForeignKey(Centre, on_delete=models.PROTECT, related_name="+", db_column="centre",
+                               verbose_name=_("centre"))
+    table = models.CharField(_("table"), max_length=20, choices=TABLES)
+    record_pk = models.CharField(_("record"), max_length=40, help_text=_("The record's primary key in its table."))
+    field = models.CharField(_("field"), max_length=40, blank=True,
+                             help_text=_("The column asked about; empty for the record as a whole."))
+    state = models.CharField(_("state"), max_length=8, choices=STATES, default=OPEN)
+    origin = models.CharField(_("origin"), max_length=10, choices=ORIGINS, default=MANUAL)
+    check_code = models.CharField(_("soft check"), max_length=40, blank=True,
+                                  help_text=_("The soft check that raised it (registry.soft_checks)."))
+    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                  related_name="+", verbose_name=_("raised by"))
+    # Who made the last step (None: the system), so a soft check knows a person's close from its own
+    # (kept when the account is deleted).
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, db_constraint=False,
+                                   null=True, blank=True, related_name="+", verbose_name=_("last step by"))
+    created_at = models.DateTimeField(_("raised at"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("last step at"), auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("query")
+        verbose_name_plural = _("queries")
+        indexes = [models.Index(fields=["centre", "state"], name="query_centre_state"),
+                   models.Index(fields=["patient", "table", "record_pk"], name="query_record")]
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=["open", "answered", "closed", "reopened"]),
+                                   name="query_state_code"),
+            models.CheckConstraint(condition=(Q(origin="manual") & Q(check_code=""))
+                                   | (Q(origin="soft_check") & ~Q(check_code="")), name="query_origin_check_code"),
+            # One pending soft-check query per record, field and check, whoever syncs at the same time.
+            models.UniqueConstraint(fields=["patient", "table", "record_pk", "field", "check_code"],
+                                    condition=Q(origin="soft_check") & ~Q(state="closed"),
+                                    name="one_pending_soft_check_query"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.table} {self.record_pk} {self.field} ({self.state})"
+
+    @property
+    def pending(self):
+        """Not closed: waiting for the centre (open, reopened) or for the monitor (answered)."""
+        return self.state != self.CLOSED
+
+
+class QueryMessage(models.Model):
+    """One step of a query's thread, append-only (registry.audit_tables): who (None: the system),
+    when, from where (the client's address), which move, and what was said. An answer made by
+    correcting the field names the record's version that change created (its history row)."""
+
+    RAISE, ANSWER, CLOSE, REOPEN = "raise", "answer", "close", "reopen"
+    ACTIONS = [(RAISE, _("raised")), (ANSWER, _("answered")), (CLOSE, _("closed")), (REOPEN, _("reopened"))]
+    # What the system said, for its own steps (shown in the reader's language).
+    FIRED, PLAUSIBLE, RECORD_DELETED = "fired", "plausible", "record_deleted"
+    SYSTEM_NOTES = [(FIRED, _("the soft check found the value implausible")),
+                    (PLAUSIBLE, _("the value is no longer implausible")),
+                    (RECORD_DELETED, _("the record was deleted"))]
+
+    query = models.ForeignKey(Query, on_delete=models.PROTECT, related_name="messages", verbose_name=_("query"))
+    patient_id = models.CharField(_("patient"), max_length=21, db_index=True)  # an erasure deletes the rows naming it
+    # No database constraint and nothing done on the user's deletion: an audit row is never updated.
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, db_constraint=False,
+                               null=True, blank=True, related_name="+", verbose_name=_("author"))
+    username = models.CharField(_("user name"), max_length=150, blank=True, help_text=_("Empty for the system."))
+    created_at = models.DateTimeField(_("at"), auto_now_add=True)
+    action = models.CharField(_("action"), max_length=8, choices=ACTIONS)
+    text = models.TextField(_("message"), blank=True)
+    system_note = models.CharField(_("system note"), max_length=16, choices=SYSTEM_NOTES, blank=True)
+    value = models.CharField(_("value"), max_length=200, blank=True,
+                             help_text=_("The field's value at this step, as stored."))
+    record_version = models.PositiveIntegerField(_("record version"), null=True, blank=True,
+                                                 help_text=_("The version of the record whose change answered it."))
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("query message")
+        verbose_name_plural = _("query messages")
+        constraints = [models.CheckConstraint(condition=Q(action__in=["raise", "answer", "close", "reopen"]),
+                                              name="query_message_action_code")]
+
+    def __str__(self):
+        return f"{self.action} of query {self.query_id} by {self.username or 'system'}"
 
 
 FREEZE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"

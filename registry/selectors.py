@@ -4,11 +4,13 @@ live registry in canonical form, a freeze's cases, and the rows of either for th
 Writes live in registry.services."""
 import contextlib
 import hashlib
+import statistics
 from collections import Counter, defaultdict
 
 from django.db import connection, transaction
 from django.db.models import Count, Exists, FloatField, Max, OuterRef, Subquery
 from django.db.models.functions import Cast, Coalesce, Greatest
+from django.utils import timezone
 
 from registry import frozen
 from registry.cases import assemble
@@ -23,6 +25,7 @@ from registry.models import (
     Metastasectomy,
     Patient,
     PrimaryTumour,
+    Query,
     SystemicTherapy,
 )
 
@@ -179,6 +182,25 @@ def follow_up_due(patients, *, contact_before):
     died = Exists(FollowUp.objects.filter(patient=OuterRef("pk"), event="death"))
     return (patients.annotate(last_contact=last_contact, died=died)
             .filter(died=False, last_contact__lt=contact_before).order_by("last_contact", "pk"))
+
+
+def query_ages_by_centre(queries, *, now=None):
+    """{centre code: {"open", "answered", "oldest_days", "median_days"}} for the centres with pending
+    queries among `queries` (a Query queryset, scoped by registry.access.queries_readable), in code
+    order. `open` counts the queries waiting for the centre (open and reopened), whose ages (whole
+    days since raised) give the oldest and the median (None without any); `answered` those waiting
+    for the monitor. One query."""
+    now = now or timezone.now()
+    by_centre = defaultdict(lambda: {"open": [], "answered": 0})
+    rows = queries.filter(state__in=[Query.OPEN, Query.REOPENED, Query.ANSWERED]).order_by()
+    for centre, state, created_at in rows.values_list("centre", "state", "created_at"):
+        if state == Query.ANSWERED:
+            by_centre[centre]["answered"] += 1
+        else:
+            by_centre[centre]["open"].append((now - created_at).days)
+    return {centre: {"open": len(ages), "answered": found["answered"], "oldest_days": max(ages) if ages else None,
+                     "median_days": statistics.median(ages) if ages else None}
+            for centre, found in sorted(by_centre.items()) for ages in [found["open"]]}
 
 
 # --- data freezes (registry.frozen: the canonical form) --------------------------------------------

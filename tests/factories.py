@@ -10,6 +10,12 @@ _serial = itertools.count(1)
 D = datetime.date
 
 
+def _instance():
+    """A REDCap instance number no other record of the test has, for a record a test saves directly
+    (the services give a record they save its patient's next number, whatever it carried)."""
+    return next(_serial)
+
+
 def centre(code="MUC", name=None):
     return Centre.objects.get_or_create(code=code, defaults={"name": name or f"Centre {code}"})[0]
 
@@ -46,18 +52,20 @@ def primary_tumour(patient, **overrides):
 
 def metastasectomy(patient, **overrides):
     values = dict(surgery_date=D(2015, 4, 1), side="right", approach="vats", resection_type="wedge",
-                  lesions_resected=1, max_lesion_diameter_mm=15, margin="R0", clavien_dindo="none")
+                  lesions_resected=1, max_lesion_diameter_mm=15, margin="R0", clavien_dindo="none",
+                  redcap_instance=_instance())
     values.update(overrides)
     return Metastasectomy(patient=patient, **values)
 
 
 def systemic_therapy(patient, **overrides):
-    values = dict(start_date=D(2015, 5, 1), end_date=D(2015, 8, 1), regimen="doxorubicin", intent="pm_adjuvant")
+    values = dict(start_date=D(2015, 5, 1), end_date=D(2015, 8, 1), regimen="doxorubicin", intent="pm_adjuvant",
+                  redcap_instance=_instance())
     values.update(overrides)
     return SystemicTherapy(patient=patient, **values)
 
 
 def follow_up(patient, **overrides):
-    values = dict(event_date=D(2016, 1, 1), event="contact")
+    values = dict(event_date=D(2016, 1, 1), event="contact", redcap_instance=_instance())
     values.update(overrides)
     return FollowUp(patient=patient, **values)

@@ -37,8 +37,11 @@ from registry.models import (
     Metastasectomy,
     Patient,
     PrimaryTumour,
+    Query,
+    QueryMessage,
     SystemicTherapy,
 )
+from registry.services import queries
 from registry.transfer import jobs
 from tests import factories as f
 from tests.registry.api.test_api_access import EXPECTED as API_EXPECTED
@@ -47,7 +50,7 @@ pytestmark = pytest.mark.django_db
 
 ROLES = ["anonymous", "nurse", "other_nurse", "pi", "monitor", "coordinator", "deactivated"]
 LOGIN, ADMIN_LOGIN = "login", "admin-login"
-MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp, ImportRun, ExportLog)
+MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp, ImportRun, ExportLog, Query, QueryMessage)
 
 
 def walk(patterns, namespace=""):
@@ -113,6 +116,12 @@ EXPECTED = {
                           signed_in(403, monitor=400, coordinator=400, other_nurse=404)),
     "record_verify": row(signed_in(403, monitor=200, coordinator=200, other_nurse=404),
                          signed_in(403, monitor=400, coordinator=400, other_nurse=404)),
+    # queries: everyone has a worklist (of their own centres); the nurse answers the monitor's query
+    # on the therapy, which a PI and the monitor may not; a monitor or a coordinator raises one
+    "query_list": row(signed_in(), signed_in(405)),
+    "query_detail": row(OWN_CENTRES, signed_in(302, other_nurse=404, pi=403, monitor=403)),
+    "query_new": row(signed_in(403, other_nurse=404, monitor=200, coordinator=200),
+                     signed_in(403, other_nurse=404, monitor=302, coordinator=302)),
     # import and export
     # An upload or an export request becomes a job and the browser is sent to its page (302); the
     # other centre's nurse's upload of a row of MUC is refused there (tests/registry/transfer).
@@ -184,6 +193,7 @@ def world(case, nurse, other_nurse, pi, monitor, coordinator):
     deactivated.save()
     extra = services.record_save(user=nurse, record=f.follow_up(case, event_date=datetime.date(2017, 2, 1)))
     services.record_delete(user=nurse, record=extra, reason="entered twice")  # a deletion to list and restore
+    queries.query_raise(user=monitor, record=case.systemic_therapies.get(), field="cycles", text="How many cycles?")
     Job.objects.create(kind=Job.IMPORT, user=nurse, state=Job.DONE, options={"file_name": "matrix.csv"},
                        report={"ok": False, "error_count": 0})
     Job.objects.create(kind=Job.EXPORT, user=coordinator, state=Job.DONE, options={"centre": ""},
@@ -241,6 +251,8 @@ def url_for(name, pattern, case):
         "password_change_done": "/accounts/password_change/done/",
         "security_log": "/security/", "audit_export": "/security/audit/", "set_language": "/i18n/setlang/",
         "deleted_records": "/deleted/", "deleted_record_restore": f"/deleted/{DeletedRecord.objects.get().pk}/restore/",
+        "query_list": "/queries/", "query_detail": f"/queries/{Query.objects.get(origin='manual').pk}/",
+        "query_new": f"{record}{therapy.pk}/queries/new/",
         "freeze_list": "/freezes/", "freeze_diff": "/freezes/diff/?freeze=matrix-base&against=live",
         "freeze_diff_csv": "/freezes/diff.csv?freeze=matrix-base&against=live",
     }
@@ -268,6 +280,10 @@ def post_data(name, case):
         return {"file_format": "csv", "deidentify": "none", "centre": ""}
     if name == "analysis:plan_save":
         return {"name": "matrix"}
+    if name == "query_detail":
+        return {"action": "answer", "text": "Six cycles."}
+    if name == "query_new":
+        return {"field": "cycles", "text": "How many cycles?"}
     if name == "freeze_list":
         return {"name": "matrix", "rule": "all"}
     return {}

@@ -2,6 +2,8 @@
 
 See the package docstring (analysis/dashboard/__init__.py) for the cache's keys.
 """
+import math
+
 import pandas as pd
 from django import forms
 from django.conf import settings
@@ -62,6 +64,9 @@ class ControlsForm(forms.Form):
         help_text=_("Tick at least one."))
     xmax = forms.FloatField(label=_("Time axis up to"), min_value=6, max_value=600, required=False,
                             help_text=_("Months; empty: up to the last follow-up."))
+    xstep = forms.ChoiceField(label=_("Tick every"), required=False, choices=[
+        ("", _("automatic")), ("3", "3"), ("6", "6"), ("12", "12"), ("24", "24"), ("36", "36"), ("60", "60")],
+        help_text=_("Months between the marks of the time axis (and the numbers at risk)."))
     bands = forms.ChoiceField(label=_("95% CI bands"), required=False, choices=[
         ("", _("automatic (up to two groups)")), ("on", _("shown")), ("off", _("hidden"))])
 
@@ -83,7 +88,7 @@ COVARIATES_SHOWN = "covariates_shown"  # a hidden field of the form: its boxes w
 def controls(query, base):
     """(form, plan, factor) from the query: the base plan (defaults or a saved plan) with the
     given, valid fields of the form applied."""
-    initial = {**plan_fields(base), "stratify": "none", "xmax": "", "bands": ""}
+    initial = {**plan_fields(base), "stratify": "none", "xmax": "", "xstep": "", "bands": ""}
     if not any(name in query for name in ControlsForm.base_fields):
         return ControlsForm(initial=initial, plan=base), base, "none"
     form = ControlsForm({**initial, **{name: query.get(name) for name in initial if name in query},
@@ -108,10 +113,12 @@ def controls(query, base):
 
 
 def figure_options(form):
-    """How the Kaplan-Meier figures are drawn: {"xmax": months or None (from the data), "bands":
+    """How the Kaplan-Meier figures are drawn: {"xmax": months or None (from the data), "xstep":
+    months between ticks or None (from the axis' length), "bands":
     "on", "off" or None (shown for up to two groups)}; an invalid value keeps the default."""
     data = getattr(form, "cleaned_data", None) or {}
-    return {"xmax": data.get("xmax"), "bands": data.get("bands") or None}
+    return {"xmax": data.get("xmax"), "xstep": int(data["xstep"]) if data.get("xstep") else None,
+            "bands": data.get("bands") or None}
 
 
 # --- cached results -----------------------------------------------------------------------------
@@ -257,3 +264,13 @@ def strata_for(analysed, factor, plan):
             "groups": groups,
             "logrank": None if test is None else {k: test.get(k) for k in ("estimable", "reason", "chi2", "df", "p")}}
     return result
+
+
+def time_axis(groups, xmax=None, xstep=None):
+    """(horizon, tick times) in months: up to ``xmax`` if given, else up to the last follow-up
+    rounded up to a year; a tick every ``xstep`` months if given (but never more than 40 ticks),
+    else every 12 months (24, 36... on a long axis, at most 16 ticks)."""
+    last = max((group["curve"]["time"][-1] for group in groups if group["curve"]["time"]), default=RISK_TIMES[-1])
+    horizon = xmax or 12 * max(1, math.ceil(last / 12))
+    step = max(xstep, math.ceil(horizon / 40)) if xstep else 12 * math.ceil(horizon / 180)
+    return horizon, list(range(0, int(horizon) + 1, step))

@@ -193,7 +193,7 @@ def table_download(request, table):
     if table not in dashboard.CSV_TABLES:
         raise Http404
     state = compute(request)
-    header, rows = dashboard.csv_rows(state["results"], table)
+    header, rows = dashboard.csv_rows(state["results"], table, state["figure_options"])
     log_download(request, state["results"])
     response = HttpResponse(dashboard.csv_text(header, rows), content_type="text/csv; charset=utf-8")
     return attachment(response, tables.download_name(table, state["results"], state["centres"], "csv"),

@@ -1,19 +1,30 @@
-"""A REDCap-compatible export endpoint (/redcap/api/), so statisticians' PyCap and REDCapR scripts
-read the registry unchanged: ``Project("https://…/redcap/api/", token).export_records()``.
+"""A REDCap-compatible endpoint (/redcap/api/), so statisticians' PyCap and REDCapR scripts read
+the registry unchanged (``Project("https://…/redcap/api/", token).export_records()``), and a centre
+that keeps a local REDCap project pushes its records with ``import_records``.
 
-It speaks the export half of the REDCap API protocol: ``POST`` form fields ``token`` (a REDCap
-token of registry.api.models: 32 hexadecimal characters), ``content``, ``format`` (json, csv),
-``returnFormat`` (the format of error messages), and for records ``type=flat``, ``records``,
-``fields``, ``forms`` (each as ``name[]``, ``name[0]``… or comma-separated), ``rawOrLabel`` and
-``rawOrLabelHeaders``. Imports are refused: data enter through the web app, the import or /api/v1/.
+It speaks the REDCap API protocol (registry.api.redcap_protocol): ``POST`` form fields ``token`` (a
+REDCap token of registry.api.models: 32 hexadecimal characters), ``content``, ``format`` (json,
+csv), ``returnFormat`` (the format of error messages), and for records ``type=flat``, ``records``,
+``fields``, ``forms`` (each as ``name[]``, ``name[0]``… or comma-separated), ``rawOrLabel``,
+``rawOrLabelHeaders`` (label headers are unique: a label two fields share names its instrument),
+``exportDataAccessGroups``, ``dateRangeBegin`` / ``dateRangeEnd`` (records with any change, a
+deletion of one of their rows included, at or after the beginning and before the end, from the
+audit trail), ``csvDelimiter`` and ``decimalCharacter``. ``content=dag`` lists the centres as data
+access groups, ``content=log`` the audit trail of the records (registry.api.redcap_log), and
+``content=record`` with ``data`` imports records (registry.api.redcap_import). Records cannot be
+deleted through it.
 
 The registry is presented as a classic (non-longitudinal) REDCap project:
 - one instrument per table of the data dictionary (registry.api.redcap_project); `patients` and
   `primary_tumours` are non-repeating, `metastasectomies`, `systemic_therapies` and `follow_up` are
-  repeating instruments
-  (rows with ``redcap_repeat_instrument`` / ``redcap_repeat_instance``; instances are numbered
-  1, 2, … by date within each patient, so instance 1 of metastasectomies is the index operation);
+  repeating instruments (rows with ``redcap_repeat_instrument`` / ``redcap_repeat_instance``);
+- a repeating record's instance number is its own (registry.models.instance_number): given when it
+  is entered (1, 2, … per patient and instrument) and never changed, so entering an earlier therapy
+  later moves no other record; the date fields, not the instance, say which operation came first;
+- each repeating instrument ends with ``<instrument>_id``, the registry's ID of the record;
 - the record ID field is ``patient_id``, the first field of the first instrument;
+- each centre is a data access group, its unique group name the centre code in lower case
+  (``redcap_data_access_group``);
 - field names are the dictionary's column names, except two that REDCap's single namespace of
   field names would make clash with the metastasectomy's: primary_tumours.surgery_date and
   primary_tumours.margin are ``primary_surgery_date`` and ``primary_margin`` (`field_annotation`
@@ -26,13 +37,12 @@ The registry is presented as a classic (non-longitudinal) REDCap project:
 - ``formEventMapping``, ``event`` and ``arm`` answer with REDCap's error for classic projects,
   which is how clients tell a classic project from a longitudinal one.
 Records are those the token's user may read (registry.access), as in the web app; every export
-of records is recorded (registry.security.audit).
+of records or of the log is recorded (registry.security.audit).
 """
-import csv
-import io
-from xml.sax.saxutils import escape
+from collections import Counter
 
-from django.http import HttpResponse, JsonResponse
+from django.db.models import Q
+from django.http import HttpResponse
 from django.utils.text import capfirst
 from drf_spectacular.utils import extend_schema
 from rest_framework import authentication, exceptions
@@ -45,65 +55,37 @@ from rest_framework.views import APIView
 from registry import access
 from registry.api.authentication import authenticate_key
 from registry.api.models import REDCAP
+from registry.api.redcap_import import import_records
+from registry.api.redcap_log import export_log
 from registry.api.redcap_project import (
     COMPLETE,
     FIELDS,
     FIELDS_BY_NAME,
     FORMS,
     FORMS_BY_NAME,
-    INSTANCE_ORDER,
     METADATA_COLUMNS,
     MISSING_DATA_CODES,
     RECORD_ID,
     REDCAP_VERSION,
     metadata_row,
 )
+from registry.api.redcap_protocol import (
+    RedcapError,
+    body_error,
+    csv_delimiter,
+    error_format,
+    error_response,
+    flag,
+    form_fields,
+    param_list,
+    table_response,
+    timestamp,
+)
 from registry.api.throttling import TokenRateThrottle, UserRateThrottle
-from registry.models import Patient
+from registry.models import CLINICAL_MODELS, Patient
 from registry.security import audit
-from registry.transfer.exporting.writers import neutral
 
-# --- the protocol ------------------------------------------------------------------------------
-
-class RedcapError(Exception):
-    def __init__(self, message, status=400):
-        super().__init__(message)
-        self.message, self.status = message, status
-
-
-def param_list(post, name):
-    """An array parameter as REDCap accepts it: name[]=a&name[]=b, name[0]=a&name[1]=b or name=a,b."""
-    values = list(post.getlist(f"{name}[]"))
-    indexed = sorted((key for key in post if key.startswith(f"{name}[") and key[len(name) + 1:-1].isdigit()),
-                     key=lambda key: int(key[len(name) + 1:-1]))
-    values += [post[key] for key in indexed]
-    values += [item for value in post.getlist(name) for item in value.split(",")]
-    return [value.strip() for value in values if value.strip()]
-
-
-def error_format(post):
-    return post.get("returnFormat") or post.get("format") or "xml"
-
-
-def error_response(message, *, fmt, status=400):
-    if fmt == "json":
-        return JsonResponse({"error": message}, status=status)
-    if fmt == "csv":
-        return HttpResponse(f"ERROR: {message}", status=status, content_type="text/csv; charset=utf-8")
-    return HttpResponse(f'<?xml version="1.0" encoding="UTF-8" ?>\n<hash>\n  <error>{escape(message)}</error>\n</hash>',
-                        status=status, content_type="text/xml; charset=utf-8")
-
-
-def table_response(rows, columns, fmt, *, headers=None, single=False):
-    """Rows as REDCap's JSON (a list, or one object for project info) or CSV (header line first)."""
-    if fmt == "json":
-        return JsonResponse(rows[0] if single else rows, safe=False, json_dumps_params={"ensure_ascii": False})
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(headers or columns)
-    # Text a spreadsheet would run as a formula is made inert, as in the dataset export.
-    writer.writerows([[neutral(row.get(column, "")) for column in columns] for row in rows])
-    return HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+DAG_COLUMN = "redcap_data_access_group"
 
 
 def centre_names(user):
@@ -143,10 +125,10 @@ def export_project(request, post, fmt):
         "project_id": 1, "project_title": "Sarcoma PM registry", "creation_time": "", "production_time": "",
         "in_production": 1, "project_language": "English", "purpose": 2, "purpose_other": "",
         "project_notes": "Pseudonymised registry of pulmonary metastasectomy for soft-tissue sarcoma; "
-                         "read-only REDCap-compatible export.",
+                         "REDCap-compatible API (records are imported with every rule of the registry).",
         "custom_record_label": "", "secondary_unique_field": "", "is_longitudinal": 0,
         "has_repeating_instruments_or_events": 1, "surveys_enabled": 0, "scheduling_enabled": 0,
-        "record_autonumbering_enabled": 0, "randomization_enabled": 0, "ddp_enabled": 0,
+        "record_autonumbering_enabled": 1,  # the registry issues the pseudonyms (forceAutoNumber) "randomization_enabled": 0, "ddp_enabled": 0,
         "project_irb_number": "", "project_grant_number": "", "project_pi_firstname": "",
         "project_pi_lastname": "", "display_today_now_button": 1, "missing_data_codes": MISSING_DATA_CODES,
         "external_modules": "", "bypass_branching_erase_field_prompt": 0,
@@ -183,31 +165,68 @@ def selected_fields(post, *, with_complete=True):
 def export_records(request, post, fmt):
     rows, columns, headers = record_rows(request.user, post)
     audit.log_read(request, patient_ids=[row[RECORD_ID] for row in rows])
-    return table_response(rows, columns, fmt, headers=headers)
+    delimiter = csv_delimiter(post) if fmt == "csv" else ","
+    return table_response(rows, columns, fmt, headers=headers, delimiter=delimiter)
+
+
+def export_dags(request, post, fmt):
+    """The centres the user may read, as REDCap data access groups."""
+    rows = [{"data_access_group_name": name, "unique_group_name": dag_name(code), "data_access_group_id": dag_id(code)}
+            for code, name in centre_names(request.user).items()]
+    return table_response(rows, ["data_access_group_name", "unique_group_name", "data_access_group_id"], fmt)
+
+
+def dag_name(centre_code):
+    """A centre's unique group name: its code in lower case (REDCap's are lower case)."""
+    return centre_code.lower()
+
+
+def dag_id(centre_code):
+    """A stable number for a centre's group: its code (2-8 capital letters) read in base 27."""
+    number = 0
+    for letter in centre_code:
+        number = number * 27 + (ord(letter) - ord("A") + 1)
+    return number
+
+
+def changed_between(begin, end):
+    """A condition on patients: any of their rows was written (created, changed or deleted) at or after
+    `begin` and before `end`, as the audit trail (django-simple-history) records every write."""
+    when = {**({"history_date__gte": begin} if begin else {}), **({"history_date__lt": end} if end else {})}
+    condition = Q(pk__in=[])
+    for model in CLINICAL_MODELS:
+        condition |= Q(pk__in=model.history.model.objects.filter(**when).values("patient_id"))
+    return condition
 
 
 def record_rows(user, post):
     """(rows, columns, header line or None) of a record export: the records the user may read."""
     if post.get("type", "flat") != "flat":
         raise RedcapError(f'type={post["type"]} is not supported: this registry exports records as type=flat.')
-    for unsupported in ("filterLogic", "dateRangeBegin", "dateRangeEnd"):
-        if post.get(unsupported):
-            raise RedcapError(f'The parameter "{unsupported}" is not supported by this registry; '
-                              "export the records and filter them in your script.")
+    if post.get("filterLogic"):
+        raise RedcapError('The parameter "filterLogic" is not supported by this registry; '
+                          "export the records and filter them in your script.")
+    begin, end = timestamp(post, "dateRangeBegin"), timestamp(post, "dateRangeEnd")
+    decimal = post.get("decimalCharacter", "") or "."
+    if decimal not in (".", ","):
+        raise RedcapError('The value of the parameter "decimalCharacter" is not valid: use "." or ","')
     label = post.get("rawOrLabel", "raw") == "label"
     label_headers = post.get("rawOrLabelHeaders", "raw") == "label"
     gray = "" if post.get("exportBlankForGrayFormStatus", "").lower() == "true" else "0"
+    with_dag = flag(post, "exportDataAccessGroups")
     selected = selected_fields(post)
-    columns = [RECORD_ID, "redcap_repeat_instrument", "redcap_repeat_instance"]
+    columns = [RECORD_ID, "redcap_repeat_instrument", "redcap_repeat_instance", *([DAG_COLUMN] if with_dag else [])]
     columns += [item if isinstance(item, str) else item.name for item in selected if item != FIELDS_BY_NAME[RECORD_ID]]
     fields_of = {form.name: [item for item in selected if not isinstance(item, str) and item.form is form]
                  for form in FORMS}
     complete_wanted = {form.name for form in FORMS if f"{form.name}_complete" in selected}
-    centres = centre_names(user) if label else None
+    centres = centre_names(user) if label or with_dag else None
 
     patients = access.patients_readable(user)
     if record_ids := param_list(post, "records"):
         patients = patients.filter(pk__in=record_ids)
+    if begin or end:
+        patients = patients.filter(changed_between(begin, end))
     in_scope = {"patient_id__in": patients.values("pk")}
 
     def load(form):
@@ -218,9 +237,11 @@ def record_rows(user, post):
             return {row["patient_id"]: row for row in patients.order_by("patient_id").values(RECORD_ID, *needed)}
         if not needed and form.name not in complete_wanted:
             return {}
-        order = ["patient_id", INSTANCE_ORDER[form.model], "id"] if form.repeating else ["patient_id"]
+        # A repeating record's rows come in the order of its own, fixed instance numbers.
+        order = ["patient_id", "redcap_instance"] if form.repeating else ["patient_id"]
+        instance = ["redcap_instance"] if form.repeating else []
         grouped = {}
-        for row in form.model.objects.filter(**in_scope).order_by(*order).values("patient_id", *needed):
+        for row in form.model.objects.filter(**in_scope).order_by(*order).values("patient_id", *instance, *needed):
             grouped.setdefault(row["patient_id"], []).append(row)
         return grouped
 
@@ -228,16 +249,22 @@ def record_rows(user, post):
 
     def values(form, row):
         codes = row.get("missing_codes") or {}
-        return {field.name: field.export(row[field.column], label=label, centres=centres, code=codes.get(field.column))
+        return {field.name: field.export(row[field.column], label=label, centres=centres, code=codes.get(field.column),
+                                         decimal=decimal)
                 for field in fields_of[form.name] if field.name != RECORD_ID}
+
+    def group_of(patient_id):
+        code = patient_id.split("-", 1)[0]
+        return centres.get(code, code) if label else dag_name(code)
 
     base_forms = [form for form in FORMS if not form.repeating]
     base_wanted = any(fields_of[f.name] or f.name in complete_wanted for f in base_forms) or not any(
         fields_of[f.name] or f.name in complete_wanted for f in FORMS if f.repeating)
     out = []
     for patient_id, patient in tables["patients"].items():
+        group = {DAG_COLUMN: group_of(patient_id)} if with_dag else {}
         if base_wanted:
-            row = {RECORD_ID: patient_id, "redcap_repeat_instrument": "", "redcap_repeat_instance": ""}
+            row = {RECORD_ID: patient_id, "redcap_repeat_instrument": "", "redcap_repeat_instance": "", **group}
             row.update(values(FORMS[0], patient))
             tumours = tables["primary_tumours"].get(patient_id, [])
             if tumours:
@@ -250,22 +277,36 @@ def record_rows(user, post):
         for form in FORMS:
             if not form.repeating or not (fields_of[form.name] or form.name in complete_wanted):
                 continue
-            for instance, record in enumerate(tables[form.name].get(patient_id, []), start=1):
+            for record in tables[form.name].get(patient_id, []):
                 row = {RECORD_ID: patient_id, "redcap_repeat_instrument": form.label if label else form.name,
-                       "redcap_repeat_instance": str(instance)}
+                       "redcap_repeat_instance": str(record["redcap_instance"]), **group}
                 row.update(values(form, record))
                 if form.name in complete_wanted:
                     row[f"{form.name}_complete"] = COMPLETE
                 out.append(row)
     out = [{column: row.get(column, "") for column in columns} for row in out]
-    headers = None
-    if label_headers:
-        special = {RECORD_ID: "Patient ID", "redcap_repeat_instrument": "Repeat Instrument",
-                   "redcap_repeat_instance": "Repeat Instance"}
-        labels = {f.name: str(capfirst(f.model_field.verbose_name)) for f in FIELDS if f.model_field is not None}
-        labels.update({f"{form.name}_complete": "Complete?" for form in FORMS})
-        headers = [special.get(column) or labels.get(column, column) for column in columns]
-    return out, columns, headers
+    return out, columns, unique_label_headers(columns) if label_headers else None
+
+
+def unique_label_headers(columns):
+    """The header line of rawOrLabelHeaders=label: each field's label, and where two columns would
+    share one (surgery date, margin, complete?), the instrument's label after it, so that every
+    header names one column (a data frame keeps them apart)."""
+    special = {RECORD_ID: "Patient ID", "redcap_repeat_instrument": "Repeat Instrument",
+               "redcap_repeat_instance": "Repeat Instance", DAG_COLUMN: "Data Access Group"}
+    labels, forms = {}, {}
+    for field in FIELDS:
+        if field.model_field is not None:
+            labels[field.name] = "Registry ID" if field.is_registry_id else str(capfirst(field.model_field.verbose_name))
+            forms[field.name] = field.form
+    for form in FORMS:
+        labels[f"{form.name}_complete"], forms[f"{form.name}_complete"] = "Complete?", form
+    headers = [special.get(column) or labels.get(column, column) for column in columns]
+    shared = Counter(headers)
+    headers = [f"{header} ({forms[column].label})" if shared[header] > 1 and column in forms else header
+               for column, header in zip(columns, headers)]
+    shared = Counter(headers)
+    return [f"{header} [{column}]" if shared[header] > 1 else header for column, header in zip(columns, headers)]
 
 
 def classic_project(message):
@@ -281,6 +322,8 @@ CONTENT = {
     "instrument": export_instruments,
     "project": export_project,
     "repeatingFormsEvents": export_repeating,
+    "dag": export_dags,
+    "log": export_log,
     "formEventMapping": classic_project("You cannot export form/event mappings for classic projects"),
     "event": classic_project("You cannot export events for classic projects"),
     "arm": classic_project("You cannot export arms for classic projects"),
@@ -310,7 +353,7 @@ class FormatFieldNegotiation(DefaultContentNegotiation):
 
 @extend_schema(exclude=True)
 class RedcapApiView(APIView):
-    """POST /redcap/api/: the REDCap API protocol (exports only)."""
+    """POST /redcap/api/: the REDCap API protocol (exports, record imports, the log)."""
 
     authentication_classes = [RedcapTokenAuthentication]
     permission_classes = [IsAuthenticated]
@@ -321,11 +364,19 @@ class RedcapApiView(APIView):
 
     def post(self, request):
         post = request.POST
+        if any("\x00" in text for key, values in post.lists() for text in (key, *values)):
+            # No field of the registry holds one, and PostgreSQL refuses it in any query.
+            raise RedcapError("The request holds a NUL character, which no parameter may contain.")
         fmt = post.get("format", "xml")
         content = post.get("content", "")
-        if post.get("data") is not None or post.get("action") in ("import", "delete"):
-            raise RedcapError("This registry's REDCap endpoint only exports data; enter data in the registry "
-                              "itself (web app, workbook import or /api/v1/).", status=403)
+        if post.get("action") == "delete":
+            raise RedcapError("Nothing can be deleted through this registry's REDCap endpoint: delete records in "
+                              "the registry itself (web app or /api/v1/).", status=403)
+        if post.get("data") is not None or post.get("action") == "import":
+            if content != "record":
+                raise RedcapError("This registry's REDCap endpoint imports records only (content=record); its "
+                                  "project design, users and groups are managed in the registry.", status=403)
+            return import_records(request, post)
         if content == "version":
             return HttpResponse(REDCAP_VERSION, content_type="text/html; charset=utf-8")
         if content not in CONTENT:
@@ -335,7 +386,10 @@ class RedcapApiView(APIView):
         return CONTENT[content](request, post, fmt)
 
     def handle_exception(self, exc):
-        fmt = error_format(self.request.POST) if getattr(self, "request", None) is not None else "json"
+        # The form is read again only through form_fields: a body that is no form raised `exc`
+        # in the first place, and reading it again here would raise once more (a server error).
+        fmt = error_format(form_fields(self.request)) if getattr(self, "request", None) is not None else "json"
+        exc = body_error(exc) or exc
         if isinstance(exc, RedcapError):
             return error_response(exc.message, fmt=fmt, status=exc.status)
         if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):

@@ -1,7 +1,8 @@
 """The registry as a classic REDCap project: its instruments, fields and data dictionary.
 
-One instrument per table of the data dictionary, fields in table order; see registry.api.redcap
-for the layout of exported records and the protocol.
+One instrument per table of the data dictionary, fields in table order; each repeating instrument
+ends with `<instrument>_id`, the registry's own ID of the record (read-only). See
+registry.api.redcap for the layout of exported records and the protocol.
 """
 import datetime
 from dataclasses import dataclass
@@ -36,9 +37,6 @@ BRANCHING = {
     "recurrence_site": "[event] = 'recurrence'",
     "cause_of_death": "[event] = 'death'",
 }
-
-# The date of each repeating instrument that numbers its instances.
-INSTANCE_ORDER = {Metastasectomy: "surgery_date", SystemicTherapy: "start_date", FollowUp: "event_date"}
 
 COMPLETE = "2"  # REDCap's form status "Complete": a record in the registry has passed every rule
 
@@ -78,9 +76,14 @@ class Field:
         field = self.model_field
         return [(str(code), str(label)) for code, label in field.choices] if field is not None and field.choices else []
 
-    def export(self, value, *, label=False, centres=None, code=None):
+    @property
+    def is_registry_id(self):
+        return self.column == "id"
+
+    def export(self, value, *, label=False, centres=None, code=None, decimal="."):
         """A stored value as REDCap exports it: always text, "" for unknown; a missing-data `code`
-        in place of the value, as REDCap does (its label with rawOrLabel=label)."""
+        in place of the value, as REDCap does (its label with rawOrLabel=label); numbers with the
+        decimal character asked for (REDCap's decimalCharacter)."""
         if code:
             return str(dict(MISSING_CODES).get(code, code)) if label else code
         if value is None:
@@ -90,7 +93,7 @@ class Field:
         if isinstance(value, datetime.date):
             return value.isoformat()
         if isinstance(value, Decimal):
-            return str(value)
+            return str(value).replace(".", decimal)
         if label and self.column == "centre" and centres:
             return centres.get(value, value)
         if label and self.choices:
@@ -116,7 +119,14 @@ def all_fields():
             model_field = None if column == RECORD_ID else form.model._meta.get_field(
                 "centre" if column == "centre" else column)
             fields.append(Field(RENAMED.get((form.name, column), column), form, column, model_field))
+        if form.repeating:
+            fields.append(Field(registry_id_field(form), form, "id", form.model._meta.pk))
     return fields
+
+
+def registry_id_field(form):
+    """The field holding the registry's ID of a repeating record, e.g. `metastasectomies_id`."""
+    return f"{form.name}_id"
 
 
 FIELDS = all_fields()
@@ -134,6 +144,11 @@ def metadata_row(field, centres):
         row.update(field_label="Patient ID", required_field="y",
                    field_note="Registry pseudonym, e.g. MUC-7K3QZ9.",
                    field_annotation=f"{row['field_annotation']} {NO_MISSING}")
+        return row
+    if field.is_registry_id:
+        row.update(field_label="Registry ID", text_validation_type_or_show_slider_number="integer",
+                   field_note="The registry's ID of this record: given by the registry, never changed.",
+                   field_annotation=f"@READONLY registry column: {field.form.name}.id")
         return row
     row.update(field_label=str(capfirst(model_field.verbose_name)), field_note=str(model_field.help_text or ""),
                required_field="" if model_field.null else "y", branching_logic=BRANCHING.get(field.column, ""))

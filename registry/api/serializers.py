@@ -26,7 +26,7 @@ def column_of(field):
 def dictionary_columns(model):
     """The dictionary's columns of a model, in table order (without id and bookkeeping)."""
     return [column_of(f) for f in model._meta.concrete_fields
-            if f.name not in (*BOOKKEEPING, MISSING_CODES) and not (f.primary_key and f.name == "id")]
+            if f.name not in (*BOOKKEEPING, MISSING_CODES, "redcap_instance") and not (f.primary_key and f.name == "id")]
 
 
 def missing_codes_field():

@@ -6,6 +6,7 @@
 - read      a read of patient-level data (SecurityEvent) or a dataset export (ExportLog);
 - refused   a refused or throttled request, an invalid API token (SecurityEvent);
 - import    a written import (ImportRun) or a refused one (SecurityEvent);
+- query     a step of a data clarification request (QueryMessage): raised, answered, closed, reopened;
 - security  sign-ins, sign-outs and failed sign-ins (django-axes), two-factor and token events,
             sign-in unlocks, refused signatures (SecurityEvent);
 - signature a PI's signature of a case: its meaning and the SHA-256 of the case signed (Signature);
@@ -30,7 +31,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from registry.dictionary import BOOKKEEPING, TABLE_MODELS
-from registry.models import ExportLog, FieldVerification, ImportRun, SecurityEvent, Signature
+from registry.models import ExportLog, FieldVerification, ImportRun, QueryMessage, SecurityEvent, Signature
 from registry.security.audit import EVERY_CENTRE, centre_of
 from registry.transfer.exporting.writers import neutral
 
@@ -157,6 +158,22 @@ def _exports(filters):
                           f"data version {export.data_version}")
 
 
+def _query_messages(filters):
+    messages = QueryMessage.objects.filter(**filters.times("created_at")).select_related("query")
+    if filters.username:
+        messages = messages.filter(username=filters.username)
+    if filters.patient_id:
+        messages = messages.filter(patient_id=filters.patient_id)
+    for message in messages.order_by("created_at", "pk").iterator(chunk_size=CHUNK):
+        query = message.query
+        yield _row(at=message.created_at, kind="query", event=message.action, user=message.username,
+                   ip_address=message.ip_address or "", what=f"query {query.pk}", patient_id=message.patient_id,
+                   centres=query.centre_id, source=message.system_note,
+                   record=f"{query.table} {query.record_pk}" + (f" {query.field}" if query.field else ""),
+                   detail=" ".join(part for part in (
+                       f"version {message.record_version}" if message.record_version else "", message.text) if part))
+
+
 def _imports(filters):
     imports = ImportRun.objects.filter(**filters.times("finished_at"))
     if filters.username:
@@ -204,7 +221,8 @@ def _sign_ins(model, field, event, filters):
 def trail_rows(filters):
     """Every row of the trail that passes the filters, oldest first."""
     sources = [_history(table, model, filters) for table, model in TABLE_MODELS.items()]
-    sources += [_events(filters), _exports(filters), _signatures(filters), _verifications(filters)]
+    sources += [_events(filters), _exports(filters), _signatures(filters), _verifications(filters),
+                _query_messages(filters)]
     if not filters.patient_id:  # imports and sign-ins concern no one patient
         sources += [_imports(filters), _sign_ins(AccessLog, "attempt_time", "signed-in", filters),
                     _sign_ins(AccessLog, "logout_time", "signed-out", filters),

@@ -28,6 +28,8 @@ from registry.cases import centre_of
 from registry.dictionary import TABLE_MODELS, TABLES
 from registry.models import Patient
 from registry.pseudonyms import unique_pseudonyms
+from registry.services import queries
+from registry.services.instances import instances_number
 from registry.services.seals import seal_on_commit
 from registry.services.status import COMPLETE, IN_PROGRESS, LOCKED, VERIFIED, refuse_if_locked
 from registry.services.versions import bump_data_version
@@ -150,6 +152,7 @@ def records_create(model, records, *, user, now, reason):
         return
     # In pseudonym order the patient_id indexes are filled page by page instead of at random
     # places (measured: 15-20 % less PostgreSQL CPU for 10,000 new patients).
+    instances_number(model, records)  # before sorting: a patient's records keep the file's order on ties
     records = sorted(records, key=attrgetter("patient_id"))
     fields = [f for f in model._meta.concrete_fields]
     auto_id = model._meta.pk.name == "id"
@@ -258,6 +261,7 @@ def import_write(*, user, creates, updates, reason):
         for table in TABLES:
             records_create(TABLE_MODELS[table], creates[table], user=user, now=now, reason=reason)
             records_update(TABLE_MODELS[table], updates[table], user=user, now=now, reason=reason)
+        queries.import_checks_sync(creates, updates)  # set-based: a few statements per 5,000 patients
         bump_data_version(centres)
     return now
 

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from registry import access, audit_chain
 from registry.audit_tables import ERASURE_SETTING, erasable
-from registry.models import CLINICAL_MODELS, ErasureTombstone, Patient, Submission
+from registry.models import CLINICAL_MODELS, ErasureTombstone, Patient, Query, Submission
 from registry.services.versions import bump_data_version
 
 
@@ -41,16 +41,18 @@ def _submissions(records):
     return Submission.objects.filter(named)
 
 
-def _counts(records, audit_rows):
+def _counts(records, audit_rows, patient_id):
     counts = {model._meta.db_table: len(keys) for model, keys in records.items()}
     counts.update({table: len(ids) for table, ids in audit_rows.items()})
     counts[Submission._meta.db_table] = _submissions(records).count()
+    # the data clarification requests about the patient (their messages are audit rows, erased with them)
+    counts[Query._meta.db_table] = Query.objects.filter(patient_id=patient_id).count()
     return {table: count for table, count in counts.items() if count}
 
 
 def patient_erasure_counts(*, patient_id):
     """{table: rows naming the patient} that patient_erase would delete; empty for an unknown pseudonym."""
-    return _counts(_records(patient_id), _audit_rows(patient_id))
+    return _counts(_records(patient_id), _audit_rows(patient_id), patient_id)
 
 
 def _allow_audit_deletes(reference):
@@ -89,7 +91,7 @@ def patient_erase(*, user, patient_id, reference):
     key = audit_chain.chain_key()
     Patient.objects.select_for_update().filter(pk=patient_id).first()  # every write locks the case first
     records, audit_rows = _records(patient_id), _audit_rows(patient_id)
-    counts = _counts(records, audit_rows)
+    counts = _counts(records, audit_rows, patient_id)
     if not counts:
         raise Patient.DoesNotExist(_("No patient %(id)s is in the registry or its history.") % {"id": patient_id})
     centre = patient_id.split("-")[0]  # a pseudonym names its centre, and never moves
@@ -102,6 +104,7 @@ def patient_erase(*, user, patient_id, reference):
     for audited in erasable():
         audited.model._base_manager.filter(**{audited.patient_column: patient_id}).delete()
     _submissions(records).delete()
+    Query.objects.filter(patient_id=patient_id).delete()  # after their messages (erasable audit rows)
     _delete_records(patient_id)
     _allow_audit_deletes("")
     if records[Patient]:

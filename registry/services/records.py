@@ -13,11 +13,21 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from registry import access, rules
-from registry.cases import TABLE_OF, Case, assemble, case_with, centre_of, records_from_values, stored_values
+from registry.cases import (
+    COLLECTIONS,
+    TABLE_OF,
+    Case,
+    assemble,
+    case_with,
+    centre_of,
+    records_from_values,
+    stored_values,
+)
 from registry.models import CLINICAL_MODELS, Centre, DeletedRecord, Patient, Restoration, Submission
 from registry.pseudonyms import unique_pseudonym
 from registry.selectors import case_load, existing_patient_ids
-from registry.services import bulk
+from registry.services import bulk, queries
+from registry.services.instances import REPEATING, next_instance
 from registry.services.status import (
     COMPLETE,
     IN_PROGRESS,
@@ -103,7 +113,8 @@ def _changed_columns(stored, record):
 
 
 @transaction.atomic
-def record_save(*, user, record, expected_version=None, source="", idempotency_key=None, reason=None):
+def record_save(*, user, record, expected_version=None, source="", idempotency_key=None, reason=None,
+                redcap_instance=None):
     """Validate and save one clinical record (create or update); returns the saved record.
 
     A new patient gets a freshly issued pseudonym. `expected_version` is the version the editor
@@ -113,7 +124,9 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
     change of a complete or verified record needs; a change of a verified record sends it back to
     complete. A locked record, or a record of a locked patient, is refused (RecordLocked). A new
     record sent with an `idempotency_key` the user sent before is not created again: the first one
-    is returned.
+    is returned. A new metastasectomy, systemic therapy or follow-up event gets its patient's next
+    REDCap instance number (services.instances), or `redcap_instance` when the REDCap import names
+    a free one.
     """
     is_new = record._state.adding
     if is_new and idempotency_key:  # a create sent again (a double click, a retried request)
@@ -141,6 +154,8 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
             record.status = COMPLETE  # verified values changed: to be verified again
     elif case is not None:
         refuse_if_locked(record, case.patient)
+    if is_new and type(record) in REPEATING:
+        _number(record, getattr(case, COLLECTIONS[type(record)]) if case else [], redcap_instance)
     # The locked case shows the patient exists: its foreign key needs no query of its own (but a
     # unique one, the primary tumour's, is still checked).
     record.full_clean(exclude=["patient"] if case and not isinstance(record, Patient) else None, validate_unique=False)
@@ -154,10 +169,21 @@ def record_save(*, user, record, expected_version=None, source="", idempotency_k
     except IntegrityError as error:  # a concurrent writer won the race for a unique value
         raise ValidationError(_("The record conflicts with one saved at the same moment: %(error)s")
                               % {"error": error}) from error
+    # The soft checks' queries follow the change (no statement unless a finding came or went).
+    queries.case_checks_sync(before=case, after=case_with(case, record) if case else Case(patient=record))
     bump_data_version([centre])
     if is_new and idempotency_key and access.audit_user(user) is not None:
         Submission.objects.filter(user=access.audit_user(user), key=idempotency_key[:64]).update(record_pk=str(record.pk))
     return record
+
+
+def _number(record, stored, wanted):
+    """Give a new repeating record its instance number: `wanted` if no stored record holds it, else
+    the next one."""
+    if wanted is not None and any(other.redcap_instance == wanted for other in stored):
+        raise ValidationError({"redcap_instance": _("%(record)s: instance %(n)s of this patient is taken.")
+                               % {"record": rules.describe(record), "n": wanted}})
+    record.redcap_instance = wanted or next_instance(type(record), record.patient_id, stored)
 
 
 def patient_create(*, user, centre, source="", idempotency_key=None, **fields):
@@ -208,8 +234,11 @@ def record_delete(*, user, record, reason="", expected_version=None, source=""):
     if expected_version is not None and stored.version != expected_version:
         raise StaleRecordError(stored, [])
     reason = _required_reason(reason, _("Give a reason for deleting %(record)s.") % {"record": rules.describe(stored)})
-    if not isinstance(record, Patient):
+    if isinstance(record, Patient):
+        queries.case_checks_sync(before=case, after=None, deleted=deleted)
+    else:
         _check(case, stored, delete=True)
+        queries.case_checks_sync(before=case, after=case_with(case, stored, delete=True), deleted=[stored])
     who, why = access.audit_user(user), change_reason(source, reason)
     DeletedRecord.objects.create(
         table=TABLE_OF[type(stored)], record_pk=str(stored.pk), patient_id=stored.patient_id, centre_id=centre,
@@ -262,6 +291,10 @@ def record_restore(*, user, deleted_record, reason="", source=""):
         restored.validate_unique()
         _check(case, restored)
     who, why = access.audit_user(user), change_reason(source, reason)
+    for one in records:  # a tombstone written before REDCap instance numbers: the record takes the next one
+        if type(one) in REPEATING and one.redcap_instance is None:
+            numbered = [r for r in [*(case.records() if case else ()), *records] if type(r) is type(one)]
+            one.redcap_instance = next_instance(type(one), one.patient_id, numbered)
     for one in records:
         created_at = one.created_at
         one.version += 1
@@ -270,6 +303,10 @@ def record_restore(*, user, deleted_record, reason="", source=""):
         # The record's creation stays when it was first created (the save stamps the present).
         type(one).objects.filter(pk=one.pk).update(created_at=created_at)
         one.created_at = created_at
+    if isinstance(restored, Patient):
+        queries.case_checks_sync(before=None, after=assemble(restored, records[1:]))
+    else:
+        queries.case_checks_sync(before=case, after=case_with(case, restored))
     Restoration.objects.create(deleted_record=tombstone, patient_id=tombstone.patient_id, restored_at=timezone.now(),
                                restored_by=who, username=who.get_username() if who else "", source=source,
                                reason=reason)
@@ -312,4 +349,5 @@ def cases_create(*, user, cases, reason="bulk load"):
     for model in CLINICAL_MODELS:  # parents before children
         records = [record for case in cases for record in case.records() if type(record) is model]
         bulk.records_create(model, records, user=user, now=now, reason=reason)
+    queries.cases_checks_sync(cases)
     bump_data_version(case.patient.centre_id for case in cases)

@@ -32,11 +32,13 @@ def progress_rows(user):
     """One dict per readable centre, in code order, with the page's and the CSV's columns."""
     centres = list(access.centres_readable(user))
     progress = selectors.centre_progress(access.patients_readable(user))
+    queries = selectors.query_ages_by_centre(access.queries_readable(user))
     rows = []
     for centre in centres:
         found = progress.get(centre.code, {"patients": 0, "records": 0, "complete": 0, "verified": 0,
                                            "last_entry": None})
-        rows.append({"centre": centre, **found,
+        pending = queries.get(centre.code, {"open": 0, "answered": 0, "oldest_days": None, "median_days": None})
+        rows.append({"centre": centre, **found, **{f"queries_{key}": value for key, value in pending.items()},
                      "complete_percent": percent(found["complete"], found["records"]),
                      "verified_percent": percent(found["verified"], found["records"])})
     return rows
@@ -76,8 +78,8 @@ def recruitment_chart(inclusions, centres):
 @login_required
 @require_GET
 def study_progress(request):
-    """Per centre: patients, records complete and verified (%), the last entry, and inclusions
-    over time; ?format=csv downloads the table."""
+    """Per centre: patients, records complete and verified (%), open queries with their median and
+    oldest age, the last entry, and inclusions over time; ?format=csv downloads the table."""
     rows = progress_rows(request.user)
     if request.GET.get("format") == "csv":
         return progress_csv(rows)
@@ -86,15 +88,22 @@ def study_progress(request):
     return render(request, "registry/study_progress.html", {"rows": rows, "chart": chart})
 
 
+def blank_if_none(value):
+    return "" if value is None else value
+
+
 def progress_csv(rows):
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="study-progress_{timezone.localdate():%Y-%m-%d}.csv"'
     writer = csv.writer(response)
-    writer.writerow(["centre", "patients", "records", "complete_percent", "verified_percent", "last_entry"])
+    writer.writerow(["centre", "patients", "records", "complete_percent", "verified_percent", "open_queries",
+                     "open_queries_median_age_days", "open_queries_oldest_age_days", "answered_queries", "last_entry"])
     for row in rows:
         last = row["last_entry"]
         writer.writerow([row["centre"].code, row["patients"], row["records"], row["complete_percent"],
-                         row["verified_percent"], timezone.localtime(last).isoformat(timespec="seconds") if last else ""])
+                         row["verified_percent"], row["queries_open"], blank_if_none(row["queries_median_days"]),
+                         blank_if_none(row["queries_oldest_days"]), row["queries_answered"],
+                         timezone.localtime(last).isoformat(timespec="seconds") if last else ""])
     return response
 
 

@@ -26,6 +26,7 @@ from registry.security import audit
 from registry.services import StaleRecordError
 from registry.services.status import REASON_MAX_LENGTH
 from registry.web import deleted, quality, signatures, status_grid, verification
+from registry.web import queries as query_pages
 from registry.web.filters import PatientFilterForm
 from registry.web.forms import RECORD_FORMS, PatientForm
 from registry.web.presentation import (
@@ -196,6 +197,7 @@ def patient_detail(request, patient_id):
     statuses = {(type(record), record.pk): record_status_info(request.user, patient, record, can_write=can_write)
                 for record in records}
     verification.add_field_progress(request.user, patient, records, statuses)
+    query_pages.attach_to_statuses(request.user, patient, statuses)  # each record's pending queries
     return render(request, "registry/patient_detail.html", {
         "patient": patient,
         "statuses": statuses,
@@ -368,13 +370,17 @@ def record_delete(request, patient_id, kind, pk):
     return delete_record(request, patient, record, done_url=patient_url(patient, kind))
 
 
-def save(request, form):
-    """Save through the services; None on success, else the StaleRecordError (errors go on the form)."""
+def save(request, form, query=None):
+    """Save through the services; None on success, else the StaleRecordError (errors go on the form).
+    With a `query`, the save answers it (registry.web.queries)."""
     try:
-        services.record_save(source="web", user=request.user, record=form.instance,
-                             expected_version=form.cleaned_data.get("version"),
-                             idempotency_key=form.cleaned_data.get("submission"),
-                             reason=form.cleaned_data.get("reason"))
+        if query is not None:
+            query_pages.answer_by_edit(request, form, query)
+        else:
+            services.record_save(source="web", user=request.user, record=form.instance,
+                                 expected_version=form.cleaned_data.get("version"),
+                                 idempotency_key=form.cleaned_data.get("submission"),
+                                 reason=form.cleaned_data.get("reason"))
     except ValidationError as error:
         form.add_service_error(error)
         return error
@@ -386,10 +392,17 @@ def save(request, form):
 def edit_record(request, patient, record, form_class, *, title, section=""):
     if request.method == "GET":  # the form shows the record's values
         audit.log_read(request, patient_ids=[patient.pk])
+    query = query_pages.query_to_answer(request, record)  # ?query=: the save answers it
     form = form_class(request.POST or None, instance=record)
+    if query and "reason" in form.fields:  # the change's reason in the history names the query
+        form.fields["reason"].initial = _("Answer to query %(query)s") % {"query": query.pk}
     changes, stale = [], False
     if request.method == "POST" and form.is_valid():
-        outcome = save(request, form)
+        outcome = save(request, form, query)
+        if outcome is None and query:
+            messages.success(request, _("%(record)s saved: query %(query)s is answered.") % {
+                "record": capfirst(type(record)._meta.verbose_name), "query": query.pk})
+            return redirect("query_detail", query.pk)
         if outcome is None:
             messages.success(request, _("%(record)s saved.") % {"record": capfirst(type(record)._meta.verbose_name)})
             return redirect(patient_url(patient, section))
@@ -398,7 +411,7 @@ def edit_record(request, patient, record, form_class, *, title, section=""):
             form, changes = merged_form(request, form, form_class, outcome.current)
     return render(request, "registry/record_form.html", {
         "form": form, "patient": patient, "title": title, "changes": changes,
-        "stale": stale,
+        "stale": stale, "query": query_pages.summary(query) if query else None,
         "cancel_url": patient_url(patient, section),
     })
 
@@ -421,11 +434,15 @@ def merged_form(request, form, form_class, current):
         opened = getattr(base, attname) if base is not None else theirs
         if theirs == opened:
             continue  # only she may have changed it: her entry stands
+        value = field.prepare_value(theirs_form[name].value())
+        theirs_entry = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
         if yours == opened:  # only they changed it: take theirs
-            value = field.prepare_value(theirs_form[name].value())
-            data[name] = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+            data[name] = theirs_entry
+        # (label, theirs, yours, which the form holds, and for the page's "use theirs / keep mine"
+        # buttons the field's name with both entries as the form takes them)
         changes.append((label(model, name), shown(model, name, theirs), shown(model, name, yours),
-                        _("theirs") if yours == opened else _("yours")))
+                        _("theirs") if yours == opened else _("yours"), name, theirs_entry,
+                        request.POST.get(name, "")))
     data["version"] = str(current.version)
     return form_class(data, instance=current), changes
 

@@ -39,7 +39,11 @@ def bulk_load(cohort):
     for code in sorted({row["centre"] for row in cohort["patients"]}):
         Centre.objects.get_or_create(code=code, defaults={"name": f"Synthetic centre {code}"})
     for table, model in rows.TABLE_MODELS.items():
-        model.objects.bulk_create([rows.instance_from_row(model, row) for row in cohort[table]], batch_size=2000)
+        records = [rows.instance_from_row(model, row) for row in cohort[table]]
+        if hasattr(model, "redcap_instance"):  # a repeating table: numbers unique per patient, as required
+            for number, record in enumerate(records, start=1):
+                record.redcap_instance = number
+        model.objects.bulk_create(records, batch_size=2000)
 
 
 def truth(log_hr):

@@ -10,6 +10,7 @@ import csv
 import datetime
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -26,7 +27,7 @@ from analysis.models import SavedPlan
 from analysis.plan import FACTORS, AnalysisPlan
 from registry import selectors, services, synthetic
 from registry.management.commands.generate_cohort import cohort_load
-from registry.models import CLINICAL_MODELS, AuditSeal, Centre, FollowUp, Patient
+from registry.models import CLINICAL_MODELS, AuditSeal, Centre, FollowUp, Patient, Query, QueryMessage
 from tests import factories as f
 from tests.audit import empty
 
@@ -45,7 +46,8 @@ def cohort(django_db_setup, django_db_blocker):
         for model in reversed(CLINICAL_MODELS):
             model.objects.all().delete()
         # After the rows (deleting a row writes an audit row); the audit tables are append-only.
-        empty(*[model.history.model for model in CLINICAL_MODELS], AuditSeal)
+        empty(*[model.history.model for model in CLINICAL_MODELS], AuditSeal, QueryMessage)
+        Query.objects.all().delete()  # the soft checks' queries of the cohort (they outlive its patients)
         Centre.objects.all().delete()
         cache.clear()
 
@@ -491,6 +493,8 @@ def test_figures_tables_and_cohort_flow_are_drawn_in_the_language_of_the_page(cl
 def test_the_time_axis_and_bands_follow_the_query_and_a_bad_axis_keeps_the_default(client, pi):
     months = [at["months"] for at in get(client, pi, xmax="24").context["km"][0][3][0]["at"]]
     assert months == [0, 12, 24]
+    months = [at["months"] for at in get(client, pi, xmax="24", xstep="6").context["km"][0][3][0]["at"]]
+    assert months == [0, 6, 12, 18, 24]
     response = get(client, pi, xmax="5000")
     assert response.context["form"].errors["xmax"]
     default = [at["months"] for at in response.context["km"][0][3][0]["at"]]
@@ -529,3 +533,14 @@ def test_unticking_every_covariate_says_so_and_keeps_the_plans_covariates(client
     assert response.context["plan"] == AnalysisPlan()
     assert "No covariate ticked" in response.context["form"].errors["covariates"][0]
     assert "No covariate ticked" in response.content.decode()
+
+
+def test_the_numbers_at_risk_download_follows_the_figures_time_axis(client, pi):
+    rows = get(client, pi, f"{URL}data/risk.csv", xmax="24", xstep="6").content.decode().splitlines()
+    assert {line.split(",")[2] for line in rows[1:]} == {"0", "6", "12", "18", "24"}
+
+
+def test_the_cumulative_incidence_figure_shares_the_kaplan_meier_time_axis(client, pi):
+    svg = get(client, pi, xmax="24", xstep="6").context["cif_svg"]
+    ticks = re.findall(r">(\d+)</text>", svg)
+    assert ticks[-5:] == ["0", "6", "12", "18", "24"] and "60" not in ticks

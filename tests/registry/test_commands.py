@@ -11,9 +11,10 @@ TABLES = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp)
 
 
 def strip_timestamps():
-    """Table contents without the bookkeeping columns that depend on when they were written."""
+    """Table contents without the bookkeeping columns that depend on when they were written (ids and
+    REDCap instances are never given twice, so a reload after a deletion gets new ones)."""
     return {model.__name__: sorted(
-        repr(sorted((k, v) for k, v in row.items() if k not in ("id", "created_at", "updated_at")))
+        repr(sorted((k, v) for k, v in row.items() if k not in ("id", "created_at", "updated_at", "redcap_instance")))
         for row in model.objects.values()) for model in TABLES}
 
 

@@ -28,7 +28,17 @@ from registry.api import redcap_urls
 from registry.api import urls as api_urls
 from registry.api.models import ApiToken
 from registry.api.serializers import TABLES
-from registry.models import DeletedRecord, FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
+from registry.models import (
+    DeletedRecord,
+    FollowUp,
+    Metastasectomy,
+    Patient,
+    PrimaryTumour,
+    Query,
+    QueryMessage,
+    SystemicTherapy,
+)
+from registry.services import queries
 from tests import factories as f
 from tests.registry.api.test_api_helpers import (  # noqa: F401,E501
     client_for,
@@ -41,7 +51,7 @@ from tests.registry.api.test_api_helpers import (  # noqa: F401,E501
 pytestmark = pytest.mark.django_db
 
 ROLES = ["anonymous", "nurse", "other_nurse", "pi", "monitor", "coordinator", "deactivated"]
-MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp)
+MODELS = (Patient, PrimaryTumour, Metastasectomy, SystemicTherapy, FollowUp, Query, QueryMessage)
 
 
 def walk(patterns, prefix=""):
@@ -102,6 +112,14 @@ EXPECTED = {
     ("deleted-records-restore", "POST"): {"anonymous": 401, "nurse": 403, "other_nurse": 404, "pi": 403,
                                           "monitor": 403, "coordinator": 200},
     **{("not-found", method): dict.fromkeys(ROLES, 404) for method in ("GET", "POST", "PUT", "PATCH", "DELETE")},
+    # queries: a monitor or a coordinator raises one (another centre's record does not exist for the
+    # other nurse); the nurse answers; a monitor or a coordinator closes and reopens
+    ("queries-list", "GET"): READ_LIST,
+    ("queries-list", "POST"): {**CREATE, "nurse": 403, "monitor": 201},
+    ("queries-detail", "GET"): READ_ONE,
+    ("queries-answer", "POST"): {**CHANGE, "monitor": 403},
+    ("queries-close", "POST"): {**CHANGE, "nurse": 403, "monitor": 200},
+    ("queries-reopen", "POST"): {**CHANGE, "nurse": 403, "monitor": 200},
 }
 for _table in TABLES:
     EXPECTED.update({
@@ -144,6 +162,7 @@ def world(case, nurse, other_nurse, pi, monitor, coordinator):
     extra = services.record_save(user=nurse, record=f.follow_up(case, event_date=datetime.date(2017, 2, 1)))
     services.record_delete(user=nurse, record=extra, reason="entered twice")
     deactivated = f.user("deactivated", memberships=[("MUC", "coordinator")], is_active=False)
+    queries.query_raise(user=monitor, record=case.systemic_therapies.get(), field="cycles", text="How many cycles?")
     return {"case": case, "nurse": nurse, "other_nurse": other_nurse, "pi": pi, "monitor": monitor,
             "coordinator": coordinator, "anonymous": None, "deactivated": deactivated}
 
@@ -192,6 +211,16 @@ def request_for(name, method, world):
                  "systemic-therapies": "regimen", "follow-up": "event"}[table.url]
         return (f"/api/v1/{table.url}/{record.pk}/verification/", {"fields": [field]} if method == "POST" else None,
                 {"HTTP_IF_MATCH": f'"{record.version}"'})
+    if resource == "queries":
+        query = Query.objects.get(origin="manual")
+        if kind == "reopen":  # an answered query (the nurse's answer is rolled back with the request)
+            queries.query_answer(user=world["nurse"], query=query, text="Six cycles.")
+        if kind == "list":
+            therapy = case.systemic_therapies.get()
+            return "/api/v1/queries/", {"table": "systemic_therapies", "record_id": str(therapy.pk), "field": "cycles",
+                                        "text": "How many cycles?"} if method == "POST" else None
+        return f"/api/v1/queries/{query.pk}/" + ("" if kind == "detail" else f"{kind}/"), \
+            {"text": "Six cycles."} if method == "POST" else None
     return {
         "centres-list": ("/api/v1/centres/", None),
         "centres-detail": ("/api/v1/centres/MUC/", None),

@@ -78,7 +78,7 @@ STORED, OTHER_CENTRE, BARE = "MUC-STORED", "HD-STORED", "MUC-BARE"
 REGISTRY_MODELS = [model for model in apps.get_app_config("registry").get_models()
                    if model.__name__ not in ("Job", "SecurityEvent")]
 # What an accepted import may change: the clinical tables, their audit tables and ImportRun.
-IMPORT_WRITES = ["ImportRun", "DataVersion", *[m.__name__ for t in TABLES for m in (TABLE_MODELS[t], TABLE_MODELS[t].history.model)]]
+IMPORT_WRITES = ["ImportRun", "DataVersion", "Query", "QueryMessage", *[m.__name__ for t in TABLES for m in (TABLE_MODELS[t], TABLE_MODELS[t].history.model)]]
 BY_NAME = {table: {c.name: c for c in import_columns(table)} for table in TABLES}  # with local_id
 NAMES = {table: [c.name for c in COLUMNS[table]] for table in TABLES}  # the table's own columns
 PATIENT_HEADER = ["local_id", *NAMES["patients"][1:]]  # a patients sheet of new patients

@@ -101,3 +101,24 @@ def test_a_malformed_interval_falls_back_to_the_setting(case, nurse, settings):
     settings.FOLLOW_UP_DUE_MONTHS = 6
     page = signed_in(nurse).get(reverse("follow_up_due") + "?months=abc")
     assert page.context["months"] == 6
+
+
+def test_progress_counts_open_queries_with_their_median_and_oldest_age_per_centre(case, monitor, coordinator):
+    from django.utils import timezone
+
+    from registry.models import Query
+    from registry.services import queries
+
+    # The case's last news is from 2016: its soft check has raised "no contact" (20 days ago, say).
+    Query.objects.filter(origin="soft_check").update(created_at=timezone.now() - datetime.timedelta(days=20))
+    therapy = case.systemic_therapies.get()
+    for field, days in (("cycles", 10), ("regimen", 4), ("intent", 1)):
+        query = queries.query_raise(user=monitor, record=therapy, field=field, text="Please check.")
+        Query.objects.filter(pk=query.pk).update(created_at=timezone.now() - datetime.timedelta(days=days))
+    client = signed_in(coordinator)
+    row = next(r for r in client.get(reverse("study_progress")).context["rows"] if r["centre"].code == "MUC")
+    assert (row["queries_open"], row["queries_median_days"], row["queries_oldest_days"]) == (4, 7, 20)
+    rows = list(csv.DictReader(io.StringIO(client.get(reverse("study_progress") + "?format=csv").content.decode())))
+    muc = next(r for r in rows if r["centre"] == "MUC")
+    assert (muc["open_queries"], muc["open_queries_median_age_days"], muc["open_queries_oldest_age_days"]) == \
+        ("4", "7.0", "20")

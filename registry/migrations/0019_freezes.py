@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0016_missing_data_codes'),
+        ('registry', '0018_queries'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
