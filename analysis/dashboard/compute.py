@@ -131,6 +131,11 @@ def cache_key(kind, plan, version, centres):
     return f"{CACHE_PREFIX}:{kind}:{plan.hash}:{version}:{scope_key(centres)}"
 
 
+def version_key(version, freeze=None):
+    """The data part of a cache key: the live data version, or the freeze and its version."""
+    return version if freeze is None else f"freeze-{freeze.pk}-{version}"
+
+
 def entry_kinds(factor):
     """The cache entries' kinds for a stratification factor. The small-group guard changes what is
     shown and drawn, and the language the labels of the strata and the text of the figures: both
@@ -140,21 +145,22 @@ def entry_kinds(factor):
             "figures": f"figures:{factor}:{guard}:{language}"}
 
 
-def results(plan, centres, factor):
+def results(plan, centres, factor, freeze=None):
     """{"report", "strata", "cache": "hit"|"miss", "figures_key"} for the plan, the centres
-    (None = all) and the stratification factor.
+    (None = all), the stratification factor and the data freeze (None: the live registry).
 
-    Reads the data version (ten indexed queries), then the cache; on a miss reads the frame
-    once, computes what is missing and stores it under the version the frame was read at.
-    Two requests missing at the same moment both compute (no lock): the cost of a rare double
-    computation is lower than that of a lock every request would pass through.
+    Reads the data version (ten indexed queries; a freeze's: one), then the cache; on a miss
+    reads the frame once, computes what is missing and stores it under the version the frame
+    was read at. Two requests missing at the same moment both compute (no lock): the cost of a
+    rare double computation is lower than that of a lock every request would pass through.
     """
     kinds = entry_kinds(factor)
 
     def keys(version):
-        return {name: cache_key(kind, plan, version, centres) for name, kind in kinds.items()}
+        return {name: cache_key(kind, plan, version_key(version, freeze), centres) for name, kind in kinds.items()}
 
-    key = keys(selectors.data_version(centres))  # another centre's saves leave this view cached
+    # another centre's saves leave this view cached; a freeze's version never moves
+    key = keys(selectors.data_version(centres) if freeze is None else selectors.freeze_version(freeze))
     found = cache.get_many([key["report"], key["strata"]])
     if len(found) == 2:
         return {"report": found[key["report"]], "strata": found[key["strata"]], "cache": "hit",
@@ -162,21 +168,21 @@ def results(plan, centres, factor):
 
     from analysis.report import frame_with_version  # lifelines loads in seconds: only on a miss
 
-    frame, read_at = frame_with_version(plan, centres=centres)
+    frame, read_at = frame_with_version(plan, centres=centres, freeze=freeze)
     stored, key = key, keys(read_at)
     report = found.get(stored["report"]) if stored == key else None
-    report = report or report_from_frame(frame, read_at, plan, centres)
+    report = report or report_from_frame(frame, read_at, plan, centres, freeze)
     strata = overall_strata(report) if factor == "none" else strata_for(frame[frame["eligible"]], factor, plan)
     cache.set_many({key["report"]: report, key["strata"]: strata}, CACHE_SECONDS)
     return {"report": report, "strata": strata, "cache": "miss", "figures_key": key["figures"]}
 
 
-def report_from_frame(frame, version, plan, centres):
-    """``survival_report(plan, centres=centres)`` from a frame already read (so the dashboard
-    reads the registry once for the report and the strata)."""
+def report_from_frame(frame, version, plan, centres, freeze=None):
+    """``survival_report(plan, centres=centres, freeze=freeze)`` from a frame already read (so the
+    dashboard reads the registry once for the report and the strata)."""
     from analysis import report
 
-    return report.report_from_frame(frame, version, plan, centres=centres)
+    return report.report_from_frame(frame, version, plan, centres=centres, freeze=freeze)
 
 
 # --- strata -------------------------------------------------------------------------------------

@@ -184,6 +184,8 @@ def download_name(what, results_, centres, extension):
         parts.append("by-" + factor_slug(factor, plan))
     if centres:
         parts.append("-".join(centres))
+    if results_["report"].get("freeze"):
+        parts.append("freeze-" + results_["report"]["freeze"]["name"])
     parts.append(timezone.localdate().isoformat())
     return f"{'_'.join(parts)}.{extension}"
 

@@ -78,7 +78,7 @@ def quick_report(monkeypatch, first_pooled_request):
     template = first_pooled_request.context["report"]
     calls = []
 
-    def report_from_frame(frame, version, plan, centres):
+    def report_from_frame(frame, version, plan, centres, freeze=None):
         calls.append((plan.hash, version, centres))
         analysed = frame[frame["eligible"]]
         endpoints = {e: {**template["endpoints"][e], "n": len(analysed), "events": int(analysed[f"{e}_event"].sum())}
