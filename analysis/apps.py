@@ -1,11 +1,11 @@
 from django.apps import AppConfig
 
 
-def export_frame(*, user, centre):
+def export_frame(*, user, centre, freeze=None):
     # pandas is imported only when an export asks for the frame, not at every start.
     from analysis.frame import export_frame
 
-    return export_frame(user=user, centre=centre)
+    return export_frame(user=user, centre=centre, freeze=freeze)
 
 
 class AnalysisConfig(AppConfig):

@@ -3,7 +3,8 @@ variables of ../shared/spec/endpoints.md computed under an analysis plan.
 
 Reads a fixed number of queries whatever the number of patients: one ``values_list`` per table,
 each restricted to the patient scope by a subquery (plus at most one query for the user's
-memberships); everything else is vectorised pandas.
+memberships), or one query for a data freeze's cases (registry.selectors.FrozenRows, the same rows
+as they were frozen); everything else is vectorised pandas.
 
 Conventions beyond endpoints.md (stated here because results depend on them):
 - A patient without any metastasectomy has no index date: no endpoint can be derived, so
@@ -41,8 +42,6 @@ Conventions beyond endpoints.md (stated here because results depend on them):
 """
 import numpy as np
 import pandas as pd
-from django.db.models import FloatField
-from django.db.models.functions import Cast
 
 from analysis import factors
 from analysis.factors import CUT_OFFS
@@ -64,8 +63,8 @@ COLUMNS = [
 
 NO_METASTASECTOMY = "no metastasectomy"
 
-# (frame name, ORM field or expression name) per table; dates are parsed after loading.
-_PATIENT_FIELDS = [("patient_id", "patient_id"), ("centre", "centre_id"), ("sex", "sex"),
+# (frame name, column of registry.frozen.columns) per table; dates are parsed after loading.
+_PATIENT_FIELDS = [("patient_id", "patient_id"), ("centre", "centre"), ("sex", "sex"),
                    ("birth_year", "birth_year"), ("histology", "histology"),
                    ("lung_mets_date", "lung_mets_diagnosis_date"),
                    ("extrapulmonary", "extrapulmonary_disease_at_pm")]
@@ -75,7 +74,7 @@ _PRIMARY_FIELDS = [("patient_id", "patient_id"), ("primary_diagnosis_date", "dia
                    ("radiotherapy_end_date", "radiotherapy_end_date"), ("primary_codes", "missing_codes")]
 _PM_FIELDS = [("patient_id", "patient_id"), ("surgery_date", "surgery_date"), ("side", "side"),
               ("approach", "approach"), ("resection_type", "resection_type"),
-              ("lesions_resected", "lesions_resected"), ("max_lesion_diameter_mm", "diameter_float"),
+              ("lesions_resected", "lesions_resected"), ("max_lesion_diameter_mm", "max_lesion_diameter_mm"),
               ("margin", "margin"), ("clavien_dindo", "clavien_dindo")]
 _THERAPY_FIELDS = [("patient_id", "patient_id"), ("start_date", "start_date"), ("end_date", "end_date"),
                    ("intent", "intent"), ("therapy_codes", "missing_codes")]
@@ -83,25 +82,26 @@ NOT_DONE = "ND"  # the missing-data code of a treatment that was not given (regi
 _FOLLOW_UP_FIELDS = [("patient_id", "patient_id"), ("event_date", "event_date"), ("event", "event"),
                      ("recurrence_site", "recurrence_site")]
 
-
-def analysis_frame(plan=None, *, user=None, centres=None, row_level=False):
+def analysis_frame(plan=None, *, user=None, centres=None, row_level=False, freeze=None):
     """One row per patient the user may analyse, with exactly the columns ``COLUMNS``.
 
     ``user=None`` means no user restriction (management commands, benchmarks): every patient.
     ``centres`` narrows the scope to those centre codes. ``row_level``: the frame itself is the
     output (not an aggregate of it), so only the centres whose records the user may read count.
-    Rows are sorted by patient_id. Durations are months (days / (365.25/12)); unknown values are
-    NaN/None/<NA>, never 0.
+    ``freeze``: a data freeze (registry.selectors.freeze_named) to read instead of the live
+    registry, under the same access rules. Rows are sorted by patient_id. Durations are months
+    (days / (365.25/12)); unknown values are NaN/None/<NA>, never 0.
     """
     plan = plan or AnalysisPlan()
-    tables = load_tables(patient_scope(user=user, centres=centres, row_level=row_level))
+    tables = load_tables(table_source(user=user, centres=centres, row_level=row_level, freeze=freeze))
     return derive_frame(tables, plan)
 
 
-def export_frame(*, user, centre):
+def export_frame(*, user, centre, freeze=None):
     """(frame, plan, column descriptions) for a dataset export: the default plan, one centre or pooled."""
     plan = AnalysisPlan()
-    return analysis_frame(plan, user=user, centres=[centre] if centre else None), plan, column_descriptions(plan)
+    frame = analysis_frame(plan, user=user, centres=[centre] if centre else None, freeze=freeze)
+    return frame, plan, column_descriptions(plan)
 
 
 def column_descriptions(plan):
@@ -151,27 +151,42 @@ def patient_scope(*, user=None, centres=None, row_level=False):
     return scope
 
 
-def _rows(queryset, fields, dates=()):
-    """A DataFrame from one values_list query (order cleared: pandas sorts what it needs)."""
-    names, lookups = zip(*fields)
-    frame = pd.DataFrame.from_records(list(queryset.order_by().values_list(*lookups)), columns=list(names))
+def freeze_centres(*, user=None, centres=None, row_level=False):
+    """The centre codes of a freeze the analysis may read (None: every one), by the same rule as
+    patient_scope: access.py's centres, narrowed to ``centres``."""
+    allowed = access.centres_for_analysis(access.SYSTEM if user is None else user, row_level=row_level)
+    if allowed == access.ALL:
+        return None if centres is None else set(centres)
+    return set(allowed) if centres is None else set(allowed) & set(centres)
+
+
+def table_source(*, user=None, centres=None, row_level=False, freeze=None):
+    """Where the frame's rows come from: the live registry (registry.selectors.LiveRows) or a freeze
+    (FrozenRows), scoped alike; both give the same rows for the same data."""
+    if freeze is None:
+        return selectors.LiveRows(patient_scope(user=user, centres=centres, row_level=row_level))
+    return selectors.FrozenRows(freeze, freeze_centres(user=user, centres=centres, row_level=row_level),
+                                dates_as_text=True)  # _rows parses every date column
+
+
+def _rows(source, table, fields, dates=()):
+    """A DataFrame of one table's rows (in no particular order: pandas sorts what it needs)."""
+    names, columns = zip(*fields)
+    frame = pd.DataFrame.from_records(source.rows(table, list(columns)), columns=list(names))
     for column in dates:
         frame[column] = pd.to_datetime(frame[column])
     return frame
 
 
-def load_tables(scope):
-    """The five tables of the patients in ``scope``: five queries, whatever their number."""
-    records = selectors.records_of(scope)
-    # The diameter is a Decimal in the model; cast in SQL so 100,000 rows skip Decimal objects.
-    pms = records["metastasectomies"].annotate(diameter_float=Cast("max_lesion_diameter_mm", FloatField()))
+def load_tables(source):
+    """The five tables from a table_source: five queries from the live registry, one from a freeze."""
     return {
-        "patients": _rows(records["patients"], _PATIENT_FIELDS, ["lung_mets_date"]),
-        "primary_tumours": _rows(records["primary_tumours"], _PRIMARY_FIELDS,
+        "patients": _rows(source, "patients", _PATIENT_FIELDS, ["lung_mets_date"]),
+        "primary_tumours": _rows(source, "primary_tumours", _PRIMARY_FIELDS,
                                  ["primary_diagnosis_date", "primary_surgery_date", "radiotherapy_end_date"]),
-        "metastasectomies": _rows(pms, _PM_FIELDS, ["surgery_date"]),
-        "systemic_therapies": _rows(records["systemic_therapies"], _THERAPY_FIELDS, ["start_date", "end_date"]),
-        "follow_up": _rows(records["follow_up"], _FOLLOW_UP_FIELDS, ["event_date"]),
+        "metastasectomies": _rows(source, "metastasectomies", _PM_FIELDS, ["surgery_date"]),
+        "systemic_therapies": _rows(source, "systemic_therapies", _THERAPY_FIELDS, ["start_date", "end_date"]),
+        "follow_up": _rows(source, "follow_up", _FOLLOW_UP_FIELDS, ["event_date"]),
     }
 
 

@@ -454,7 +454,7 @@ CIF_HEIGHT = 250
 def cif_svg(cif, ident="cif"):
     """Cumulative incidence curves (rising steps from 0) on 0..horizon months, 0..1.
 
-    cif = {"title", "horizon", "curves": [{"label", "time", "cif"}]}"""
+    cif = {"title", "horizon", "ticks" (months; default every 12), "curves": [{"label", "time", "cif"}]}"""
     top, bottom = 20, 20 + CIF_HEIGHT
     x = Scale(0, cif["horizon"], KM_LEFT, KM_WIDTH - KM_RIGHT)
     y = Scale(0, 1, bottom, top)
@@ -462,8 +462,8 @@ def cif_svg(cif, ident="cif"):
             f'<line x1="{KM_LEFT}" x2="{KM_LEFT}" y1="{top}" y2="{bottom}" stroke="{MUTED}"/>']
     for value in (0, 0.25, 0.5, 0.75, 1):
         body.append(_text(KM_LEFT - 6, y(value) + 4, f"{value:.0%}", size=11, anchor="end", fill=MUTED))
-    for month in range(0, int(cif["horizon"]) + 1, 12):
-        body.append(_text(x(month), bottom + 16, str(month), size=11, anchor="middle", fill=MUTED))
+    for month in cif.get("ticks") or range(0, int(cif["horizon"]) + 1, 12):
+        body.append(_text(x(month), bottom + 16, f"{month:g}", size=11, anchor="middle", fill=MUTED))
     body.append(_text((KM_LEFT + KM_WIDTH - KM_RIGHT) / 2, bottom + 34, _("Months after the index PM"), size=11,
                       anchor="middle", fill=MUTED))
     for index, curve in enumerate(cif["curves"]):

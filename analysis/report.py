@@ -1,5 +1,5 @@
 """The survival report: the study's results (endpoints.md, "Results the study reports")
-recomputed from the pooled registry, as plain JSON-serialisable data.
+recomputed from the pooled registry (or from a data freeze of it), as plain JSON-serialisable data.
 
     report = survival_report(AnalysisPlan(), user=request.user)
     json.dumps(report, allow_nan=False)
@@ -26,6 +26,9 @@ Keys added by endpoints.md's v2 (every v1 key is unchanged; Cox rows also carry 
   chosen_stat, chosen_p, search_range, cutoffs_searched, n, events, estimable, reason}]``: the
   maximally selected log-rank statistic over the plan's ``cutoff_search_range`` with the
   Lausen-Schumacher adjusted p, beside the chosen cut-off's own statistic and unadjusted p.
+- ``freeze``: null for the live registry; from a data freeze ``{name, frozen_at, rule,
+  content_hash, dictionary_version, live_data_version}`` (registry.selectors.freeze_provenance),
+  and then ``data_version`` is the freeze's and ``generated_at`` its instant.
 - ``therapy_effects``, ``ph_tests`` (and ``ph_residuals``), ``centre_effects``,
   ``competing_risks``: see analysis/sections.py; they add ``ph_violated``, ``immortal_time_bias``
   and ``event_at_time_zero`` to ``warnings``.
@@ -76,18 +79,22 @@ METHODS = {
 }
 
 
-def survival_report(plan=None, *, user=None, centres=None):
-    """The full report as a dict (keys below); ``user=None`` = no user restriction (the system)."""
+def survival_report(plan=None, *, user=None, centres=None, freeze=None):
+    """The full report as a dict (keys below); ``user=None`` = no user restriction (the system);
+    ``freeze``: computed from that data freeze instead of the live registry."""
     plan = plan or AnalysisPlan()
-    frame, version = frame_with_version(plan, user=user, centres=centres)
-    return report_from_frame(frame, version, plan, user=user, centres=centres)
+    frame, version = frame_with_version(plan, user=user, centres=centres, freeze=freeze)
+    return report_from_frame(frame, version, plan, user=user, centres=centres, freeze=freeze)
 
 
-def report_from_frame(frame, version, plan, *, user=None, centres=None):
+def report_from_frame(frame, version, plan, *, user=None, centres=None, freeze=None):
     """The report from an analysis frame already read at data version ``version``.
 
     For callers that need the frame for something else too (the dashboard's strata), so the
-    registry is read once. ``user`` and ``centres`` only fill in ``scope``.
+    registry is read once. ``user`` and ``centres`` only fill in ``scope``. From a ``freeze`` the
+    report names it (``freeze``: name, instant, rule, content hash, data dictionary version) and
+    ``generated_at`` is the freeze's instant, so that it is a function of the freeze and the plan
+    alone: computed again at any later time, it is the same, byte for byte.
     """
     analysed = frame[frame["eligible"]]
     # Fewer patients than an aggregate may show: every estimate would describe them one by one
@@ -101,7 +108,8 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
         "plan": plan.to_dict(),
         "plan_hash": plan.hash,
         "data_version": version,
-        "generated_at": timezone.now().isoformat(),
+        "freeze": selectors.freeze_provenance(freeze) if freeze is not None else None,
+        "generated_at": freeze.created_at.isoformat() if freeze is not None else timezone.now().isoformat(),
         "scope": scope(frame, user=user, centres=centres),
         "cohort": cohort_flow(frame, plan),
         "endpoints": {endpoint: endpoint_summary(km[endpoint], plan) for endpoint in ENDPOINTS},
@@ -134,11 +142,15 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None):
     return report
 
 
-def frame_with_version(plan, *, user=None, centres=None, row_level=False):
+def frame_with_version(plan, *, user=None, centres=None, row_level=False, freeze=None):
     """The analysis frame and the data version it was read at, both from one snapshot of the
     database, so the version a report names is exactly the data its numbers come from, however
     many nurses save meanwhile. The version covers `centres`; without them, every centre (a
-    user's own centres are a subset: their version may move for others' saves, never miss one)."""
+    user's own centres are a subset: their version may move for others' saves, never miss one).
+    From a freeze, which never changes, the version is the freeze's (selectors.freeze_version)."""
+    if freeze is not None:
+        frame = analysis_frame(plan, user=user, centres=centres, row_level=row_level, freeze=freeze)
+        return frame, selectors.freeze_version(freeze)
     with selectors.one_snapshot():
         version = selectors.data_version(centres)  # the first read: it fixes the snapshot on PostgreSQL
         return analysis_frame(plan, user=user, centres=centres, row_level=row_level), version

@@ -165,15 +165,20 @@ def may_analyse_every_centre(user):
     return user is not SYSTEM and user.is_active and user.has_perm("registry.analyse_every_centre")
 
 
-def patients_for_analysis(user, *, row_level=False):
-    """The patients whose data may enter the user's results. Aggregates (curves, models, tables)
-    pool every centre for a PI; row-level data (one row per patient, e.g. the analysis frame) are
-    the centres whose records the user may read, as for every other patient-level output, or
-    every centre for a user with the analyst permission."""
+def centres_for_analysis(user, *, row_level=False):
+    """The centres whose patients may enter the user's results (ALL or a set of codes). Aggregates
+    (curves, models, tables) pool every centre for a PI; row-level data (one row per patient, e.g.
+    the analysis frame) are the centres whose records the user may read, as for every other
+    patient-level output, or every centre for a user with the analyst permission. The same for the
+    live registry and a data freeze."""
     if row_level and may_analyse_every_centre(user):
-        return Patient.objects.all()
-    codes = readable_centre_codes(user) if row_level else analysis_centre_codes(user)
-    return _filter(Patient.objects.all(), codes, "centre")
+        return ALL
+    return readable_centre_codes(user) if row_level else analysis_centre_codes(user)
+
+
+def patients_for_analysis(user, *, row_level=False):
+    """The patients whose data may enter the user's results (centres_for_analysis)."""
+    return _filter(Patient.objects.all(), centres_for_analysis(user, row_level=row_level), "centre")
 
 
 def records_readable(user, model):

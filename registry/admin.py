@@ -23,6 +23,7 @@ from registry.models import (
     ErasureTombstone,
     FieldVerification,
     FollowUp,
+    Freeze,
     Membership,
     Metastasectomy,
     Patient,
@@ -254,6 +255,15 @@ class FieldVerificationAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ("verified_at", "patient_id", "table", "record_pk", "field", "username")
     list_filter = ("table",)
     search_fields = ("patient_id", "username")
+
+
+@admin.register(Freeze)
+class FreezeAdmin(ReadOnly, admin.ModelAdmin):
+    """The data freezes, read-only (their frozen cases are patient-level data: not shown here)."""
+
+    list_display = ("name", "created_at", "username", "rule", "dictionary_version", "content_hash")
+    list_filter = ("rule",)
+    search_fields = ("name", "content_hash")
 
 
 # Every audit table registered here, or by its own app (django-axes' sign-in logs), becomes read-only.

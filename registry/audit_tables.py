@@ -1,5 +1,5 @@
 """The audit tables, listed once: the history of every clinical record and of the memberships, the
-registry's own logs and django-axes' sign-in logs.
+registry's own logs, django-axes' sign-in logs and the data freezes.
 
 Each of them is
 - append-only on PostgreSQL: triggers (django-pgtrigger, installed by this app's migrations) refuse
@@ -28,6 +28,8 @@ from registry.models import (
     ExportLog,
     FailedSignInLog,
     FieldVerification,
+    Freeze,
+    FrozenCase,
     ImportRun,
     Membership,
     QueryMessage,
@@ -66,6 +68,10 @@ AUDITED = (
     Audited(FailedSignInLog),
     Audited(Signature, patient_column="patient_id"),  # investigators' signatures of cases
     Audited(FieldVerification, patient_column="patient_id"),  # source data verification, field by field
+    # Data freezes (registry.services.freezes): kept unchanged for good, but a legal erasure takes
+    # the erased patient's frozen cases along.
+    Audited(Freeze),
+    Audited(FrozenCase, patient_column="patient_id"),
 )
 BY_TABLE = {audited.table: audited for audited in AUDITED}
 

@@ -126,7 +126,10 @@ def records_from_values(values):
 
 TABLE_NAMES = {model: name for name, model in TABLE_MODELS.items()}
 # When a record was stored says nothing of what it holds; its version counts every change.
-NOT_SIGNED = ("created_at", "updated_at")
+# A signature attests the data: a record's place in the data-management cycle (its status, and the
+# version a status move counts up) is not part of it, so verifying or locking a signed case keeps the
+# signature; any change of a value breaks it.
+NOT_SIGNED = ("created_at", "updated_at", "status", "version")
 
 
 def canonical_value(value):

@@ -11,6 +11,8 @@ patient by `patient_id` (a patient already in the registry) or by `local_id` (a 
 the file). The registry stores and exports no local key.
 """
 import datetime
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 
@@ -270,3 +272,15 @@ def as_rows(centre_codes=()):
 def snake(name):
     """A sheet or file name as a table name: 'Follow-up' → 'follow_up'."""
     return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+
+
+def version():
+    """A short digest naming the data dictionary's structure: every table's columns with their
+    types, code lists, bounds, units and whether they are required (labels and rule texts, which
+    are translated, are left out). A freeze records it, so a result names the dictionary its data
+    were entered under; it changes exactly when a column, a code or a bound does."""
+    structure = [[c.table, c.name, c.type, c.required, list(c.code_values), c.unit, str(c.low),
+                  "current year" if (c.table, c.name) == ("patients", "birth_year") else str(c.high),
+                  c.decimals, c.max_length, c.pattern, c.not_in_future]
+                 for table in TABLES for c in COLUMNS[table]]
+    return hashlib.sha256(json.dumps(structure, separators=(",", ":")).encode()).hexdigest()[:16]

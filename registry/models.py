@@ -557,6 +557,8 @@ class ExportLog(models.Model):
     file_format = models.CharField(_("format"), max_length=4)
     deidentify = models.CharField(_("de-identification"), max_length=12)
     data_version = models.CharField(_("data version"), max_length=12)
+    freeze = models.CharField(_("freeze"), max_length=80, blank=True,
+                              help_text=_("The data freeze exported, or empty for the live data."))
     counts = models.JSONField(_("rows per table"), default=dict)
 
     class Meta:
@@ -802,7 +804,7 @@ class Restoration(models.Model):
 class Signature(models.Model):
     """A principal investigator's electronic signature of one patient's case: who signed, when, from
     where, what the signature means (the statement shown to the signer, stored as shown) and a SHA-256
-    of the case as signed (registry.cases.case_digest: every record's values, status and version).
+    of the case as signed (registry.cases.case_digest: every record's values; not its status).
 
     Written once by registry.services.signatures and never changed (an audit table, append-only and
     sealed). Whether it still holds is computed, not stored: it is valid while the case's digest
@@ -965,3 +967,71 @@ class QueryMessage(models.Model):
 
     def __str__(self):
         return f"{self.action} of query {self.query_id} by {self.username or 'system'}"
+
+
+FREEZE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
+
+
+class Freeze(models.Model):
+    """A data freeze: the clinical tables as they were at one instant, kept unchanged for good so
+    that every result computed from it can be computed again, byte for byte (registry.frozen holds
+    the canonical form, registry.services.freezes writes it). Its cases are FrozenCase rows; both
+    tables are append-only (registry.audit_tables), so nothing changes or deletes a freeze but a
+    legal erasure of one patient, which takes that patient's frozen case along.
+
+    `counts` is {centre: {table: rows}}; `content_hash` the SHA-256 of the canonical serialisation;
+    `data_version` the live data version the freeze was read at."""
+
+    ALL, VERIFIED = "all", "verified"
+    RULES = [(ALL, _("all records")), (VERIFIED, _("verified and locked records only"))]
+
+    name = models.CharField(
+        _("name"), max_length=80, unique=True,
+        validators=[RegexValidator(FREEZE_NAME_PATTERN, _("Use letters, digits, '.', '_' and '-', starting with a "
+                                                          "letter or digit (at most 80)."))])
+    created_at = models.DateTimeField(_("frozen at"))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+", verbose_name=_("user"))
+    username = models.CharField(_("frozen by"), max_length=150, blank=True,
+                                help_text=_("Kept when the account is deleted; empty for the system."))
+    rule = models.CharField(_("records"), max_length=8, choices=RULES, default=ALL)
+    dictionary_version = models.CharField(_("data dictionary version"), max_length=64)
+    data_version = models.CharField(_("data version"), max_length=12)
+    content_hash = models.CharField(_("content hash (SHA-256)"), max_length=64)
+    counts = models.JSONField(_("rows per centre and table"), default=dict)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("data freeze")
+        verbose_name_plural = _("data freezes")
+        constraints = [models.CheckConstraint(condition=Q(rule__in=["all", "verified"]), name="freeze_rule_code"),
+                       models.CheckConstraint(condition=Q(name__regex=FREEZE_NAME_PATTERN), name="freeze_name_format")]
+
+    def __str__(self):
+        return self.name
+
+    def table_counts(self, centres=None):
+        """{table: rows} over the centres given (None: every centre of the freeze)."""
+        totals = {}
+        for centre, tables in sorted(self.counts.items()):
+            if centres is None or centre in centres:
+                for table, count in tables.items():
+                    totals[table] = totals.get(table, 0) + count
+        return totals
+
+
+class FrozenCase(models.Model):
+    """One patient's case in a freeze: the canonical line of registry.frozen (the patient's row and
+    the rows of its records, table by table). One row per patient keeps a freeze compact and lets a
+    legal erasure remove exactly one patient from it."""
+
+    freeze = models.ForeignKey(Freeze, on_delete=models.PROTECT, related_name="cases")
+    patient_id = models.CharField(max_length=21)  # not a foreign key: the live patient may go
+    centre = models.CharField(max_length=8)
+    data = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["freeze", "patient_id"], name="one_frozen_case_per_patient")]
+
+    def __str__(self):
+        return f"{self.patient_id} in {self.freeze_id}"

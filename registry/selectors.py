@@ -1,22 +1,27 @@
 """Reads that more than one layer needs: a patient's stored case, which pseudonyms are taken or were
-ever issued, one consistent snapshot of the database, and the data version. Writes live in
-registry.services."""
+ever issued, one consistent snapshot of the database, the data version, and the data freezes (the
+live registry in canonical form, a freeze's cases, and the rows of either for the analysis).
+Writes live in registry.services."""
 import contextlib
 import hashlib
 import statistics
 from collections import Counter, defaultdict
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, Max, OuterRef, Subquery
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Count, Exists, FloatField, Max, OuterRef, Subquery
+from django.db.models.functions import Cast, Coalesce, Greatest
 from django.utils import timezone
 
+from registry import frozen
 from registry.cases import assemble
+from registry.dictionary import TABLE_MODELS
 from registry.index_date import index_date
 from registry.models import (
     Centre,
     DataVersion,
     FollowUp,
+    Freeze,
+    FrozenCase,
     Metastasectomy,
     Patient,
     PrimaryTumour,
@@ -88,15 +93,16 @@ def deleted_patients(patient_ids, chunk=5000):
 
 
 @contextlib.contextmanager
-def one_snapshot():
+def one_snapshot(*, read_only=True):
     """Every read in the block sees the same state of the database, whatever commits meanwhile:
-    on PostgreSQL a REPEATABLE READ, read-only transaction (unless already inside a transaction,
-    where the isolation level can no longer be set); SQLite's transactions read one snapshot."""
+    on PostgreSQL a REPEATABLE READ transaction, read-only unless a service writes what it read
+    (a freeze), unless already inside a transaction, where the isolation level can no longer be
+    set; SQLite's transactions read one snapshot."""
     outermost = not connection.in_atomic_block
     with transaction.atomic():
         if outermost and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ" + (" READ ONLY" if read_only else ""))
         yield
 
 
@@ -195,3 +201,122 @@ def query_ages_by_centre(queries, *, now=None):
     return {centre: {"open": len(ages), "answered": found["answered"], "oldest_days": max(ages) if ages else None,
                      "median_days": statistics.median(ages) if ages else None}
             for centre, found in sorted(by_centre.items()) for ages in [found["open"]]}
+
+
+# --- data freezes (registry.frozen: the canonical form) --------------------------------------------
+
+def freezes():
+    """Every freeze, newest first."""
+    return Freeze.objects.all()
+
+
+def freeze_named(name):
+    """The freeze of this name, or None."""
+    return Freeze.objects.filter(name=name).first() if name else None
+
+
+def canonical_cases(*, rule="all", centres=None):
+    """[(patient_id, centre, canonical line)] of every case of the live registry, in patient_id order
+    (code points). Under the rule "verified" a record is kept when it and its patient are verified
+    or locked: the records of a patient who is not are left out with the patient (a record without
+    its patient could not be analysed); `centres` (codes, None: every centre) narrows it. Read
+    inside one_snapshot() for a consistent state.
+
+    Five queries per centre: a centre's rows at a time bound the memory (10,000 patients hold
+    ~70,000 records), and a join on the centre costs the database far less than long lists of
+    pseudonyms (measured: 0.25 s against 1.6 s for chunks of 5,000)."""
+    patients = Patient.objects.order_by()
+    if rule == "verified":
+        patients = patients.filter(status__in=frozen.VERIFIED_STATUSES)
+    codes = sorted(set(patients.values_list("centre_id", flat=True)))
+    names = frozen.columns("patients")
+    cases = []
+    for code in codes if centres is None else sorted(set(codes) & set(centres)):
+        in_centre = patients.filter(centre_id=code)
+        records = defaultdict(lambda: defaultdict(list))
+        for table in frozen.CHILD_TABLES:
+            found = TABLE_MODELS[table].objects.order_by().filter(patient__in=in_centre.values("pk"))
+            if rule == "verified":
+                found = found.filter(status__in=frozen.VERIFIED_STATUSES)
+            lookups = [frozen.attname(table, n) for n in frozen.columns(table)]
+            owner = lookups.index("patient_id")
+            for row in found.values_list(*lookups):
+                records[row[owner]][table].append(row)
+        for row in in_centre.values_list(*[frozen.attname("patients", n) for n in names]):
+            cases.append((row[0], code, frozen.case_line(row, records.get(row[0], {}))))
+    return sorted(cases)
+
+
+def frozen_cases(freeze, centres=None):
+    """[(patient_id, centre, canonical line)] of a freeze, in patient_id order (code points), only
+    those of `centres` (codes; None: every centre)."""
+    cases = FrozenCase.objects.filter(freeze=freeze)
+    if centres is not None:
+        cases = cases.filter(centre__in=sorted(centres))
+    return sorted(cases.values_list("patient_id", "centre", "data"))
+
+
+def freeze_version(freeze):
+    """A short token naming a freeze's content, as data_version() names the live data: the start of
+    its content hash, unless a legal erasure has taken cases out of it since (then a token of what
+    is left, so no cache answers for the erased patient)."""
+    frozen_patients = sum(tables.get("patients", 0) for tables in freeze.counts.values())
+    present = FrozenCase.objects.filter(freeze=freeze).count()
+    if present == frozen_patients:
+        return freeze.content_hash[:12]
+    return hashlib.sha256(f"{freeze.content_hash}:{present}".encode()).hexdigest()[:12]
+
+
+def freeze_provenance(freeze):
+    """What a result computed from a freeze names: the freeze, its instant, rule and hashes."""
+    return {"name": freeze.name, "frozen_at": freeze.created_at.isoformat(), "rule": freeze.rule,
+            "content_hash": freeze.content_hash, "dictionary_version": freeze.dictionary_version,
+            "live_data_version": freeze.data_version}
+
+
+def freeze_diff(freeze, against=None, centres=None):
+    """Every record added, changed (with its columns) or removed from `freeze` to `against` (a later
+    freeze, or None: the live registry under the freeze's rule), only of `centres` (None: every
+    centre); rows as registry.frozen.diff gives them."""
+    before = {pid: (centre, line) for pid, centre, line in frozen_cases(freeze, centres)}
+    if against is None:
+        with one_snapshot():
+            after = {pid: (centre, line) for pid, centre, line in canonical_cases(rule=freeze.rule, centres=centres)}
+    else:
+        after = {pid: (centre, line) for pid, centre, line in frozen_cases(against, centres)}
+    return frozen.diff(before, after)
+
+
+class LiveRows:
+    """The dictionary's tables of the patients in a Patient queryset, for arrays (the analysis
+    frame): rows(table, names) is one query, a list of tuples of those columns (frozen.columns
+    names), numbers with decimals cast to float in SQL (100,000 rows skip Decimal objects)."""
+
+    def __init__(self, patients):
+        self.records = records_of(patients)
+
+    def rows(self, table, names):
+        queryset, lookups = self.records[table].order_by(), []
+        for name in names:
+            if frozen.column_type(table, name) == "number":
+                queryset = queryset.annotate(**{f"{name}_float": Cast(name, FloatField())})
+                lookups.append(f"{name}_float")
+            else:
+                lookups.append(frozen.attname(table, name))
+        return list(queryset.values_list(*lookups))
+
+
+class FrozenRows:
+    """The same rows from a freeze, only the cases of `centres` (codes; None: every centre):
+    one query for the whole freeze; numbers as `number` (float for arrays, Decimal as the models
+    hold them), dates as datetime.date, or with `dates_as_text` as their ISO text (for arrays:
+    pandas parses a column of it at once, ~0.5 s less for 10,000 patients)."""
+
+    def __init__(self, freeze, centres=None, *, number=float, dates_as_text=False):
+        self.tables = dict(zip(frozen.TABLES, frozen.tables_of(line for _pid, _centre, line in
+                                                               frozen_cases(freeze, centres))))
+        self.options = {"number": number, **({"date": None} if dates_as_text else {})}
+
+    def rows(self, table, names):
+        return list(map(frozen.decoder(table, names, **self.options), self.tables[table]))
+

@@ -14,7 +14,7 @@ no clinical data); a coordinator; and a deactivated user, a coordinator of MUC w
 was deactivated afterwards. Deleting (patient_delete,
 record_delete, with a reason), restoring a deleted follow-up (deleted_record_restore), importing (a real CSV
 file), exporting (the pooled zip), marking a record complete (record_status), signing with the PI's
-password and verifying a field are real POSTs.
+password, verifying a field and freezing the registry (freeze_list) are real POSTs.
 A refused request, and every GET, must leave the clinical tables as they were.
 """
 import datetime
@@ -153,6 +153,10 @@ EXPECTED = {
     "password_change_done": SIGNED_IN_PAGE,
     "security_log": row(signed_in(403, coordinator=200), signed_in(405)),
     "audit_export": row(signed_in(403, coordinator=200), signed_in(405)),
+    # data freezes: coordinators only (the POST freezes the registry as "matrix")
+    "freeze_list": row(signed_in(403, coordinator=200), signed_in(403, coordinator=302)),
+    "freeze_diff": row(signed_in(403, coordinator=200), signed_in(405)),
+    "freeze_diff_csv": row(signed_in(403, coordinator=200), signed_in(405)),
     "set_language": row(everyone(302), everyone(302)),
     # the admin is for staff only: nobody here is staff (tests/registry/test_admin.py covers superusers)
     "admin:login": row(everyone(200), everyone(200)),
@@ -194,6 +198,7 @@ def world(case, nurse, other_nurse, pi, monitor, coordinator):
                        report={"ok": False, "error_count": 0})
     Job.objects.create(kind=Job.EXPORT, user=coordinator, state=Job.DONE, options={"centre": ""},
                        result=b"PK\x05\x06" + bytes(18), result_name="registry.zip")
+    services.freeze_create(user=coordinator, name="matrix-base")
     return {"case": case, "clients": clients}
 
 
@@ -248,6 +253,8 @@ def url_for(name, pattern, case):
         "deleted_records": "/deleted/", "deleted_record_restore": f"/deleted/{DeletedRecord.objects.get().pk}/restore/",
         "query_list": "/queries/", "query_detail": f"/queries/{Query.objects.get(origin='manual').pk}/",
         "query_new": f"{record}{therapy.pk}/queries/new/",
+        "freeze_list": "/freezes/", "freeze_diff": "/freezes/diff/?freeze=matrix-base&against=live",
+        "freeze_diff_csv": "/freezes/diff.csv?freeze=matrix-base&against=live",
     }
     return urls.get(name) or admin_url(name, pattern)
 
@@ -277,6 +284,8 @@ def post_data(name, case):
         return {"action": "answer", "text": "Six cycles."}
     if name == "query_new":
         return {"field": "cycles", "text": "How many cycles?"}
+    if name == "freeze_list":
+        return {"name": "matrix", "rule": "all"}
     return {}
 
 

@@ -15,6 +15,9 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from registry import services
+from registry.selectors import case_load
+from registry.services import queries
+from registry.services.freezes import freeze_create
 from registry.models import Patient
 from tests import factories as f
 from tests.registry.web.test_browser_entry import PASSWORD, browser_page, sign_in  # noqa: F401 (fixture)
@@ -25,7 +28,7 @@ AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.m
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
-def pages(patient, pm):
+def pages(patient, pm, query):
     """(role, path) of every page type; the role is the one who sees the page at its fullest."""
     return [
         ("anonymous", reverse("login")),
@@ -39,6 +42,15 @@ def pages(patient, pm):
         ("nurse", reverse("patient_history", args=[patient])),
         ("nurse", reverse("data_quality", args=["MUC"])),
         ("nurse", reverse("follow_up_due")),
+        ("nurse", reverse("query_list")),
+        ("nurse", reverse("query_detail", args=[query])),
+        ("nurse", reverse("deleted_records")),
+        ("monitor", reverse("query_new", args=[patient, "metastasectomies", pm])),
+        ("monitor", reverse("record_verify", args=[patient, "metastasectomies", pm])),
+        ("pi", reverse("patient_sign", args=[patient])),
+        ("pi", reverse("centre_sign", args=["MUC"])),
+        ("coordinator", reverse("freeze_list")),
+        ("coordinator", reverse("freeze_diff") + "?freeze=first&against=live"),
         ("coordinator", reverse("study_progress")),
         ("coordinator", reverse("import_upload")),
         ("coordinator", reverse("export_download")),
@@ -93,19 +105,25 @@ def test_every_page_type_has_no_wcag_21_aa_violation(live_server, browser_page, 
     page.set_default_timeout(60_000)  # the dashboard computes its models on the first visit
     cache.clear()
     call_command("generate_cohort", patients=60, centres=2, seed=7, load=True, stdout=io.StringIO())
-    users = {role: f.user(role, memberships=[("MUC", role)], password=PASSWORD)
-             for role in ("nurse", "pi", "coordinator")}
+    # User names unlike any word of the interface (the security log lists them).
+    users = {role: f.user(f"{role}.muc", memberships=[("MUC", role)], password=PASSWORD)
+             for role in ("nurse", "pi", "monitor", "coordinator")}
     patient = Patient.objects.filter(centre="MUC", metastasectomies__isnull=False).order_by("pk").first()
     pm = patient.metastasectomies.first()
-    services.record_save(user=users["nurse"], record=f.follow_up(patient, event_date=pm.surgery_date))
+    event = services.record_save(user=users["nurse"], record=f.follow_up(patient, event_date=pm.surgery_date))
+    services.record_delete(user=users["nurse"], record=event, reason="entered twice")  # for the deleted records page
+    for record in case_load(patient).records():  # complete, so the monitor may verify it
+        services.record_status_set(user=users["nurse"], record=record, status="complete")
+    query = queries.query_raise(user=users["monitor"], record=pm, field="max_lesion_diameter_mm", text="Please check.")
+    freeze_create(user=users["coordinator"], name="first")
     found = {}
     signed_in_as = None
-    for role, path in pages(patient.pk, pm.pk):
+    for role, path in pages(patient.pk, pm.pk, query.pk):
         if role != signed_in_as:
             page.context.clear_cookies()
             page.context.add_cookies([{"name": "django_language", "value": language, "url": base}])
             if role != "anonymous":
-                sign_in(page, base, role)
+                sign_in(page, base, f"{role}.muc")
             signed_in_as = role
         page.goto(base + path)
         page.wait_for_load_state("networkidle")

@@ -1,5 +1,5 @@
 """The one-writer rule, enforced on every statement the test suite sends: an INSERT, UPDATE or
-DELETE on a clinical table (or its audit table) must come from registry/services/.
+DELETE on a clinical table (or its audit table, or a data freeze) must come from registry/services/.
 
 The writer is the innermost frame of the project's own code. Tests may write fixtures directly
 (tests/factories.py), and migrations build the schema; but a write made while a request or a
@@ -11,7 +11,7 @@ import sys
 
 from django.db import connection
 
-from registry.models import CLINICAL_MODELS, DeletedRecord, Restoration
+from registry.models import CLINICAL_MODELS, DeletedRecord, Freeze, FrozenCase, Restoration
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SERVICES = str(ROOT / "registry" / "services") + "/"
@@ -27,6 +27,7 @@ def clinical_tables():
         tables.update({model._meta.db_table, model.history.model._meta.db_table})
     # Tombstones hold deleted records' values, and a restoration writes records back.
     tables.update({DeletedRecord._meta.db_table, Restoration._meta.db_table})
+    tables.update({Freeze._meta.db_table, FrozenCase._meta.db_table})  # the data freezes, as clinical data
     return tables
 
 

@@ -6,9 +6,12 @@ the report pools a nurse's centres, and every centre for a PI or a coordinator; 
 per patient, covers only the centres whose records the user may read (every centre for a
 coordinator or a holder of the analyst permission). Both record the read
 (registry.security.audit): the frame its patients, the report the centres and patients it covers.
+`freeze=NAME` computes either from that data freeze instead of the live registry, for the same
+centres (an unknown name is a 400); the result then names the freeze and its hash.
 """
 import json
 
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -18,20 +21,35 @@ from rest_framework.views import APIView
 
 from analysis import plan as plans
 from analysis.plan import ENDPOINTS, FACTORS, HISTOLOGIES, AnalysisPlan, PlanError, split_list
+from registry import selectors
 from registry.security import audit
 
 PLAN_DEFAULTS = AnalysisPlan()
 PLAN_ENUMS = {"histologies": HISTOLOGIES, "multivariable_covariates": FACTORS, "multivariable_endpoints": ENDPOINTS}
 
 
+NOT_PLAN = ("centres", "format", "freeze")  # query parameters that are not the plan's
+
+
 def plan_and_centres(query):
     """(AnalysisPlan, centres or None) from query parameters; 400 naming the parameter if unusable."""
     try:
-        plan = plans.plan_from_query({name: query.getlist(name) for name in query if name not in ("centres", "format")})
+        plan = plans.plan_from_query({name: query.getlist(name) for name in query if name not in NOT_PLAN})
     except PlanError as error:
         raise serializers.ValidationError({"plan": [str(error)]}) from error
     centres = [code for value in query.getlist("centres") for code in split_list(value)] or None
     return plan, centres
+
+
+def freeze_of(query):
+    """The data freeze named by ?freeze= (None: the live registry); 400 if there is none."""
+    name = query.get("freeze")
+    if not name:
+        return None
+    freeze = selectors.freeze_named(name)
+    if freeze is None:
+        raise serializers.ValidationError({"freeze": [_("There is no freeze %(name)s.") % {"name": name}]})
+    return freeze
 
 
 def plan_parameters():
@@ -60,6 +78,10 @@ def plan_parameters():
     params.append(OpenApiParameter(
         "centres", {"type": "array", "items": {"type": "string"}}, OpenApiParameter.QUERY, required=False,
         explode=False, description="Only these centres (codes, comma-separated), within those you may analyse."))
+    params.append(OpenApiParameter(
+        "freeze", {"type": "string"}, OpenApiParameter.QUERY, required=False,
+        description="The name of a data freeze (GET /api/v1/freezes/) to compute from instead of the live "
+                    "registry: the same request gives the same result, however the data have changed since."))
     return params
 
 
@@ -85,7 +107,10 @@ class AnalysisView(APIView):
 class FrameSerializer(serializers.Serializer):
     plan = serializers.DictField(help_text="The analysis plan the frame was derived with.")
     plan_hash = serializers.CharField()
-    data_version = serializers.CharField(help_text="Changes whenever a clinical record of the centres analysed changes.")
+    data_version = serializers.CharField(help_text="Changes whenever a clinical record of the centres analysed changes "
+                                                   "(from a freeze: the freeze's, which never changes).")
+    freeze = serializers.DictField(allow_null=True, help_text="The data freeze the frame comes from (name, frozen_at, "
+                                   "rule, content_hash, dictionary_version, live_data_version), or null.")
     columns = serializers.ListField(child=serializers.CharField())
     rows = serializers.ListField(child=serializers.DictField(), help_text="One object per patient.")
 
@@ -102,7 +127,7 @@ class ReportView(AnalysisView):
         from analysis.report import survival_report  # lifelines takes seconds to import: only when asked
 
         plan, centres = plan_and_centres(request.query_params)
-        report = survival_report(plan, user=request.user, centres=centres)
+        report = survival_report(plan, user=request.user, centres=centres, freeze=freeze_of(request.query_params))
         audit.log_read(request, centres=report["scope"]["centres_included"], rows=report["cohort"]["registered"])
         return Response(report)
 
@@ -121,8 +146,9 @@ class FrameView(AnalysisView):
         from analysis.report import frame_with_version  # lifelines takes seconds to import: only when asked
 
         plan, centres = plan_and_centres(request.query_params)
+        freeze = freeze_of(request.query_params)
         # One row per patient: only the centres whose records the user may read (a PI's own).
-        frame, version = frame_with_version(plan, user=request.user, centres=centres, row_level=True)
+        frame, version = frame_with_version(plan, user=request.user, centres=centres, row_level=True, freeze=freeze)
         audit.log_read(request, patient_ids=frame["patient_id"].tolist())
         for column in frame.columns:
             if str(frame[column].dtype).startswith("datetime"):
@@ -132,5 +158,6 @@ class FrameView(AnalysisView):
             return Response(frame.to_csv(index=False), headers=headers)
         rows = json.loads(frame.to_json(orient="records"))
         return Response({"plan": plan.to_dict(), "plan_hash": plan.hash, "data_version": version,
+                         "freeze": selectors.freeze_provenance(freeze) if freeze is not None else None,
                          "columns": list(frame.columns), "rows": rows}, headers=headers)
 

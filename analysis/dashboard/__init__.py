@@ -9,7 +9,9 @@ Cache: one entry per (kind, plan hash, data version, scope) in Django's default 
 REDIS_URL is set, else local memory). The data version of the scope's centres changes with every
 write to one of their clinical records (registry.selectors.data_version), so a new version is a
 new key, and another centre's writes leave a one-centre view's entries in use: entries are never
-invalidated, they simply stop being asked for and expire. Three kinds of entries:
+invalidated, they simply stop being asked for and expire. A data freeze (?freeze=NAME) never
+changes: its entries are keyed by the freeze and its own version (registry.selectors.freeze_version).
+Three kinds of entries:
 - "report": the survival report (analysis/report.py) under the plan;
 - "strata:<factor>:<min stratum>": Kaplan-Meier per group of one factor, with the k-group log-rank;
 - "figures:<factor>:<min stratum>": the page's SVG figures drawn from those two.
@@ -32,6 +34,7 @@ from analysis.dashboard.compute import (  # noqa: F401 (the package's interface)
     results,
     scope_key,
     strata_for,
+    version_key,
 )
 from analysis.dashboard.figures import (  # noqa: F401
     FIGURES,

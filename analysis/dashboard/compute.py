@@ -2,6 +2,8 @@
 
 See the package docstring (analysis/dashboard/__init__.py) for the cache's keys.
 """
+import math
+
 import pandas as pd
 from django import forms
 from django.conf import settings
@@ -62,6 +64,9 @@ class ControlsForm(forms.Form):
         help_text=_("Tick at least one."))
     xmax = forms.FloatField(label=_("Time axis up to"), min_value=6, max_value=600, required=False,
                             help_text=_("Months; empty: up to the last follow-up."))
+    xstep = forms.ChoiceField(label=_("Tick every"), required=False, choices=[
+        ("", _("automatic")), ("3", "3"), ("6", "6"), ("12", "12"), ("24", "24"), ("36", "36"), ("60", "60")],
+        help_text=_("Months between the marks of the time axis (and the numbers at risk)."))
     bands = forms.ChoiceField(label=_("95% CI bands"), required=False, choices=[
         ("", _("automatic (up to two groups)")), ("on", _("shown")), ("off", _("hidden"))])
 
@@ -83,7 +88,7 @@ COVARIATES_SHOWN = "covariates_shown"  # a hidden field of the form: its boxes w
 def controls(query, base):
     """(form, plan, factor) from the query: the base plan (defaults or a saved plan) with the
     given, valid fields of the form applied."""
-    initial = {**plan_fields(base), "stratify": "none", "xmax": "", "bands": ""}
+    initial = {**plan_fields(base), "stratify": "none", "xmax": "", "xstep": "", "bands": ""}
     if not any(name in query for name in ControlsForm.base_fields):
         return ControlsForm(initial=initial, plan=base), base, "none"
     form = ControlsForm({**initial, **{name: query.get(name) for name in initial if name in query},
@@ -108,10 +113,12 @@ def controls(query, base):
 
 
 def figure_options(form):
-    """How the Kaplan-Meier figures are drawn: {"xmax": months or None (from the data), "bands":
+    """How the Kaplan-Meier figures are drawn: {"xmax": months or None (from the data), "xstep":
+    months between ticks or None (from the axis' length), "bands":
     "on", "off" or None (shown for up to two groups)}; an invalid value keeps the default."""
     data = getattr(form, "cleaned_data", None) or {}
-    return {"xmax": data.get("xmax"), "bands": data.get("bands") or None}
+    return {"xmax": data.get("xmax"), "xstep": int(data["xstep"]) if data.get("xstep") else None,
+            "bands": data.get("bands") or None}
 
 
 # --- cached results -----------------------------------------------------------------------------
@@ -124,6 +131,11 @@ def cache_key(kind, plan, version, centres):
     return f"{CACHE_PREFIX}:{kind}:{plan.hash}:{version}:{scope_key(centres)}"
 
 
+def version_key(version, freeze=None):
+    """The data part of a cache key: the live data version, or the freeze and its version."""
+    return version if freeze is None else f"freeze-{freeze.pk}-{version}"
+
+
 def entry_kinds(factor):
     """The cache entries' kinds for a stratification factor. The small-group guard changes what is
     shown and drawn, and the language the labels of the strata and the text of the figures: both
@@ -133,21 +145,22 @@ def entry_kinds(factor):
             "figures": f"figures:{factor}:{guard}:{language}"}
 
 
-def results(plan, centres, factor):
+def results(plan, centres, factor, freeze=None):
     """{"report", "strata", "cache": "hit"|"miss", "figures_key"} for the plan, the centres
-    (None = all) and the stratification factor.
+    (None = all), the stratification factor and the data freeze (None: the live registry).
 
-    Reads the data version (ten indexed queries), then the cache; on a miss reads the frame
-    once, computes what is missing and stores it under the version the frame was read at.
-    Two requests missing at the same moment both compute (no lock): the cost of a rare double
-    computation is lower than that of a lock every request would pass through.
+    Reads the data version (ten indexed queries; a freeze's: one), then the cache; on a miss
+    reads the frame once, computes what is missing and stores it under the version the frame
+    was read at. Two requests missing at the same moment both compute (no lock): the cost of a
+    rare double computation is lower than that of a lock every request would pass through.
     """
     kinds = entry_kinds(factor)
 
     def keys(version):
-        return {name: cache_key(kind, plan, version, centres) for name, kind in kinds.items()}
+        return {name: cache_key(kind, plan, version_key(version, freeze), centres) for name, kind in kinds.items()}
 
-    key = keys(selectors.data_version(centres))  # another centre's saves leave this view cached
+    # another centre's saves leave this view cached; a freeze's version never moves
+    key = keys(selectors.data_version(centres) if freeze is None else selectors.freeze_version(freeze))
     found = cache.get_many([key["report"], key["strata"]])
     if len(found) == 2:
         return {"report": found[key["report"]], "strata": found[key["strata"]], "cache": "hit",
@@ -155,21 +168,21 @@ def results(plan, centres, factor):
 
     from analysis.report import frame_with_version  # lifelines loads in seconds: only on a miss
 
-    frame, read_at = frame_with_version(plan, centres=centres)
+    frame, read_at = frame_with_version(plan, centres=centres, freeze=freeze)
     stored, key = key, keys(read_at)
     report = found.get(stored["report"]) if stored == key else None
-    report = report or report_from_frame(frame, read_at, plan, centres)
+    report = report or report_from_frame(frame, read_at, plan, centres, freeze)
     strata = overall_strata(report) if factor == "none" else strata_for(frame[frame["eligible"]], factor, plan)
     cache.set_many({key["report"]: report, key["strata"]: strata}, CACHE_SECONDS)
     return {"report": report, "strata": strata, "cache": "miss", "figures_key": key["figures"]}
 
 
-def report_from_frame(frame, version, plan, centres):
-    """``survival_report(plan, centres=centres)`` from a frame already read (so the dashboard
-    reads the registry once for the report and the strata)."""
+def report_from_frame(frame, version, plan, centres, freeze=None):
+    """``survival_report(plan, centres=centres, freeze=freeze)`` from a frame already read (so the
+    dashboard reads the registry once for the report and the strata)."""
     from analysis import report
 
-    return report.report_from_frame(frame, version, plan, centres=centres)
+    return report.report_from_frame(frame, version, plan, centres=centres, freeze=freeze)
 
 
 # --- strata -------------------------------------------------------------------------------------
@@ -251,3 +264,13 @@ def strata_for(analysed, factor, plan):
             "groups": groups,
             "logrank": None if test is None else {k: test.get(k) for k in ("estimable", "reason", "chi2", "df", "p")}}
     return result
+
+
+def time_axis(groups, xmax=None, xstep=None):
+    """(horizon, tick times) in months: up to ``xmax`` if given, else up to the last follow-up
+    rounded up to a year; a tick every ``xstep`` months if given (but never more than 40 ticks),
+    else every 12 months (24, 36... on a long axis, at most 16 ticks)."""
+    last = max((group["curve"]["time"][-1] for group in groups if group["curve"]["time"]), default=RISK_TIMES[-1])
+    horizon = xmax or 12 * max(1, math.ceil(last / 12))
+    step = max(xstep, math.ceil(horizon / 40)) if xstep else 12 * math.ceil(horizon / 180)
+    return horizon, list(range(0, int(horizon) + 1, step))

@@ -4,19 +4,10 @@ import math
 from django.core.cache import cache
 from django.utils.translation import gettext as _
 
-from analysis.dashboard.compute import CACHE_SECONDS, ENDPOINT_LABELS, RISK_TIMES, min_stratum
+from analysis.dashboard.compute import CACHE_SECONDS, ENDPOINT_LABELS, min_stratum, time_axis
 from analysis.dashboard.tables import interval, median_text, percent, term_label
 from analysis.plan import ENDPOINTS, AnalysisPlan
 from analysis.plots import at_risk
-
-
-def time_axis(groups, xmax=None):
-    """(horizon, tick times) in months: up to ``xmax`` if given, else up to the last follow-up
-    rounded up to a year; a tick every 12 months (24, 36... on a long axis, at most 16 ticks)."""
-    last = max((group["curve"]["time"][-1] for group in groups if group["curve"]["time"]), default=RISK_TIMES[-1])
-    horizon = xmax or 12 * max(1, math.ceil(last / 12))
-    step = 12 * math.ceil(horizon / 180)
-    return horizon, list(range(0, int(horizon) + 1, step))
 
 
 def km_figure(results_, endpoint, options=None):
@@ -25,7 +16,7 @@ def km_figure(results_, endpoint, options=None):
     options = options or {}
     strata = results_["strata"]
     part = strata["endpoints"][endpoint]
-    horizon, ticks = time_axis(part["groups"], options.get("xmax"))
+    horizon, ticks = time_axis(part["groups"], options.get("xmax"), options.get("xstep"))
     groups = [{**group, "at_risk": at_risk(group["curve"], ticks)} for group in part["groups"]]
     bands = {"on": True, "off": False}.get(options.get("bands"), len(groups) <= 2)
     logrank = part["logrank"] or {}
@@ -73,7 +64,7 @@ def page_figures(results_, options=None):
     """Every figure of the page as inline SVG with its numbers table (cached: drawing the
     curves of 10,000 patients takes longer than the rest of a cached page)."""
     options = options or {}
-    key = f"{results_['figures_key']}:{options.get('xmax')}:{options.get('bands')}"
+    key = f"{results_['figures_key']}:{options.get('xmax')}:{options.get('xstep')}:{options.get('bands')}"
     figures = cache.get(key)
     if figures is None:
         figures = draw_page_figures(results_, options)
@@ -96,7 +87,7 @@ def draw_page_figures(results_, options=None):
             "forest_multivariable": plots.forest_svg(forests["multivariable"], ident="forest-multivariable"),
             "centre_forests": [(endpoint, plots.forest_svg(centre_forest(report, endpoint), ident=f"centres-{endpoint}"))
                                for endpoint in ENDPOINTS],
-            "cif_svg": plots.cif_svg(cif_figure(report), ident="cif"),
+            "cif_svg": plots.cif_svg(cif_figure(report, options), ident="cif"),
             "ph_residual_svgs": [plots.residual_svg(residual, ident=f"zph-{index}")
                                  for index, residual in enumerate(residual_figures(report))]}
 
@@ -110,15 +101,18 @@ def centre_forest(report, endpoint):
             "rows": rows}
 
 
-def cif_figure(report):
-    """Cumulative incidence of recurrence and of death without recurrence (Aalen-Johansen)."""
+def cif_figure(report, options=None):
+    """Cumulative incidence of recurrence and of death without recurrence (Aalen-Johansen), on the
+    same time axis as the Kaplan-Meier figures (from the data, or as the PI set it)."""
+    options = options or {}
     section = report.get("competing_risks") or {}
     curves = [{"label": label, **section[key]["curve"]}
               for key, label in (("recurrence", _("Recurrence")),
                                  ("death_without_recurrence", _("Death without recurrence")))
               if key in section]
+    horizon, ticks = time_axis([{"curve": curve} for curve in curves], options.get("xmax"), options.get("xstep"))
     return {"title": _("Cumulative incidence of recurrence, death without recurrence as competing event"),
-            "horizon": RISK_TIMES[-1], "curves": curves}
+            "horizon": horizon, "ticks": ticks, "curves": curves}
 
 
 def residual_figures(report):

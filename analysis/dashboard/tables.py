@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from analysis import factors
-from analysis.dashboard.compute import ENDPOINT_LABELS, RISK_TIMES
+from analysis.dashboard.compute import ENDPOINT_LABELS, time_axis
 from analysis.frame import NO_METASTASECTOMY
 from analysis.plan import AnalysisPlan
 from analysis.plots import at_risk, format_hr, format_p
@@ -184,6 +184,8 @@ def download_name(what, results_, centres, extension):
         parts.append("by-" + factor_slug(factor, plan))
     if centres:
         parts.append("-".join(centres))
+    if results_["report"].get("freeze"):
+        parts.append("freeze-" + results_["report"]["freeze"]["name"])
     parts.append(timezone.localdate().isoformat())
     return f"{'_'.join(parts)}.{extension}"
 
@@ -203,9 +205,14 @@ def _km_csv(report, strata):
     return ["endpoint", "group", "time_months", *columns[1:]], rows
 
 
-def _risk_csv(report, strata):
-    rows = [[endpoint, g["label"], when, count] for endpoint, part in strata["endpoints"].items()
-            for g in part["groups"] for when, count in zip(RISK_TIMES, at_risk(g["curve"], RISK_TIMES))]
+def _risk_csv(report, strata, options=None):
+    """The numbers at risk at the figure's ticks (its time axis: from the data, or as the PI set it)."""
+    options = options or {}
+    rows = []
+    for endpoint, part in strata["endpoints"].items():
+        _horizon, ticks = time_axis(part["groups"], options.get("xmax"), options.get("xstep"))
+        rows += [[endpoint, g["label"], when, count] for g in part["groups"]
+                 for when, count in zip(ticks, at_risk(g["curve"], ticks))]
     return ["endpoint", "group", "months", "at_risk"], rows
 
 
@@ -250,8 +257,11 @@ CSV = {"km": _km_csv, "risk": _risk_csv, "univariable": _models_csv("univariable
 CSV_TABLES = tuple(CSV)
 
 
-def csv_rows(results_, table):
-    """(header, rows) of one numbers table for CSV download (a name of CSV_TABLES)."""
+def csv_rows(results_, table, options=None):
+    """(header, rows) of one numbers table for CSV download (a name of CSV_TABLES); the numbers at
+    risk follow the figures' time axis (`options`: compute.figure_options)."""
+    if table == "risk":
+        return _risk_csv(results_["report"], results_["strata"], options)
     return CSV[table](results_["report"], results_["strata"])
 
 

@@ -1,5 +1,6 @@
 """URLs of the survival dashboard (mounted at /analysis/). Every view takes the same query:
-?centre=CODE&plan=ID&size_cutoff_mm=..&lesions_cutoff=..&tfi_cutoff_months=..&covariates=..&stratify=.."""
+?centre=CODE&plan=ID&size_cutoff_mm=..&lesions_cutoff=..&tfi_cutoff_months=..&covariates=..&stratify=..
+&freeze=NAME (a data freeze instead of the live registry)"""
 from django.urls import path
 
 from analysis.dashboard import views

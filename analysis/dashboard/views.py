@@ -6,6 +6,8 @@ analysis.plots (figures). Who sees which centres is decided by registry.access o
 - a nurse sees her own centre(s); asking for another centre's view gets 404, as everywhere in
   the registry (its existence is not confirmed);
 - anonymous visitors are sent to sign in.
+?freeze=NAME computes everything from that data freeze instead of the live registry, for the same
+centres (an unknown name is 404); the page then says which freeze, when and its hash.
 Every download of results (figures, tables, the report) is recorded with the centres and the
 number of patients it covers (registry.security.audit); the pages themselves are not.
 """
@@ -59,19 +61,31 @@ def base_plan(request):
         return AnalysisPlan(), None
 
 
+def request_freeze(request):
+    """The data freeze named by ?freeze=NAME (404 if there is none), or None: the live registry.
+    Its centres are those of the request's scope, as for the live data (analysis_centres)."""
+    name = request.GET.get("freeze")
+    if not name:
+        return None
+    freeze = selectors.freeze_named(name)
+    if freeze is None:
+        raise Http404
+    return freeze
+
+
 def request_plan(request):
     """The scope, controls and plan of a request (refusing what access.py refuses)."""
     centres = analysis_centres(request)
     base, saved = base_plan(request)
     form, plan, factor = dashboard.controls(request.GET, base)
     return {"centres": centres, "form": form, "plan": plan, "factor": factor, "saved": saved,
-            "figure_options": dashboard.figure_options(form)}
+            "figure_options": dashboard.figure_options(form), "freeze": request_freeze(request)}
 
 
 def compute(request):
     """Everything a dashboard request needs: scope, controls, plan and the (cached) results."""
     state = request_plan(request)
-    return {**state, "results": dashboard.results(state["plan"], state["centres"], state["factor"])}
+    return {**state, "results": dashboard.results(state["plan"], state["centres"], state["factor"], state["freeze"])}
 
 
 def with_cache_header(response, results):
@@ -89,6 +103,7 @@ def dashboard_page(request):
     context = page_context(request, state)
     context["saved_plans"] = SavedPlan.objects.select_related("owner")[:50]
     context["centre_choices"] = centre_choices(request.user)
+    context["freeze_choices"] = selectors.freezes()[:50]
     return with_cache_header(render(request, "analysis/dashboard.html", context), state["results"])
 
 
@@ -106,7 +121,7 @@ def page_context(request, state):
     report = results["report"]
     figures = dashboard.page_figures(results, state["figure_options"])
     return {
-        **state, **figures, "report": report, "query": request.GET.urlencode(),
+        **state, **figures, "report": report, "query": request.GET.urlencode(), "live_query": live_query(request),
         "generated_at": parse_datetime(report["generated_at"]), "poll_seconds": dashboard.poll_seconds(),
         "strata_note": dashboard.strata_note(results["strata"]),
         "univariable": dashboard.univariable_rows(report, plan),
@@ -131,6 +146,13 @@ def page_context(request, state):
     }
 
 
+def live_query(request):
+    """The request's query without its freeze: the same view of the live registry."""
+    query = request.GET.copy()
+    query.pop("freeze", None)
+    return query.urlencode()
+
+
 def centre_choices(user):
     """Centres whose own view the user may open (empty for a single-centre user: nothing to choose)."""
     allowed = access.analysis_centre_codes(user)
@@ -144,7 +166,9 @@ def centre_choices(user):
 def data_version(request):
     """The current data version, polled by the open page (static/analysis/dashboard.js)."""
     centres = analysis_centres(request)  # the page's scope, and the same refusal
-    response = JsonResponse({"data_version": selectors.data_version(centres)})
+    freeze = request_freeze(request)
+    version = selectors.data_version(centres) if freeze is None else selectors.freeze_version(freeze)
+    response = JsonResponse({"data_version": version})
     response["Cache-Control"] = "no-store"
     return response
 
@@ -169,7 +193,7 @@ def table_download(request, table):
     if table not in dashboard.CSV_TABLES:
         raise Http404
     state = compute(request)
-    header, rows = dashboard.csv_rows(state["results"], table)
+    header, rows = dashboard.csv_rows(state["results"], table, state["figure_options"])
     log_download(request, state["results"])
     response = HttpResponse(dashboard.csv_text(header, rows), content_type="text/csv; charset=utf-8")
     return attachment(response, tables.download_name(table, state["results"], state["centres"], "csv"),
@@ -219,5 +243,5 @@ def plan_save(request):
     saved = SavedPlan.objects.create(name=name, owner=request.user, plan=plan.replace(name=name).to_dict())
     messages.success(request, _("Saved the plan “%(name)s”.") % {"name": name})
     # Reopen it by id: its cut-offs and covariates now come from the saved plan, not the query.
-    query = {key: request.GET[key] for key in ("centre", "stratify") if request.GET.get(key)}
+    query = {key: request.GET[key] for key in ("centre", "stratify", "freeze") if request.GET.get(key)}
     return redirect(reverse("analysis:dashboard") + "?" + urlencode({"plan": saved.pk, **query}))

@@ -1,10 +1,11 @@
 """Plain-text rendering of the survival report, laid out like a paper's tables, and the
---plan option shared by the analysis commands."""
+--plan and --freeze options shared by the analysis commands."""
 from pathlib import Path
 
 from django.core.management.base import CommandError
 
 from analysis.plan import AnalysisPlan, PlanError
+from registry import selectors
 
 
 def plan_from_file(path):
@@ -17,6 +18,16 @@ def plan_from_file(path):
         raise CommandError(f"Cannot read the plan {path}: {error.strerror}") from error
     except PlanError as error:
         raise CommandError(f"{path}: {error}") from error
+
+
+def freeze_from_name(name):
+    """The data freeze named (None without a name: the live registry); CommandError if there is none."""
+    if not name:
+        return None
+    freeze = selectors.freeze_named(name)
+    if freeze is None:
+        raise CommandError(f"There is no freeze {name!r} (manage.py freeze_create makes one).")
+    return freeze
 
 
 def months(value):
@@ -71,8 +82,11 @@ def _warnings(report):
 def _header(report):
     scope = report["scope"]
     centres = ", ".join(scope["centres_included"]) or "none"
-    return (f"Survival report — plan '{report['plan']['name']}' ({report['plan_hash']}), "
-            f"data version {report['data_version']}, generated {report['generated_at']}\n"
+    freeze = report.get("freeze")
+    source = (f"freeze {freeze['name']} of {freeze['frozen_at']} ({freeze['rule']} records, content hash "
+              f"{freeze['content_hash']}, data dictionary {freeze['dictionary_version']})" if freeze else
+              f"data version {report['data_version']}, generated {report['generated_at']}")
+    return (f"Survival report — plan '{report['plan']['name']}' ({report['plan_hash']}), {source}\n"
             f"Centres: {centres}")
 
 

@@ -6,7 +6,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from registry.api import deleted, pages, queries, views
+from registry.api import deleted, freezes, pages, queries, views
 
 app_name = "api"  # the analysis endpoints join this namespace in registry/urls.py
 
@@ -27,6 +27,8 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its script as a file, so the page needs no inline script (CSP).
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="swagger-ui"),
+    path("v1/freezes/", freezes.FreezeListView.as_view(), name="freezes-list"),
+    path("v1/freezes/<str:name>/diff/", freezes.FreezeDiffView.as_view(), name="freezes-diff"),
     path("v1/", include(router.urls)),
     re_path(r"^v1/.+/$", views.NotFoundView.as_view(), name="not-found"),
 ]

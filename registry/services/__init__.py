@@ -9,9 +9,11 @@ suite to it). Reads shared by several layers are in registry.selectors.
 - status: a record's data-management status (in progress, complete, verified, locked) and the
   lock every writer obeys
 - erasure: one patient erased on a legal request, history copies included, leaving a tombstone
+- freezes: the clinical tables copied, unchanged for good, at one instant
 """
 from registry.services.bulk import import_write
 from registry.services.erasure import patient_erase, patient_erasure_counts
+from registry.services.freezes import freeze_create
 from registry.services.records import (
     StaleRecordError,
     cases_create,
@@ -23,6 +25,6 @@ from registry.services.records import (
 )
 from registry.services.status import RecordLocked, record_status_set
 
-__all__ = ["RecordLocked", "StaleRecordError", "cases_create", "import_write", "patient_create", "patient_erase",
-           "patient_erasure_counts", "record_check", "record_delete", "record_restore", "record_save",
+__all__ = ["RecordLocked", "StaleRecordError", "cases_create", "freeze_create", "import_write", "patient_create",
+           "patient_erase", "patient_erasure_counts", "record_check", "record_delete", "record_restore", "record_save",
            "record_status_set"]

@@ -8,12 +8,12 @@ a centre, as accurate and complete.
   and count a wrong password toward the sign-in lockout (registry.security.reauthentication).
 - What: the meaning of the signature (the statement the signer was shown, stored as shown), the
   signer, the time, the client address and the SHA-256 of the canonical case
-  (registry.cases.case_digest: every record's values, status and version).
+  (registry.cases.case_digest: every record's values).
 - Only a case whose every record is complete, verified or locked is signed.
 
 Validity is computed, not stored: a signature holds while the case's digest equals the one signed.
-Every change of the case (an edit, a new or deleted record, a status move; through the forms, the
-API, the import, the admin, or past the application) changes the digest, so no writer has to
+Every change of the case's data (an edit, a new or deleted record; through the forms, the API, the
+import, the admin, or past the application) changes the digest (verifying or locking it does not), so no writer has to
 remember to invalidate anything, and a signature row is written once and never updated (an
 append-only, sealed audit table). Who changed the case first after the signature is read from the
 audit trail.
@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from registry import access, rules
-from registry.cases import assemble, case_digest
+from registry.cases import NOT_SIGNED, assemble, case_digest
 from registry.models import CLINICAL_MODELS, Patient, Signature
 from registry.selectors import case_load, stored_records
 from registry.services.status import IN_PROGRESS
@@ -207,13 +207,21 @@ class SignatureState:
     explained: bool = False  # the audit trail was searched for the change
 
 
+def changes_signed_data(row):
+    """Whether a history row added, deleted or changed a signed value (not only the status)."""
+    if row.history_type != "~" or row.prev_record is None:
+        return True
+    return any(change.field not in NOT_SIGNED for change in row.diff_against(row.prev_record).changes)
+
+
 def first_change_after(patient_id, moment):
     """The first audited change of the patient's case after `moment` ({"at", "user", "record",
     "action"}), or None (one query per table)."""
     changes = []
     for model in CLINICAL_MODELS:
-        row = (model.history.filter(patient_id=patient_id, history_date__gt=moment).select_related("history_user")
-               .order_by("history_date", "history_id").first())
+        rows = (model.history.filter(patient_id=patient_id, history_date__gt=moment).select_related("history_user")
+                .order_by("history_date", "history_id"))
+        row = next((row for row in rows if changes_signed_data(row)), None)
         if row is not None:
             changes.append({
                 "at": row.history_date,

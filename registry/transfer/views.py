@@ -15,12 +15,13 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from registry import access
-from registry.dictionary import TABLES
+from registry.dictionary import TABLE_MODELS, TABLES
 from registry.models import Job
 from registry.transfer import jobs
 from registry.transfer.exporting import DEIDENTIFY, FORMATS
@@ -31,7 +32,9 @@ class ImportForm(forms.Form):
         "An Excel workbook (.xlsx) with one sheet per table, a zip of CSV files named after the tables, "
         "or one CSV file."))
     table = forms.ChoiceField(label=gettext_lazy("Table of a single CSV file"), required=False,
-                              choices=[("", gettext_lazy("from the file name"))] + [(t, t) for t in TABLES])
+                              choices=[("", gettext_lazy("from the file name"))]
+                              + [(t, format_lazy("{} ({})", capfirst(TABLE_MODELS[t]._meta.verbose_name_plural), t))
+                                 for t in TABLES])
     dry_run = forms.BooleanField(label=gettext_lazy("Dry run: check and count, write nothing"), required=False,
                                  initial=True)
 

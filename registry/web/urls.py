@@ -2,7 +2,7 @@
 which fails when a page is added without saying who may open it."""
 from django.urls import path
 
-from registry.web import deleted, progress, queries, signatures, verification, views
+from registry.web import deleted, freezes, progress, queries, signatures, verification, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -28,4 +28,7 @@ urlpatterns = [
     path("patients/<str:patient_id>/<slug:kind>/<str:pk>/queries/new/", queries.query_new, name="query_new"),
     path("queries/", queries.query_list, name="query_list"),
     path("queries/<int:pk>/", queries.query_detail, name="query_detail"),
+    path("freezes/", freezes.freeze_list, name="freeze_list"),
+    path("freezes/diff/", freezes.freeze_diff, name="freeze_diff"),
+    path("freezes/diff.csv", freezes.freeze_diff_csv, name="freeze_diff_csv"),
 ]

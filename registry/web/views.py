@@ -434,11 +434,15 @@ def merged_form(request, form, form_class, current):
         opened = getattr(base, attname) if base is not None else theirs
         if theirs == opened:
             continue  # only she may have changed it: her entry stands
+        value = field.prepare_value(theirs_form[name].value())
+        theirs_entry = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
         if yours == opened:  # only they changed it: take theirs
-            value = field.prepare_value(theirs_form[name].value())
-            data[name] = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+            data[name] = theirs_entry
+        # (label, theirs, yours, which the form holds, and for the page's "use theirs / keep mine"
+        # buttons the field's name with both entries as the form takes them)
         changes.append((label(model, name), shown(model, name, theirs), shown(model, name, yours),
-                        _("theirs") if yours == opened else _("yours")))
+                        _("theirs") if yours == opened else _("yours"), name, theirs_entry,
+                        request.POST.get(name, "")))
     data["version"] = str(current.version)
     return form_class(data, instance=current), changes
 

@@ -13,3 +13,20 @@
     });
   });
 })();
+
+// After a refused stale save: "Use theirs" / "Keep mine" put either entry of a field into the form
+// (the form already holds a combination; the nurse decides field by field, then saves).
+(function () {
+  "use strict";
+  document.querySelectorAll("button[data-merge-field]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var name = button.getAttribute("data-merge-field");
+      var input = document.getElementById("id_" + name);
+      if (!input) return;
+      input.value = button.getAttribute("data-merge-value");
+      input.dispatchEvent(new Event("input", {bubbles: true}));
+      var kept = document.querySelector("[data-kept-for='" + name + "']");
+      if (kept) kept.textContent = button.getAttribute("data-merge-kept");
+    });
+  });
+})();

@@ -10,6 +10,7 @@ import csv
 import datetime
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -77,7 +78,7 @@ def quick_report(monkeypatch, first_pooled_request):
     template = first_pooled_request.context["report"]
     calls = []
 
-    def report_from_frame(frame, version, plan, centres):
+    def report_from_frame(frame, version, plan, centres, freeze=None):
         calls.append((plan.hash, version, centres))
         analysed = frame[frame["eligible"]]
         endpoints = {e: {**template["endpoints"][e], "n": len(analysed), "events": int(analysed[f"{e}_event"].sum())}
@@ -492,6 +493,8 @@ def test_figures_tables_and_cohort_flow_are_drawn_in_the_language_of_the_page(cl
 def test_the_time_axis_and_bands_follow_the_query_and_a_bad_axis_keeps_the_default(client, pi):
     months = [at["months"] for at in get(client, pi, xmax="24").context["km"][0][3][0]["at"]]
     assert months == [0, 12, 24]
+    months = [at["months"] for at in get(client, pi, xmax="24", xstep="6").context["km"][0][3][0]["at"]]
+    assert months == [0, 6, 12, 18, 24]
     response = get(client, pi, xmax="5000")
     assert response.context["form"].errors["xmax"]
     default = [at["months"] for at in response.context["km"][0][3][0]["at"]]
@@ -530,3 +533,14 @@ def test_unticking_every_covariate_says_so_and_keeps_the_plans_covariates(client
     assert response.context["plan"] == AnalysisPlan()
     assert "No covariate ticked" in response.context["form"].errors["covariates"][0]
     assert "No covariate ticked" in response.content.decode()
+
+
+def test_the_numbers_at_risk_download_follows_the_figures_time_axis(client, pi):
+    rows = get(client, pi, f"{URL}data/risk.csv", xmax="24", xstep="6").content.decode().splitlines()
+    assert {line.split(",")[2] for line in rows[1:]} == {"0", "6", "12", "18", "24"}
+
+
+def test_the_cumulative_incidence_figure_shares_the_kaplan_meier_time_axis(client, pi):
+    svg = get(client, pi, xmax="24", xstep="6").context["cif_svg"]
+    ticks = re.findall(r">(\d+)</text>", svg)
+    assert ticks[-5:] == ["0", "6", "12", "18", "24"] and "60" not in ticks

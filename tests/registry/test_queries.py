@@ -164,7 +164,7 @@ def test_deleting_a_record_closes_every_pending_query_about_it(fresh_case, nurse
     later = services.record_save(user=nurse, record=f.metastasectomy(fresh_case, surgery_date=D(2016, 1, 1),
                                                                      max_lesion_diameter_mm=70))
     manual = raise_on(monitor, later, field="side")
-    services.record_delete(user=nurse, record=later)
+    services.record_delete(user=nurse, record=later, reason="entered twice")
     for query in Query.objects.filter(record_pk=str(later.pk)):
         assert query.state == "closed"
         assert query.messages.last().system_note == "record_deleted"
@@ -172,7 +172,7 @@ def test_deleting_a_record_closes_every_pending_query_about_it(fresh_case, nurse
 
 
 def test_deleting_a_patient_closes_its_queries_which_stay_readable_to_the_centre(case, nurse, coordinator):
-    services.record_delete(user=coordinator, record=case)
+    services.record_delete(user=coordinator, record=case, reason="entered twice")
     query = Query.objects.get(check_code="no_contact")
     assert query.state == "closed" and access.queries_readable(nurse).filter(pk=query.pk).exists()
 

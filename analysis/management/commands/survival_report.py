@@ -1,9 +1,9 @@
-"""python manage.py survival_report [--json] [--plan plan.json] [--centre CODE ...]"""
+"""python manage.py survival_report [--json] [--plan plan.json] [--centre CODE ...] [--freeze NAME]"""
 import json
 
 from django.core.management.base import BaseCommand
 
-from analysis.management.text import plan_from_file, render_report
+from analysis.management.text import freeze_from_name, plan_from_file, render_report
 from analysis.report import survival_report
 
 
@@ -15,9 +15,11 @@ class Command(BaseCommand):
         parser.add_argument("--plan", help="analysis plan as JSON (default: endpoints.md)")
         parser.add_argument("--centre", action="append", dest="centres", metavar="CODE",
                             help="only this centre (repeat for several)")
+        parser.add_argument("--freeze", metavar="NAME",
+                            help="from this data freeze (manage.py freeze_create) instead of the live registry")
 
-    def handle(self, *args, plan, centres, **options):
-        report = survival_report(plan_from_file(plan), centres=centres)
+    def handle(self, *args, plan, centres, freeze, **options):
+        report = survival_report(plan_from_file(plan), centres=centres, freeze=freeze_from_name(freeze))
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2, allow_nan=False))
         else:

@@ -1,10 +1,11 @@
 """python manage.py export_registry --format csv|xlsx|dta|sav --out PATH [--centre CODE]
-[--deidentify none|shift-dates|intervals] [--user NAME]"""
+[--deidentify none|shift-dates|intervals] [--user NAME] [--freeze NAME]"""
 from pathlib import Path
 
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
+from registry import selectors
 from registry.management.users import command_user
 from registry.transfer.exporting import DEIDENTIFY, FORMATS, dataset_export
 
@@ -19,10 +20,15 @@ class Command(BaseCommand):
         parser.add_argument("--centre", help="export only this centre's patients")
         parser.add_argument("--deidentify", choices=DEIDENTIFY, default="none")
         parser.add_argument("--user", help="export as this user (their export permission; logged); default: the system")
+        parser.add_argument("--freeze", metavar="NAME",
+                            help="export this data freeze (manage.py freeze_create) instead of the live registry")
 
-    def handle(self, *args, file_format, out, centre, deidentify, user, **options):
+    def handle(self, *args, file_format, out, centre, deidentify, user, freeze, **options):
         from registry.transfer.exporting import export_filename
 
+        frozen = selectors.freeze_named(freeze) if freeze else None
+        if freeze and frozen is None:
+            raise CommandError(f"There is no freeze {freeze!r} (manage.py freeze_create makes one).")
         path = Path(out)
         if path.is_dir():
             path = path / export_filename(centre=centre, file_format=file_format, deidentify=deidentify)
@@ -31,9 +37,10 @@ class Command(BaseCommand):
         try:
             with path.open("wb") as handle:
                 log = dataset_export(user=command_user(user), out=handle, file_format=file_format,
-                                     centre=centre.upper() if centre else None, deidentify=deidentify)
+                                     centre=centre.upper() if centre else None, deidentify=deidentify, freeze=frozen)
         except (PermissionDenied, ValueError) as error:
             path.unlink(missing_ok=True)
             raise CommandError(str(error)) from error
         rows = ", ".join(f"{count} {table}" for table, count in log.counts.items())
-        self.stdout.write(f"Wrote {path} ({rows}; data version {log.data_version}).")
+        source = f"freeze {log.freeze}" if log.freeze else f"data version {log.data_version}"
+        self.stdout.write(f"Wrote {path} ({rows}; {source}).")

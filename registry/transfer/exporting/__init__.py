@@ -10,12 +10,17 @@ the data dictionary (data_dictionary.csv: variable, table, type, label, codes, u
 rule, missing_codes), the dataset for other systems in every format alike: as a REDCap project
 (redcap_*.csv, exporting/redcap_files.py) and as CDISC ODM 1.3.2 (odm.xml, exporting/odm.py), and
 README.txt (data version, date, scope, options). Every export is logged (ExportLog).
+With a data freeze (registry.services.freezes) every file but README.txt's export time is that of
+the freeze, however the live data have changed since; the REDCap and ODM files are written for
+the live registry only (they read its records, history and instance numbers, which a freeze does
+not keep), so an export of a freeze goes without them and its README says so.
 
 Tables are streamed from the database in chunks into the archive, which is written to `out` as it
 grows (the web view spools it to a temporary file), so memory stays flat for CSV and XLSX;
 Stata and SPSS files are built one table at a time as a DataFrame (pyreadstat needs one).
 """
 import zipfile
+from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone, translation
@@ -27,6 +32,8 @@ from registry.transfer.exporting.tables import (
     DEIDENTIFY,
     Deidentifier,
     frame_deidentified,
+    frozen_index_dates,
+    frozen_table_rows,
     scope_patients,
     table_rows,
 )
@@ -81,8 +88,8 @@ def _frame_rows(frame):
 
 # The analysis app adds its frame to every export by registering a loader here when it starts
 # (analysis/apps.py): the registry never imports the analysis app, so without it the export simply
-# goes without the frame. A loader is called as load(user=..., centre=...) and returns (frame, plan,
-# {column: (type, label, codes)}), types as in writers.ExportColumn.
+# goes without the frame. A loader is called as load(user=..., centre=..., freeze=...) and returns
+# (frame, plan, {column: (type, label, codes)}), types as in writers.ExportColumn.
 _frame_loader = None
 
 
@@ -91,12 +98,12 @@ def register_frame_loader(load):
     _frame_loader = load
 
 
-def load_frame(*, user, centre):
+def load_frame(*, user, centre, freeze=None):
     """(frame, plan, column descriptions, None) under the default plan, or (None, None, {}, why)
     when no app provides one."""
     if _frame_loader is None:
         return None, None, {}, "analysis frame not included: the analysis app is not installed"
-    return (*_frame_loader(user=user, centre=centre), None)
+    return (*_frame_loader(user=user, centre=centre, freeze=freeze), None)
 
 
 def _dictionary_rows(centre_codes, frame_columns, deidentifier):
@@ -114,11 +121,12 @@ def _dictionary_rows(centre_codes, frame_columns, deidentifier):
     return rows
 
 
-def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="none"):
+def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="none", freeze=None):
     """Write the export archive to `out` (a path or a writable binary file); returns the ExportLog.
 
     Raises PermissionDenied unless `access.can_export(user, centre)` (user access.SYSTEM: the command without a
-    user), ValueError for an unknown format, option or centre.
+    user), ValueError for an unknown format, option or centre. With `freeze` (a Freeze) the tables and
+    the frame are that data freeze's instead of the live registry's: the same files, whenever exported.
     """
     if user is not access.SYSTEM and not access.can_export(user, centre or access.ALL):
         raise PermissionDenied("You may not export this dataset.")
@@ -131,17 +139,28 @@ def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="non
     created = timezone.now()
     counts = {}
     with translation.override("en"), selectors.one_snapshot():  # the files agree with each other
-        version = selectors.data_version([centre] if centre else None)
-        patients = scope_patients(centre)
-        deidentifier = Deidentifier(deidentify, patients)
-        label = f"Sarcoma PM registry, {centre or 'pooled'}, data version {version}"
+        if freeze is None:
+            version = selectors.data_version([centre] if centre else None)
+            patients, frozen_rows = scope_patients(centre), None
+            deidentifier = Deidentifier(deidentify, patients)
+            label = f"Sarcoma PM registry, {centre or 'pooled'}, data version {version}"
+        else:
+            version = selectors.freeze_version(freeze)
+            frozen_rows = selectors.FrozenRows(freeze, [centre] if centre else None, number=Decimal)
+            deidentifier = Deidentifier(deidentify, index=frozen_index_dates(frozen_rows) if deidentify == "intervals"
+                                        else None)
+            label = f"Sarcoma PM registry, {centre or 'pooled'}, freeze {freeze.name}"
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=5) as archive:
             with TableFiles(archive, file_format=file_format) as tables:
                 for table in dictionary.TABLES:
-                    columns, _names, rows, count = table_rows(table, patients, deidentifier)
+                    if freeze is None:
+                        columns, _names, rows, count = table_rows(table, patients, deidentifier)
+                    else:
+                        columns, _names, rows, count = frozen_table_rows(table, frozen_rows, deidentifier)
                     tables.add(table, _columns(table, deidentifier), rows, file_label=f"{label}: {table}")
                     counts[table] = count
-            frame, plan, descriptions, gap = load_frame(user=None if user is access.SYSTEM else user, centre=centre)
+            frame, plan, descriptions, gap = load_frame(user=None if user is access.SYSTEM else user, centre=centre,
+                                                        freeze=freeze)
             frame_columns = []
             if frame is not None:
                 frame = frame_deidentified(frame, deidentifier)
@@ -149,24 +168,25 @@ def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="non
                 write_table(archive, "analysis_frame", frame_columns, _frame_rows(frame), file_format=file_format,
                             file_label=f"{label}: analysis frame")
                 counts["analysis_frame"] = len(frame)
-            centres = dict(Centre.objects.filter(**({"code": centre} if centre else {}))
-                           .order_by("code").values_list("code", "name"))
-            centre_codes = list(centres)
+            centre_codes = [centre] if centre else (sorted(freeze.counts) if freeze is not None else
+                                                    list(Centre.objects.values_list("code", flat=True)))
             dictionary_format = "xlsx" if file_format == "xlsx" else "csv"
             write_table(archive, "data_dictionary",
                         [ExportColumn(name, "text", name) for name in DICTIONARY_FIELDS],
                         _dictionary_rows(centre_codes, frame_columns, deidentifier), file_format=dictionary_format)
-            redcap_files.write_redcap_files(archive, patients=patients, centres=centres, deidentifier=deidentifier)
-            odm.write_odm(archive, patients=patients, centres=centres, deidentifier=deidentifier, created=created,
-                          file_oid=f"registry-{centre or 'pooled'}-{version}-{created:%Y%m%dT%H%M%S}",
-                          description=f"{label}; de-identification: {deidentify}", single_site=bool(centre))
+            if freeze is None:
+                centres = dict(Centre.objects.filter(code__in=centre_codes).values_list("code", "name"))
+                redcap_files.write_redcap_files(archive, patients=patients, centres=centres, deidentifier=deidentifier)
+                odm.write_odm(archive, patients=patients, centres=centres, deidentifier=deidentifier, created=created,
+                              file_oid=f"registry-{centre or 'pooled'}-{version}-{created:%Y%m%dT%H%M%S}",
+                              description=f"{label}; de-identification: {deidentify}", single_site=bool(centre))
             archive.writestr("README.txt", readme(
                 version=version, created=created, centre=centre, file_format=file_format,
-                deidentify=deidentify, counts=counts, plan=plan, gap=gap))
+                deidentify=deidentify, counts=counts, plan=plan, gap=gap, freeze=freeze))
     audit = access.audit_user(user)
     return ExportLog.objects.create(
         user=audit, username=getattr(audit, "username", ""), scope=centre or "", file_format=file_format,
-        deidentify=deidentify, data_version=version, counts=counts)
+        deidentify=deidentify, data_version=version, freeze=freeze.name if freeze is not None else "", counts=counts)
 
 
 DEIDENTIFY_TEXT = {
@@ -227,6 +247,8 @@ REDCAP_TEXT = (
     "(flat format; each repeating record keeps the registry's instance number and its registry ID in "
     "<instrument>_id). Codes are the data dictionary's; yes/no are 1/0; dates YYYY-MM-DD; free text starting "
     "with = + - @ carries a leading apostrophe.")
+FROZEN_INTEROP_TEXT = ("REDCap and CDISC ODM files: not in the export of a freeze (they are made from the live "
+                       "registry's records, instance numbers and audit trail); export the live registry for them.")
 ODM_TEXT = {
     mode: ("CDISC ODM 1.3.2 (odm.xml, a Snapshot): the data dictionary as metadata (a form and item group per "
            "table, repeating for metastasectomies, systemic_therapies and follow_up; code lists with English and "
@@ -243,12 +265,19 @@ ODM_TEXT = {
 }
 
 
-def readme(*, version, created, centre, file_format, deidentify, counts, plan, gap):
+def readme(*, version, created, centre, file_format, deidentify, counts, plan, gap, freeze=None):
     ext = file_format
     lines = [
         "Sarcoma PM registry - dataset export",
         "",
         f"Data version: {version}",
+    ]
+    if freeze is not None:
+        lines += [f"Data freeze:  {freeze.name}, frozen {freeze.created_at.isoformat()} "
+                  f"({'verified and locked records only' if freeze.rule == 'verified' else 'all records'})",
+                  f"              content hash (SHA-256) {freeze.content_hash}",
+                  f"              data dictionary version {freeze.dictionary_version}"]
+    lines += [
         f"Exported:     {timezone.localtime(created).isoformat(timespec='seconds')}",
         f"Scope:        {'centre ' + centre if centre else 'pooled (all centres)'}",
         f"Format:       {file_format}",
@@ -265,15 +294,20 @@ def readme(*, version, created, centre, file_format, deidentify, counts, plan, g
             lines.append(f"  {table}.{ext}  ({count})")
     lines.append(f"  data_dictionary.{'xlsx' if ext == 'xlsx' else 'csv'}  (variable, table, type, label, "
                  "codes, unit, required, rule, missing_codes)")
-    lines += [f"  {redcap_files.DICTIONARY}  (REDCap's data dictionary: Project Setup > Data Dictionary)",
-              f"  {redcap_files.INSTRUMENTS}  (instrument_name, instrument_label)",
-              f"  {redcap_files.REPEATING}  (the repeating instruments, as REDCap's repeatingFormsEvents "
-              "import takes them)",
-              f"  {redcap_files.RECORDS}  (REDCap's flat records: import them with the Data Import Tool)",
-              f"  {odm.FILENAME}  (CDISC ODM 1.3.2: metadata, clinical data and audit records)",
-              "  README.txt"]
+    if freeze is None:
+        lines += [f"  {redcap_files.DICTIONARY}  (REDCap's data dictionary: Project Setup > Data Dictionary)",
+                  f"  {redcap_files.INSTRUMENTS}  (instrument_name, instrument_label)",
+                  f"  {redcap_files.REPEATING}  (the repeating instruments, as REDCap's repeatingFormsEvents "
+                  "import takes them)",
+                  f"  {redcap_files.RECORDS}  (REDCap's flat records: import them with the Data Import Tool)",
+                  f"  {odm.FILENAME}  (CDISC ODM 1.3.2: metadata, clinical data and audit records)"]
+    lines.append("  README.txt")
     lines += ["", "Conventions: " + FORMAT_TEXT[file_format], "", "Missing-data codes: " + MISSING_TEXT[file_format],
-              "", REDCAP_TEXT, "", ODM_TEXT[deidentify], ""]
+              ""]
+    if freeze is None:
+        lines += [REDCAP_TEXT, "", ODM_TEXT[deidentify], ""]
+    else:
+        lines += [FROZEN_INTEROP_TEXT, ""]
     if plan is not None:
         lines.append(f"Analysis frame: one row per patient, computed under the analysis plan "
                      f"'{plan.name}' (hash {plan.hash}); see analysis/plan.py and endpoints.md.")

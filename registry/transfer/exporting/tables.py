@@ -55,11 +55,13 @@ def index_dates(patients):
 class Deidentifier:
     """Turns one table's rows into their exported form (dates shifted or made intervals)."""
 
-    def __init__(self, mode, patients):
+    def __init__(self, mode, patients=None, *, index=None):
+        """`patients`: the Patient queryset in scope, whose index dates an intervals export reads;
+        or `index`, those dates already known ({patient_id: date}, a freeze's)."""
         if mode not in DEIDENTIFY:
             raise ValueError(f"unknown de-identification {mode!r}: one of {', '.join(DEIDENTIFY)}")
         self.mode = mode
-        self.index = index_dates(patients) if mode == "intervals" else {}
+        self.index = {} if mode != "intervals" else index if index is not None else index_dates(patients)
         self._shifts = {}
 
     def shift(self, patient_id):
@@ -131,6 +133,32 @@ def table_rows(table, patients, deidentifier):
     if convert is not None:
         rows = map(convert, rows)
     return columns, names, with_codes(columns, rows), queryset.count()
+
+
+def frozen_index_dates(frozen_rows):
+    """{patient_id: index date} from a freeze's metastasectomies (selectors.FrozenRows): the earliest
+    operation, as index_dates() reads it from the live tables."""
+    index = {}
+    for patient_id, surgery_date in frozen_rows.rows("metastasectomies", ["patient_id", "surgery_date"]):
+        if surgery_date is not None and (patient_id not in index or surgery_date < index[patient_id]):
+            index[patient_id] = surgery_date
+    return index
+
+
+def frozen_table_rows(table, frozen_rows, deidentifier):
+    """table_rows() of a data freeze (selectors.FrozenRows): the same columns, names, missing-data
+    codes and order (patient, then the table's natural key, then the record id)."""
+    columns = [c for c in dictionary.columns(table) if deidentifier.exported(table, c.name)]
+    names = [deidentifier.name(c.name, c.type) for c in columns]
+    wanted = [c.name for c in columns] + [dictionary.MISSING_CODES_FIELD]
+    if table == "patients":
+        rows = sorted(frozen_rows.rows(table, wanted), key=lambda row: row[0])
+    else:
+        keys = ["patient_id", *dictionary.KEYS[table][1:], "id"]
+        keyed = frozen_rows.rows(table, keys + wanted)
+        rows = [row[len(keys):] for row in sorted(keyed, key=lambda row: row[:len(keys)])]
+    convert = deidentifier.converter([c.type for c in columns] + ["codes"])
+    return columns, names, with_codes(columns, rows if convert is None else map(convert, rows)), len(rows)
 
 
 def frame_deidentified(frame, deidentifier):

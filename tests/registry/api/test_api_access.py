@@ -101,6 +101,11 @@ EXPECTED = {
     ("centres-detail", "GET"): READ_ONE,
     ("analysis-report", "GET"): READ_LIST,
     ("analysis-frame", "GET"): READ_LIST,
+    # the freezes' metadata for everyone signed in; freezing for coordinators; the diff names patients, so
+    # only those of the centres one may read (the other centre's nurse gets an answer without the case)
+    ("freezes-list", "GET"): READ_LIST,
+    ("freezes-list", "POST"): {**CREATE, "nurse": 403, "other_nurse": 403},
+    ("freezes-diff", "GET"): READ_LIST,
     ("redcap_api", "POST"): {**EVERYONE, "anonymous": 403},
     # deleted records: each reads her centres' tombstones; only a coordinator restores one
     ("deleted-records-list", "GET"): READ_LIST,
@@ -150,7 +155,9 @@ def test_every_endpoint_and_method_is_in_the_matrix():
 
 @pytest.fixture
 def world(case, nurse, other_nurse, pi, monitor, coordinator):
-    """The case (MUC) with a second, later PM, a deleted follow-up event, and a user for every role."""
+    """The case (MUC) with a second, later PM (added after the freeze "before": the change the freeze's diff
+    names), a deleted follow-up event, and a user for every role."""
+    services.freeze_create(user=coordinator, name="before")
     services.record_save(user=nurse, record=f.metastasectomy(case, surgery_date=datetime.date(2017, 1, 10)))
     extra = services.record_save(user=nurse, record=f.follow_up(case, event_date=datetime.date(2017, 2, 1)))
     services.record_delete(user=nurse, record=extra, reason="entered twice")
@@ -219,6 +226,8 @@ def request_for(name, method, world):
         "centres-detail": ("/api/v1/centres/MUC/", None),
         "analysis-report": ("/api/v1/analysis/report", None),
         "analysis-frame": ("/api/v1/analysis/frame", None),
+        "freezes-list": ("/api/v1/freezes/", {"name": "api-matrix", "rule": "all"} if method == "POST" else None),
+        "freezes-diff": ("/api/v1/freezes/before/diff/?against=live", None),
         "guide": ("/api/", None),
         "schema": ("/api/schema/", None),
         "swagger-ui": ("/api/docs/", None),
@@ -266,9 +275,11 @@ def problems_of(role, name, method, world, response, before):
     if role == "other_nurse" and pid in response.content \
             and response.content != f'{{"patient_id":["There is no patient {world["case"].pk}."]}}'.encode():
         problems.append("the other centre's case shows")
-    if role in ("nurse", "pi", "monitor") and expected == 200 and "centres" not in name \
+    if role in ("nurse", "pi", "monitor") and expected == 200 and not name.startswith(("centres", "freezes")) \
             and (name.endswith("-list") or name == "redcap_api") and pid not in response.content:
         problems.append("the own centre's case is missing")
+    if name == "freezes-diff" and role in ("nurse", "pi", "monitor", "coordinator") and pid not in response.content:
+        problems.append("the own centre's change is missing from the diff")
     if name == "token_revoke" and expected == 404 and not ApiToken.objects.active().filter(pk=world["token"].pk):
         problems.append("someone else revoked the nurse's token")
     return [f"{role} {method} {name}: {problem}" for problem in problems]

@@ -159,7 +159,7 @@ def test_an_unknown_query_is_a_404_in_json(nurse):
 def test_a_query_about_a_deleted_record_is_closed_and_takes_no_answer(case, nurse, monitor):
     later = services.record_save(user=nurse, record=f.metastasectomy(case, surgery_date=datetime.date(2016, 2, 1)))
     doomed = queries.query_raise(user=monitor, record=later, field="side", text="Left or right?")
-    services.record_delete(user=nurse, record=later)
+    services.record_delete(user=nurse, record=later, reason="entered twice")
     response = client_for(nurse).post(f"/api/v1/queries/{doomed.pk}/answer/", {"text": "x"}, format="json")
     assert response.status_code == 400 and "closed" in response.json()["state"][0]
     assert client_for(nurse).get(f"/api/v1/queries/{doomed.pk}/").json()["messages"][-1]["system_note"] == \

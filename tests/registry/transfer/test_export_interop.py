@@ -378,3 +378,13 @@ def test_redcap_records_read_in_batches_are_the_records_read_at_once(changed, tm
     in_batches = export(tmp_path).read(redcap_files.RECORDS)
 
     assert in_batches == at_once and at_once.count(b"\n") > 24
+
+
+def test_an_export_of_a_freeze_goes_without_the_redcap_and_odm_files_and_says_why(loaded, tmp_path):
+    freeze = services.freeze_create(user=access.SYSTEM, name="interim-2026")
+
+    archive = export(tmp_path, freeze=freeze)
+
+    assert {f"{table}.csv" for table in dictionary.TABLES} <= set(archive.namelist())
+    assert not {*redcap_files.FILES, odm.FILENAME} & set(archive.namelist())
+    assert "not in the export of a freeze" in archive.read("README.txt").decode()

@@ -100,6 +100,11 @@ def test_a_stale_save_keeps_the_nurses_entries_and_names_who_saved_meanwhile(
     assert page.locator("#id_hospital_stay_days").input_value() == "9"  # her entry is kept
     assert page.locator("#id_lesions_resected").input_value() == "3"  # theirs is taken in
     screenshot(page, "stale-save-merge.png")
+    # Field by field she may take theirs or keep hers; here she keeps her stay and takes their count.
+    page.get_by_role("button", name="Keep mine (lesions resected)").click()
+    assert page.locator("#id_lesions_resected").input_value() == "1"
+    page.get_by_role("button", name="Use theirs (lesions resected)").click()
+    assert page.locator("#id_lesions_resected").input_value() == "3"
     with page.expect_navigation():
         page.press("#id_hospital_stay_days", "Enter")  # saved against the new version
     saved = Metastasectomy.objects.get(pk=pm.pk)

@@ -62,12 +62,15 @@ RESTORE_PAGE = "deleted_record_restore"  # a POST only: a coordinator restores a
 SIGN_AND_VERIFY_PAGES = {"patient_sign", "centre_sign", "patient_verify", "record_verify"}
 # Queries: every role on each of them in tests/test_access_matrix.py, their moves in tests/registry/test_queries.py.
 QUERY_PAGES = {"query_list", "query_detail", "query_new"}
+# The data freezes' pages, for coordinators only: tests/test_access_matrix.py (every role) and
+# tests/registry/web/test_web_freezes.py.
+FREEZE_PAGES = {"freeze_list", "freeze_diff", "freeze_diff_csv"}
 
 
 def test_every_url_name_is_covered_by_these_tests():
     names = {pattern.name for pattern in web_urls.urlpatterns}
     assert names == (set(CENTRE_PAGES) | set(RECORD_PAGES) | set(OWN_SCOPE_PAGES) | {STATUS_PAGE, RESTORE_PAGE}
-                     | SIGN_AND_VERIFY_PAGES | QUERY_PAGES)
+                     | SIGN_AND_VERIFY_PAGES | QUERY_PAGES | FREEZE_PAGES)
 
 
 def test_a_status_move_is_refused_to_the_anonymous_another_centre_and_a_pi(client, case, other_nurse, pi):
