@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "registry",
     "analysis",
+    "import_export",  # the admin's import and export of the clinical tables (registry/transfer/admin_*.py)
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our own static files, no CDN
