@@ -50,8 +50,8 @@ class UploadStorage(CacheStorage):
 def reason_field(**kwargs):
     return forms.CharField(
         label=gettext_lazy("Reason for the changes"), max_length=REASON_MAX_LENGTH, help_text=gettext_lazy(
-            "Kept in the history of every record the import changes, as “admin import: <reason>”. A "
-            "column named reason in the file gives a row a reason of its own."), **kwargs)
+            "Kept in the history of every record the import changes, after “admin import:”. A column "
+            "named reason in the file gives a row a reason of its own."), **kwargs)
 
 
 class ImportForm(import_export_forms.ImportForm):
@@ -162,6 +162,12 @@ class ClinicalImportExportMixin(ImportExportMixin):
         messages.success(request, message)
 
     # --- export ----------------------------------------------------------------------------------
+
+    def init_request_context_data(self, request, form):
+        context = super().init_request_context_data(request, form)
+        resource = self.get_export_resource_classes(request)[0]()
+        context["fields_list"] = [(resource.get_display_name(), [f.column_name for f in resource.get_export_fields()])]
+        return context
 
     def get_export_data(self, file_format, request, queryset, **kwargs):
         data = super().get_export_data(file_format, request, queryset, **kwargs)

@@ -9,6 +9,7 @@ import openpyxl
 import pytest
 import tablib
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -144,6 +145,8 @@ def test_a_correction_is_previewed_as_a_diff_and_written_through_the_services_wh
     assert "<ins" in page and "Update" in page  # the diff of the changed cell
     assert Metastasectomy.objects.get(pk=operation.pk).lesions_resected == 1  # the preview wrote nothing
     assert operation.history.count() == versions
+    read = SecurityEvent.objects.filter(event=SecurityEvent.READ).latest("at")  # it shows the stored values
+    assert (read.patient_id, read.what) == (operation.patient_id, "admin:registry_metastasectomy_import")
 
     done = confirm(admin_client, Metastasectomy, shown)
     assert done.status_code == 302
@@ -242,6 +245,17 @@ def test_a_new_patient_gets_a_registry_pseudonym_when_the_import_is_confirmed(ad
     assert created.history_change_reason == "admin import: patient missed at the bulk import"
     followed = admin_client.get(done["Location"]).content.decode()
     assert f"P17 → {new.pk}" in followed
+
+
+def test_a_confirmation_whose_upload_is_no_longer_kept_imports_nothing(admin_client, patients):
+    operation = Metastasectomy.objects.get(patient=patients[0])
+    shown = preview(admin_client, Metastasectomy, csv_file(METASTASECTOMY_COLUMNS,
+                                                           metastasectomy_row(operation, lesions_resected=3)))
+    cache.clear()  # an hour later
+    done = confirm(admin_client, Metastasectomy, shown)
+    assert done.status_code == 302 and done["Location"] == url(Metastasectomy, "import")
+    assert "no longer kept" in admin_client.get(done["Location"]).content.decode()
+    assert Metastasectomy.objects.get(pk=operation.pk).lesions_resected == 1
 
 
 def test_a_patient_id_that_is_not_in_the_registry_is_refused(admin_client, patients):
