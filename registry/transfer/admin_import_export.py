@@ -127,9 +127,15 @@ class ClinicalImportExportMixin(ImportExportMixin):
         if not self.has_import_permission(request):
             raise PermissionDenied
         name = os.path.basename(request.POST.get("import_file_name", ""))
-        if not name or cache.get(UploadStorage.CACHE_PREFIX + name) is None:
+        key = UploadStorage.CACHE_PREFIX + name
+        if not name or cache.get(key) is None:
             messages.error(request, _("The uploaded file is no longer kept: upload it again. Nothing was imported."))
             return HttpResponseRedirect(reverse("%s:%s_%s_import" % (self.admin_site.name, *self.get_model_info())))
+        # Confirmed twice (a double click, the browser's "resend"): the second would add the new rows
+        # again. The first confirmation claims the file (cache.add is atomic); it is removed after.
+        if not cache.add(f"{key}:confirmed", True, UploadStorage.CACHE_LIFETIME):
+            messages.error(request, _("This import was confirmed already."))
+            return HttpResponseRedirect(reverse("%s:%s_%s_changelist" % (self.admin_site.name, *self.get_model_info())))
         return super().process_import(request, **kwargs)
 
     def process_result(self, result, request):

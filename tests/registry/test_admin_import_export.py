@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from registry import dictionary, services
 from registry.models import PATIENT_ID_PATTERN, ExportLog, FollowUp, Metastasectomy, Patient, SecurityEvent
+from registry.transfer.admin_import_export import UploadStorage
 from registry.transfer.admin_resources import FORMATS
 from tests import factories as f
 
@@ -245,6 +246,26 @@ def test_a_new_patient_gets_a_registry_pseudonym_when_the_import_is_confirmed(ad
     assert created.history_change_reason == "admin import: patient missed at the bulk import"
     followed = admin_client.get(done["Location"]).content.decode()
     assert f"P17 → {new.pk}" in followed
+
+
+def test_a_new_patient_confirmed_twice_is_added_once(admin_client, patients):
+    header = [c.name for c in dictionary.columns("patients")]
+    upload = csv_file(header, ["", "HD", "male", 1971, "UPS", "2019-01-01", "no", 1], name="patients.csv")
+    shown = preview(admin_client, Patient, upload)
+    assert confirm(admin_client, Patient, shown).status_code == 302
+    assert confirm(admin_client, Patient, shown).status_code == 302  # the browser's "resend"
+    assert Patient.objects.count() == 3
+
+
+def test_a_confirmation_while_the_same_file_is_being_confirmed_imports_nothing(admin_client, patients):
+    header = [c.name for c in dictionary.columns("patients")]
+    upload = csv_file(header, ["", "HD", "male", 1971, "UPS", "2019-01-01", "no", 1], name="patients.csv")
+    shown = preview(admin_client, Patient, upload)
+    key = UploadStorage.CACHE_PREFIX + shown.context["confirm_form"].initial["import_file_name"]
+    cache.add(f"{key}:confirmed", True)  # the first click's request, still running
+    again = confirm(admin_client, Patient, shown)
+    assert again.status_code == 302 and again["Location"] == url(Patient, "changelist")
+    assert Patient.objects.count() == 2
 
 
 def test_a_confirmation_whose_upload_is_no_longer_kept_imports_nothing(admin_client, patients):
