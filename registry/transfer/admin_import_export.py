@@ -13,6 +13,7 @@ is read, checked and saved.
 - Export: the changelist's rows as filtered and searched, with the dictionary's columns, logged as
   every export is (ExportLog) and as a read of the patients' data.
 """
+import hashlib
 import os
 
 from django import forms
@@ -115,6 +116,11 @@ class ClinicalImportExportMixin(ImportExportMixin):
     def import_action(self, request, **kwargs):
         response = super().import_action(request, **kwargs)
         result = (getattr(response, "context_data", None) or {}).get("result")
+        if result is not None and (result.has_errors() or result.has_validation_errors()):
+            upload = request.FILES["import_file"]
+            upload.seek(0)
+            self.record_refusal(request, result, file_name=upload.name, sha256=hashlib.sha256(upload.read()).hexdigest(),
+                                dry_run=True)
         if result is not None:  # the preview shows the stored values of the records the file names
             shown = [row.instance.patient_id for row in result.valid_rows()
                      if row.import_type in (RowResult.IMPORT_TYPE_UPDATE, RowResult.IMPORT_TYPE_SKIP) and row.instance]
@@ -128,7 +134,8 @@ class ClinicalImportExportMixin(ImportExportMixin):
             raise PermissionDenied
         name = os.path.basename(request.POST.get("import_file_name", ""))
         key = UploadStorage.CACHE_PREFIX + name
-        if not name or cache.get(key) is None:
+        data = cache.get(key) if name else None
+        if data is None:
             messages.error(request, _("The uploaded file is no longer kept: upload it again. Nothing was imported."))
             return HttpResponseRedirect(reverse("%s:%s_%s_import" % (self.admin_site.name, *self.get_model_info())))
         # Confirmed twice (a double click, the browser's "resend"): the second would add the new rows
@@ -136,6 +143,7 @@ class ClinicalImportExportMixin(ImportExportMixin):
         if not cache.add(f"{key}:confirmed", True, UploadStorage.CACHE_LIFETIME):
             messages.error(request, _("This import was confirmed already."))
             return HttpResponseRedirect(reverse("%s:%s_%s_changelist" % (self.admin_site.name, *self.get_model_info())))
+        request.registry_import_sha256 = hashlib.sha256(data).hexdigest()  # for a refusal's record
         return super().process_import(request, **kwargs)
 
     def process_result(self, result, request):
@@ -144,6 +152,8 @@ class ClinicalImportExportMixin(ImportExportMixin):
         # A row failed at the confirmation (the registry changed since the preview): the whole
         # import was rolled back. Show why, with the form to upload the corrected file.
         messages.error(request, _("Nothing was imported: a row was refused when the import was confirmed."))
+        self.record_refusal(request, result, file_name=request.POST.get("original_file_name", ""),
+                            sha256=getattr(request, "registry_import_sha256", ""), dry_run=False)
         form = self.get_import_form_class(request)(self.get_import_formats(), self.get_import_resource_classes(request))
         resource = self.get_import_resource_classes(request)[0](**self.get_import_resource_kwargs(request))
         context = {
@@ -154,6 +164,13 @@ class ClinicalImportExportMixin(ImportExportMixin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, [self.import_template_name], context)
+
+    def record_refusal(self, request, result, *, file_name, sha256, dry_run):
+        """A preview or a confirmation with refused rows, in the security log as every refused import is."""
+        errors = (len(result.base_errors) + sum(len(errors) for _number, errors in result.row_errors())
+                  + sum(row.error_count for row in result.invalid_rows))
+        audit.log_import_refused(user=request.user, file_name=f"admin, {RESOURCES[self.model].table}: {file_name}",
+                                 sha256=sha256, errors=errors, rows=result.total_rows, dry_run=dry_run)
 
     def add_success_message(self, result, request):
         totals = result.totals

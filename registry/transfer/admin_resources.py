@@ -160,13 +160,14 @@ class ClinicalResource(resources.ModelResource):
         names = [dictionary.snake(shown(h)) if not is_blank(h) else "" for h in (dataset.headers or [])]
         own = [f.column_name for f in self.all_fields()]
         extra = EXTRA_COLUMNS.get(self.table, (REASON,))
-        unknown = [shown(h) for h, name in zip(dataset.headers or [], names) if name not in (*own, *extra)]
+        # A column without a name is passed over, as in the bulk import (a spreadsheet's empty column).
+        unknown = [shown(h) for h, name in zip(dataset.headers or [], names) if name and name not in (*own, *extra)]
         if unknown:
             raise FileRefused(_("Unknown columns: %(columns)s. The columns are those of the data dictionary for "
                                 "%(table)s: %(names)s; and %(extra)s.")
                               % {"columns": ", ".join(unknown), "table": self.table, "names": ", ".join(own),
                                  "extra": ", ".join(extra)})
-        twice = sorted({name for name in names if names.count(name) > 1})
+        twice = sorted({name for name in names if name and names.count(name) > 1})
         if twice:
             raise FileRefused(_("The column %(columns)s appears twice.") % {"columns": ", ".join(twice)})
         if self.table == "patients":

@@ -195,6 +195,9 @@ def test_a_row_breaking_a_rule_shows_its_column_and_message_in_the_preview_and_c
     assert shown.status_code == 200 and "confirm_form" not in shown.context
     assert "<strong>event_date</strong>: The event date 2014-01-01 is before the first metastasectomy" in page
     assert FollowUp.objects.count() == 2
+    refused = SecurityEvent.objects.get(event=SecurityEvent.IMPORT_REFUSED)  # as every refused import
+    assert refused.username == "root" and refused.detail.startswith("admin, follow_up: follow_up.csv, sha256 ")
+    assert refused.detail.endswith(", 1 errors, dry run") and refused.rows == 2
 
 
 def test_a_locked_record_is_refused_in_the_preview_with_the_lock_named(admin_client, patients, root):
@@ -216,6 +219,7 @@ def test_a_row_refused_at_the_confirmation_leaves_every_row_unwritten(admin_clie
     assert done.status_code == 200
     page = done.content.decode()
     assert "Nothing was imported" in page and "is locked" in page
+    assert SecurityEvent.objects.get(event=SecurityEvent.IMPORT_REFUSED).detail.endswith(", 1 errors")
     first.refresh_from_db()
     assert (first.lesions_resected, first.version) == (1, 1)
     assert first.history.count() == 1
@@ -293,6 +297,15 @@ def test_an_unknown_column_refuses_the_file_before_any_row(admin_client, patient
     response = preview(admin_client, Metastasectomy, upload)
     assert "Unknown columns: surgeon" in response.content.decode()
     assert "confirm_form" not in response.context
+
+
+def test_a_file_of_more_rows_than_the_admin_takes_is_refused_before_any_row(admin_client, patients):
+    event = FollowUp.objects.get(patient=patients[0])
+    rows = [[event.patient_id, (D(2016, 1, 1) + datetime.timedelta(days=n)).isoformat(), "contact"] for n in range(1001)]
+    response = preview(admin_client, FollowUp, csv_file(["patient_id", "event_date", "event"], *rows,
+                                                         name="follow_up.csv"))
+    assert "The file has 1001 rows: the admin takes at most 1000" in response.content.decode()
+    assert "confirm_form" not in response.context and FollowUp.objects.count() == 2
 
 
 def test_a_json_export_imports_back_unchanged(admin_client, patients):
