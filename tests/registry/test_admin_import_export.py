@@ -308,6 +308,22 @@ def test_a_file_of_more_rows_than_the_admin_takes_is_refused_before_any_row(admi
     assert "confirm_form" not in response.context and FollowUp.objects.count() == 2
 
 
+def test_an_xlsx_export_of_patients_imports_back_with_one_change(admin_client, patients):
+    book = openpyxl.load_workbook(io.BytesIO(export(admin_client, Patient, "xlsx").content))
+    sheet = book.active
+    header = [cell.value for cell in sheet[1]]
+    assert header == [c.name for c in dictionary.columns("patients")]
+    assert sheet.cell(2, header.index("lung_mets_diagnosis_date") + 1).is_date  # a real date in a spreadsheet
+    row = next(r for r in range(2, sheet.max_row + 1) if sheet.cell(r, 1).value == patients[1].pk)
+    sheet.cell(row, header.index("ecog") + 1).value = 2
+    buffer = io.BytesIO()
+    book.save(buffer)
+    shown = preview(admin_client, Patient, SimpleUploadedFile("patients.xlsx", buffer.getvalue()))
+    assert (shown.context["result"].totals["update"], shown.context["result"].totals["skip"]) == (1, 1)
+    assert confirm(admin_client, Patient, shown).status_code == 302
+    assert [p.ecog for p in Patient.objects.order_by("centre")] == [2, 0]  # HD changed, MUC as it was
+
+
 def test_a_json_export_imports_back_unchanged(admin_client, patients):
     exported = export(admin_client, FollowUp, "json").content
     assert len(json.loads(exported)) == 2
