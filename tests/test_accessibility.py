@@ -84,8 +84,11 @@ def english_left(page):
     from django.utils import translation
 
     catalog = translation.trans_real.translation("de")._catalog
-    english = {msgid for msgid, msgstr in catalog.items()
-               if isinstance(msgid, str) and msgstr != msgid and len(msgid) > 3 and any(c.isalpha() for c in msgid)}
+    # A message is judged by its translation in effect (catalog[msgid]): several catalogues may hold
+    # one message (django-import-export's has "Import"), and the registry's own comes first.
+    english = {msgid for msgid, _msgstr in catalog.items()
+               if isinstance(msgid, str) and catalog[msgid] != msgid and len(msgid) > 3
+               and any(c.isalpha() for c in msgid)}
     return sorted({text for text in page.evaluate(TEXT_NODES) if text in english})
 
 
