@@ -15,10 +15,10 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from registry import services
+from registry.models import Patient
 from registry.selectors import case_load
 from registry.services import queries
 from registry.services.freezes import freeze_create
-from registry.models import Patient
 from tests import factories as f
 from tests.registry.web.test_browser_entry import PASSWORD, browser_page, sign_in  # noqa: F401 (fixture)
 
