@@ -33,6 +33,7 @@ from registry.models import (
 )
 from registry.security import audit
 from registry.services.status import REASON_MAX_LENGTH, case_lock_refusal
+from registry.transfer.admin_import_export import ClinicalImportExportMixin
 from registry.web.forms import RuleCheckedModelForm
 
 
@@ -83,8 +84,9 @@ def deletion_reason(request):
     return request.POST.get("reason", "").strip()
 
 
-class ClinicalAdmin(SimpleHistoryAdmin):
-    """Reads through the access module; writes through the services (rules, versions, audit)."""
+class ClinicalAdmin(ClinicalImportExportMixin, SimpleHistoryAdmin):
+    """Reads through the access module; writes through the services (rules, versions, audit).
+    A coordinator imports corrections and exports the listed rows (registry/transfer/admin_import_export.py)."""
 
     form = RuleCheckedModelForm
     readonly_fields = ("status", "version", "created_at", "updated_at")

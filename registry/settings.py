@@ -95,6 +95,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our own static files, no CDN
     "registry.api",
+    # The admin's import and export of the clinical tables (registry/transfer/admin_*.py); last, so
+    # that its translations come after every other app's.
+    "import_export",
 ]
 
 MIDDLEWARE = [

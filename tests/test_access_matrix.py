@@ -161,6 +161,11 @@ EXPECTED = {
     # the admin is for staff only: nobody here is staff (tests/registry/test_admin.py covers superusers)
     "admin:login": row(everyone(200), everyone(200)),
     "admin:logout": row(everyone(302), everyone(302)),
+    # the admin's import (preview, confirmation) and export of each clinical table: staff pages like the
+    # rest of the admin; tests/registry/test_admin_import_export.py: only a coordinator among staff
+    **{f"admin:registry_{model}_{page}": ADMIN_PAGE
+       for model in ("patient", "primarytumour", "metastasectomy", "systemictherapy", "followup")
+       for page in ("import", "process_import", "export")},
 }
 
 
