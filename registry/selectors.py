@@ -8,7 +8,7 @@ import statistics
 from collections import Counter, defaultdict
 
 from django.db import connection, transaction
-from django.db.models import Count, Exists, FloatField, Max, OuterRef, Subquery
+from django.db.models import Count, Exists, FloatField, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Cast, Coalesce, Greatest
 from django.utils import timezone
 
@@ -19,6 +19,7 @@ from registry.index_date import index_date
 from registry.models import (
     Centre,
     DataVersion,
+    DeletedRecord,
     FollowUp,
     Freeze,
     FrozenCase,
@@ -320,3 +321,11 @@ class FrozenRows:
     def rows(self, table, names):
         return list(map(frozen.decoder(table, names, **self.options), self.tables[table]))
 
+
+
+def deletions_since(since, *, centres=None):
+    """The tombstones of deletions, or of restores, at or after `since` (None: every centre), oldest first."""
+    found = DeletedRecord.objects.filter(Q(deleted_at__gte=since) | Q(restoration__restored_at__gte=since))
+    if centres is not None:
+        found = found.filter(centre__in=sorted(centres))
+    return found.select_related("restoration").order_by("deleted_at", "pk")

@@ -121,13 +121,18 @@ def _dictionary_rows(centre_codes, frame_columns, deidentifier):
     return rows
 
 
-def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="none", freeze=None):
+def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="none", freeze=None, since=None):
     """Write the export archive to `out` (a path or a writable binary file); returns the ExportLog.
 
     Raises PermissionDenied unless `access.can_export(user, centre)` (user access.SYSTEM: the command without a
     user), ValueError for an unknown format, option or centre. With `freeze` (a Freeze) the tables and
     the frame are that data freeze's instead of the live registry's: the same files, whenever exported.
+    With `since` (an aware datetime) the export is a change feed: the records created or changed at or
+    after it, and `deletions` (every deletion and restore since), for a downstream copy to apply; the
+    analysis frame and the REDCap and ODM files, which describe a whole dataset, are left out.
     """
+    if since is not None and freeze is not None:
+        raise ValueError("A data freeze does not change: --since applies to the live registry only.")
     if user is not access.SYSTEM and not access.can_export(user, centre or access.ALL):
         raise PermissionDenied("You may not export this dataset.")
     if file_format not in FORMATS:
@@ -154,13 +159,17 @@ def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="non
             with TableFiles(archive, file_format=file_format) as tables:
                 for table in dictionary.TABLES:
                     if freeze is None:
-                        columns, _names, rows, count = table_rows(table, patients, deidentifier)
+                        columns, _names, rows, count = table_rows(table, patients, deidentifier, since)
                     else:
                         columns, _names, rows, count = frozen_table_rows(table, frozen_rows, deidentifier)
                     tables.add(table, _columns(table, deidentifier), rows, file_label=f"{label}: {table}")
                     counts[table] = count
-            frame, plan, descriptions, gap = load_frame(user=None if user is access.SYSTEM else user, centre=centre,
-                                                        freeze=freeze)
+                if since is not None:
+                    columns, rows = deletion_rows(centre, since)
+                    tables.add("deletions", columns, rows, file_label=f"{label}: deletions since {since.isoformat()}")
+                    counts["deletions"] = len(rows)
+            frame, plan, descriptions, gap = (None, None, None, None) if since is not None else load_frame(
+                user=None if user is access.SYSTEM else user, centre=centre, freeze=freeze)
             frame_columns = []
             if frame is not None:
                 frame = frame_deidentified(frame, deidentifier)
@@ -174,7 +183,7 @@ def dataset_export(*, user, out, file_format="csv", centre=None, deidentify="non
             write_table(archive, "data_dictionary",
                         [ExportColumn(name, "text", name) for name in DICTIONARY_FIELDS],
                         _dictionary_rows(centre_codes, frame_columns, deidentifier), file_format=dictionary_format)
-            if freeze is None:
+            if freeze is None and since is None:
                 centres = dict(Centre.objects.filter(code__in=centre_codes).values_list("code", "name"))
                 redcap_files.write_redcap_files(archive, patients=patients, centres=centres, deidentifier=deidentifier)
                 odm.write_odm(archive, patients=patients, centres=centres, deidentifier=deidentifier, created=created,
@@ -263,6 +272,18 @@ ODM_TEXT = {
         "intervals": "No audit records: their times are calendar information.",
     }.items()
 }
+
+
+def deletion_rows(centre, since):
+    """The deletions (and their restores) at or after `since`, in time order: (columns, rows) of the
+    change feed's `deletions` table. A deletion names its record as the table files do; `restored_at`
+    is filled when the record came back (then it is also among the changed rows)."""
+    names = ["table", "record_id", "patient_id", "centre", "deleted_at", "restored_at"]
+    columns = [ExportColumn(name, "text", name) for name in names]
+    tombstones = selectors.deletions_since(since, centres=[centre] if centre else None)
+    rows = [[t.table, t.record_pk, t.patient_id, t.centre_id, t.deleted_at.isoformat(),
+             t.restoration.restored_at.isoformat() if t.restoration_or_none else ""] for t in tombstones]
+    return columns, rows
 
 
 def readme(*, version, created, centre, file_format, deidentify, counts, plan, gap, freeze=None):

@@ -116,9 +116,10 @@ class Deidentifier:
         return convert
 
 
-def table_rows(table, patients, deidentifier):
+def table_rows(table, patients, deidentifier, since=None):
     """(columns, exported column names, row iterator, count) of one dictionary table in scope; a cell
-    with a missing-data code holds it (registry/transfer/exporting/missing.py)."""
+    with a missing-data code holds it (registry/transfer/exporting/missing.py). With `since`, only the
+    records created or changed at or after that moment (the change feed)."""
     model = dictionary.TABLE_MODELS[table]
     columns = [c for c in dictionary.columns(table) if deidentifier.exported(table, c.name)]
     lookups = [c.attname for c in columns] + [dictionary.MISSING_CODES_FIELD]
@@ -127,6 +128,8 @@ def table_rows(table, patients, deidentifier):
     else:
         queryset = model.objects.filter(patient__in=patients.values("pk")).order_by(
             "patient_id", *[k for k in dictionary.KEYS[table][1:]], "pk")
+    if since is not None:
+        queryset = queryset.filter(updated_at__gte=since)
     names = [deidentifier.name(c.name, c.type) for c in columns]
     convert = deidentifier.converter([c.type for c in columns] + ["codes"])
     rows = queryset.values_list(*lookups).iterator(chunk_size=CHUNK)
