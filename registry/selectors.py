@@ -87,7 +87,7 @@ def deleted_patients(patient_ids, chunk=5000):
     for start in range(0, len(patient_ids), chunk):
         deletions = Patient.history.filter(patient_id__in=patient_ids[start:start + chunk], history_type="-")
         for patient_id, when in deletions.order_by("history_date").values_list("patient_id", "history_date"):
-            deleted[patient_id] = when.date()
+            deleted[patient_id] = timezone.localtime(when).date()  # the day as the registry's users count it
     for patient_id in existing_patient_ids(list(deleted)):
         del deleted[patient_id]
     return deleted
