@@ -4,7 +4,7 @@ needs, computed from the freeze alone.
     result = paper_pack(freeze=freeze, plan=plan, out="pack.zip")
     result.sha256, result.name
 
-The archive holds one folder, ``paper-pack_<freeze>_<plan hash>/``:
+The archive holds one folder, ``paper-pack_<freeze>_<plan hash>/`` (and the centres, when narrowed):
 - README.txt: what the pack is, its provenance, how to reproduce it;
 - methods.md and methods.docx: the methods paragraph (analysis/paper/methods.py);
 - report.json: the survival report of the freeze (as ``survival_report --freeze NAME --json``), and
@@ -52,8 +52,9 @@ class PackResult:
     report: dict    # the survival report the pack holds
 
 
-def pack_name(freeze, plan):
-    return f"paper-pack_{freeze.name}_{plan.hash}"
+def pack_name(freeze, plan, centres=None):
+    """"paper-pack_<freeze>_<plan hash>", and the centres when the pack is narrowed to some."""
+    return "_".join(["paper-pack", freeze.name, plan.hash, *sorted(centres or ())])
 
 
 def paper_pack(*, freeze, plan=None, out, centres=None):
@@ -66,7 +67,7 @@ def paper_pack(*, freeze, plan=None, out, centres=None):
         report = report_from_frame(frame, version, plan, centres=centres, freeze=freeze)
     with translation.override(plan.language):
         entries = pack_entries(report, frame, plan, freeze)
-    folder = pack_name(freeze, plan)
+    folder = pack_name(freeze, plan, centres)
     buffer = io.BytesIO()
     write_zip([(f"{folder}/{name}", content) for name, content in entries], buffer, freeze.created_at)
     archive = buffer.getvalue()
