@@ -8,8 +8,9 @@ analysis.plots (figures). Who sees which centres is decided by registry.access o
 - anonymous visitors are sent to sign in.
 ?freeze=NAME computes everything from that data freeze instead of the live registry, for the same
 centres (an unknown name is 404); the page then says which freeze, when and its hash.
-Every download of results (figures, tables, the report, the paper pack) is recorded with the centres
-and the number of patients it covers (registry.security.audit); the pages themselves are not. Each
+Every download of results (figures, tables, the report) is recorded with the centres and the number
+of patients it covers, the paper pack (row-level data) with its patients (registry.security.audit);
+the pages themselves are not. Each
 names its data (freeze or live data version), plan and software (analysis.provenance): the figures
 in their metadata, the CSV tables in a last comment line, the report in its keys.
 """
@@ -242,8 +243,7 @@ def paper_pack_download(request):
 
     buffer = io.BytesIO()
     result = paper_pack(freeze=state["freeze"], plan=state["plan"], out=buffer, centres=state["centres"])
-    audit.log_read(request, centres=result.report["scope"]["centres_included"],
-                   rows=result.report["cohort"]["registered"])
+    audit.log_read(request, patient_ids=result.patient_ids)  # row-level data: each patient's read is recorded
     response = HttpResponse(buffer.getvalue(), content_type="application/zip")
     response["X-Content-SHA256"] = result.sha256
     return attachment(response, result.name)

@@ -2,6 +2,7 @@
 same fixed date, permissions and compression, so that the same files always give the same archive
 (and the same SHA-256). Used for the paper pack itself and for the Word documents in it (a .docx is
 a zip that python-docx stamps with the time of saving)."""
+import datetime
 import io
 import zipfile
 
@@ -9,8 +10,9 @@ PERMISSIONS = 0o644 << 16  # rw-r--r--, as a Unix system records it
 
 
 def _stamp(when):
-    """A zip entry's date (zip has no time zone and no year before 1980)."""
-    return (max(when.year, 1980), when.month, when.day, when.hour, when.minute, when.second)
+    """A zip entry's date, in UTC (zip has no time zone, no year before 1980 and even seconds only)."""
+    when = when.astimezone(datetime.UTC)
+    return (max(when.year, 1980), when.month, when.day, when.hour, when.minute, when.second // 2 * 2)
 
 
 def write_zip(entries, out, when):

@@ -9,6 +9,7 @@ The same content gives the same bytes: the core properties carry a fixed date (t
 instant), and the package is written again with fixed entry dates (python-docx stamps every part
 with the time of saving).
 """
+import datetime
 import io
 
 from docx import Document
@@ -34,7 +35,7 @@ class Writer:
         properties.title, properties.subject, properties.comments = title, footer, footer
         properties.author = properties.last_modified_by = "Sarcoma PM registry"
         properties.language, properties.revision = language, 1
-        properties.created = properties.modified = when.replace(tzinfo=None, microsecond=0)
+        properties.created = properties.modified = when.astimezone(datetime.UTC).replace(microsecond=0)
         paragraph = self.document.sections[0].footer.paragraphs[0]
         paragraph.text = footer
         for run in paragraph.runs:

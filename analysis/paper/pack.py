@@ -50,6 +50,7 @@ class PackResult:
     sha256: str     # of the archive's bytes: the same for the same freeze, plan and software
     size: int
     report: dict    # the survival report the pack holds
+    patient_ids: tuple  # the patients whose rows the pack's data hold
 
 
 def pack_name(freeze, plan, centres=None):
@@ -76,7 +77,7 @@ def paper_pack(*, freeze, plan=None, out, centres=None):
     else:
         out.write(archive)
     return PackResult(name=f"{folder}.zip", sha256=hashlib.sha256(archive).hexdigest(), size=len(archive),
-                      report=report)
+                      report=report, patient_ids=tuple(frame["patient_id"]))
 
 
 def pack_entries(report, frame, plan, freeze):
