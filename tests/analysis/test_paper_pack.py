@@ -313,3 +313,13 @@ def test_the_dashboards_figures_and_tables_name_their_data_plan_and_software(cli
     assert table.startswith(f"# Source: live; data version {version}") and plan_hash in table
     page = client.get("/analysis/", {"freeze": "paper"}).content.decode()
     assert 'id="software">Sarcoma PM registry 9.8.7' in page
+    assert json.loads(client.get("/analysis/report.json", {"freeze": "paper"}).content)["report"]["software"][
+        "registry"] == "9.8.7"
+
+
+def test_the_dataset_export_names_the_software_beside_its_freeze(registry, tmp_path):
+    path = tmp_path / "export.zip"
+    call_command("export_registry", "--freeze", "paper", "--out", str(path), stdout=io.StringIO())
+    with zipfile.ZipFile(path) as archive:
+        readme = archive.read("README.txt").decode()
+    assert "Data freeze:  paper" in readme and "Software:     Sarcoma PM registry 9.8.7" in readme
