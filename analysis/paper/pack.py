@@ -166,7 +166,8 @@ def readme(report, plan):
         _("To reproduce: in this folder run `Rscript reproduce.R` (R with the survival package) or `python "
           "reproduce.py` (pandas and lifelines). Each writes reproduced.json: the medians with their CI, the "
           "survival rates and every univariable and multivariable hazard ratio with CI and p, under the keys of "
-          "report.json (endpoints, univariable, multivariable), to 7 significant digits."),
+          "report.json (endpoints, univariable, multivariable), to 7 significant digits. A model the report "
+          "fitted by Firth's method (separation: see its warnings) is an ordinary Cox model in the scripts."),
         _("CSV files end with a comment line (#) naming the data, the plan and the software."),
         "",
     ]

@@ -37,14 +37,15 @@ cox <- function(e, terms) {
     p = s$coefficients[i, "Pr(>|z|)"]))
 }
 
-result <- list(
-  endpoints = sapply(c("dfs", "os"), endpoint, simplify = FALSE),
-  univariable = do.call(c, lapply(c("dfs", "os"), function(e) do.call(c, lapply(factors, function(f) cox(e, f))))),
-  multivariable = lapply(multivariable_endpoints, function(e) {
-    terms <- cox(e, covariates)
-    list(endpoint = e, n = terms[[1]]$n, events = terms[[1]]$events,
-         terms = lapply(terms, function(t) t[c("factor", "hr", "ci95", "p")]))
-  }))
+univariable <- list()
+for (e in c("dfs", "os")) for (f in factors) univariable <- c(univariable, cox(e, f))
+multivariable <- lapply(multivariable_endpoints, function(e) {
+  terms <- cox(e, covariates)
+  list(endpoint = e, n = terms[[1]]$n, events = terms[[1]]$events,
+       terms = lapply(terms, function(t) t[c("factor", "hr", "ci95", "p")]))
+})
+result <- list(endpoints = sapply(c("dfs", "os"), endpoint, simplify = FALSE),
+               univariable = univariable, multivariable = multivariable)
 
 # JSON by hand (base R has no writer): numbers to R's printed precision (7 significant digits).
 json <- function(x) {

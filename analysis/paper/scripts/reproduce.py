@@ -45,6 +45,8 @@ def endpoint(e):
 def cox(e, factors):
     columns = [c for f in factors for c in ([f"histology_{h}" for h in plan["histologies"] if h != reference]
                                             if f == "histology" else [f])]
+    if not columns:  # histology, when the plan has only one
+        return []
     data = d[[f"{e}_months", f"{e}_event", *columns]].dropna()  # complete cases
     # Efron ties; converged as far as R's coxph converges (lifelines stops at 1e-7 by default)
     fit = CoxPHFitter().fit(data, f"{e}_months", f"{e}_event", fit_options={"precision": 1e-10})
