@@ -52,7 +52,7 @@ def _censor_marks(curve, horizon):
     """(time, survival) of the censored times, at most one per 1/300 of the axes: a 10,000-patient
     curve has thousands of censored times, which would print as a solid bar."""
     seen, marks = set(), []
-    for time, value, censored in zip(curve["time"], curve.get("survival") or curve.get("cif"), curve["censored"]):
+    for time, value, censored in zip(curve["time"], curve["survival"], curve["censored"]):
         if censored and value is not None and time <= horizon:
             key = (round(300 * time / horizon), round(300 * value))
             if key not in seen:
@@ -119,7 +119,7 @@ def km(data, width_mm):
     for index, group in enumerate(groups):
         curve, tint = group["curve"], colour(index)
         line = step_vertices(curve["time"], curve["survival"], end=horizon)
-        axes.plot(*zip(*line), color=tint, linewidth=1.0, label=f"{group['label']} (n = {group['n']})")
+        axes.plot(*zip(*line), color=tint, linewidth=1.0, label=f"{group['label']} (n = {group['n']:,})")
         if data.get("bands", True):
             upper = step_vertices(curve["time"], curve["ci_upper"], end=horizon)
             lower = step_vertices(curve["time"], curve["ci_lower"], end=horizon)
@@ -194,16 +194,16 @@ def flow(steps, width_mm):
 
     main_x = 2
     centre = main_x + box_w / 2
-    box(main_x, 4, box_w, 12, _("Registered patients\nn = %(n)s") % {"n": steps["registered"]})
+    box(main_x, 4, box_w, 12, _("Registered patients\nn = %(n)s") % {"n": f"{steps['registered']:,}"})
     y = 4 + 12 + 4
     for step in excluded:
-        text = "\n".join(textwrap.wrap(step["label"], chars)[:2]) + f"\nn = {step['n']}"
+        text = "\n".join(textwrap.wrap(step["label"], chars)[:2]) + f"\nn = {step['n']:,}"
         box(side_x, y, side_w, row, text)
         arrow(centre, y + row / 2, side_x, y + row / 2)
         y += row + 3
     bottom = y + 4 - 3
     arrow(centre, 16, centre, bottom)
-    box(main_x, bottom, box_w, 12, _("Analysed\nn = %(n)s") % {"n": steps["analysed"]})
+    box(main_x, bottom, box_w, 12, _("Analysed\nn = %(n)s") % {"n": f"{steps['analysed']:,}"})
     return layout.figure
 
 
