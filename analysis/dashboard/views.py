@@ -10,9 +10,9 @@ analysis.plots (figures). Who sees which centres is decided by registry.access o
 centres (an unknown name is 404); the page then says which freeze, when and its hash.
 Every download of results (figures, tables, the report) is recorded with the centres and the number
 of patients it covers, the paper pack (row-level data) with its patients (registry.security.audit);
-the pages themselves are not. Each
-names its data (freeze or live data version), plan and software (analysis.provenance): the figures
-in their metadata, the CSV tables in a last comment line, the report in its keys.
+the pages themselves are not. Each download names its data (freeze or live data version), plan and
+software (analysis.provenance): the figures in their metadata, the CSV tables in a last comment
+line, the report in its keys.
 """
 import io
 
@@ -232,8 +232,8 @@ def plan_download(request):
 def paper_pack_download(request):
     """The paper pack (analysis/paper) of the dashboard's freeze, plan and centres. It holds row-level
     data (de-identified), so only a user who may export the pooled dataset gets it; and only of a
-    freeze, from which it can be made again byte for byte. ~10 s for 10,000 patients (bench/paper_pack.py):
-    made while the browser waits."""
+    freeze, from which it can be made again byte for byte. About 8 s for 10,000 patients
+    (bench/paper_pack.py): made while the browser waits, not as a job."""
     if not access.can_export_pooled(request.user):
         raise PermissionDenied(_("The paper pack holds row-level data: only coordinators may download it."))
     state = request_plan(request)
