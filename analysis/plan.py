@@ -14,6 +14,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from registry.index_date import INDEX_RULES
 
 # Factors a Cox model can use, named as in the report. "histology" stands for its dummies
@@ -26,6 +28,9 @@ ENDPOINTS = ("dfs", "os")
 HISTOLOGIES = ("LMS", "SyS", "UPS", "other")
 MARGINS = ("R0", "R1")  # the margins a plan may call complete (R2 leaves tumour behind)
 CENTRE_ADJUSTMENTS = ("none", "stratified", "robust")
+# How the paper pack's analysis data are de-identified (analysis/paper): "intervals" keeps no calendar
+# date (as the dataset export's option of that name), "none" keeps the index date.
+PACK_DEIDENTIFY = ("intervals", "none")
 
 
 class PlanError(ValueError):
@@ -66,6 +71,10 @@ class AnalysisPlan:
 
     # cut-off search (report "cutoff_search"): cut-offs between these quantiles of each factor
     cutoff_search_range: tuple = (0.1, 0.9)
+    # the paper pack (analysis/paper): the language of its tables, figures and methods, and how its
+    # analysis data are de-identified (PACK_DEIDENTIFY)
+    language: str = "en"
+    pack_deidentify: str = "intervals"
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # lists given to the constructor become tuples (hashable)
@@ -234,6 +243,11 @@ def _validate(plan):
     check(plan.centre_factor in FACTORS and plan.centre_factor != "histology",
           "plan parameter 'centre_factor' must name a one-column factor of " + ", ".join(FACTORS))
 
+
+    languages = [code for code, _name in settings.LANGUAGES]
+    check(plan.language in languages, f"plan parameter 'language' must be one of {', '.join(languages)}")
+    check(plan.pack_deidentify in PACK_DEIDENTIFY,
+          f"plan parameter 'pack_deidentify' must be one of {', '.join(PACK_DEIDENTIFY)}")
 
     low_high = plan.cutoff_search_range
     check(len(low_high) == 2 and 0 < low_high[0] < low_high[1] < 1,

@@ -8,6 +8,9 @@ so the two formats of a figure cannot disagree:
           "logrank_p"}
     forest = {"title", "rows": [{"label", "hr", "ci95", "p", "estimable"}]}
 
+Either may carry "source" (analysis.provenance.footer: the data, plan and software): the PNG's
+metadata then name it; an SVG gets it with ``with_source``.
+
 The SVG is self-contained (no CSS, no script, no external font): the same string is inlined in the
 page and served as the download. It is accessible: ``role="img"``, ``aria-label``, ``<title>`` and
 ``<desc>``; the numbers themselves are in HTML tables next to each figure.
@@ -352,10 +355,17 @@ def _figure(width_in, height_in):
     return figure
 
 
-def _png(figure):
+def _png(figure, source=None):
+    """PNG bytes; ``source`` (the data, plan and software: analysis.provenance.footer) goes into its
+    metadata as "Source"."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
+    figure.savefig(buffer, format="png", metadata={"Software": None, **({"Source": source} if source else {})})
     return buffer.getvalue()
+
+
+def with_source(svg, source):
+    """The SVG with ``source`` (analysis.provenance.footer) as its <metadata>, after the title and description."""
+    return svg.replace("</desc>", f"</desc><metadata>{escape(source)}</metadata>", 1) if source else svg
 
 
 def km_png(km):
@@ -393,7 +403,7 @@ def km_png(km):
     if km.get("logrank_p") is not None:  # in the title line: never over a curve or its band
         axes.set_title(logrank_text(km["logrank_p"]), loc="right", fontsize=9, fontweight="bold")
     _png_risk_table(figure, axes, km)
-    return _png(figure)
+    return _png(figure, km.get("source"))
 
 
 def _png_risk_table(figure, axes, km):
@@ -443,7 +453,7 @@ def forest_png(forest):
         axes.text(1.05, index, format_hr(row), transform=axes.get_yaxis_transform(), va="center", fontsize=8)
         axes.text(1.62, index, format_p(row.get("p")), transform=axes.get_yaxis_transform(), va="center",
                   ha="right", fontsize=8)
-    return _png(figure)
+    return _png(figure, forest.get("source"))
 
 
 # --- competing risks and proportional hazards (SVG) -------------------------------------------

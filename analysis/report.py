@@ -29,13 +29,15 @@ Keys added by endpoints.md's v2 (every v1 key is unchanged; Cox rows also carry 
 - ``freeze``: null for the live registry; from a data freeze ``{name, frozen_at, rule,
   content_hash, dictionary_version, live_data_version}`` (registry.selectors.freeze_provenance),
   and then ``data_version`` is the freeze's and ``generated_at`` its instant.
+- ``software``: ``{registry, python, numpy, pandas, scipy, lifelines, matplotlib, python-docx,
+  Django}`` versions (analysis.provenance): what computed the numbers.
 - ``therapy_effects``, ``ph_tests`` (and ``ph_residuals``), ``centre_effects``,
   ``competing_risks``: see analysis/sections.py; they add ``ph_violated``, ``immortal_time_bias``
   and ``event_at_time_zero`` to ``warnings``.
 """
 from django.utils import timezone
 
-from analysis import cutoffs, factors, model_tests, sections, stats
+from analysis import cutoffs, factors, model_tests, provenance, sections, stats
 from analysis.cox_models import fit_cox
 from analysis.frame import analysis_frame, cohort_criteria
 from analysis.plan import ENDPOINTS, FACTORS, AnalysisPlan
@@ -110,6 +112,7 @@ def report_from_frame(frame, version, plan, *, user=None, centres=None, freeze=N
         "data_version": version,
         "freeze": selectors.freeze_provenance(freeze) if freeze is not None else None,
         "generated_at": freeze.created_at.isoformat() if freeze is not None else timezone.now().isoformat(),
+        "software": provenance.software(),
         "scope": scope(frame, user=user, centres=centres),
         "cohort": cohort_flow(frame, plan),
         "endpoints": {endpoint: endpoint_summary(km[endpoint], plan) for endpoint in ENDPOINTS},

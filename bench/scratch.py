@@ -66,13 +66,16 @@ def copy_cohort(cohort):
             # A repeating record's REDCap instance: 1, 2, … per patient, as the services number them.
             repeating = any(f.name == "redcap_instance" for f in model._meta.concrete_fields)
             extra = ", redcap_instance" if repeating else ""
+            # No missing-data code: the column is required ({} when none), and the cohort gives none.
+            coded = "missing_codes" not in columns and any(f.name == "missing_codes" for f in model._meta.concrete_fields)
+            extra += ", missing_codes" if coded else ""
             sql = f'COPY "{model._meta.db_table}" ({names}, version, status, created_at, updated_at{extra}) FROM STDIN'
             counts = collections.Counter()
             with cursor.cursor.copy(sql) as copy:
                 for row in cohort[table]:
                     counts[row["patient_id"]] += 1
                     copy.write_row([row[c] for c in columns] + [1, status, now, now]
-                                   + ([counts[row["patient_id"]]] if repeating else []))
+                                   + ([counts[row["patient_id"]]] if repeating else []) + (["{}"] if coded else []))
         cursor.execute("ANALYZE")
 
 

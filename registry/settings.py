@@ -343,3 +343,6 @@ API_TOKEN_DAYS = env_number("API_TOKEN_DAYS", 90)
 # Wrong tokens from one address: after this many in 10 minutes every request is answered 429.
 API_BAD_TOKEN_LIMIT = env_number("API_BAD_TOKEN_LIMIT", 20)
 DASHBOARD_POLL_SECONDS = env_number("DASHBOARD_POLL_SECONDS", 20)
+# The registry's release, named by every result beside its data and plan (figures, tables, the paper
+# pack): set it at deployment to the release tag or commit; "dev" otherwise.
+REGISTRY_VERSION = os.environ.get("REGISTRY_VERSION", "dev")

@@ -144,6 +144,8 @@ EXPECTED = {
     "analysis:json": READ_PAGE,
     "analysis:plan_json": READ_PAGE,
     "analysis:plan_save": row(signed_in(405), signed_in(302, other_nurse=404)),
+    # the paper pack of a freeze holds row-level data: only those who may export the pooled dataset
+    "analysis:paper_pack": row(signed_in(403, coordinator=200), signed_in(405)),
     # accounts, the security log, the language
     "login": row(everyone(200), everyone(200)),
     "logout": row(everyone(405), everyone(302)),
@@ -251,6 +253,7 @@ def url_for(name, pattern, case):
         "analysis:print": "/analysis/print/?centre=MUC", "analysis:figure": "/analysis/figures/km-dfs.svg?centre=MUC",
         "analysis:table": "/analysis/data/km.csv?centre=MUC", "analysis:json": "/analysis/report.json?centre=MUC",
         "analysis:plan_json": "/analysis/plan.json?centre=MUC", "analysis:plan_save": "/analysis/plans/?centre=MUC",
+        "analysis:paper_pack": "/analysis/paper-pack.zip?centre=MUC&freeze=matrix-base",
         "login": "/accounts/login/", "logout": "/accounts/logout/", "two_factor_verify": "/accounts/two-factor/",
         "two_factor_setup": "/accounts/two-factor/setup/", "password_change": "/accounts/password_change/",
         "password_change_done": "/accounts/password_change/done/",

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analysis import plan as plans
+from analysis import provenance
 from analysis.plan import ENDPOINTS, FACTORS, HISTOLOGIES, AnalysisPlan, PlanError, split_list
 from registry import selectors
 from registry.security import audit
@@ -111,6 +112,8 @@ class FrameSerializer(serializers.Serializer):
                                                    "(from a freeze: the freeze's, which never changes).")
     freeze = serializers.DictField(allow_null=True, help_text="The data freeze the frame comes from (name, frozen_at, "
                                    "rule, content_hash, dictionary_version, live_data_version), or null.")
+    software = serializers.DictField(help_text="The versions of the registry, Python and the packages that derived "
+                                     "the frame ({registry, python, numpy, pandas, ...}).")
     columns = serializers.ListField(child=serializers.CharField())
     rows = serializers.ListField(child=serializers.DictField(), help_text="One object per patient.")
 
@@ -153,11 +156,12 @@ class FrameView(AnalysisView):
         for column in frame.columns:
             if str(frame[column].dtype).startswith("datetime"):
                 frame[column] = frame[column].dt.strftime("%Y-%m-%d")
-        headers = {"X-Data-Version": version}
+        headers = {"X-Data-Version": version, "X-Plan-Hash": plan.hash}
         if request.accepted_renderer.format == "csv":
             return Response(frame.to_csv(index=False), headers=headers)
         rows = json.loads(frame.to_json(orient="records"))
         return Response({"plan": plan.to_dict(), "plan_hash": plan.hash, "data_version": version,
                          "freeze": selectors.freeze_provenance(freeze) if freeze is not None else None,
-                         "columns": list(frame.columns), "rows": rows}, headers=headers)
+                         "software": provenance.software(), "columns": list(frame.columns), "rows": rows},
+                        headers=headers)
 

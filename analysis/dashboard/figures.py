@@ -4,6 +4,7 @@ import math
 from django.core.cache import cache
 from django.utils.translation import gettext as _
 
+from analysis import provenance
 from analysis.dashboard.compute import CACHE_SECONDS, ENDPOINT_LABELS, min_stratum, time_axis
 from analysis.dashboard.tables import interval, median_text, percent, term_label
 from analysis.plan import ENDPOINTS, AnalysisPlan
@@ -50,14 +51,17 @@ FIGURES = {"km-dfs": ("km", "dfs"), "km-os": ("km", "os"), "forest-dfs": ("fores
 
 
 def figure(results_, name, fmt, options=None):
-    """(bytes or str, content type) of a figure by name, as "svg" or "png"."""
+    """(bytes or str, content type) of a figure by name, as "svg" or "png"; its metadata name the
+    data (freeze or live data version), the plan and the software (analysis.provenance)."""
     from analysis import plots
 
     kind, which = FIGURES[name]
     data = km_figure(results_, which, options) if kind == "km" else forest_figure(results_, which)
+    data["source"] = provenance.footer(results_["report"])
     if fmt == "png":
         return (plots.km_png if kind == "km" else plots.forest_png)(data), "image/png"
-    return (plots.km_svg if kind == "km" else plots.forest_svg)(data, ident=name), "image/svg+xml"
+    svg = (plots.km_svg if kind == "km" else plots.forest_svg)(data, ident=name)
+    return plots.with_source(svg, data["source"]), "image/svg+xml"
 
 
 def page_figures(results_, options=None):

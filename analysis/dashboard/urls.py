@@ -15,5 +15,6 @@ urlpatterns = [
     path("data/<slug:table>.csv", views.table_download, name="table"),
     path("report.json", views.json_download, name="json"),
     path("plan.json", views.plan_download, name="plan_json"),
+    path("paper-pack.zip", views.paper_pack_download, name="paper_pack"),
     path("plans/", views.plan_save, name="plan_save"),
 ]

@@ -18,7 +18,7 @@ from tests import factories as f
 pytestmark = pytest.mark.django_db
 D = datetime.date
 
-REPORT_KEYS = {"plan", "plan_hash", "data_version", "freeze", "generated_at", "scope", "cohort", "endpoints", "follow_up",
+REPORT_KEYS = {"plan", "plan_hash", "data_version", "freeze", "generated_at", "software", "scope", "cohort", "endpoints", "follow_up",
                "univariable", "multivariable", "subgroups", "complications", "table1", "curves", "methods",
                "withheld", "warnings", "therapy_effects", "ph_tests", "ph_residuals", "centre_effects",
                "competing_risks", "global_tests", "interaction_tests", "cutoff_search"}

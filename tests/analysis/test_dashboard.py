@@ -377,8 +377,10 @@ def test_unknown_figure_or_table_is_404(client, pi):
 def test_numbers_download_as_csv(client, pi, table):
     response = get(client, pi, f"{URL}data/{table}.csv")
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    lines = response.content.decode().splitlines()
+    rows = list(csv.reader(lines[:-1]))
     assert len(rows) > 1 and all(len(row) == len(rows[0]) for row in rows)
+    assert lines[-1].startswith("# Source: live; data version ") and "," not in lines[-1]  # what made it
 
 
 def test_numbers_download_as_json_and_the_plan_reproduces(client, pi):
@@ -537,7 +539,7 @@ def test_unticking_every_covariate_says_so_and_keeps_the_plans_covariates(client
 
 def test_the_numbers_at_risk_download_follows_the_figures_time_axis(client, pi):
     rows = get(client, pi, f"{URL}data/risk.csv", xmax="24", xstep="6").content.decode().splitlines()
-    assert {line.split(",")[2] for line in rows[1:]} == {"0", "6", "12", "18", "24"}
+    assert {line.split(",")[2] for line in rows[1:-1]} == {"0", "6", "12", "18", "24"}
 
 
 def test_the_cumulative_incidence_figure_shares_the_kaplan_meier_time_axis(client, pi):

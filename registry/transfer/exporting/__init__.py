@@ -22,6 +22,7 @@ Stata and SPSS files are built one table at a time as a DataFrame (pyreadstat ne
 import zipfile
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone, translation
 
@@ -300,6 +301,7 @@ def readme(*, version, created, centre, file_format, deidentify, counts, plan, g
                   f"              data dictionary version {freeze.dictionary_version}"]
     lines += [
         f"Exported:     {timezone.localtime(created).isoformat(timespec='seconds')}",
+        f"Software:     Sarcoma PM registry {settings.REGISTRY_VERSION}",
         f"Scope:        {'centre ' + centre if centre else 'pooled (all centres)'}",
         f"Format:       {file_format}",
         f"De-identification: {DEIDENTIFY_TEXT[deidentify]}",
