@@ -511,8 +511,8 @@ def test_a_worker_killed_during_an_export_never_serves_a_truncated_file(server):
     assert response.status_code == 200 and int(response.headers["Content-Length"]) == len(response.content)
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     assert archive.testzip() is None
-    assert {"patients.xlsx", "follow_up.xlsx", "analysis_frame.xlsx", "README.txt"} <= set(archive.namelist())
-    assert f"patients.xlsx  ({PATIENTS})" in archive.read("README.txt").decode()
+    assert {"registry.xlsx", "analysis_frame.xlsx", "README.txt"} <= set(archive.namelist())
+    assert f"    patients  ({PATIENTS})" in archive.read("README.txt").decode()
     assert list(server.tmpdir.iterdir()) == []  # the spooled archive left no file behind
 
 
