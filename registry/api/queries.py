@@ -36,6 +36,8 @@ class QueryMessageSerializer(serializers.ModelSerializer):
 
     author = serializers.CharField(source="username", allow_null=True, read_only=True,
                                    help_text=gettext_lazy("The user name; null for the registry's own steps."))
+    # Blank for a person's step: the schema must allow "" beside the registry's notes.
+    system_note = serializers.ChoiceField(choices=QueryMessage.SYSTEM_NOTES, allow_blank=True, read_only=True)
 
     class Meta:
         model = QueryMessage

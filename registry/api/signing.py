@@ -177,7 +177,7 @@ def verification_schema(table_name, one):
             extend_schema(methods=["POST"], summary=f"Verify fields of a {one} against the source", tags=[table_name],
                           request=VerifyRequestSerializer, parameters=[IF_MATCH, ETAG],
                           responses={200: VerificationSerializer, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT,
-                                     409: OpenApiTypes.OBJECT, 412: OpenApiTypes.OBJECT},
+                                     409: OpenApiTypes.OBJECT, 412: OpenApiTypes.OBJECT, 428: OpenApiTypes.OBJECT},
                           description="A monitor of the centre or a coordinator, on a complete or verified record. "
                                       "A field shows as unverified again once its value changes. When every field "
                                       "of a complete record is verified, the record becomes verified."),
