@@ -145,7 +145,7 @@ class DeletedRecordViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"], url_path="restore")
     def restore(self, request, *args, **kwargs):
         pk = self.kwargs["pk"]
-        if not (pk.isdigit() and int(pk) < 2**63):
+        if not (pk.isdecimal() and int(pk) < 2**63):
             raise exceptions.NotFound()
         tombstone = self.get_queryset().filter(pk=pk).first()
         if tombstone is None:

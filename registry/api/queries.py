@@ -166,9 +166,9 @@ class QueryViewSet(viewsets.GenericViewSet):
 
     def stored_query(self):
         pk = self.kwargs["pk"]
-        query = self.get_queryset().filter(pk=pk).first() if pk.isdigit() and int(pk) < 2**63 else None
+        query = self.get_queryset().filter(pk=pk).first() if pk.isdecimal() and int(pk) < 2**63 else None
         if query is None:
-            if pk.isdigit() and int(pk) < 2**63:
+            if pk.isdecimal() and int(pk) < 2**63:
                 audit.log_if_hidden(self.request, Query, pk)
             raise exceptions.NotFound()
         return query
@@ -214,12 +214,12 @@ def _readable_record(request, model, record_id):
     """The record a query is raised on, if the user may read it; a 400 naming record_id otherwise
     (another centre's record looks absent, and the refusal is recorded)."""
     found = None
-    if model is Patient or (record_id.isdigit() and int(record_id) < 2**63):
+    if model is Patient or (record_id.isdecimal() and int(record_id) < 2**63):
         readable = access.patients_readable(request.user) if model is Patient else \
             access.records_readable(request.user, model)
         found = readable.filter(pk=record_id).first()
     if found is None:
-        if model is Patient or record_id.isdigit() and int(record_id) < 2**63:
+        if model is Patient or record_id.isdecimal() and int(record_id) < 2**63:
             audit.log_if_hidden(request, model, record_id)
         raise serializers.ValidationError({"record_id": [_("There is no such record.")]})
     return found

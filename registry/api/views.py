@@ -256,7 +256,7 @@ class RecordViewSet(viewsets.GenericViewSet):
 
     def stored_record(self, pk):
         """The record if the user may read it; 404 otherwise (another centre's looks absent)."""
-        if not self.table.is_patient and not (pk.isdigit() and int(pk) < 2**63):
+        if not self.table.is_patient and not (pk.isdecimal() and int(pk) < 2**63):
             raise exceptions.NotFound()
         record = self.get_queryset().filter(pk=pk).first()
         if record is None:

@@ -119,7 +119,7 @@ def query_to_answer(request, record):
     pk = request.GET.get("query", "")
     if not pk:
         return None
-    query = access.queries_readable(request.user).filter(pk=pk).first() if pk.isdigit() and int(pk) < 2**63 else None
+    query = access.queries_readable(request.user).filter(pk=pk).first() if pk.isdecimal() and int(pk) < 2**63 else None
     if query is None or query.table != services.TABLE_OF[type(record)] or query.record_pk != str(record.pk):
         raise Http404
     return query
@@ -278,7 +278,7 @@ def queried_record(request, patient, kind, pk):
         if pk != patient.pk:
             raise Http404
         return Patient.objects.get(pk=patient.pk)
-    if kind not in RECORD_FORMS or not pk.isdigit() or int(pk) >= 2**63:
+    if kind not in RECORD_FORMS or not pk.isdecimal() or int(pk) >= 2**63:
         raise Http404
     return views.patient_record(request, patient, kind, pk)
 

@@ -76,7 +76,7 @@ def record_verify(request, patient_id, kind="patient", pk=None):
         try:
             record, written = sdv.fields_verify(
                 user=request.user, record=record, fields=request.POST.getlist("fields"), source="web",
-                expected_version=int(version) if version.isdigit() else None)
+                expected_version=int(version) if version.isdecimal() else None)
         except ValidationError as error:
             errors = error.messages
         except StaleRecordError as stale:

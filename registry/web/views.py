@@ -261,7 +261,7 @@ def record_status(request, patient_id):
     kind, pk = request.POST.get("kind", ""), request.POST.get("pk", "")
     if kind == "patient":
         record, section = Patient.objects.get(pk=patient.pk), "patient"
-    elif pk.isdigit() and int(pk) < 2**63:
+    elif pk.isdecimal() and int(pk) < 2**63:
         record, section = patient_record(request, patient, kind, pk), kind
     else:
         raise Http404
@@ -461,7 +461,7 @@ def delete_record(request, patient, record, *, done_url, warning=""):
         version = request.POST.get("version")
         try:
             services.record_delete(source="web", user=request.user, record=record, reason=request.POST.get("reason"),
-                                   expected_version=int(version) if version and version.isdigit() else None)
+                                   expected_version=int(version) if version and version.isdecimal() else None)
         except ValidationError as error:
             errors = error.messages
         except StaleRecordError as stale:

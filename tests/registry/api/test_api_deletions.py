@@ -128,3 +128,10 @@ def test_updated_since_on_the_tables_and_the_deletions_is_a_feed_of_every_change
     later = {"updated_since": timezone.now().isoformat()}
     assert api.get("/api/v1/deleted-records/", later).json()["results"] == []
     assert api.get("/api/v1/deleted-records/", {"updated_since": "yesterday"}).status_code == 400
+
+
+def test_a_record_id_of_unicode_digits_is_a_404_not_a_server_error(api, case):
+    for path in ("/api/v1/primary-tumours/%C2%B3/", "/api/v1/queries/%C2%B3/", "/api/v1/deleted-records/%C2%B3/restore/"):
+        response = api.patch(path, {}, content_type="application/json", HTTP_IF_MATCH='"1"') if "tumours" in path \
+            else api.post(path, {}, content_type="application/json") if "restore" in path else api.get(path)
+        assert response.status_code == 404, path
