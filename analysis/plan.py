@@ -117,6 +117,8 @@ class AnalysisPlan:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise PlanError(f"the analysis plan is not valid JSON: {error}") from error
+        except RecursionError:  # arrays or objects nested deeper than the parser goes
+            raise PlanError("the analysis plan is not valid JSON: it is nested too deeply") from None
         return cls.from_dict(data)
 
     @property

@@ -91,6 +91,7 @@ def test_v2_options_default_to_endpoints_md_and_round_trip():
     ('{"centre_adjustment": "frailty"}', "'centre_adjustment' must be one of none, stratified, robust"),
     ('{"centre_factor": "histology"}', "'centre_factor' must name a one-column factor"),
     ('{"landmark_months": -6}', "'landmark_months' must be >= 0"),
+    ("[" * 100_000, "nested too deeply"),
 ])
 def test_bad_plans_are_refused_with_a_clear_message(text, message):
     with pytest.raises(PlanError) as error:
