@@ -108,6 +108,7 @@ MIDDLEWARE = [
     "registry.security.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "registry.api.middleware.OptionalTrailingSlashMiddleware",  # before CommonMiddleware's APPEND_SLASH 301
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -312,6 +313,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["registry.api.parsers.JSONParser"],
     "COERCE_DECIMAL_TO_STRING": False,  # numbers are JSON numbers, e.g. "size_mm": 80.0
+    "EXCEPTION_HANDLER": "registry.api.problems.exception_handler",  # RFC 9457 problem details
 }
 
 SPECTACULAR_SETTINGS = {

@@ -5,6 +5,6 @@ from django.urls import path
 from analysis.api import views
 
 urlpatterns = [
-    path("v1/analysis/report", views.ReportView.as_view(), name="analysis-report"),
-    path("v1/analysis/frame", views.FrameView.as_view(), name="analysis-frame"),
+    path("v1/analysis/report/", views.ReportView.as_view(), name="analysis-report"),
+    path("v1/analysis/frame/", views.FrameView.as_view(), name="analysis-frame"),
 ]

@@ -23,6 +23,7 @@ from analysis import plan as plans
 from analysis import provenance
 from analysis.plan import ENDPOINTS, FACTORS, HISTOLOGIES, AnalysisPlan, PlanError, split_list
 from registry import selectors
+from registry.api.query_parameters import KnownQueryParameters
 from registry.security import audit
 
 PLAN_DEFAULTS = AnalysisPlan()
@@ -95,8 +96,10 @@ class CsvRenderer(BaseRenderer):
         return data.encode(self.charset) if isinstance(data, str) else b""
 
 
-class AnalysisView(APIView):
+class AnalysisView(KnownQueryParameters, APIView):
     """Aggregate results of the patients the user may analyse (access.patients_for_analysis)."""
+
+    query_parameters = (*PLAN_DEFAULTS.to_dict(), *NOT_PLAN)
 
     def finalize_response(self, request, response, *args, **kwargs):
         # Errors are JSON whatever format was asked for.

@@ -16,11 +16,12 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import BaseFilterBackend
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from registry import access, services
 from registry.api.authentication import TokenScope
+from registry.api.pagination import CursorPages
+from registry.api.query_parameters import KnownQueryParameters
 from registry.api.views import parse_updated_since, service_errors, split_list
 from registry.models import DeletedRecord
 from registry.security import audit
@@ -103,10 +104,9 @@ class DeletedRecordFilter(BaseFilterBackend):
         ]
 
 
-class NewestFirst(CursorPagination):
+class NewestFirst(CursorPages):
     ordering = "-id"
     page_size = 100
-    page_size_query_param = "page_size"
     max_page_size = 1000
 
 
@@ -121,7 +121,7 @@ class NewestFirst(CursorPagination):
                     "`reason`. The rules are checked again: a restore that would break one is a 400 with the rule's "
                     "message; one into a locked patient is a 409 (code record_locked)."),
 )
-class DeletedRecordViewSet(viewsets.GenericViewSet):
+class DeletedRecordViewSet(KnownQueryParameters, viewsets.GenericViewSet):
     """Deleted records (tombstones) and their restore."""
 
     queryset = DeletedRecord.objects.none()

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import access, frozen, selectors, services
+from registry.api.query_parameters import KnownQueryParameters
 from registry.models import FREEZE_NAME_PATTERN, Freeze
 from registry.security import audit
 
@@ -81,7 +82,7 @@ class FreezeDiffSerializer(serializers.Serializer):
     changes = FrozenChangeSerializer(many=True)
 
 
-class FreezeListView(APIView):
+class FreezeListView(KnownQueryParameters, APIView):
     @extend_schema(summary="List the data freezes", tags=["freezes"], responses={200: FreezeSerializer(many=True)})
     def get(self, request):
         return Response([freeze_row(freeze, request.user) for freeze in selectors.freezes()])
@@ -103,7 +104,9 @@ class FreezeListView(APIView):
         return Response(freeze_row(freeze, request.user), status=status.HTTP_201_CREATED)
 
 
-class FreezeDiffView(APIView):
+class FreezeDiffView(KnownQueryParameters, APIView):
+    query_parameters = ("against",)
+
     @extend_schema(
         summary="What changed since a freeze", tags=["freezes"],
         parameters=[OpenApiParameter("against", {"type": "string", "minLength": 1}, OpenApiParameter.QUERY,

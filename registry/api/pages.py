@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from registry.api import problems
 from registry.api import redcap_project as redcap
 from registry.api.models import KINDS, ApiToken, log_token_event
 from registry.api.serializers import TABLES
@@ -68,4 +69,6 @@ def guide(request):
         "forms": redcap.FORMS,
         "renamed": [(f"{form}.{column}", name) for (form, column), name in redcap.RENAMED.items()],
         "redcap_version": redcap.REDCAP_VERSION,
+        "problem_codes": problems.CODES,
+        "api_guide_url": request.build_absolute_uri(reverse("api:guide")),
     })

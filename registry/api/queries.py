@@ -18,10 +18,11 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import BaseFilterBackend
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from registry import access
+from registry.api.pagination import CursorPages
+from registry.api.query_parameters import KnownQueryParameters
 from registry.api.views import service_errors as record_service_errors
 from registry.api.views import split_list
 from registry.dictionary import TABLE_MODELS
@@ -89,9 +90,8 @@ class QueryAnswerSerializer(QueryMoveSerializer):
         "The version (ETag) of the record that a change of the queried field created: the answer names it."))
 
 
-class QueryPagination(CursorPagination):
+class QueryPagination(CursorPages):
     page_size = 100
-    page_size_query_param = "page_size"
     max_page_size = 1000
     ordering = ("id",)
 
@@ -152,7 +152,7 @@ MOVE_DOC = ("Moves: open → answered (a nurse of the centre) → closed (a moni
     reopen=extend_schema(summary="Reopen a query", tags=["queries"], request=QueryMoveSerializer,
                          responses={200: QuerySerializer}, description=MOVE_DOC),
 )
-class QueryViewSet(viewsets.GenericViewSet):
+class QueryViewSet(KnownQueryParameters, viewsets.GenericViewSet):
     """Data clarification requests on the records' fields."""
 
     serializer_class = QuerySerializer

@@ -6,8 +6,8 @@
   endpoint, the centres of the rows sent and their number.
 - Every write goes through registry.services: a rule violation is a 400 naming the column, and
   nothing is written; the audit trail records the API user.
-- A locked record (or any record of a locked patient) refuses every write with 409 and
-  `{"code": "record_locked", "detail": ...}`; a change of a complete or verified record needs a
+- Errors are problem details (registry.api.problems). A locked record (or any record of a locked
+  patient) refuses every write with 409 and code `record_locked`; a change of a complete or verified record needs a
   `reason`. POST .../<id>/status/ moves a record through the data-management cycle
   (registry.services.status), for a monitor too, who writes nothing else.
 - Optimistic concurrency: every record answers with `ETag: "<version>"`; a change or deletion must
@@ -33,12 +33,14 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import exceptions, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import BaseFilterBackend
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import access, services
 from registry.api.authentication import TokenScope
+from registry.api.pagination import CursorPages
+from registry.api.problems import Problem
+from registry.api.query_parameters import KnownQueryParameters
 from registry.api.serializers import TABLES, CentreSerializer, StatusChangeSerializer
 from registry.api.signing import SignaturesMixin, VerificationMixin, verification_schema
 from registry.models import Centre, Patient
@@ -51,34 +53,27 @@ ERROR_KEYS = {"__all__": "non_field_errors", "patient": "patient_id"}
 
 # --- errors and concurrency --------------------------------------------------------------------
 
-class PreconditionFailed(Exception):
-    """The stored record is newer than the version the client edited (answered with 412)."""
+class PreconditionFailed(Problem):
+    """The stored record is newer than the version the client edited (412)."""
 
-    status = status.HTTP_412_PRECONDITION_FAILED
+    http_status, code = status.HTTP_412_PRECONDITION_FAILED, "precondition_failed"
 
     def __init__(self, detail, current_version):
-        super().__init__(detail)
-        self.detail, self.current_version = detail, current_version
-
-    def response(self):
-        return Response({"detail": self.detail, "current_version": self.current_version},
-                        status=self.status, headers={"ETag": etag(self.current_version)})
+        super().__init__(self.http_status, self.code, detail, headers={"ETag": etag(current_version)},
+                         current_version=current_version)
 
 
 class PreconditionRequired(PreconditionFailed):
     """A change without If-Match: the client has not said which version it edited (428)."""
 
-    status = status.HTTP_428_PRECONDITION_REQUIRED
+    http_status, code = status.HTTP_428_PRECONDITION_REQUIRED, "precondition_required"
 
 
-class Locked(exceptions.APIException):
+class Locked(Problem):
     """A write to a locked record (409), with a stable code a client can test for."""
 
-    status_code = status.HTTP_409_CONFLICT
-    default_code = RecordLocked.code
-
     def __init__(self, error):
-        super().__init__({"code": RecordLocked.code, "detail": error.message})
+        super().__init__(status.HTTP_409_CONFLICT, RecordLocked.code, error.message)
 
 
 def etag(version):
@@ -141,7 +136,7 @@ class WritesNeedAWritableCentre(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or bool(access.writable_centre_codes(request.user))
 
 
-class RecordPagination(CursorPagination):
+class RecordPagination(CursorPages):
     """Keyset pages in primary-key order: constant cost per page, stable while rows are added.
 
     Pages are large by default (1,000 rows, ~300 kB of JSON): the API's readers are programs
@@ -149,7 +144,6 @@ class RecordPagination(CursorPagination):
     """
 
     page_size = 1000
-    page_size_query_param = "page_size"
     max_page_size = 5000
 
     def get_ordering(self, request, queryset, view):
@@ -223,12 +217,13 @@ ETAG = OpenApiParameter("ETag", OpenApiTypes.STR, OpenApiParameter.HEADER, respo
                         description='The record\'s version, e.g. "3".')
 
 
-class RecordViewSet(viewsets.GenericViewSet):
+class RecordViewSet(KnownQueryParameters, viewsets.GenericViewSet):
     """List, read, create, change and delete the records of one table of the data dictionary."""
 
     table = None
     filter_backends = [RecordFilter]
     pagination_class = RecordPagination
+    action_query_parameters = {"destroy": ("reason",)}
     permission_classes = [permissions.IsAuthenticated, TokenScope, WritesNeedAWritableCentre]
 
     def get_queryset(self):
@@ -239,11 +234,6 @@ class RecordViewSet(viewsets.GenericViewSet):
         if self.action in ("status", "verification", "signatures"):
             return [permissions.IsAuthenticated(), TokenScope()]
         return super().get_permissions()
-
-    def handle_exception(self, exc):
-        if isinstance(exc, PreconditionFailed):
-            return exc.response()
-        return super().handle_exception(exc)
 
     def get_serializer_class(self):
         return StatusChangeSerializer if self.action == "status" else self.table.serializer
@@ -417,7 +407,7 @@ VIEWSETS = {table.url: record_viewset(table) for table in TABLES}
     list=extend_schema(summary="List the centres whose records you may read", tags=["centres"]),
     retrieve=extend_schema(summary="Read one centre", tags=["centres"]),
 )
-class CentreViewSet(viewsets.ReadOnlyModelViewSet):
+class CentreViewSet(KnownQueryParameters, viewsets.ReadOnlyModelViewSet):
     serializer_class = CentreSerializer
     queryset = Centre.objects.none()
     lookup_field = "code"

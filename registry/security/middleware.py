@@ -5,8 +5,9 @@ import time
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponseBadRequest
 
+from registry.api.problems import problem_json_response
 from registry.security import audit
 
 # A Content-Security-Policy on every response: scripts, styles and images only from the
@@ -41,8 +42,8 @@ class RefuseNulMiddleware:
         query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path or "%00" in query or "\x00" in query:
             message = "A NUL character is not allowed in the address."
-            if request.path.startswith("/api/"):  # the API answers errors as JSON, as documented
-                return JsonResponse({"detail": message}, status=400)
+            if request.path.startswith("/api/"):  # the API answers errors as problem details, as documented
+                return problem_json_response(400, "parse_error", message, request)
             return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
 

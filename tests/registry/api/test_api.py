@@ -7,6 +7,7 @@ import pytest
 from registry import services
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 from tests import factories as f
+from tests.problems import field_errors, problem_of
 from tests.registry.api.test_api_helpers import api, client_for, fresh_throttles, patient_payload, record_payloads  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -69,8 +70,8 @@ def test_follow_up_before_the_first_pm_is_a_400_naming_event_date_and_nothing_is
     response = api.post("/api/v1/follow-up/", {"patient_id": case.pk, "event_date": "2015-01-01",
                                                "event": "contact"}, format="json")
     assert response.status_code == 400
-    assert "event_date" in response.json()
-    assert "2015-04-01" in " ".join(response.json()["event_date"])
+    assert "event_date" in field_errors(response)
+    assert "2015-04-01" in " ".join(field_errors(response)["event_date"])
     assert counts() == before
 
 
@@ -78,7 +79,7 @@ def test_a_single_record_rule_is_a_400_naming_the_field(api, case):
     response = api.post("/api/v1/systemic-therapies/", {"patient_id": case.pk, "start_date": "2016-01-01",
                                                         "regimen": "other", "intent": "palliative"}, format="json")
     assert response.status_code == 400
-    assert list(response.json()) == ["regimen_other"]
+    assert list(field_errors(response)) == ["regimen_other"]
 
 
 def test_unknown_codes_and_future_dates_are_refused_by_type_checks(api, case):
@@ -86,20 +87,20 @@ def test_unknown_codes_and_future_dates_are_refused_by_type_checks(api, case):
     response = api.patch(f"/api/v1/patients/{case.pk}/", {"sex": "F", "lung_mets_diagnosis_date": tomorrow},
                          format="json", HTTP_IF_MATCH='"1"')
     assert response.status_code == 400
-    assert set(response.json()) == {"sex", "lung_mets_diagnosis_date"}
+    assert set(field_errors(response)) == {"sex", "lung_mets_diagnosis_date"}
 
 
 def test_a_second_primary_tumour_is_refused(api, case):
     response = api.post("/api/v1/primary-tumours/", record_payloads(case.pk)["primary-tumours"], format="json")
     assert response.status_code == 400
-    assert "patient_id" in response.json()
+    assert "patient_id" in field_errors(response)
 
 
 def test_a_record_of_an_unreadable_patient_looks_like_an_unknown_patient(case, other_nurse):
     api = client_for(other_nurse)
     response = api.post("/api/v1/follow-up/", {**record_payloads(case.pk)["follow-up"]}, format="json")
     assert response.status_code == 400
-    assert response.json() == {"patient_id": [f"There is no patient {case.pk}."]}
+    assert field_errors(response) == {"patient_id": [f"There is no patient {case.pk}."]}
 
 
 def test_a_nurse_cannot_create_a_patient_for_another_centre(api):
@@ -111,11 +112,11 @@ def test_a_nurse_cannot_create_a_patient_for_another_centre(api):
 def test_patients_cannot_move_centre_nor_records_patient(api, case):
     other = f.patient("MUC")
     response = api.patch(f"/api/v1/patients/{case.pk}/", {"centre": "BER"}, format="json", HTTP_IF_MATCH='"1"')
-    assert response.status_code == 400 and "centre" in response.json()
+    assert response.status_code == 400 and "centre" in field_errors(response)
     pm = case.metastasectomies.get()
     response = api.patch(f"/api/v1/metastasectomies/{pm.pk}/", {"patient_id": other.pk}, format="json",
                          HTTP_IF_MATCH='"1"')
-    assert response.status_code == 400 and "patient_id" in response.json()
+    assert response.status_code == 400 and "patient_id" in field_errors(response)
 
 
 def test_put_replaces_and_patch_changes_and_both_bump_the_version(api, case):
@@ -132,7 +133,7 @@ def test_put_needs_every_required_field(api, case):
     url = f"/api/v1/follow-up/{case.follow_ups.get().pk}/"
     response = api.put(url, {"event_date": "2016-02-01"}, format="json", HTTP_IF_MATCH='"1"')
     assert response.status_code == 400
-    assert set(response.json()) == {"patient_id", "event"}
+    assert set(field_errors(response)) == {"patient_id", "event"}
 
 
 def test_a_stale_if_match_is_a_412_and_changes_nothing(api, case):
@@ -213,7 +214,7 @@ def test_filters_patient_id_centre_and_updated_since(case, coordinator):
     since = api.get("/api/v1/patients/", {"updated_since": "2019-12-31T23:00:00+00:00"}).json()["results"]
     assert len(since) == 2
     response = api.get("/api/v1/patients/?updated_since=yesterday")
-    assert response.status_code == 400 and "updated_since" in response.json()
+    assert response.status_code == 400 and "updated_since" in field_errors(response)
 
 
 def test_pages_follow_next_until_every_row_is_listed(api):
@@ -231,11 +232,12 @@ def test_page_size_is_capped(api, monkeypatch):
     monkeypatch.setattr(RecordPagination, "max_page_size", 2)
     for _ in range(3):
         f.patient("MUC")
-    assert len(api.get("/api/v1/patients/?page_size=100000").json()["results"]) == 2
+    assert len(api.get("/api/v1/patients/?page_size=2").json()["results"]) == 2
+    assert "page_size" in field_errors(api.get("/api/v1/patients/?page_size=3"))  # over the cap: said, not cut
 
 
-def test_a_bad_cursor_is_a_404_not_an_error(api):
-    assert api.get("/api/v1/patients/?cursor=garbage").status_code == 404
+def test_a_bad_cursor_is_a_400_naming_it(api):
+    assert "cursor" in field_errors(api.get("/api/v1/patients/?cursor=garbage"))
 
 
 def test_listing_is_a_fixed_number_of_queries(api, case, django_assert_max_num_queries):
@@ -264,8 +266,7 @@ def test_session_authentication_needs_csrf_for_writes(client, nurse, case):
                                  "/api/v1/centres/%C2%84/", "/api/v1/patients/a.b/", "/api/v1/nothing/here/"])
 def test_unknown_urls_under_v1_are_json_404s(api, url):
     response = api.get(url)
-    assert response.status_code == 404
-    assert response["Content-Type"] == "application/json"
+    assert response.status_code == 404 and problem_of(response)["code"] == "not_found"
 
 
 def test_a_patch_that_changes_nothing_keeps_the_version_and_writes_no_history(api, case):

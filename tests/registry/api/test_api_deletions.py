@@ -9,6 +9,7 @@ from django.test import Client
 from registry import services
 from registry.models import DeletedRecord, FollowUp, Metastasectomy, Patient, Restoration
 from tests import factories as f
+from tests.problems import field_errors
 from tests.registry.api.test_api_helpers import api, client_for, fresh_throttles  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +21,7 @@ def test_a_delete_without_a_reason_is_a_400_naming_the_parameter_and_deletes_not
         for query in ("", "?reason=", "?reason=%20"):
             response = api.delete(url + query, HTTP_IF_MATCH='"1"')
             assert response.status_code == 400, (url, query)
-            assert "Give a reason for deleting" in response.json()["reason"][0]
+            assert "Give a reason for deleting" in field_errors(response)["reason"][0]
     assert Patient.objects.exists() and FollowUp.objects.exists() and not DeletedRecord.objects.exists()
 
 
@@ -90,7 +91,7 @@ def test_a_restore_without_a_reason_or_by_another_role_is_refused(deletions, nur
     case, _berlin = deletions
     url = f"/api/v1/deleted-records/{DeletedRecord.objects.get(patient_id=case.pk).pk}/restore/"
     response = client_for(coordinator).post(url, {}, format="json")
-    assert response.status_code == 400 and "reason" in response.json()
+    assert response.status_code == 400 and "reason" in field_errors(response)
     for user, status in [(nurse, 403), (pi, 403), (monitor, 403), (other_nurse, 404)]:
         assert client_for(user).post(url, {"reason": "back"}, format="json").status_code == status, user
     assert client_for(coordinator).post("/api/v1/deleted-records/99999/restore/", {"reason": "x"},

@@ -10,6 +10,7 @@ from registry import services
 from registry.api.models import ApiToken
 from registry.models import Freeze, Metastasectomy, SecurityEvent
 from tests import factories as f
+from tests.problems import field_errors
 from tests.registry.api.test_api_helpers import client_for, fresh_throttles  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +49,7 @@ def test_freezing_through_the_api_needs_a_coordinator_a_writing_token_and_a_new_
     assert api.post("/api/v1/freezes/", {"name": "mine"}, format="json").status_code == 201  # rule: all
     for name in ("mine", "live", "no spaces"):
         response = api.post("/api/v1/freezes/", {"name": name}, format="json")
-        assert response.status_code == 400 and "name" in response.json(), name
+        assert response.status_code == 400 and "name" in field_errors(response), name
     assert api.post("/api/v1/freezes/", {"name": "other", "rule": "some"}, format="json").status_code == 400
     assert list(Freeze.objects.values_list("name", flat=True)) == ["mine"]
 
@@ -83,4 +84,4 @@ def test_the_diff_of_an_unknown_freeze_is_404_and_against_an_unknown_one_400(cas
     api = client_for(coordinator)
     assert api.get("/api/v1/freezes/nope/diff/").status_code == 404
     response = api.get("/api/v1/freezes/before/diff/", {"against": "nope"})
-    assert response.status_code == 400 and "against" in response.json()
+    assert response.status_code == 400 and "against" in field_errors(response)

@@ -9,6 +9,7 @@ from registry.api.models import ApiToken
 from registry.models import Metastasectomy, Query, SecurityEvent
 from registry.services import queries
 from tests import factories as f
+from tests.problems import field_errors
 from tests.registry.api.test_api_helpers import client_for, fresh_throttles  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +53,7 @@ def test_a_nurse_may_not_raise_and_another_centre_s_record_does_not_exist(case, 
     refused = client_for(nurse).post("/api/v1/queries/", payload, format="json")
     assert refused.status_code == 403 and "monitor" in refused.json()["detail"]
     hidden = client_for(other_nurse).post("/api/v1/queries/", payload, format="json")
-    assert hidden.status_code == 400 and hidden.json() == {"record_id": ["There is no such record."]}
+    assert hidden.status_code == 400 and field_errors(hidden) == {"record_id": ["There is no such record."]}
     assert SecurityEvent.objects.filter(event="denied", patient_id=case.pk, status=404).exists()
     assert not Query.objects.filter(origin="manual").exists()
 
@@ -61,7 +62,7 @@ def test_a_query_on_a_field_the_table_does_not_have_is_a_400_naming_it(case, mon
     pm = Metastasectomy.objects.get(patient=case)
     response = client_for(monitor).post("/api/v1/queries/", {
         "table": "metastasectomies", "record_id": str(pm.pk), "field": "colour", "text": "?"}, format="json")
-    assert response.status_code == 400 and "colour" in response.json()["field"][0]
+    assert response.status_code == 400 and "colour" in field_errors(response)["field"][0]
 
 
 def test_the_list_holds_the_user_s_centres_only_and_filters(case, query, nurse, other_nurse, coordinator):
@@ -108,9 +109,9 @@ def test_a_move_the_role_may_not_make_is_a_403_and_one_the_state_forbids_a_400(q
     assert client_for(pi).post(url + "answer/", {"text": "x"}, format="json").status_code == 403
     assert client_for(monitor).post(url + "answer/", {"text": "x"}, format="json").status_code == 403
     wrong_state = client_for(monitor).post(url + "reopen/", {"text": "x"}, format="json")
-    assert wrong_state.status_code == 400 and "cannot be reopened" in wrong_state.json()["state"][0]
+    assert wrong_state.status_code == 400 and "cannot be reopened" in field_errors(wrong_state)["state"][0]
     no_text = client_for(nurse).post(url + "answer/", {}, format="json")
-    assert no_text.status_code == 400 and no_text.json() == {"text": ["Write a message."]}
+    assert no_text.status_code == 400 and field_errors(no_text) == {"text": ["Write a message."]}
     assert Query.objects.get(pk=query.pk).state == "open" and query.messages.count() == 1
 
 
@@ -121,7 +122,7 @@ def test_a_script_corrects_the_record_and_answers_with_the_version_its_change_cr
                         HTTP_IF_MATCH=f'"{pm.version}"')
     version = int(patched["ETag"].strip('"'))
     wrong = api.post(f"/api/v1/queries/{query.pk}/answer/", {"record_version": version - 1}, format="json")
-    assert wrong.status_code == 400 and "record_version" in wrong.json()
+    assert wrong.status_code == 400 and "record_version" in field_errors(wrong)
     answered = api.post(f"/api/v1/queries/{query.pk}/answer/", {"record_version": version}, format="json")
     assert answered.status_code == 200
     answer = answered.json()["messages"][-1]
@@ -161,6 +162,6 @@ def test_a_query_about_a_deleted_record_is_closed_and_takes_no_answer(case, nurs
     doomed = queries.query_raise(user=monitor, record=later, field="side", text="Left or right?")
     services.record_delete(user=nurse, record=later, reason="entered twice")
     response = client_for(nurse).post(f"/api/v1/queries/{doomed.pk}/answer/", {"text": "x"}, format="json")
-    assert response.status_code == 400 and "closed" in response.json()["state"][0]
+    assert response.status_code == 400 and "closed" in field_errors(response)["state"][0]
     assert client_for(nurse).get(f"/api/v1/queries/{doomed.pk}/").json()["messages"][-1]["system_note"] == \
         "record_deleted"

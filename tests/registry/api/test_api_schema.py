@@ -17,7 +17,7 @@ def test_schema_generation_is_valid_and_has_no_warnings(tmp_path):
     schema = yaml.safe_load(out.read_text())
     for table in TABLES:
         assert f"/api/v1/{table.url}/" in schema["paths"]
-    assert "/api/v1/analysis/report" in schema["paths"] and "/api/v1/analysis/frame" in schema["paths"]
+    assert "/api/v1/analysis/report/" in schema["paths"] and "/api/v1/analysis/frame/" in schema["paths"]
     assert "/redcap/api/" not in schema["paths"]  # REDCap's protocol is documented on /api/, not in OpenAPI
 
 

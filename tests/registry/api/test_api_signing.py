@@ -5,6 +5,7 @@ from axes.models import AccessAttempt
 from registry import services
 from registry.models import FieldVerification, Metastasectomy, Patient, SecurityEvent, Signature
 from registry.selectors import case_load
+from tests.problems import field_errors
 from tests.registry.api.test_api_helpers import client_for, fresh_throttles  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,7 @@ def test_a_pi_signs_through_the_api_and_the_list_shows_it_valid_then_invalid(cas
 def test_a_wrong_password_through_the_api_is_a_400_recorded_and_counted(case, nurse, pi):
     complete(nurse, case)
     response = client_for(pi).post(f"/api/v1/patients/{case.pk}/signatures/", {"password": "guess"}, format="json")
-    assert response.status_code == 400 and response.json() == {"password": ["The password is not correct."]}
+    assert response.status_code == 400 and field_errors(response) == {"password": ["The password is not correct."]}
     assert SecurityEvent.objects.get(event=SecurityEvent.SIGNATURE_REFUSED).detail == "wrong password"
     assert AccessAttempt.objects.get(username="pi").failures_since_start == 1
     assert not Signature.objects.exists()
@@ -49,7 +50,7 @@ def test_the_api_asks_for_the_code_of_a_pi_with_an_authenticator(case, nurse, pi
     complete(nurse, case)
     TOTPDevice.objects.create(user=pi, name="phone", confirmed=True)
     response = client_for(pi).post(f"/api/v1/patients/{case.pk}/signatures/", {"password": PASSWORD}, format="json")
-    assert response.status_code == 400 and "otp" in response.json()
+    assert response.status_code == 400 and "otp" in field_errors(response)
     assert not Signature.objects.exists()
 
 
@@ -68,7 +69,7 @@ def test_a_monitor_verifies_fields_through_the_api_with_if_match(case, nurse, mo
     assert fields["side"]["verified"] and fields["side"]["verified_by"] == "monitor"
     assert fields["max_lesion_diameter_mm"]["value"] == "15" and not fields["margin"]["verified"]
     response = api.post(url, {"fields": ["nonsense"]}, format="json", HTTP_IF_MATCH=f'"{pm.version}"')
-    assert response.status_code == 400 and "fields" in response.json()
+    assert response.status_code == 400 and "fields" in field_errors(response)
     assert FieldVerification.objects.count() == 2
 
 

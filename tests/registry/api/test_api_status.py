@@ -4,6 +4,7 @@ import pytest
 
 from registry import services
 from registry.models import FollowUp, Metastasectomy, Patient
+from tests.problems import field_errors, problem_of
 from tests.registry.api.test_api_helpers import client_for, fresh_throttles  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ def test_the_cycle_through_the_api(case, nurse, monitor, coordinator):
     assert client_for(monitor).post(url, {"status": "locked"}, format="json").status_code == 403
     assert client_for(coordinator).post(url, {"status": "locked"}, format="json").status_code == 200
     response = client_for(coordinator).post(url, {"status": "verified"}, format="json")
-    assert response.status_code == 400 and "reason for unlocking" in response.json()["reason"][0]
+    assert response.status_code == 400 and "reason for unlocking" in field_errors(response)["reason"][0]
     response = client_for(coordinator).post(url, {"status": "verified", "reason": "margin re-read"}, format="json")
     assert response.status_code == 200
     latest = Metastasectomy.objects.get(pk=pm.pk).history.first()
@@ -39,9 +40,9 @@ def test_the_cycle_through_the_api(case, nurse, monitor, coordinator):
 
 def test_a_status_outside_the_codes_or_the_cycle_is_a_400(case, coordinator):
     url = f"/api/v1/patients/{case.pk}/status/"
-    assert "status" in client_for(coordinator).post(url, {"status": "done"}, format="json").json()
+    assert "status" in field_errors(client_for(coordinator).post(url, {"status": "done"}, format="json"))
     response = client_for(coordinator).post(url, {"status": "locked"}, format="json")
-    assert response.status_code == 400 and "cannot move from in progress to locked" in response.json()["status"][0]
+    assert response.status_code == 400 and "cannot move from in progress to locked" in field_errors(response)["status"][0]
     assert Patient.objects.get(pk=case.pk).status == "in_progress"
 
 
@@ -58,7 +59,7 @@ def test_every_write_to_a_locked_record_is_a_409_with_a_stable_code(case, nurse,
     url = f"/api/v1/metastasectomies/{pm.pk}/"
     response = patch(api, url, pm, {"margin": "R1", "reason": "x"})
     assert response.status_code == 409
-    body = response.json()
+    body = problem_of(response)
     assert body["code"] == "record_locked"
     assert "is locked" in body["detail"] and "Only a coordinator can unlock it" in body["detail"]
     assert api.delete(url + "?reason=duplicate", HTTP_IF_MATCH=f'"{pm.version}"').status_code == 409
@@ -77,7 +78,7 @@ def test_changing_a_complete_record_needs_a_reason(case, nurse):
     pm = move(nurse, case.metastasectomies.get(), "complete")
     api, url = client_for(nurse), f"/api/v1/metastasectomies/{pm.pk}/"
     response = patch(api, url, pm, {"margin": "R1"})
-    assert response.status_code == 400 and "give a reason for the change" in response.json()["reason"][0]
+    assert response.status_code == 400 and "give a reason for the change" in field_errors(response)["reason"][0]
     response = patch(api, url, pm, {"margin": "R1", "reason": "pathology addendum"})
     assert response.status_code == 200 and "reason" not in response.json()
     latest = Metastasectomy.objects.get(pk=pm.pk).history.first()
