@@ -6,7 +6,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from registry.api import deleted, freezes, pages, queries, views
+from registry.api import deleted, exports, freezes, pages, queries, views
 
 app_name = "api"  # the analysis endpoints join this namespace in registry/urls.py
 
@@ -19,6 +19,7 @@ for url, viewset in views.VIEWSETS.items():
     router.register(url, viewset, basename=url)
 router.register("deleted-records", deleted.DeletedRecordViewSet, basename="deleted-records")
 router.register("queries", queries.QueryViewSet, basename="queries")
+router.register("exports", exports.ExportViewSet, basename="exports")
 
 urlpatterns = [
     path("", pages.guide, name="guide"),

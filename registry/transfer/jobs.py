@@ -63,9 +63,10 @@ def _forget_old_results():
     Job.objects.filter(finished_at__lt=cutoff).exclude(result=None, payload=None).update(result=None, payload=None)
 
 
-def jobs_of(user, limit=10):
-    """The user's newest jobs, without their files."""
-    return Job.objects.filter(user=user).defer("payload", "result")[:limit]
+def jobs_of(user, limit=10, kind=None):
+    """The user's newest jobs (of `kind`, Job.IMPORT or Job.EXPORT, when given), without their files."""
+    found = Job.objects.filter(user=user) if kind is None else Job.objects.filter(user=user, kind=kind)
+    return found.defer("payload", "result")[:limit]
 
 
 def job_of(user, pk):
@@ -236,6 +237,11 @@ def _run_export(job):
 
 def has_result(job):
     return Job.objects.filter(pk=job.pk, result__isnull=False).exists()
+
+
+def kept_results(jobs):
+    """The ids of those of `jobs` whose archive is still kept (one query for a whole list)."""
+    return set(Job.objects.filter(pk__in=[job.pk for job in jobs], result__isnull=False).values_list("pk", flat=True))
 
 
 def result_bytes(job):

@@ -7,7 +7,6 @@ centres are written, and registry.transfer.importing refuses rows of centres the
 Export: coordinators (any centre or pooled), and PIs their own centres when settings.EXPORT_ALLOW_PI
 is on (access.can_export); anyone else gets 403.
 """
-from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,45 +14,16 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from registry import access
-from registry.dictionary import TABLE_MODELS, TABLES
+from registry.dictionary import TABLES
 from registry.models import Job
 from registry.transfer import jobs
 from registry.transfer.exporting import DEIDENTIFY, FORMATS
-
-
-class ImportForm(forms.Form):
-    file = forms.FileField(label=gettext_lazy("File"), help_text=gettext_lazy(
-        "An Excel workbook (.xlsx) with one sheet per table, a zip of CSV files named after the tables, "
-        "or one CSV file."))
-    table = forms.ChoiceField(label=gettext_lazy("Table of a single CSV file"), required=False,
-                              choices=[("", gettext_lazy("from the file name"))]
-                              + [(t, format_lazy("{} ({})", capfirst(TABLE_MODELS[t]._meta.verbose_name_plural), t))
-                                 for t in TABLES])
-    dry_run = forms.BooleanField(label=gettext_lazy("Dry run: check and count, write nothing"), required=False,
-                                 initial=True)
-
-
-class ExportForm(forms.Form):
-    centre = forms.ChoiceField(label=gettext_lazy("Scope"), required=False)
-    file_format = forms.ChoiceField(label=gettext_lazy("Format"), choices=[
-        ("csv", "CSV (R, Python, any tool)"), ("xlsx", "Excel (.xlsx)"), ("dta", "Stata (.dta)"),
-        ("sav", "SPSS (.sav)")])
-    deidentify = forms.ChoiceField(label=gettext_lazy("De-identification"), choices=[
-        ("none", gettext_lazy("none: dates as recorded")),
-        ("shift-dates", gettext_lazy("shift dates: every date of a patient moved by the same secret offset")),
-        ("intervals", gettext_lazy("intervals: days from the index operation instead of dates"))])
-
-    def __init__(self, *args, centres=(), pooled=True, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["centre"].choices = ([("", _("pooled: all centres"))] if pooled else []) + \
-            [(c.code, str(c)) for c in centres]
-        self.fields["centre"].required = not pooled
+from registry.transfer.forms import ImportForm, export_form
 
 
 def _require_import(user):
@@ -96,10 +66,7 @@ def import_upload(request):
 def export_download(request):
     """The export form; a valid request becomes an export job, and the browser goes to its page."""
     _require_export(request.user)
-    codes = access.export_centre_codes(request.user)
-    centres = list(access.centres_readable(access.SYSTEM if codes == access.ALL else request.user))
-    centres = [c for c in centres if codes == access.ALL or c.code in codes]
-    form = ExportForm(request.POST or None, centres=centres, pooled=codes == access.ALL)
+    form = export_form(request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         job = jobs.submit_export(request.user, centre=form.cleaned_data["centre"] or None,
                                  file_format=form.cleaned_data["file_format"],

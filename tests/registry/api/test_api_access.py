@@ -40,6 +40,7 @@ from registry.models import (
     SystemicTherapy,
 )
 from registry.services import queries
+from registry.transfer import jobs
 from tests import factories as f
 from tests.registry.api.test_api_helpers import (  # noqa: F401,E501
     client_for,
@@ -88,6 +89,10 @@ CREATE = {"anonymous": 401, "nurse": 201, "other_nurse": 400, "pi": 403, "monito
 CREATE_PATIENT = {**CREATE, "other_nurse": 403}
 CHANGE = {"anonymous": 401, "nurse": 200, "other_nurse": 404, "pi": 403, "monitor": 403, "coordinator": 200}
 DELETE = {**CHANGE, "nurse": 204, "coordinator": 204}
+# the dataset export: whoever may export on the export page (a coordinator; a PI only with EXPORT_ALLOW_PI,
+# off here); a job is its submitter's alone (the coordinator's here): anyone else's does not exist for her
+EXPORT = {"anonymous": 401, "nurse": 403, "other_nurse": 403, "pi": 403, "monitor": 403, "coordinator": 200}
+EXPORT_JOB = {**EXPORT, "nurse": 404, "other_nurse": 404, "pi": 404, "monitor": 404}
 
 EXPECTED = {
     ("guide", "GET"): EVERYONE,
@@ -121,6 +126,10 @@ EXPECTED = {
     ("queries-answer", "POST"): {**CHANGE, "monitor": 403},
     ("queries-close", "POST"): {**CHANGE, "nurse": 403, "monitor": 200},
     ("queries-reopen", "POST"): {**CHANGE, "nurse": 403, "monitor": 200},
+    ("exports-list", "GET"): EXPORT,
+    ("exports-list", "POST"): {**EXPORT, "coordinator": 202},
+    ("exports-detail", "GET"): EXPORT_JOB,
+    ("exports-download", "GET"): EXPORT_JOB,
 }
 for _table in TABLES:
     EXPECTED.update({
@@ -222,6 +231,10 @@ def request_for(name, method, world):
                                         "text": "How many cycles?"} if method == "POST" else None
         return f"/api/v1/queries/{query.pk}/" + ("" if kind == "detail" else f"{kind}/"), \
             {"text": "Six cycles."} if method == "POST" else None
+    if resource == "exports":
+        if kind == "list":
+            return "/api/v1/exports/", {"format": "csv"} if method == "POST" else None
+        return f"/api/v1/exports/{world['export'].pk}/" + ("" if kind == "detail" else "download/"), None
     return {
         "centres-list": ("/api/v1/centres/", None),
         "centres-detail": ("/api/v1/centres/MUC/", None),
@@ -251,6 +264,8 @@ def request_as(role, name, method, world):
     user = world[role]
     if name == "token_revoke":  # a token of the nurse: only she may revoke it
         world["token"] = ApiToken.issue(user=world["nurse"], kind="api", name="nurse's script")[0]
+    if name in ("exports-detail", "exports-download"):  # the coordinator's export (run at once: no worker)
+        world["export"] = jobs.submit_export(world["coordinator"])
     url, data, *headers = request_for(name, method, world)
     headers = headers[0] if headers else {}
     before = table_counts()
