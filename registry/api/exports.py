@@ -28,6 +28,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from registry import access
+from registry.api.query_parameters import KnownQueryParameters
 from registry.models import Job
 from registry.transfer import jobs
 from registry.transfer.forms import ExportForm, export_form
@@ -119,7 +120,7 @@ WHO = ("Coordinators export the pooled dataset or any centre's; PIs their own ce
         description="The archive of a finished export job of yours; 404 before it is done, after it failed, once it "
                     "is no longer kept, and for anyone else's job."),
 )
-class ExportViewSet(viewsets.GenericViewSet):
+class ExportViewSet(KnownQueryParameters, viewsets.GenericViewSet):
     """Dataset exports, as jobs."""
 
     queryset = Job.objects.none()

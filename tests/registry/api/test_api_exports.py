@@ -15,6 +15,7 @@ from registry.management.commands.generate_cohort import cohort_load
 from registry.models import ExportLog, Job
 from registry.transfer import jobs
 from tests import factories as f
+from tests.problems import field_errors
 from tests.registry.api.test_api_helpers import client_for, fresh_throttles  # noqa: F401
 from tests.registry.transfer.test_import_support import centres, cohort
 
@@ -149,13 +150,13 @@ def test_a_bad_option_is_a_400_naming_it(coordinator_api, body, field):
     response = submit(coordinator_api, **body)
 
     assert response.status_code == 400
-    assert field in response.json(), response.json()
+    assert field in field_errors(response), response.json()
     assert not Job.objects.exists()
 
 
 def test_a_missing_format_is_a_400_naming_it(coordinator_api):
     response = coordinator_api.post("/api/v1/exports/", {}, format="json")
-    assert response.status_code == 400 and "format" in response.json()
+    assert response.status_code == 400 and "format" in field_errors(response)
 
 
 def test_pi_exports_only_their_own_centre_and_only_when_the_setting_allows(registry, pi, settings):
@@ -166,7 +167,7 @@ def test_pi_exports_only_their_own_centre_and_only_when_the_setting_allows(regis
 
     for refused in ({}, {"centre": ""}, {"centre": "HD"}):  # the pooled dataset, another centre: as the web form
         response = submit(api, **refused)
-        assert response.status_code == 400 and "centre" in response.json(), (refused, response.content)
+        assert response.status_code == 400 and "centre" in field_errors(response), (refused, response.content)
     accepted = submit(api, centre="MUC", deidentify="intervals")
 
     assert accepted.status_code == 202
@@ -233,7 +234,7 @@ def test_a_client_asking_for_a_zip_gets_it_and_errors_in_json(coordinator_api):
     missing = coordinator_api.get("/api/v1/exports/not-a-job/download/", HTTP_ACCEPT="application/zip")
 
     assert archive.status_code == 200 and archive["Content-Type"] == "application/zip"
-    assert missing.status_code == 404 and missing["Content-Type"].startswith("application/json")
+    assert missing.status_code == 404 and missing["Content-Type"] == "application/problem+json"
 
 
 def test_withdrawn_export_rights_refuse_the_download(coordinator_api, coordinator):
