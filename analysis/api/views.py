@@ -11,6 +11,7 @@ centres (an unknown name is a 400); the result then names the freeze and its has
 """
 import json
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -21,13 +22,35 @@ from rest_framework.views import APIView
 
 from analysis import plan as plans
 from analysis import provenance
-from analysis.plan import ENDPOINTS, FACTORS, HISTOLOGIES, AnalysisPlan, PlanError, split_list
+from analysis.plan import (
+    CENTRE_ADJUSTMENTS,
+    ENDPOINTS,
+    FACTORS,
+    HISTOLOGIES,
+    MARGINS,
+    PACK_DEIDENTIFY,
+    AnalysisPlan,
+    PlanError,
+    split_list,
+)
 from registry import selectors
 from registry.api.query_parameters import KnownQueryParameters
+from registry.index_date import INDEX_RULES
 from registry.security import audit
 
 PLAN_DEFAULTS = AnalysisPlan()
-PLAN_ENUMS = {"histologies": HISTOLOGIES, "multivariable_covariates": FACTORS, "multivariable_endpoints": ENDPOINTS}
+PLAN_ENUMS = {"histologies": HISTOLOGIES, "multivariable_covariates": FACTORS, "multivariable_endpoints": ENDPOINTS,
+              "complete_margins": MARGINS, "index_rule": INDEX_RULES, "centre_adjustment": CENTRE_ADJUSTMENTS,
+              "centre_factor": tuple(factor for factor in FACTORS if factor != "histology"),
+              "language": tuple(code for code, _name in settings.LANGUAGES), "pack_deidentify": PACK_DEIDENTIFY}
+# The bounds analysis.plan checks, stated in the schema (rules between parameters, such as
+# period_start <= period_end, are checked by the plan alone: a 400 naming them).
+PLAN_BOUNDS = {"size_cutoff_mm": {"minimum": 0}, "tfi_cutoff_months": {"minimum": 0},
+               "systemic_window_months": {"minimum": 0}, "landmark_months": {"minimum": 0},
+               "lesions_cutoff": {"minimum": 1}}
+PLAN_ITEM_BOUNDS = {"rate_times_months": {"exclusiveMinimum": True, "minimum": 0},
+                    "cutoff_search_range": {"exclusiveMinimum": True, "minimum": 0, "exclusiveMaximum": True,
+                                            "maximum": 1}}
 
 
 NOT_PLAN = ("centres", "format", "freeze")  # query parameters that are not the plan's
@@ -60,18 +83,21 @@ def plan_parameters():
     for name, default in PLAN_DEFAULTS.to_dict().items():
         typed = getattr(PLAN_DEFAULTS, name)
         if isinstance(typed, tuple):
-            item = {"type": "number"} if typed and isinstance(typed[0], float) else {"type": "string"}
+            item = {"type": "number", **PLAN_ITEM_BOUNDS.get(name, {})} if typed and isinstance(typed[0], float) \
+                else {"type": "string"}
             if name in PLAN_ENUMS:
                 item["enum"] = list(PLAN_ENUMS[name])
-            schema = {"type": "array", "items": item}
+            schema = {"type": "array", "items": item, "minItems": 1, "uniqueItems": True}
         elif isinstance(typed, bool):
             schema = {"type": "boolean"}
         elif isinstance(typed, int):
-            schema = {"type": "integer"}
+            schema = {"type": "integer", **PLAN_BOUNDS.get(name, {})}
         elif isinstance(typed, float):
-            schema = {"type": "number"}
+            schema = {"type": "number", **PLAN_BOUNDS.get(name, {})}
         elif name.startswith("period_"):
             schema = {"type": "string", "format": "date"}
+        elif name in PLAN_ENUMS:
+            schema = {"type": "string", "enum": list(PLAN_ENUMS[name])}
         else:
             schema = {"type": "string", "minLength": 1, "pattern": r"\S"}
         params.append(OpenApiParameter(

@@ -22,7 +22,7 @@ from registry import access, services
 from registry.api.authentication import TokenScope
 from registry.api.pagination import CursorPages
 from registry.api.query_parameters import KnownQueryParameters
-from registry.api.views import parse_updated_since, service_errors, split_list
+from registry.api.views import UPDATED_SINCE_SCHEMA, parse_updated_since, service_errors, split_list
 from registry.models import DeletedRecord
 from registry.security import audit
 
@@ -94,7 +94,7 @@ class DeletedRecordFilter(BaseFilterBackend):
              "description": "Only deletions at these centres (codes, comma-separated)."},
             {"name": "patient_id", "in": "query", "required": False, "schema": {"type": "string"},
              "description": "Only deletions of these patients or their records (pseudonyms, comma-separated)."},
-            {"name": "updated_since", "in": "query", "required": False, "schema": {"type": "string"},
+            {"name": "updated_since", "in": "query", "required": False, "schema": UPDATED_SINCE_SCHEMA,
              "description": "Only deletions (or their restores) at or after this ISO date or date-time: with the "
                             "tables' own updated_since, a mirror learns every change and deletion since its last "
                             "read."},

@@ -109,8 +109,8 @@ class FreezeDiffView(KnownQueryParameters, APIView):
 
     @extend_schema(
         summary="What changed since a freeze", tags=["freezes"],
-        parameters=[OpenApiParameter("against", {"type": "string", "minLength": 1}, OpenApiParameter.QUERY,
-                                     required=False, description="A later freeze's name, or 'live' (the default).")],
+        parameters=[OpenApiParameter("against", {"type": "string"}, OpenApiParameter.QUERY,
+                                     required=False, description="A later freeze's name, or 'live' (the default, also when empty).")],
         responses={200: FreezeDiffSerializer, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
         description="Per centre and table: the records added, changed (with the columns changed) and removed "
                     "from the freeze to another freeze or to the live registry (under the freeze's rule), for the "

@@ -155,6 +155,9 @@ def split_list(value):
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
+UPDATED_SINCE_SCHEMA = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}
+
+
 def parse_updated_since(value):
     """An ISO date (midnight, local time) or date-time; naive date-times are local time."""
     moment = parse_datetime(value) if "T" in value or " " in value else None
@@ -169,7 +172,8 @@ def parse_updated_since(value):
         moment = datetime.datetime(day.year, day.month, day.day)
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
-    return moment
+    # In UTC: Python takes offsets up to 24 hours, PostgreSQL refuses those over 15:59 (a 500).
+    return moment.astimezone(datetime.timezone.utc)
 
 
 class RecordFilter(BaseFilterBackend):
@@ -194,7 +198,7 @@ class RecordFilter(BaseFilterBackend):
              "description": "Only these patients (pseudonyms, comma-separated)."},
             {"name": "centre", "in": "query", "required": False, "schema": {"type": "string"},
              "description": "Only patients of these centres (codes, comma-separated)."},
-            {"name": "updated_since", "in": "query", "required": False, "schema": {"type": "string"},
+            {"name": "updated_since", "in": "query", "required": False, "schema": UPDATED_SINCE_SCHEMA,
              "description": "Only records created or changed at or after this ISO date or date-time "
                             "(e.g. 2025-01-31 or 2025-01-31T08:00:00Z; a naive value is Europe/Berlin time)."},
         ]
@@ -209,7 +213,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     description="Any unique string of up to 64 characters for this create: sent again (a retry after a lost "
                 "answer), the record the first request created is answered instead of a second one.")
 DELETION_REASON = OpenApiParameter(
-    "reason", OpenApiTypes.STR, OpenApiParameter.QUERY, required=True,
+    "reason", {"type": "string", "minLength": 1, "maxLength": 80, "pattern": r"^[^\x00]*\S[^\x00]*$"}, OpenApiParameter.QUERY,
+    required=True,
     description="Why the record is deleted (up to 80 characters), e.g. ?reason=entered%20twice: kept in its "
                 "history and on its tombstone (GET /api/v1/deleted-records/). Without it the deletion is refused "
                 "with 400 naming `reason`, and nothing is deleted.")
