@@ -135,6 +135,9 @@ include-method = ["POST", "PUT", "PATCH", "DELETE"]
 include-path-regex = "^/api/v1/"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "412", "429"]
 checks.negative_data_rejection.expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "412", "415", "422", "428", "429"]
+# A change without the required If-Match is answered 428 Precondition Required (RFC 6585), the
+# status made for exactly this.
+checks.missing_required_header.expected-statuses = ["400", "401", "403", "406", "415", "422", "428"]
 TOML
 
 # One worker: with two, hypothesis describes a filter lambda by ast.parse in both threads at once and

@@ -29,6 +29,10 @@ urlpatterns = [
     path("", include("registry.web.urls")),
 ]
 
+# Errors under /api/ are problem details there too (registry.api.problems); elsewhere the site's pages.
+handler404 = "registry.api.problems.page_not_found"
+handler500 = "registry.api.problems.server_error"
+
 # Resetting a password by e-mail only where the registry can send mail (settings.EMAIL_HOST):
 # without it the pages would promise a message that never comes.
 if settings.EMAIL_HOST:

@@ -34,6 +34,7 @@ from analysis.plan import (
     split_list,
 )
 from registry import selectors
+from registry.api.fields import StrictCharField
 from registry.api.query_parameters import KnownQueryParameters
 from registry.index_date import INDEX_RULES
 from registry.security import audit
@@ -136,14 +137,14 @@ class AnalysisView(KnownQueryParameters, APIView):
 
 class FrameSerializer(serializers.Serializer):
     plan = serializers.DictField(help_text="The analysis plan the frame was derived with.")
-    plan_hash = serializers.CharField()
-    data_version = serializers.CharField(help_text="Changes whenever a clinical record of the centres analysed changes "
+    plan_hash = StrictCharField()
+    data_version = StrictCharField(help_text="Changes whenever a clinical record of the centres analysed changes "
                                                    "(from a freeze: the freeze's, which never changes).")
     freeze = serializers.DictField(allow_null=True, help_text="The data freeze the frame comes from (name, frozen_at, "
                                    "rule, content_hash, dictionary_version, live_data_version), or null.")
     software = serializers.DictField(help_text="The versions of the registry, Python and the packages that derived "
                                      "the frame ({registry, python, numpy, pandas, ...}).")
-    columns = serializers.ListField(child=serializers.CharField())
+    columns = serializers.ListField(child=StrictCharField())
     rows = serializers.ListField(child=serializers.DictField(), help_text="One object per patient.")
 
 

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 
 from registry import access, services
 from registry.api.authentication import TokenScope
+from registry.api.fields import StrictCharField
 from registry.api.pagination import CursorPages
 from registry.api.query_parameters import KnownQueryParameters
 from registry.api.views import UPDATED_SINCE_SCHEMA, parse_updated_since, service_errors, split_list
@@ -31,24 +32,24 @@ class DeletedRecordSerializer(serializers.Serializer):
     """One deletion (a tombstone): a record, or a patient with the whole case."""
 
     id = serializers.IntegerField(read_only=True)
-    table = serializers.CharField(read_only=True, help_text=gettext_lazy("The data dictionary's table of the record."))
-    record_id = serializers.CharField(read_only=True, help_text=gettext_lazy("The record's id, or the pseudonym."))
-    patient_id = serializers.CharField(read_only=True)
-    centre = serializers.CharField(read_only=True)
+    table = StrictCharField(read_only=True, help_text=gettext_lazy("The data dictionary's table of the record."))
+    record_id = StrictCharField(read_only=True, help_text=gettext_lazy("The record's id, or the pseudonym."))
+    patient_id = StrictCharField(read_only=True)
+    centre = StrictCharField(read_only=True)
     deleted_at = serializers.DateTimeField(read_only=True)
-    deleted_by = serializers.CharField(read_only=True, help_text=gettext_lazy("User name; empty for the system."))
-    source = serializers.CharField(read_only=True, help_text=gettext_lazy("web, api or admin."))
-    reason = serializers.CharField(read_only=True)
+    deleted_by = StrictCharField(read_only=True, help_text=gettext_lazy("User name; empty for the system."))
+    source = StrictCharField(read_only=True, help_text=gettext_lazy("web, api or admin."))
+    reason = StrictCharField(read_only=True)
     values = serializers.DictField(
         read_only=True, child=serializers.ListField(child=serializers.DictField()),
         help_text=gettext_lazy("{table: [row]}: every row the deletion removed, with its last values."))
     restored_at = serializers.DateTimeField(read_only=True, allow_null=True)
-    restored_by = serializers.CharField(read_only=True, allow_null=True)
-    restore_reason = serializers.CharField(read_only=True, allow_null=True)
+    restored_by = StrictCharField(read_only=True, allow_null=True)
+    restore_reason = StrictCharField(read_only=True, allow_null=True)
 
 
 class RestoreSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=80, help_text=gettext_lazy(
+    reason = StrictCharField(max_length=80, help_text=gettext_lazy(
         "Why the record is restored: required, and kept in its history."))
 
 
@@ -75,7 +76,7 @@ class DeletedRecordFilter(BaseFilterBackend):
             queryset = queryset.filter(centre__in=centres)
         if ids := split_list(params.get("patient_id")):
             queryset = queryset.filter(patient_id__in=ids)
-        if since := params.get("updated_since"):  # the deletion feed beside the tables' own updated_since
+        if (since := params.get("updated_since")) is not None:  # the deletion feed beside the tables' own updated_since
             try:
                 moment = parse_updated_since(since)
                 queryset = queryset.filter(Q(deleted_at__gte=moment) | Q(restoration__restored_at__gte=moment))

@@ -28,6 +28,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from registry import access
+from registry.api.fields import StrictCharField
 from registry.api.query_parameters import KnownQueryParameters
 from registry.models import Job
 from registry.transfer import jobs
@@ -42,7 +43,7 @@ POLL_SECONDS = 2  # the export page reloads itself as often
 class ExportSubmitSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=FORMATS, help_text=gettext_lazy(
         "csv, xlsx (Excel), dta (Stata) or sav (SPSS): the export page's formats."))
-    centre = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=20,
+    centre = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=20,
                                    help_text=gettext_lazy(
                                        "A centre's code; empty or left out: the pooled dataset of every centre "
                                        "(coordinators only)."))
@@ -57,13 +58,13 @@ class ExportJobSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     state = serializers.ChoiceField(choices=[state for state, _label in Job.STATES], help_text=gettext_lazy(
         "queued (waiting for a worker), running, done or failed."))
-    step = serializers.CharField(allow_null=True, help_text=gettext_lazy("The job's current step, if it names one."))
+    step = StrictCharField(allow_null=True, help_text=gettext_lazy("The job's current step, if it names one."))
     format = serializers.ChoiceField(choices=FORMATS)
-    centre = serializers.CharField(allow_null=True, help_text=gettext_lazy("null: the pooled dataset."))
+    centre = StrictCharField(allow_null=True, help_text=gettext_lazy("null: the pooled dataset."))
     deidentify = serializers.ChoiceField(choices=DEIDENTIFY)
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
-    error = serializers.CharField(allow_null=True, help_text=gettext_lazy("Why the job failed; null unless it did."))
+    error = StrictCharField(allow_null=True, help_text=gettext_lazy("Why the job failed; null unless it did."))
     download = serializers.URLField(allow_null=True, help_text=gettext_lazy(
         "The archive's URL once the job is done; null before, and once the file is no longer kept."))
 

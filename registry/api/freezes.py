@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import access, frozen, selectors, services
+from registry.api.fields import StrictCharField, StrictRegexField
 from registry.api.query_parameters import KnownQueryParameters
 from registry.models import FREEZE_NAME_PATTERN, Freeze
 from registry.security import audit
@@ -39,37 +40,37 @@ def freeze_row(freeze, user):
 
 
 class FreezeSerializer(serializers.Serializer):
-    name = serializers.CharField()
+    name = StrictCharField()
     frozen_at = serializers.DateTimeField()
-    frozen_by = serializers.CharField(allow_null=True, help_text="The coordinator; null for the system.")
+    frozen_by = StrictCharField(allow_null=True, help_text="The coordinator; null for the system.")
     rule = serializers.ChoiceField(choices=Freeze.RULES)
-    content_hash = serializers.CharField(help_text="SHA-256 of the canonical serialisation of the frozen data.")
-    dictionary_version = serializers.CharField()
-    live_data_version = serializers.CharField(help_text="The live data version the freeze was read at.")
+    content_hash = StrictCharField(help_text="SHA-256 of the canonical serialisation of the frozen data.")
+    dictionary_version = StrictCharField()
+    live_data_version = StrictCharField(help_text="The live data version the freeze was read at.")
     counts = serializers.DictField(child=serializers.IntegerField(),
                                    help_text="Rows per table, over the centres whose results you may see.")
 
 
 class FreezeCreateSerializer(serializers.Serializer):
-    name = serializers.RegexField(FREEZE_NAME_PATTERN, max_length=80,
-                                  help_text="Letters, digits, '.', '_' and '-'; unique; not 'live'.")
+    name = StrictRegexField(FREEZE_NAME_PATTERN, max_length=80,
+                            help_text="Letters, digits, '.', '_' and '-'; unique; not 'live'.")
     rule = serializers.ChoiceField(choices=Freeze.RULES, default=Freeze.ALL,
                                    help_text="all records, or only verified and locked records of verified or "
                                              "locked patients")
 
 
 class FrozenChangeSerializer(serializers.Serializer):
-    centre = serializers.CharField()
-    table = serializers.CharField()
+    centre = StrictCharField()
+    table = StrictCharField()
     change = serializers.ChoiceField(choices=["added", "changed", "removed"])
-    patient_id = serializers.CharField()
+    patient_id = StrictCharField()
     record_id = serializers.IntegerField(allow_null=True, help_text="null for the patients table")
-    fields = serializers.ListField(child=serializers.CharField(), help_text="The columns changed.")
+    fields = serializers.ListField(child=StrictCharField(), help_text="The columns changed.")
 
 
 class FrozenSummarySerializer(serializers.Serializer):
-    centre = serializers.CharField()
-    table = serializers.CharField()
+    centre = StrictCharField()
+    table = StrictCharField()
     added = serializers.IntegerField()
     changed = serializers.IntegerField()
     removed = serializers.IntegerField()

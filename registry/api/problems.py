@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -48,6 +49,7 @@ CODES = [
     ("unsupported_media_type", 415, gettext_lazy("Send the body as application/json.")),
     ("precondition_required", 428, gettext_lazy("Send the record's ETag in If-Match.")),
     ("throttled", 429, gettext_lazy("Too many requests: wait the seconds in Retry-After (`wait`).")),
+    ("server_error", 500, gettext_lazy("The registry failed; the error is in its log. Try again later.")),
 ]
 
 
@@ -128,3 +130,22 @@ class Problem(exceptions.APIException):
     def __init__(self, status, code, detail, headers=None, **members):
         super().__init__(detail, code)
         self.status_code, self.problem_members, self.problem_headers = status, members, headers or {}
+
+
+def _is_api(request):
+    return request.path.startswith("/api/")
+
+
+def page_not_found(request, exception):
+    """handler404: under /api/ a problem (an address no route knows), elsewhere the site's page."""
+    if _is_api(request):
+        return problem_json_response(404, "not_found", _("Not found."), request)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: under /api/ a problem (the error itself is in the server's log), elsewhere the page."""
+    if _is_api(request):
+        return problem_json_response(500, "server_error", _("The registry failed to answer; the error is "
+                                                            "logged. Try again later."), request)
+    return defaults.server_error(request)

@@ -21,6 +21,7 @@ from rest_framework.filters import BaseFilterBackend
 from rest_framework.response import Response
 
 from registry import access
+from registry.api.fields import StrictCharField
 from registry.api.pagination import CursorPages
 from registry.api.query_parameters import KnownQueryParameters
 from registry.api.views import service_errors as record_service_errors
@@ -35,7 +36,7 @@ class QueryMessageSerializer(serializers.ModelSerializer):
     """One step of a query: who (null: the registry), when, which move, what was said, the field's
     value at that step and, for an answer made by a change, the record's version it created."""
 
-    author = serializers.CharField(source="username", allow_null=True, read_only=True,
+    author = StrictCharField(source="username", allow_null=True, read_only=True,
                                    help_text=gettext_lazy("The user name; null for the registry's own steps."))
     # Blank for a person's step: the schema must allow "" beside the registry's notes.
     system_note = serializers.ChoiceField(choices=QueryMessage.SYSTEM_NOTES, allow_blank=True, read_only=True)
@@ -54,12 +55,12 @@ class QueryMessageSerializer(serializers.ModelSerializer):
 class QuerySerializer(serializers.ModelSerializer):
     """A data clarification request on one field of one record, with its thread."""
 
-    patient_id = serializers.CharField(read_only=True)
-    centre = serializers.CharField(source="centre_id", read_only=True)
-    record_id = serializers.CharField(source="record_pk", read_only=True,
+    patient_id = StrictCharField(read_only=True)
+    centre = StrictCharField(source="centre_id", read_only=True)
+    record_id = StrictCharField(source="record_pk", read_only=True,
                                       help_text=gettext_lazy("The record's key in its table (a patient's is its "
                                                              "pseudonym)."))
-    check = serializers.CharField(source="check_code", read_only=True,
+    check = StrictCharField(source="check_code", read_only=True,
                                   help_text=gettext_lazy("The soft check that raised it; empty for a person's query."))
     messages = QueryMessageSerializer(many=True, read_only=True)
 
@@ -74,14 +75,14 @@ class QueryRaiseSerializer(serializers.Serializer):
     """A new query on one field of one record."""
 
     table = serializers.ChoiceField(choices=Query.TABLES)
-    record_id = serializers.CharField(max_length=40, help_text=gettext_lazy(
+    record_id = StrictCharField(max_length=40, help_text=gettext_lazy(
         "The record's id (for the table patients: the pseudonym)."))
-    field = serializers.CharField(max_length=40, help_text=gettext_lazy("The column asked about."))
-    text = serializers.CharField(max_length=services.TEXT_MAX_LENGTH, help_text=gettext_lazy("The question."))
+    field = StrictCharField(max_length=40, help_text=gettext_lazy("The column asked about."))
+    text = StrictCharField(max_length=services.TEXT_MAX_LENGTH, help_text=gettext_lazy("The question."))
 
 
 class QueryMoveSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=services.TEXT_MAX_LENGTH, required=False, allow_blank=True,
+    text = StrictCharField(max_length=services.TEXT_MAX_LENGTH, required=False, allow_blank=True,
                                  help_text=gettext_lazy("Required to reopen, and to answer without record_version."))
 
 

@@ -25,7 +25,9 @@ class KnownQueryParameters:
 
     def initial(self, request, *args, **kwargs):
         # Before DRF's own steps: its content negotiation answers an unknown ?format= with a 404.
-        self.check_query_parameters(request)
+        # A method the view does not take is its 405, whatever the parameters.
+        if request.method.lower() in self.http_method_names and hasattr(self, request.method.lower()):
+            self.check_query_parameters(request)
         super().initial(request, *args, **kwargs)
 
     def check_query_parameters(self, request):

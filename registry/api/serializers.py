@@ -8,10 +8,12 @@ OpenAPI schema); every rule beyond types is checked by registry.services, as for
 import datetime
 from dataclasses import dataclass
 
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from registry import access, codes
+from registry.api.fields import StrictBooleanField, StrictCharField
 from registry.models import FollowUp, Metastasectomy, Patient, PrimaryTumour, SystemicTherapy
 
 BOOKKEEPING = ("version", "status", "created_at", "updated_at")
@@ -37,7 +39,7 @@ def missing_codes_field():
 
 
 def reason_field():
-    return serializers.CharField(
+    return StrictCharField(
         write_only=True, required=False, allow_blank=True, max_length=80,
         help_text=_("Why the record is changed: required when it is complete or verified, and kept in its "
                     "history."))
@@ -45,6 +47,9 @@ def reason_field():
 
 class RegistrySerializer(serializers.ModelSerializer):
     # Blank means unknown: optional values are null, never "" (the dictionary's convention).
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping,
+                                models.CharField: StrictCharField, models.TextField: StrictCharField,
+                                models.BooleanField: StrictBooleanField}
 
     def build_standard_field(self, field_name, model_field):
         field_class, kwargs = super().build_standard_field(field_name, model_field)
@@ -55,7 +60,7 @@ class RegistrySerializer(serializers.ModelSerializer):
 class PatientSerializer(RegistrySerializer):
     """A patient (table `patients` of the data dictionary); the registry issues the pseudonym."""
 
-    centre = serializers.CharField(max_length=8, help_text=_("Code of the patient's centre, e.g. MUC."))
+    centre = StrictCharField(max_length=8, help_text=_("Code of the patient's centre, e.g. MUC."))
     missing_codes = missing_codes_field()
     reason = reason_field()
 
@@ -69,7 +74,7 @@ class PatientSerializer(RegistrySerializer):
 
 
 class ChildSerializer(RegistrySerializer):
-    patient_id = serializers.CharField(max_length=21, help_text=_("The patient's registry pseudonym."))
+    patient_id = StrictCharField(max_length=21, help_text=_("The patient's registry pseudonym."))
     missing_codes = missing_codes_field()
     reason = reason_field()
 
@@ -145,10 +150,10 @@ class StatusChangeSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=codes.RECORD_STATUS,
                                      help_text=_("in_progress → complete (a nurse) → verified (a monitor or a "
                                                  "coordinator) → locked (a coordinator)."))
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=80,
+    reason = StrictCharField(required=False, allow_blank=True, max_length=80,
                                    help_text=_("Why: required for unlocking; kept in the record's history."))
 
 
 class CentreSerializer(serializers.Serializer):
-    code = serializers.CharField(read_only=True)
-    name = serializers.CharField(read_only=True)
+    code = StrictCharField(read_only=True)
+    name = StrictCharField(read_only=True)

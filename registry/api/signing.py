@@ -22,6 +22,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from registry import selectors
+from registry.api.fields import StrictCharField
 from registry.cases import case_digest
 from registry.security import audit
 from registry.security.reauthentication import identity_checked
@@ -30,29 +31,29 @@ from registry.services import verification as sdv
 
 
 class SignRequestSerializer(serializers.Serializer):
-    password = serializers.CharField(write_only=True, trim_whitespace=False,
+    password = StrictCharField(write_only=True, trim_whitespace=False,
                                      help_text=_("Your password, asked again at every signature."))
-    otp = serializers.CharField(required=False, allow_blank=True, max_length=8,
+    otp = StrictCharField(required=False, allow_blank=True, max_length=8,
                                 help_text=_("The 6-digit code of your authenticator app, if you have one."))
 
 
 class ChangeSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
-    user = serializers.CharField()
-    record = serializers.CharField()
-    action = serializers.CharField()
+    user = StrictCharField()
+    record = StrictCharField()
+    action = StrictCharField()
 
 
 class SignatureSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    patient_id = serializers.CharField()
-    signer = serializers.CharField(source="username")
-    signer_name = serializers.CharField()
+    patient_id = StrictCharField()
+    signer = StrictCharField(source="username")
+    signer_name = StrictCharField()
     signed_at = serializers.DateTimeField()
-    meaning = serializers.CharField()
-    data_hash = serializers.CharField(help_text=_("SHA-256 of the case as signed."))
+    meaning = StrictCharField()
+    data_hash = StrictCharField(help_text=_("SHA-256 of the case as signed."))
     records = serializers.IntegerField()
-    source = serializers.CharField()
+    source = StrictCharField()
 
 
 class SignatureStateSerializer(SignatureSerializer):
@@ -63,8 +64,8 @@ class SignatureStateSerializer(SignatureSerializer):
 
 
 class SignaturesSerializer(serializers.Serializer):
-    patient_id = serializers.CharField()
-    data_hash = serializers.CharField(help_text=_("SHA-256 of the case as stored now."))
+    patient_id = StrictCharField()
+    data_hash = StrictCharField(help_text=_("SHA-256 of the case as stored now."))
     signatures = SignatureStateSerializer(many=True)
 
 
@@ -110,22 +111,22 @@ class SignaturesMixin:
 
 
 class VerifyRequestSerializer(serializers.Serializer):
-    fields = serializers.ListField(child=serializers.CharField(max_length=60), allow_empty=False,
+    fields = serializers.ListField(child=StrictCharField(max_length=60), allow_empty=False,
                                    help_text=_("The fields checked against the source documents."))
 
 
 class FieldStateSerializer(serializers.Serializer):
-    field = serializers.CharField()
+    field = StrictCharField()
     value = serializers.JSONField(help_text=_("The value stored now."))
     verified = serializers.BooleanField(help_text=_("Verified at the value stored now."))
     verified_value = serializers.JSONField(allow_null=True, help_text=_("The value last verified."))
-    verified_by = serializers.CharField(allow_null=True)
+    verified_by = StrictCharField(allow_null=True)
     verified_at = serializers.DateTimeField(allow_null=True)
 
 
 class VerificationSerializer(serializers.Serializer):
     version = serializers.IntegerField()
-    status = serializers.CharField()
+    status = StrictCharField()
     verified = serializers.IntegerField(help_text=_("Fields verified at their present value."))
     total = serializers.IntegerField()
     fields = FieldStateSerializer(many=True)

@@ -173,7 +173,7 @@ def parse_updated_since(value):
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     # In UTC: Python takes offsets up to 24 hours, PostgreSQL refuses those over 15:59 (a 500).
-    return moment.astimezone(datetime.timezone.utc)
+    return moment.astimezone(datetime.UTC)
 
 
 class RecordFilter(BaseFilterBackend):
@@ -185,7 +185,7 @@ class RecordFilter(BaseFilterBackend):
             queryset = queryset.filter(patient_id__in=ids)
         if centres := split_list(params.get("centre")):
             queryset = queryset.filter(**{f"{view.table.centre_lookup}__in": centres})
-        if since := params.get("updated_since"):
+        if (since := params.get("updated_since")) is not None:  # empty too: a 400, not every record
             try:
                 queryset = queryset.filter(updated_at__gte=parse_updated_since(since))
             except (ValueError, OverflowError) as error:  # a well-formed but impossible date-time

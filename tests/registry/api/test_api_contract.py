@@ -177,3 +177,37 @@ def test_updated_since_with_any_offset_python_reads_is_answered(api, case):
     # PostgreSQL refuses offsets over 15:59 (it was a 500, found by schemathesis): compared in UTC.
     response = api.get("/api/v1/metastasectomies/", {"updated_since": "2001-02-17T14:26:32+20:37"})
     assert response.status_code == 200 and len(response.json()["results"]) == 1
+
+
+def test_an_address_no_route_knows_under_api_is_a_problem_and_elsewhere_the_page(client):
+    assert problem_of(client.get("/api/nothing/here"))["code"] == "not_found"
+    assert client.get("/nothing/here/")["Content-Type"].startswith("text/html")
+
+
+def test_a_server_error_under_api_is_a_problem_and_elsewhere_the_page(rf):
+    from registry.api.problems import server_error
+
+    response = server_error(rf.get("/api/v1/patients/"))
+    assert response.status_code == 500 and response["Content-Type"] == "application/problem+json"
+    assert server_error(rf.get("/patients/"))["Content-Type"].startswith("text/html")
+
+
+def test_a_number_where_the_schema_says_text_is_refused(api, case):
+    response = api.post("/api/v1/follow-up/", {"patient_id": case.pk, "event_date": "2018-01-01", "event": "contact",
+                                               "reason": 0}, format="json")
+    assert field_errors(response) == {"reason": ["Not a valid string."]}
+
+
+def test_an_empty_updated_since_is_a_400_not_every_record(api, case):
+    assert "updated_since" in field_errors(api.get("/api/v1/follow-up/", {"updated_since": ""}))
+    assert "updated_since" in field_errors(api.get("/api/v1/deleted-records/", {"updated_since": ""}))
+
+
+def test_a_number_where_the_schema_says_true_or_false_is_refused(api):
+    response = api.post("/api/v1/patients/", patient_payload(extrapulmonary_disease_at_pm=0), format="json")
+    assert list(field_errors(response)) == ["extrapulmonary_disease_at_pm"] and not Patient.objects.exists()
+
+
+def test_a_method_the_endpoint_does_not_take_is_a_405_whatever_its_parameters(api):
+    response = api.generic("TRACE", "/api/v1/deleted-records/?bogus=1")
+    assert response.status_code == 405 and problem_of(response)["code"] == "method_not_allowed"
