@@ -69,6 +69,7 @@ from registry.api.redcap_project import (
     REDCAP_VERSION,
     instrument_rows,
     metadata_row,
+    missing_code_text,
     repeating_rows,
 )
 from registry.api.redcap_protocol import (
@@ -84,10 +85,12 @@ from registry.api.redcap_protocol import (
     timestamp,
 )
 from registry.api.throttling import TokenRateThrottle, UserRateThrottle
+from registry.dictionary import missing_codes_of, missing_codes_text
 from registry.models import CLINICAL_MODELS, Patient
 from registry.security import audit
 
 DAG_COLUMN = "redcap_data_access_group"
+CODES_TEXT = "missing_codes_text"  # a loaded row's missing-data codes (JSON)
 
 
 def centre_names(user):
@@ -235,29 +238,40 @@ def record_rows(user, post, *, patients=None, convert=None):
 
     def load(form):
         needed = [field.column for field in fields_of[form.name]]
-        if needed:
-            needed.append("missing_codes")
+        codes = {CODES_TEXT: missing_codes_text()} if needed else {}
         if form.model is Patient:
-            return {row["patient_id"]: row for row in patients.order_by("patient_id").values(RECORD_ID, *needed)}
+            return {row["patient_id"]: row
+                    for row in patients.order_by("patient_id").values(RECORD_ID, *needed, **codes)}
         if not needed and form.name not in complete_wanted:
             return {}
         # A repeating record's rows come in the order of its own, fixed instance numbers.
         order = ["patient_id", "redcap_instance"] if form.repeating else ["patient_id"]
         instance = ["redcap_instance"] if form.repeating else []
         grouped = {}
-        for row in form.model.objects.filter(**in_scope).order_by(*order).values("patient_id", *instance, *needed):
+        for row in form.model.objects.filter(**in_scope).order_by(*order).values("patient_id", *instance, *needed,
+                                                                                 **codes):
             grouped.setdefault(row["patient_id"], []).append(row)
         return grouped
 
     tables = {form.name: load(form) for form in FORMS}
 
-    def values(form, row):
+    # Per form, its fields as (name, column, formatter), the lookups of Field.export done once.
+    exported = {form.name: [(field.name, field.column, field.formatter(label=label, centres=centres, decimal=decimal))
+                            for field in fields_of[form.name] if field.name != RECORD_ID] for form in FORMS}
+    blank = dict.fromkeys(columns, "")  # every row has every column, in order; "" for unknown
+
+    def fill(out_row, form, row):
+        """Put a loaded row's values into out_row, as Field.export gives them."""
         if convert is not None:
             row = convert(form, row)
-        codes = row.get("missing_codes") or {}
-        return {field.name: field.export(row[field.column], label=label, centres=centres, code=codes.get(field.column),
-                                         decimal=decimal)
-                for field in fields_of[form.name] if field.name != RECORD_ID}
+        for name, column, formatted in exported[form.name]:
+            value = row[column]
+            if value is not None:
+                out_row[name] = formatted(value)
+        if codes := missing_codes_of(row.get(CODES_TEXT)):  # a code stands in place of the value
+            for name, column, _formatted in exported[form.name]:
+                if codes.get(column):
+                    out_row[name] = missing_code_text(codes[column], label=label)
 
     def group_of(patient_id):
         code = patient_id.split("-", 1)[0]
@@ -266,31 +280,33 @@ def record_rows(user, post, *, patients=None, convert=None):
     base_forms = [form for form in FORMS if not form.repeating]
     base_wanted = any(fields_of[f.name] or f.name in complete_wanted for f in base_forms) or not any(
         fields_of[f.name] or f.name in complete_wanted for f in FORMS if f.repeating)
+    repeating = [form for form in FORMS if form.repeating and (fields_of[form.name] or form.name in complete_wanted)]
+    instrument = {form.name: form.label if label else form.name for form in repeating}
     out = []
     for patient_id, patient in tables["patients"].items():
-        group = {DAG_COLUMN: group_of(patient_id)} if with_dag else {}
+        common = {**blank, RECORD_ID: patient_id}
+        if with_dag:
+            common[DAG_COLUMN] = group_of(patient_id)
         if base_wanted:
-            row = {RECORD_ID: patient_id, "redcap_repeat_instrument": "", "redcap_repeat_instance": "", **group}
-            row.update(values(FORMS[0], patient))
+            row = common.copy()
+            fill(row, FORMS[0], patient)
             tumours = tables["primary_tumours"].get(patient_id, [])
             if tumours:
-                row.update(values(FORMS[1], tumours[0]))
+                fill(row, FORMS[1], tumours[0])
             for form in FORMS:
                 if form.name in complete_wanted:
                     present = form.model is Patient or bool(tables[form.name].get(patient_id))
                     row[f"{form.name}_complete"] = "" if form.repeating else (COMPLETE if present else gray)
             out.append(row)
-        for form in FORMS:
-            if not form.repeating or not (fields_of[form.name] or form.name in complete_wanted):
-                continue
+        for form in repeating:
             for record in tables[form.name].get(patient_id, []):
-                row = {RECORD_ID: patient_id, "redcap_repeat_instrument": form.label if label else form.name,
-                       "redcap_repeat_instance": str(record["redcap_instance"]), **group}
-                row.update(values(form, record))
+                row = common.copy()
+                row["redcap_repeat_instrument"] = instrument[form.name]
+                row["redcap_repeat_instance"] = str(record["redcap_instance"])
+                fill(row, form, record)
                 if form.name in complete_wanted:
                     row[f"{form.name}_complete"] = COMPLETE
                 out.append(row)
-    out = [{column: row.get(column, "") for column in columns} for row in out]
     return out, columns, unique_label_headers(columns) if label_headers else None
 
 

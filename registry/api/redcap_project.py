@@ -85,20 +85,40 @@ class Field:
         in place of the value, as REDCap does (its label with rawOrLabel=label); numbers with the
         decimal character asked for (REDCap's decimalCharacter)."""
         if code:
-            return str(dict(MISSING_CODES).get(code, code)) if label else code
+            return missing_code_text(code, label=label)
         if value is None:
             return ""
-        if isinstance(value, bool):
-            return ("Yes" if value else "No") if label else ("1" if value else "0")
-        if isinstance(value, datetime.date):
-            return value.isoformat()
-        if isinstance(value, Decimal):
-            return str(value).replace(".", decimal)
+        return self.formatter(label=label, centres=centres, decimal=decimal)(value)
+
+    def formatter(self, *, label=False, centres=None, decimal="."):
+        """export() of a known value (not None, no missing-data code) as a function of the value,
+        the field's lookups done once: a record export calls it for every cell."""
         if label and self.column == "centre" and centres:
-            return centres.get(value, value)
-        if label and self.choices:
-            return dict(self.choices).get(str(value), str(value))
-        return str(value)
+            def other(value):
+                return centres.get(value, value)
+        elif label and self.choices:
+            choices = dict(self.choices)
+
+            def other(value):
+                return choices.get(str(value), str(value))
+        else:
+            other = str
+        yes, no = ("Yes", "No") if label else ("1", "0")
+
+        def formatted(value):
+            if isinstance(value, bool):
+                return yes if value else no
+            if isinstance(value, datetime.date):
+                return value.isoformat()
+            if isinstance(value, Decimal):
+                return str(value).replace(".", decimal)
+            return other(value)
+        return formatted
+
+
+def missing_code_text(code, *, label=False):
+    """A missing-data code as REDCap exports it: the code, or with rawOrLabel=label its label."""
+    return str(dict(MISSING_CODES).get(code, code)) if label else code
 
 
 def _bounds(model_field):

@@ -227,11 +227,12 @@ def current_versions(table, patients):
 
 def _records(table, patients, columns, deidentifier):
     """Rows of one table by patient: patient_id, the dictionary columns as listed, the record's
-    missing-data codes, its REDCap instance number (None for a table that does not repeat) and its
-    key; a repeating table's records in the order of their instance numbers."""
+    missing-data codes (as JSON text: dictionary.missing_codes_text), its REDCap instance number
+    (None for a table that does not repeat) and its key; a repeating table's records in the order
+    of their instance numbers."""
     model = dictionary.TABLE_MODELS[table]
     repeating = table in REPEATING
-    lookups = ["patient_id", *[c.attname for c, _oid, _k in columns], dictionary.MISSING_CODES_FIELD]
+    lookups = ["patient_id", *[c.attname for c, _oid, _k in columns], dictionary.missing_codes_text()]
     if model is Patient:
         queryset = patients.order_by("patient_id")
     else:
@@ -335,11 +336,11 @@ class Clinical:
                 parts.append(f'      <ItemGroupData ItemGroupOID="IG.{table}"{key}>\n')
                 if self.with_audit:
                     parts.append(self._audit(table, row[-1], patient_id, centre))
-                codes = row[-3]
+                codes = dictionary.missing_codes_of(row[-3])
                 for (prefix, formatted, column), value in zip(items, row[1:-3]):
                     if value is not None:
                         parts.append(f'{prefix}{formatted(value)}"/>\n')
-                    elif codes and column in codes:
+                    elif column in codes:
                         parts.append(MISSING_ITEM.format(prefix=prefix[:-len(' Value="')], code=codes[column]))
                 parts.append("      </ItemGroupData>\n")
             parts.append("    </FormData>\n")

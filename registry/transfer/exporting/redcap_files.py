@@ -29,7 +29,6 @@ from django.utils.datastructures import MultiValueDict
 from registry import access
 from registry.api.redcap import record_rows
 from registry.api.redcap_project import FIELDS, METADATA_COLUMNS, instrument_rows, metadata_row, repeating_rows
-from registry.models import Patient
 from registry.transfer.exporting.writers import neutral
 
 # The header of REDCap's data dictionary download, column for column METADATA_COLUMNS (the API's names).
@@ -139,8 +138,11 @@ def _records(patients, deidentifier):
 
     def rows():
         for batch in batches:
-            batch_rows, _columns, _labels = record_rows(access.SYSTEM, MultiValueDict(),
-                                                        patients=Patient.objects.filter(pk__in=batch), convert=convert)
+            # A batch as a range of pseudonyms (the ids' own order): a list of 1,000 ids, one query
+            # parameter each, in each of the five queries of a batch took longer than their rows.
+            in_batch = patients.filter(pk__gte=batch[0], pk__lte=batch[-1]) if batch else patients.none()
+            batch_rows, _columns, _labels = record_rows(access.SYSTEM, MultiValueDict(), patients=in_batch,
+                                                        convert=convert)
             for row in batch_rows:
                 row = list(values(row))
                 for i in free_text:
