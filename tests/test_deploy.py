@@ -70,10 +70,11 @@ def test_the_docker_image_ships_neither_tests_nor_benchmarks_nor_test_packages()
     assert not production & {"pytest", "pytest-django", "hypothesis", "playwright", "pycap", "ruff", "import-linter"}
 
 
-def test_docker_compose_runs_web_worker_sealer_proxy_database_and_redis():
+def test_docker_compose_runs_web_worker_sealer_soft_checks_proxy_database_and_redis():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"db", "redis", "web", "worker", "sealer", "proxy"}
+    assert set(services) == {"db", "redis", "web", "worker", "sealer", "soft-checks", "proxy"}
+    assert "manage.py soft_checks_sync;" in services["soft-checks"]["command"][-1]
     assert services["worker"]["command"][:4] == ["celery", "-A", "registry", "worker"]
     assert services["worker"]["environment"]["REDIS_URL"] == services["web"]["environment"]["REDIS_URL"]
     assert "ports" not in services["web"]  # reached through the proxy only
