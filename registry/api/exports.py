@@ -1,7 +1,7 @@
 """The dataset export through the REST API, as a job with a status URL: the same jobs, rules and
 archive as the export page (/transfer/export/, registry.transfer.views).
 
-- POST /api/v1/exports/ with {"format", "centre", "deidentify"} submits the export as the token's
+- POST /api/v1/exports/ with {"format", "centre", "deidentify", "freeze"} submits the export as the token's
   user and answers 202 with `Location: /api/v1/exports/{id}/`. Who may export what is the web
   page's rule (registry.transfer.forms.export_form, access.export_centre_codes): coordinators the
   pooled dataset or any centre, PIs their own centres when EXPORT_ALLOW_PI is on; anyone else 403.
@@ -50,6 +50,9 @@ class ExportSubmitSerializer(serializers.Serializer):
     deidentify = serializers.ChoiceField(choices=DEIDENTIFY, default="none", help_text=gettext_lazy(
         "none (dates as recorded), shift-dates (every date of a patient moved by the same secret offset) or "
         "intervals (days from the index operation instead of dates)."))
+    freeze = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=80,
+                             help_text=gettext_lazy("The name of a data freeze (GET /api/v1/freezes/) to export "
+                                                    "instead of the live registry: the same data whenever asked."))
 
 
 class ExportJobSerializer(serializers.Serializer):
@@ -62,6 +65,7 @@ class ExportJobSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=FORMATS)
     centre = StrictCharField(allow_null=True, help_text=gettext_lazy("null: the pooled dataset."))
     deidentify = serializers.ChoiceField(choices=DEIDENTIFY)
+    freeze = StrictCharField(allow_null=True, help_text=gettext_lazy("null: the live registry."))
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     error = StrictCharField(allow_null=True, help_text=gettext_lazy("Why the job failed; null unless it did."))
@@ -76,6 +80,7 @@ def export_row(request, job, kept):
     return ExportJobSerializer({
         "id": job.pk, "state": job.state, "step": job.step or None, "format": options.get("file_format"),
         "centre": options.get("centre") or None, "deidentify": options.get("deidentify"),
+        "freeze": options.get("freeze") or None,
         "created_at": job.created_at, "finished_at": job.finished_at, "error": jobs.error_message(job) or None,
         "download": request.build_absolute_uri(reverse("api:exports-download", args=[job.pk])) if done else None,
     }).data
@@ -164,13 +169,13 @@ class ExportViewSet(KnownQueryParameters, viewsets.GenericViewSet):
         data = serializer.validated_data
         # The export page's form decides which scopes the user may choose: the same rule, the same messages.
         form = export_form(request.user, {"centre": data.get("centre") or "", "file_format": data["format"],
-                                          "deidentify": data["deidentify"]})
+                                          "deidentify": data["deidentify"], "freeze": data.get("freeze") or ""})
         if not form.is_valid():
             raise serializers.ValidationError({FIELD_NAMES.get(name, name): list(messages)
                                                for name, messages in form.errors.items()})
         job = jobs.submit_export(request.user, centre=form.cleaned_data["centre"] or None,
                                  file_format=form.cleaned_data["file_format"],
-                                 deidentify=form.cleaned_data["deidentify"])
+                                 deidentify=form.cleaned_data["deidentify"], freeze=form.cleaned_data["freeze"])
         response = self.status_response(job, status.HTTP_202_ACCEPTED)
         response["Location"] = reverse("api:exports-detail", args=[job.pk])
         return response

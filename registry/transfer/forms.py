@@ -1,11 +1,12 @@
 """The forms of the import and export pages; the export's rules (formats, de-identification, scopes)
 are also those of the REST API's exports (registry/api/exports.py)."""
 from django import forms
+from django.utils import timezone
 from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from registry import access
+from registry import access, selectors
 from registry.dictionary import TABLE_MODELS, TABLES
 
 
@@ -22,6 +23,7 @@ class ImportForm(forms.Form):
 
 
 class ExportForm(forms.Form):
+    freeze = forms.ChoiceField(label=gettext_lazy("Data"), required=False)
     centre = forms.ChoiceField(label=gettext_lazy("Scope"), required=False)
     file_format = forms.ChoiceField(label=gettext_lazy("Format"), choices=[
         ("csv", "CSV (R, Python, any tool)"), ("xlsx", "Excel (.xlsx)"), ("dta", "Stata (.dta)"),
@@ -31,11 +33,16 @@ class ExportForm(forms.Form):
         ("shift-dates", gettext_lazy("shift dates: every date of a patient moved by the same secret offset")),
         ("intervals", gettext_lazy("intervals: days from the index operation instead of dates"))])
 
-    def __init__(self, *args, centres=(), pooled=True, **kwargs):
+    def __init__(self, *args, centres=(), pooled=True, freezes=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["centre"].choices = ([("", _("pooled: all centres"))] if pooled else []) + \
             [(c.code, str(c)) for c in centres]
         self.fields["centre"].required = not pooled
+        # A data freeze exports the same files whenever asked (registry.services.freezes).
+        self.fields["freeze"].choices = [("", _("the live registry, now"))] + [
+            (freeze.name, _("freeze %(name)s of %(date)s") % {"name": freeze.name,
+                                                             "date": f"{timezone.localtime(freeze.created_at):%Y-%m-%d}"})
+            for freeze in freezes]
 
 
 def export_form(user, data=None):
@@ -44,4 +51,4 @@ def export_form(user, data=None):
     codes = access.export_centre_codes(user)
     centres = list(access.centres_readable(access.SYSTEM if codes == access.ALL else user))
     centres = [c for c in centres if codes == access.ALL or c.code in codes]
-    return ExportForm(data, centres=centres, pooled=codes == access.ALL)
+    return ExportForm(data, centres=centres, pooled=codes == access.ALL, freezes=selectors.freezes())

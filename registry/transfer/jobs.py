@@ -23,7 +23,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from registry import access
+from registry import access, selectors
 from registry.models import Job
 from registry.transfer.exporting import dataset_export, export_filename
 from registry.transfer.importing import file_import
@@ -39,8 +39,8 @@ def submit_import(user, *, data, file_name, table=None, dry_run=True):
     return _submit(Job(kind=Job.IMPORT, user=user, options=options, payload=data))
 
 
-def submit_export(user, *, centre=None, file_format="csv", deidentify="none"):
-    options = {"centre": centre or "", "file_format": file_format, "deidentify": deidentify}
+def submit_export(user, *, centre=None, file_format="csv", deidentify="none", freeze=None):
+    options = {"centre": centre or "", "file_format": file_format, "deidentify": deidentify, "freeze": freeze or ""}
     return _submit(Job(kind=Job.EXPORT, user=user, options=options))
 
 
@@ -229,10 +229,14 @@ def _run_export(job):
                "deidentify": job.options["deidentify"]}
     if not access.can_export(job.user, options["centre"] or access.ALL):  # rights may have changed meanwhile
         raise PermissionDenied
+    name = job.options.get("freeze")
+    freeze = selectors.freeze_named(name) if name else None
+    if name and freeze is None:  # freezes are never deleted; a job of another database's freeze
+        raise ValueError(f"There is no freeze {name}.")
     buffer = io.BytesIO()
-    dataset_export(user=job.user, out=buffer, **options)
+    dataset_export(user=job.user, out=buffer, freeze=freeze, **options)
     job.result = buffer.getvalue()
-    job.result_name = export_filename(**options)
+    job.result_name = export_filename(freeze=name, **options)
 
 
 def has_result(job):

@@ -70,7 +70,7 @@ def export_download(request):
     if request.method == "POST" and form.is_valid():
         job = jobs.submit_export(request.user, centre=form.cleaned_data["centre"] or None,
                                  file_format=form.cleaned_data["file_format"],
-                                 deidentify=form.cleaned_data["deidentify"])
+                                 deidentify=form.cleaned_data["deidentify"], freeze=form.cleaned_data["freeze"])
         return redirect("job_detail", pk=job.pk)
     return render(request, "transfer/export.html", {"form": form, "formats": FORMATS, "deidentify": DEIDENTIFY,
                                                     "jobs": jobs.jobs_of(request.user)})

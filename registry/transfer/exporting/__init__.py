@@ -45,9 +45,9 @@ __all__ = ["DEIDENTIFY", "FORMATS", "dataset_export", "export_filename"]
 DICTIONARY_FIELDS = ("variable", "table", "type", "label", "codes", "unit", "required", "rule", "missing_codes")
 
 
-def export_filename(*, centre=None, file_format="csv", deidentify="none", when=None):
+def export_filename(*, centre=None, file_format="csv", deidentify="none", freeze=None, when=None):
     when = when or timezone.localtime()
-    suffix = "" if deidentify == "none" else f"-{deidentify}"
+    suffix = ("" if deidentify == "none" else f"-{deidentify}") + (f"-freeze-{freeze}" if freeze else "")
     return f"registry-{centre or 'pooled'}-{file_format}{suffix}-{when:%Y%m%d-%H%M}.zip"
 
 

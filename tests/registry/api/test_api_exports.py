@@ -21,7 +21,7 @@ from tests.registry.transfer.test_import_support import centres, cohort
 
 pytestmark = pytest.mark.django_db
 
-STATUS_KEYS = {"id", "state", "step", "format", "centre", "deidentify", "created_at", "finished_at", "error",
+STATUS_KEYS = {"id", "state", "step", "format", "centre", "deidentify", "freeze", "created_at", "finished_at", "error",
                "download"}
 
 
@@ -253,3 +253,27 @@ def test_the_guide_and_the_schema_describe_the_exports():
     download = schema["paths"]["/api/v1/exports/{id}/download/"]["get"]
     assert download["responses"]["200"]["content"] == {"application/zip": {"schema": {"type": "string",
                                                                                        "format": "binary"}}}
+
+
+def test_a_freeze_is_exported_as_it_was_frozen_whatever_changed_since(coordinator_api, coordinator):
+    from registry import access, services
+    from registry.models import Patient
+
+    services.freeze_create(user=access.SYSTEM, name="interim-2026")
+    changed = Patient.objects.order_by("pk").first()
+    services.record_delete(user=access.SYSTEM, record=changed, reason="test: changed after the freeze")
+
+    submitted = submit(coordinator_api, freeze="interim-2026")
+    status = finished_status(coordinator_api, submitted["Location"]).json()
+    assert (status["state"], status["freeze"]) == ("done", "interim-2026")
+    job = Job.objects.get()
+    assert re.fullmatch(r"registry-pooled-csv-freeze-interim-2026-\d{8}-\d{4}\.zip", job.result_name)
+    archive = zipfile.ZipFile(io.BytesIO(coordinator_api.get(status["download"]).content))
+    patients = archive.read("patients.csv").decode("utf-8-sig")
+    assert changed.pk in patients and len(patients.splitlines()) == 1 + 12  # the deleted patient is in the freeze
+    assert "Data freeze:  interim-2026" in archive.read("README.txt").decode()
+
+
+def test_an_unknown_freeze_is_a_400_naming_it(coordinator_api):
+    response = submit(coordinator_api, freeze="no-such-freeze")
+    assert "freeze" in field_errors(response) and not Job.objects.exists()

@@ -78,3 +78,21 @@ def test_unknown_option_is_a_form_error_not_a_500(client, registry):
     response = download(client, file_format="exe")
     assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
     assert not ExportLog.objects.exists()
+
+
+def test_the_page_exports_a_data_freeze_as_it_was_frozen(client, registry):
+    from registry import access, services
+    from registry.models import Patient
+
+    client.force_login(f.user("coordinator", memberships=[("MUC", "coordinator")]))
+    services.freeze_create(user=access.SYSTEM, name="paper")
+    page = client.get(reverse("export_download")).content.decode()
+    assert 'value="paper"' in page and "the live registry, now" in page
+    gone = Patient.objects.order_by("pk").first()
+    services.record_delete(user=access.SYSTEM, record=gone, reason="test: deleted after the freeze")
+
+    frozen = zipfile.ZipFile(io.BytesIO(download(client, freeze="paper").content))
+    live = zipfile.ZipFile(io.BytesIO(download(client).content))
+    assert gone.pk in frozen.read("patients.csv").decode("utf-8-sig")
+    assert gone.pk not in live.read("patients.csv").decode("utf-8-sig")
+    assert list(ExportLog.objects.order_by("pk").values_list("freeze", flat=True)) == ["paper", ""]
