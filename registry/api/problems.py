@@ -73,18 +73,18 @@ def problem_json_response(status, code, detail, request=None, **members):
     return JsonResponse(problem(status, code, detail, request, **members), status=status, content_type=MEDIA_TYPE)
 
 
-def field_errors(detail, prefix=""):
-    """A ValidationError's detail (nested dicts and lists of ErrorDetail) as flat error objects."""
+def field_errors(detail, field=""):
+    """A ValidationError's detail (nested dicts and lists of messages) as flat error objects; a
+    nested field is dotted (missing_codes.sex, or 0.sex for an item of a list)."""
+    def inner(name):
+        return f"{field}.{name}" if field else str(name)
+
     if isinstance(detail, dict):
-        return [error for key, value in detail.items()
-                for error in field_errors(value, f"{prefix}.{key}" if prefix else str(key))]
-    if isinstance(detail, list):
-        if all(isinstance(item, (str, exceptions.ErrorDetail)) for item in detail):
-            return [{"field": prefix or "non_field_errors", "code": getattr(item, "code", VALIDATION) or VALIDATION,
-                     "detail": str(item)} for item in detail]
+        return [error for key, value in detail.items() for error in field_errors(value, inner(key))]
+    if isinstance(detail, list):  # messages of this field, or the items of a list field
         return [error for index, item in enumerate(detail)
-                for error in field_errors(item, f"{prefix}.{index}" if prefix else str(index))]
-    return [{"field": prefix or "non_field_errors", "code": getattr(detail, "code", VALIDATION) or VALIDATION,
+                for error in field_errors(item, field if isinstance(item, str) else inner(index))]
+    return [{"field": field or "non_field_errors", "code": getattr(detail, "code", None) or VALIDATION,
              "detail": str(detail)}]
 
 
