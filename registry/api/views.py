@@ -7,8 +7,8 @@
 - Every write goes through registry.services: a rule violation is a 400 naming the column, and
   nothing is written; the audit trail records the API user.
 - Errors are problem details (registry.api.problems). A locked record (or any record of a locked
-  patient) refuses every write with 409 and code `record_locked`; a change of a complete or verified record needs a
-  `reason`. POST .../<id>/status/ moves a record through the data-management cycle
+  patient) refuses every write with 409 and code `record_locked`; a change of a complete or
+  verified record needs a `reason`. POST .../<id>/status/ moves a record through the data-management cycle
   (registry.services.status), for a monitor too, who writes nothing else.
 - Optimistic concurrency: every record answers with `ETag: "<version>"`; a change or deletion must
   send it back in `If-Match` (428 without it, unless settings.API_REQUIRE_IF_MATCH is off), and one
