@@ -48,13 +48,16 @@ def authenticate_key(request, key, kind, message):
 
 
 class TokenScope(permissions.BasePermission):
-    """A read-only token reads; it never changes or deletes."""
+    """A read-only token reads; it never changes or deletes. A view whose POST only reads (a dataset
+    export job) says so with `post_only_reads = True`."""
 
     message = _("This token is read-only.")
 
     def has_permission(self, request, view):
         token = request.auth
-        return not (isinstance(token, ApiToken) and token.read_only and request.method not in permissions.SAFE_METHODS)
+        if not (isinstance(token, ApiToken) and token.read_only) or request.method in permissions.SAFE_METHODS:
+            return True
+        return request.method == "POST" and getattr(view, "post_only_reads", False)
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):

@@ -132,6 +132,7 @@ class ExportViewSet(KnownQueryParameters, viewsets.GenericViewSet):
     queryset = Job.objects.none()
     serializer_class = ExportJobSerializer
     pagination_class = None
+    post_only_reads = True  # submitting an export changes no record: a read-only token may (a statistician's)
     lookup_value_regex = "[^/]+"  # any value reaches the view, which answers 404 in JSON
 
     def perform_content_negotiation(self, request, force=False):
