@@ -826,7 +826,9 @@ def test_a_hostile_value_in_one_cell_is_read_or_refused_at_that_cell(registry_st
         assert (problem.sheet, problem.column) == (where, name), problem
         assert r + 2 <= problem.row <= r + 2 + breaks, problem
         if fmt == "zip":
-            assert problem.value == text, problem
+            # A cell's own error shows the cell as it was; a rule between cells shows the value as read
+            # (stripped: a cell of Unicode whitespace such as U+0085 reads as blank; found by the deep profile).
+            assert problem.value in (text, text.strip()), problem
 
 
 HOSTILE_NAMES = st.sampled_from(["patients.csv", "follow_up.csv", "Follow-up 2024.csv", "upload.csv", "data.txt",
