@@ -1,11 +1,11 @@
 """Both slash forms of an API address work: /api/v1/patients and /api/v1/patients/ are the same
-endpoint, for every method.
+endpoint, for every method; so are /redcap/api and /redcap/api/.
 
 Django's APPEND_SLASH would answer the first with a 301, and clients follow a 301 of a POST with a
 GET (the body lost), or not at all; so the path is completed here instead, before any view runs."""
 from django.urls import is_valid_path
 
-PREFIX = "/api/"
+PREFIXES = ("/api/", "/redcap/api")
 
 
 class OptionalTrailingSlashMiddleware:
@@ -14,7 +14,7 @@ class OptionalTrailingSlashMiddleware:
 
     def __call__(self, request):
         path = request.path_info
-        if path.startswith(PREFIX) and not path.endswith("/"):
+        if path.startswith(PREFIXES) and not path.endswith("/"):
             urlconf = getattr(request, "urlconf", None)
             if not is_valid_path(path, urlconf) and is_valid_path(f"{path}/", urlconf):
                 request.path_info, request.path = f"{path}/", f"{request.path}/"

@@ -35,6 +35,12 @@ def test_version_is_plain_text(post):
     assert response.status_code == 200 and response.content == b"14.5.0"
 
 
+def test_the_endpoint_answers_a_post_without_its_final_slash_not_a_redirect(nurse):
+    # A client given the address without the slash would follow a 301 with a GET and lose the form.
+    response = Client().post("/redcap/api", {"token": redcap_token_for(nurse), "content": "version"})
+    assert response.status_code == 200 and response.content == b"14.5.0"
+
+
 def test_project_info_says_classic_with_repeating_instruments(post):
     info = post("project", format="json").json()
     assert info["is_longitudinal"] == 0 and info["has_repeating_instruments_or_events"] == 1
