@@ -18,29 +18,14 @@ at the end. Then, alternately, `runs` times each:
 Target: a freeze of 10,000 patients in <= 5 s. Also printed: the size of what a freeze stores, and
 the time to read a freeze back into the analysis frame against reading the live registry.
 """
-import argparse
 import io
 import os
-import time
 
-from scratch import copy_cohort, scratch_database, setup_django
+from scratch import ADMIN_URL, copy_cohort, parse_runs_args, scratch_database, setup_django, summary, timed
 
 SCRATCH_DB = "registry_bench_freeze"
-ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--patients", type=int, default=10000)
-    parser.add_argument("--runs", type=int, default=3, help="runs of each (the best and the median are printed)")
-    parser.add_argument("--seed", type=int, default=1)
-    return parser.parse_args()
-
-
-def timed(function):
-    started, cpu = time.perf_counter(), time.process_time()
-    result = function()
-    return time.perf_counter() - started, time.process_time() - cpu, result
 
 
 def stored_bytes(freeze):
@@ -52,15 +37,9 @@ def stored_bytes(freeze):
         return cursor.fetchone()
 
 
-def summary(label, runs):
-    walls = sorted(wall for wall, _cpu in runs)
-    best = min(runs)
-    return (f"{label}: best {best[0]:.2f} s (CPU {best[1]:.2f} s), median {walls[len(walls) // 2]:.2f} s "
-            f"of {len(runs)}")
-
 
 def main():
-    args = parse_args()
+    args = parse_runs_args(__doc__.split("\n\n")[0])
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     database_url = scratch_database(ADMIN_URL, SCRATCH_DB)
     try:

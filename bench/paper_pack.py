@@ -16,35 +16,16 @@ freezes it (not measured) and drops the database at the end. Then, alternately, 
 Target: the pack of 10,000 patients in <= 15 s. Also printed: where the pack's time goes (the report,
 the figures, the rest) in the last run, its size and that every run gave the same SHA-256.
 """
-import argparse
 import io
 import os
 import time
 
-from scratch import copy_cohort, scratch_database, setup_django
+from scratch import ADMIN_URL, copy_cohort, parse_runs_args, scratch_database, setup_django, summary, timed
 
 SCRATCH_DB = "registry_bench_paper_pack"
-ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--patients", type=int, default=10000)
-    parser.add_argument("--runs", type=int, default=3, help="runs of each (the best and the median are printed)")
-    parser.add_argument("--seed", type=int, default=1)
-    return parser.parse_args()
 
-
-def timed(function):
-    started, cpu = time.perf_counter(), time.process_time()
-    result = function()
-    return time.perf_counter() - started, time.process_time() - cpu, result
-
-
-def summary(label, runs):
-    walls = sorted(wall for wall, _cpu in runs)
-    best = min(runs)
-    return f"{label}: best {best[0]:.2f} s (CPU {best[1]:.2f} s), median {walls[len(walls) // 2]:.2f} s of {len(runs)}"
 
 
 class Stopwatch:
@@ -72,7 +53,7 @@ class Stopwatch:
 
 
 def main():
-    args = parse_args()
+    args = parse_runs_args(__doc__.split("\n\n")[0])
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     database_url = scratch_database(ADMIN_URL, SCRATCH_DB)
     try:

@@ -3,11 +3,13 @@ this process's memory use.
 
 The benchmarks are run as scripts (python bench/x.py), so this module is imported as `scratch`.
 """
+import argparse
 import collections
 import datetime
 import os
 import resource
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -88,3 +90,31 @@ def current_rss_mb():
     """Resident memory of this process now (MB), from /proc (Linux)."""
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+# --- what the PostgreSQL benchmarks of one operation share (bench/freeze.py, bench/paper_pack.py) ---
+
+ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+
+
+def parse_runs_args(description):
+    """--patients, --runs and --seed, as every such benchmark takes them."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--patients", type=int, default=10000)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each (the best and the median are printed)")
+    parser.add_argument("--seed", type=int, default=1)
+    return parser.parse_args()
+
+
+def timed(function):
+    """(wall seconds, CPU seconds, result) of one call."""
+    started, cpu = time.perf_counter(), time.process_time()
+    result = function()
+    return time.perf_counter() - started, time.process_time() - cpu, result
+
+
+def summary(label, runs):
+    """The best and the median of (wall, CPU) runs, as one line."""
+    walls = sorted(wall for wall, _cpu in runs)
+    best = min(runs)
+    return f"{label}: best {best[0]:.2f} s (CPU {best[1]:.2f} s), median {walls[len(walls) // 2]:.2f} s of {len(runs)}"
