@@ -131,7 +131,8 @@ def export_project(request, post, fmt):
                          "REDCap-compatible API (records are imported with every rule of the registry).",
         "custom_record_label": "", "secondary_unique_field": "", "is_longitudinal": 0,
         "has_repeating_instruments_or_events": 1, "surveys_enabled": 0, "scheduling_enabled": 0,
-        "record_autonumbering_enabled": 1,  # the registry issues the pseudonyms (forceAutoNumber) "randomization_enabled": 0, "ddp_enabled": 0,
+        # the registry issues the pseudonyms (forceAutoNumber)
+        "record_autonumbering_enabled": 1, "randomization_enabled": 0, "ddp_enabled": 0,
         "project_irb_number": "", "project_grant_number": "", "project_pi_firstname": "",
         "project_pi_lastname": "", "display_today_now_button": 1, "missing_data_codes": MISSING_DATA_CODES,
         "external_modules": "", "bypass_branching_erase_field_prompt": 0,

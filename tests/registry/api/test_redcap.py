@@ -48,6 +48,12 @@ def test_project_info_says_classic_with_repeating_instruments(post):
     assert len(csv_info) == 1 and csv_info[0]["is_longitudinal"] == "0"
 
 
+def test_project_info_has_every_flag_a_redcap_client_reads(post):
+    # A comment once swallowed randomization_enabled and ddp_enabled from the answer.
+    info = post("project", format="json").json()
+    assert (info["record_autonumbering_enabled"], info["randomization_enabled"], info["ddp_enabled"]) == (1, 0, 0)
+
+
 def test_form_event_mapping_is_refused_as_for_a_classic_project(post):
     response = post("formEventMapping", format="json")
     assert response.status_code == 400
