@@ -31,6 +31,10 @@ CENTRE_ADJUSTMENTS = ("none", "stratified", "robust")
 # How the paper pack's analysis data are de-identified (analysis/paper): "intervals" keeps no calendar
 # date (as the dataset export's option of that name), "none" keeps the index date.
 PACK_DEIDENTIFY = ("intervals", "none")
+CENTRE_FACTORS = tuple(factor for factor in FACTORS if factor != "histology")  # one column each
+# The smallest value of each bounded number (the API's schema states them too).
+MINIMUMS = {"size_cutoff_mm": 0, "tfi_cutoff_months": 0, "systemic_window_months": 0, "landmark_months": 0,
+            "lesions_cutoff": 1}
 
 
 class PlanError(ValueError):
@@ -219,9 +223,8 @@ def _validate(plan):
         if not condition:
             raise PlanError(message)
 
-    for name in ("size_cutoff_mm", "tfi_cutoff_months", "systemic_window_months", "landmark_months"):
-        check(getattr(plan, name) >= 0, f"plan parameter {name!r} must be >= 0")
-    check(plan.lesions_cutoff >= 1, "plan parameter 'lesions_cutoff' must be >= 1")
+    for name, minimum in MINIMUMS.items():
+        check(getattr(plan, name) >= minimum, f"plan parameter {name!r} must be >= {minimum}")
     check(bool(plan.name.strip()), "plan parameter 'name' must not be blank")
     check(plan.histologies and set(plan.histologies) <= set(HISTOLOGIES)
           and len(set(plan.histologies)) == len(plan.histologies),
@@ -242,7 +245,7 @@ def _validate(plan):
           "plan parameter 'complete_margins' must be [R0] or [R0, R1]")
     check(plan.centre_adjustment in CENTRE_ADJUSTMENTS,
           f"plan parameter 'centre_adjustment' must be one of {', '.join(CENTRE_ADJUSTMENTS)}")
-    check(plan.centre_factor in FACTORS and plan.centre_factor != "histology",
+    check(plan.centre_factor in CENTRE_FACTORS,
           "plan parameter 'centre_factor' must name a one-column factor of " + ", ".join(FACTORS))
 
 

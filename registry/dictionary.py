@@ -249,8 +249,12 @@ def import_columns(table):
     return IMPORT_COLUMNS[table]
 
 
+_COLUMN = {(table, c.name): c for table, table_columns in COLUMNS.items() for c in table_columns}
+
+
 def column(table, name):
-    return next(c for c in COLUMNS[table] if c.name == name)
+    """One column of a table (a lookup: imports call it for every cell)."""
+    return _COLUMN[table, name]
 
 
 def required_label(col):

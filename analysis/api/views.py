@@ -24,10 +24,12 @@ from analysis import plan as plans
 from analysis import provenance
 from analysis.plan import (
     CENTRE_ADJUSTMENTS,
+    CENTRE_FACTORS,
     ENDPOINTS,
     FACTORS,
     HISTOLOGIES,
     MARGINS,
+    MINIMUMS,
     PACK_DEIDENTIFY,
     AnalysisPlan,
     PlanError,
@@ -42,13 +44,11 @@ from registry.security import audit
 PLAN_DEFAULTS = AnalysisPlan()
 PLAN_ENUMS = {"histologies": HISTOLOGIES, "multivariable_covariates": FACTORS, "multivariable_endpoints": ENDPOINTS,
               "complete_margins": MARGINS, "index_rule": INDEX_RULES, "centre_adjustment": CENTRE_ADJUSTMENTS,
-              "centre_factor": tuple(factor for factor in FACTORS if factor != "histology"),
+              "centre_factor": CENTRE_FACTORS,
               "language": tuple(code for code, _name in settings.LANGUAGES), "pack_deidentify": PACK_DEIDENTIFY}
 # The bounds analysis.plan checks, stated in the schema (rules between parameters, such as
 # period_start <= period_end, are checked by the plan alone: a 400 naming them).
-PLAN_BOUNDS = {"size_cutoff_mm": {"minimum": 0}, "tfi_cutoff_months": {"minimum": 0},
-               "systemic_window_months": {"minimum": 0}, "landmark_months": {"minimum": 0},
-               "lesions_cutoff": {"minimum": 1}}
+PLAN_BOUNDS = {name: {"minimum": minimum} for name, minimum in MINIMUMS.items()}
 PLAN_ITEM_BOUNDS = {"rate_times_months": {"exclusiveMinimum": True, "minimum": 0},
                     "cutoff_search_range": {"exclusiveMinimum": True, "minimum": 0, "exclusiveMaximum": True,
                                             "maximum": 1}}

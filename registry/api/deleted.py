@@ -7,7 +7,6 @@
   (registry.services.record_restore, which checks the rules again: a violation is a 400 with the
   rule's message). Another role gets 403; another centre's tombstone is a 404.
 """
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -157,9 +156,6 @@ class DeletedRecordViewSet(KnownQueryParameters, viewsets.GenericViewSet):
         serializer = RestoreSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         with service_errors():
-            try:
-                services.record_restore(user=request.user, deleted_record=tombstone, source="api",
-                                        reason=serializer.validated_data["reason"])
-            except PermissionDenied as error:
-                raise exceptions.PermissionDenied(str(error)) from error
+            services.record_restore(user=request.user, deleted_record=tombstone, source="api",
+                                    reason=serializer.validated_data["reason"])
         return Response(deleted_row(self.get_queryset().get(pk=tombstone.pk)))

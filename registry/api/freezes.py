@@ -9,7 +9,6 @@
   patients, so it is row-level data: only the centres whose records the user may read (every
   centre for a coordinator or the analyst permission), and the read is recorded.
 """
-from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -98,8 +97,6 @@ class FreezeListView(KnownQueryParameters, APIView):
         serializer.is_valid(raise_exception=True)
         try:
             freeze = services.freeze_create(user=request.user, **serializer.validated_data)
-        except PermissionDenied as error:
-            raise exceptions.PermissionDenied(str(error)) from error
         except DjangoValidationError as error:
             raise serializers.ValidationError(error.message_dict) from error
         return Response(freeze_row(freeze, request.user), status=status.HTTP_201_CREATED)

@@ -8,10 +8,8 @@ query's state does not allow a 400, another centre's query a 404.
 A script answers by correcting the record through its endpoint (PATCH with If-Match) and then
 answering with `record_version`, the version the change created (its ETag): the answer names it.
 """
-from contextlib import contextmanager
 
 from axes.helpers import get_client_ip_address
-from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -24,8 +22,7 @@ from registry import access
 from registry.api.fields import StrictCharField
 from registry.api.pagination import CursorPages
 from registry.api.query_parameters import KnownQueryParameters
-from registry.api.views import service_errors as record_service_errors
-from registry.api.views import split_list
+from registry.api.views import service_errors, split_list
 from registry.dictionary import TABLE_MODELS
 from registry.models import Patient, Query, QueryMessage
 from registry.security import audit
@@ -185,7 +182,7 @@ class QueryViewSet(KnownQueryParameters, viewsets.GenericViewSet):
     def retrieve(self, request, *args, **kwargs):
         query = self.stored_query()
         audit.log_read(request, patient_ids=[query.patient_id])
-        return self.query_response(query.pk)
+        return Response(QuerySerializer(query).data)  # stored_query read it with its messages
 
     def create(self, request, *args, **kwargs):
         serializer = QueryRaiseSerializer(data=request.data)
@@ -224,13 +221,3 @@ def _readable_record(request, model, record_id):
             audit.log_if_hidden(request, model, record_id)
         raise serializers.ValidationError({"record_id": [_("There is no such record.")]})
     return found
-
-
-@contextmanager
-def service_errors():
-    """The record endpoints' mapping of services' errors, and a refused move as a 403 that says why."""
-    try:
-        with record_service_errors():
-            yield
-    except PermissionDenied as error:
-        raise exceptions.PermissionDenied(str(error)) from error

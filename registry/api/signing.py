@@ -13,11 +13,10 @@ recorded, and a wrong password counted toward the sign-in lockout (registry.secu
 import json
 
 from axes.helpers import get_client_ip_address
-from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -99,14 +98,11 @@ class SignaturesMixin:
         serializer = SignRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         with service_errors():
-            try:
-                with identity_checked(request, user=request.user, patient_id=patient.pk):
-                    signature = signatures.case_sign(
-                        user=request.user, patient=patient, password=serializer.validated_data["password"],
-                        otp=serializer.validated_data.get("otp"), ip_address=get_client_ip_address(request._request),
-                        source="api")
-            except PermissionDenied as error:
-                raise exceptions.PermissionDenied(str(error)) from error
+            with identity_checked(request, user=request.user, patient_id=patient.pk):
+                signature = signatures.case_sign(
+                    user=request.user, patient=patient, password=serializer.validated_data["password"],
+                    otp=serializer.validated_data.get("otp"), ip_address=get_client_ip_address(request._request),
+                    source="api")
         return Response(SignatureSerializer(signature).data, status=status.HTTP_201_CREATED)
 
 
@@ -155,12 +151,9 @@ class VerificationMixin:
             serializer = VerifyRequestSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             with service_errors():
-                try:
-                    record, _written = sdv.fields_verify(user=request.user, record=record, source="api",
-                                                         fields=serializer.validated_data["fields"],
-                                                         expected_version=version)
-                except PermissionDenied as error:
-                    raise exceptions.PermissionDenied(str(error)) from error
+                record, _written = sdv.fields_verify(user=request.user, record=record, source="api",
+                                                     fields=serializer.validated_data["fields"],
+                                                     expected_version=version)
         else:
             audit.log_read(request, patient_ids=[record.patient_id])
         return Response(verification_body(record), headers={"ETag": etag(record.version)})

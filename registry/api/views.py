@@ -20,7 +20,6 @@ import datetime
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.urls import reverse
@@ -352,12 +351,9 @@ class RecordViewSet(KnownQueryParameters, viewsets.GenericViewSet):
         serializer = StatusChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         with service_errors():
-            try:
-                services.record_status_set(user=request.user, record=record, source="api",
-                                           status=serializer.validated_data["status"],
-                                           reason=serializer.validated_data.get("reason"))
-            except PermissionDenied as error:
-                raise exceptions.PermissionDenied(str(error)) from error
+            services.record_status_set(user=request.user, record=record, source="api",
+                                       status=serializer.validated_data["status"],
+                                       reason=serializer.validated_data.get("reason"))
         return self.record_response(record.pk)
 
     def destroy(self, request, *args, **kwargs):

@@ -28,13 +28,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from registry import access, rules, soft_checks
-from registry.cases import assemble, centre_of
+from registry.cases import TABLE_OF, assemble, centre_of
 from registry.dictionary import TABLE_MODELS
 from registry.models import Patient, Query, QueryMessage
 from registry.selectors import stored_records
 from registry.services.seals import seal_on_commit
 
-TABLE_OF = {model: table for table, model in TABLE_MODELS.items()}
 TEXT_MAX_LENGTH = 2000
 CHUNK = 5000  # patients per read (SQLite caps the parameters of one query)
 MOVE_LABELS = {"answer": gettext_lazy("answered"), "close": gettext_lazy("closed"), "reopen": gettext_lazy("reopened")}

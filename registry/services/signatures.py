@@ -209,9 +209,10 @@ class SignatureState:
 
 def changes_signed_data(row):
     """Whether a history row added, deleted or changed a signed value (not only the status)."""
-    if row.history_type != "~" or row.prev_record is None:
+    previous = row.prev_record if row.history_type == "~" else None  # a query: read once
+    if previous is None:
         return True
-    return any(change.field not in NOT_SIGNED for change in row.diff_against(row.prev_record).changes)
+    return any(change.field not in NOT_SIGNED for change in row.diff_against(previous).changes)
 
 
 def first_change_after(patient_id, moment):

@@ -70,8 +70,8 @@ def jobs_of(user, limit=10, kind=None):
 
 
 def job_of(user, pk):
-    """The user's job `pk`, or Job.DoesNotExist (also for another user's job)."""
-    job = Job.objects.defer("payload").get(pk=pk, user=user)
+    """The user's job `pk` without its files, or Job.DoesNotExist (also for another user's job)."""
+    job = Job.objects.defer("payload", "result").get(pk=pk, user=user)  # the file: result_bytes
     if _lost(job):
         fail(job.pk, "lost")
         job.refresh_from_db()
