@@ -12,7 +12,8 @@
   declare them before importing the records);
 - redcap_records.csv: the records in REDCap's flat layout, built by the API's own record export
   (registry.api.redcap.record_rows): a row per patient with its patient and primary tumour, then a
-  row per repeating instance (redcap_repeat_instrument, redcap_repeat_instance 1, 2, ... by date).
+  row per repeating instance (redcap_repeat_instrument, and redcap_repeat_instance: the record's
+  own number, given when it was entered and never changed).
 
 The records are those of the export's scope, de-identified as its tables: shifted dates, or for
 intervals every date field <name> becomes the integer field <name>_days (days from the index
